@@ -1,0 +1,168 @@
+/**
+ * Domain types shared by the stages of the harness (config → plan → pool →
+ * worker → scoring → store → analysis → report). Every stage takes and returns
+ * these plain values, so each can be run and tested alone.
+ *
+ * @module
+ */
+
+/** How memorization is measured (the paper's settings are the defaults). */
+export interface MemorizationSettings {
+  /** First token of the context within a row (paper: 0). */
+  offset: number;
+  /** Context length k (paper: 32). */
+  context: number;
+  /** Continuation length l (paper: 32). */
+  continuation: number;
+  /**
+   * `extractable`: one teacher-forced pass gives `prefix` and `memorized`
+   * exactly; `matches` is then the teacher-forced match count.
+   * `full`: additionally free-running greedy generation after the first
+   * mismatch, so `matches` is the paper's score × l.
+   */
+  mode: "extractable" | "full";
+  /** Token ids never chosen by greedy generation (Pythia: end-of-text id 0). */
+  suppressedTokens: number[];
+}
+
+/** One checkpoint of one model of the suite. */
+export interface Checkpoint {
+  /** Training step; the checkpoint has seen rows [0, step · sequencesPerStep). */
+  step: number;
+  /** Absolute path of the ONNX file. */
+  path: string;
+}
+
+/** One model (size) of the suite. */
+export interface ModelSpec {
+  name: string;
+  /** Total parameter count (used for compute C = 6·N·D by default). */
+  parameters: number;
+  /** Parameters without embeddings, when known. */
+  nonEmbeddingParameters?: number;
+  /** Vocabulary size, when declared; otherwise read from the ONNX graph. */
+  vocabSize?: number;
+  /** Checkpoints in ascending step order. */
+  checkpoints: Checkpoint[];
+}
+
+/** The suite: models × checkpoints plus how steps map to training rows. */
+export interface Suite {
+  models: ModelSpec[];
+  /** Rows (training sequences) consumed per optimizer step (Pythia: 1024). */
+  sequencesPerStep: number;
+  /** Tokens counted per row for compute D (Pythia: 2048). */
+  tokensPerSequence: number;
+  /** End-of-text token id (Pythia: 0). */
+  endOfTextId: number;
+  /** Absolute path of a Hugging Face `tokenizer.json`, when given. */
+  tokenizer?: string;
+}
+
+/** Token data formats understood by {@link TokenReader}s. */
+export type DataFormat = "megatron" | "raw" | "npy";
+
+/** Where the training rows are. */
+export interface DataSpec {
+  format: DataFormat;
+  /** Absolute path: the `.bin` (megatron: the prefix or `.bin`/`.idx`), the raw `.bin`, or the `.npy`. */
+  path: string;
+  /** Tokens per row (raw format: required; others: checked when given). */
+  rowLength?: number;
+  /** Element type of the raw format (megatron and npy carry their own). */
+  dtype?: "uint16" | "int32" | "int64" | "uint32";
+  /** Optional per-row duplicate counts (a `.npy` of one integer per row, or a CSV `row,count`). */
+  duplicates?: string;
+}
+
+/** Which rows are scored. Each checkpoint scores only the selected rows it has seen. */
+export type RowSelection =
+  | { kind: "seen" }
+  | { kind: "range"; start: number; end: number }
+  | { kind: "sample"; count: number; seed: number };
+
+/** One device slot of the worker pool, e.g. `cpu`, `cuda:0`, `webgpu:0`. */
+export interface DeviceSlot {
+  device: string;
+  /** Intra-op threads of the ONNX session. */
+  threads: number;
+}
+
+/** The analysis settings of an experiment. */
+export interface AnalysisSettings {
+  /** Minimum precision required of a recommended predictor (default 0.9). */
+  minPrecision: number;
+  /** Compute budgets as fractions of the target's compute. */
+  budgets: number[];
+  /** Bootstrap resamples for confidence bands (Poisson weights over rows). */
+  bootstrap: number;
+  /** Seed of every random choice in the analysis. */
+  seed: number;
+  /** Which parameter count enters C = 6·N·D. */
+  parameterCount: "total" | "non-embedding";
+}
+
+/** A validated experiment: everything is typed and every path is absolute. */
+export interface Experiment {
+  /** Name used for the run folder (default: the file's base name). */
+  name: string;
+  /** Absolute path of the experiment file. */
+  file: string;
+  suite: Suite;
+  data: DataSpec;
+  memorization: MemorizationSettings;
+  rows: RowSelection;
+  /** The model whose memorization is predicted, at a step (default: the largest model, last step). */
+  target: { model: string; step: number };
+  /** Device slots, one worker each. */
+  devices: DeviceSlot[];
+  /** Rows per forward pass. */
+  batchSize: number;
+  /** Rows per shard (the unit of work, storage and resume). */
+  shardSize: number;
+  /** Absolute path of the run folder (default `runs/<name>` beside main.ts's cwd). */
+  output: string;
+  analysis: AnalysisSettings;
+}
+
+/** Per-row results of scoring a batch or a shard, columnar. */
+export interface RowScores {
+  /** Row indices in the dataset (ascending within a shard). */
+  rows: Uint32Array;
+  /** Matched continuation tokens, 0..l (the paper's score × l). */
+  matches: Uint8Array;
+  /** Length of the exact matched prefix of the continuation, 0..l. */
+  prefix: Uint8Array;
+  /** Teacher-forced mean negative log-likelihood of the continuation (nats/token). */
+  nll: Float32Array;
+}
+
+/** One unit of work: rows of one shard scored by one checkpoint. */
+export interface Job {
+  /** Stable id, e.g. `m3/step143/shard0007`. */
+  id: string;
+  model: string;
+  step: number;
+  /** Absolute ONNX path of the checkpoint. */
+  path: string;
+  /** Shard number within the experiment's row selection. */
+  shard: number;
+  /** Rows to score, ascending. */
+  rows: Uint32Array;
+  /** Estimated scoring FLOPs (2 · N · tokens), for ordering and cluster packing. */
+  flops: number;
+}
+
+/** The scores of one checkpoint over all rows it scored (read from the store or imported). */
+export interface CheckpointScores {
+  model: string;
+  step: number;
+  /** Continuation length l the matches are out of. */
+  continuation: number;
+  rows: Uint32Array;
+  matches: Uint8Array;
+  /** Absent for imported scores that carry only accuracy. */
+  prefix?: Uint8Array;
+  /** Absent for imported scores. */
+  nll?: Float32Array;
+}
