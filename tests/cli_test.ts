@@ -1,0 +1,125 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const BAD = join(ROOT, "tests", "fixtures", "bad-experiments");
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `deno run -P=run main.ts ...args` in the project folder. */
+async function cli(...args: string[]): Promise<Result> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-P=run", "main.ts", ...args],
+    cwd: ROOT,
+    env: { ONNXRUNTIME_NODE_INSTALL: "skip", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) =>
+    new TextDecoder().decode(b).split("\n")
+      .filter((l) => !l.includes("Permissions in the config file is an experimental feature"))
+      .join("\n");
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** Asserts a bad-input exit: status 2, one `error:` paragraph, no stack trace. */
+function assertUserError(r: Result, pattern: RegExp, what: string): void {
+  assert.equal(r.code, 2, `${what}: exit ${r.code}, stderr: ${r.stderr}`);
+  const message = r.stderr.trim();
+  assert.match(message, /^error: /, what);
+  assert.match(message, pattern, what);
+  assert.ok(!/\n\s*\n/.test(message), `${what}: more than one paragraph: ${message}`);
+  assert.ok(!/^\s+at /m.test(message), `${what}: a stack trace: ${message}`);
+  assert.equal(r.stdout.trim(), "", what);
+}
+
+Deno.test("every bad experiment file exits 2 with file:line:column and no traceback", async () => {
+  const files = (await readdir(BAD)).filter((f) => f.endsWith(".yaml")).sort();
+  assert.ok(files.length >= 20, `only ${files.length} bad experiment fixtures`);
+  const check = async (f: string) => {
+    const rel = `tests/fixtures/bad-experiments/${f}`;
+    const expect = /^# expect: (\d+:\d+) (.+)$/m.exec(await readFile(join(BAD, f), "utf8"));
+    assert.ok(expect, `${f}: no '# expect:' comment`);
+    const r = await cli("experiment", rel, "--dry-run");
+    const escaped = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    assertUserError(r, new RegExp(`^error: ${escaped(rel)}:${expect[1]}: `), f);
+    assert.ok(r.stderr.includes(expect[2]), `${f}: want "${expect[2]}" in ${r.stderr}`);
+  };
+  for (let i = 0; i < files.length; i += 4) await Promise.all(files.slice(i, i + 4).map(check));
+});
+
+Deno.test("usage errors exit 2; --help exits 0", async () => {
+  const help = await cli("--help");
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /deno task experiment \[FILE\] \[options\]/);
+  assert.match(help.stdout, /--shard-group I\/N/);
+  assertUserError(await cli("experiment", "--dryrun"), /Unknown option '--dryrun'/, "flag");
+  assertUserError(await cli("frobnicate"), /unknown command "frobnicate"/, "command");
+  assertUserError(
+    await cli("experiment", "nope.yaml", "--dry-run"),
+    /^error: nope\.yaml:1:1: cannot load the experiment file: the file does not exist/,
+    "missing file",
+  );
+  assertUserError(
+    await cli("experiment", "experiments/pythia-deduped.yaml", "--dry-run", "--shard-group", "8/8"),
+    /--shard-group 8\/8: expected I\/N/,
+    "shard group",
+  );
+  assertUserError(await cli("report", "runs/no-such-run"), /no such run folder/, "report");
+});
+
+Deno.test("--dry-run prints the paper-scale pythia plan without the files", async () => {
+  const r = await cli("experiment", "experiments/pythia-deduped.yaml", "--dry-run");
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /note: data file .*document\.bin is missing: assuming 146432000 rows/);
+  assert.match(r.stdout, /jobs: 4,784 \(model × step × shard\), 32,000–1,000,000 rows per job/);
+  assert.match(r.stdout, /pythia-70m-deduped\s+23000\s+23,552,000\s+24\s+212 PFLOP\s+20\.4 EFLOP/);
+  assert.match(r.stdout, /resume: nothing finished yet; 4,784 jobs to run/);
+});
+
+Deno.test("--dry-run reads the row count from a data file", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "cli-test-"));
+  try {
+    await writeFile(join(dir, "data.bin"), new Uint8Array(1000 * 20 * 2));
+    await writeFile(
+      join(dir, "exp.yaml"),
+      `suite:
+  sequences_per_step: 4
+  steps: [10, 100, 1000]
+  models: [{name: m, parameters: 1000, path: "m{step}.onnx"}]
+data: {format: raw, path: data.bin, row_length: 20}
+memorization: {context: 8, continuation: 8}
+shard_size: 300
+`,
+    );
+    const r = await cli("experiment", join(dir, "exp.yaml"), "--dry-run", "--shard-group", "0/2");
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes("is missing"), r.stdout);
+    assert.match(r.stdout, /rows: 1,000 selected of 1,000 in the data; 4 shards/);
+    assert.match(r.stdout, /--shard-group 0\/2 runs \d+ of the 7 jobs/);
+    assert.match(r.stdout, /m\s+100\s+400\s+2\s+/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+const NANO = join(ROOT, "experiments", "nano.yaml");
+
+Deno.test({
+  name: "--dry-run on the default experiment (experiments/nano.yaml)",
+  ignore: !existsSync(NANO),
+  async fn() {
+    const r = await cli("experiment", "--dry-run");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^experiment nano: /m);
+    assert.match(r.stdout, /\(target\)/);
+  },
+});
