@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { loadModel } from "../engine/model.ts";
+import { DataType, encodeModel, parseModel } from "../engine/onnx_proto.ts";
+import { parseDevice } from "../engine/providers.ts";
+import { scoreBatch } from "../engine/scoring.ts";
+import { buildTinyLM, tempDir, writeTinyLM } from "./tiny_lm.ts";
+import { referenceScores } from "./reference.ts";
+
+const cpu = { device: "cpu", threads: 1 };
+const settings = {
+  offset: 0,
+  context: 6,
+  continuation: 6,
+  mode: "full" as const,
+  suppressedTokens: [0],
+};
+
+async function rejects(p: Promise<unknown>, ...patterns: RegExp[]) {
+  await assert.rejects(p, (e: Error) => {
+    assert.equal(e.name, "UserError", e.message);
+    for (const re of patterns) assert.match(e.message, re);
+    return true;
+  });
+}
+
+Deno.test("onnx_proto round-trips a model's interface, nodes and initializers", () => {
+  const { bytes } = buildTinyLM({ variant: "with-past", layers: 3 });
+  const m = parseModel(bytes);
+  assert.equal(m.opsets[0].version, 17);
+  assert.equal(m.graph.inputs.filter((v) => v.name.startsWith("past_key_values")).length, 6);
+  const again = parseModel(encodeModel(m));
+  assert.deepEqual(again.graph.inputs, m.graph.inputs);
+  assert.deepEqual(again.graph.outputs, m.graph.outputs);
+  assert.deepEqual(again.graph.nodes, m.graph.nodes);
+  assert.deepEqual(
+    again.graph.initializers.map((t) => [t.name, t.dims, t.dataType, t.raw?.length]),
+    m.graph.initializers.map((t) => [t.name, t.dims, t.dataType, t.raw?.length]),
+  );
+  const logits = m.graph.outputs.find((v) => v.name === "logits")!;
+  assert.deepEqual(logits, {
+    name: "logits",
+    elemType: DataType.FLOAT,
+    dims: ["batch", "seq", 37],
+  });
+});
+
+Deno.test("the adapter detects each interface and reads the model's shape", async () => {
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const cases = [
+    ["with-past", "with-past", true],
+    ["with-past-no-positions", "with-past", false],
+    ["merged", "merged", true],
+    ["no-cache", "no-cache", false],
+  ] as const;
+  for (const [variant, iface, positions] of cases) {
+    const path = await writeTinyLM(`${dir}/${variant}`, "m.onnx", {
+      variant,
+      layers: 3,
+      heads: 2,
+      headDim: 5,
+      vocab: 41,
+    });
+    const m = await loadModel(path, cpu);
+    assert.equal(m.interface, iface);
+    assert.equal(m.vocabSize, 41);
+    assert.equal(m.hasPositionIds, positions);
+    assert.equal(m.dtype, "float32");
+    // 3 layers × (4 d² + 2·4 d²) + d·V, d = 10, times 2
+    assert.equal(m.matmulFlopsPerToken, 2 * (3 * 12 * 100 + 10 * 41));
+    // The unembedding (10 × 41) is found and runs only on the head's window.
+    assert.equal(m.passFlops(9, 2), 2 * (3 * 12 * 100 * 9 + 10 * 41 * 2));
+    if (iface !== "no-cache") assert.deepEqual([m.layers, m.heads, m.headDim], [3, 2, 5]);
+    assert.match(m.fingerprint, /^[0-9a-f]{32}$/);
+    await m.release();
+  }
+});
+
+Deno.test("float16, external data and a biased unembedding score exactly like the reference", async () => {
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const cases = [{ fp16Logits: true, fp16Cache: true }, { external: true }, { unembedBias: true }];
+  for (const o of cases) {
+    const path = await writeTinyLM(`${dir}/${Object.keys(o)[0]}`, "model.onnx", {
+      variant: "with-past",
+      seed: 7,
+      ...o,
+    });
+    const m = await loadModel(path, cpu);
+    if ("fp16Logits" in o) assert.equal(m.dtype, "float16");
+    // A biased unembedding is not windowed: the head then cuts the logits instead.
+    const windowed = !("unembedBias" in o);
+    assert.equal(m.passFlops(11, 1) < m.matmulFlopsPerToken * 11, windowed);
+    const tokens = Int32Array.from({ length: 16 * 12 }, (_, i) => (i * 7 + 3) % 37);
+    const got = await scoreBatch(m, tokens, 16, settings);
+    const ref = await referenceScores(path, tokens, 16, 6, 6, [0]);
+    assert.ok(ref.some((r) => r.matches > r.prefix), "some rows match after the first mismatch");
+    assert.deepEqual(Array.from(got.matches), ref.map((r) => r.matches));
+    assert.deepEqual(Array.from(got.prefix), ref.map((r) => r.prefix));
+    ref.forEach((r, i) =>
+      assert.ok(Math.abs(r.nll - got.nll[i]) < 2e-3, `nll ${r.nll} ${got.nll[i]}`)
+    );
+    await m.release();
+  }
+});
+
+Deno.test("bad models fail with a message naming the file and what was expected", async () => {
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  await rejects(loadModel(`${dir}/absent.onnx`, cpu), /absent\.onnx/, /cannot read/);
+  await Deno.writeTextFile(`${dir}/junk.onnx`, "not a model at all");
+  await rejects(loadModel(`${dir}/junk.onnx`, cpu), /junk\.onnx/);
+
+  const good = await writeTinyLM(`${dir}/ext`, "m.onnx", { variant: "with-past", external: true });
+  await Deno.remove(`${dir}/ext/weights/emb.bin`);
+  await rejects(loadModel(good, cpu), /ext\/m\.onnx/, /weights\/emb\.bin is missing/);
+
+  const heads = await writeTinyLM(`${dir}/heads`, "m.onnx", { variant: "with-past" }, {
+    num_attention_heads: 4,
+  });
+  await rejects(loadModel(heads, cpu), /heads\/m\.onnx/, /declares 4 attention heads/, /have 2/);
+
+  const vocab = await writeTinyLM(`${dir}/vocab`, "m.onnx", { variant: "no-cache" });
+  await rejects(loadModel(vocab, { ...cpu, vocabSize: 50 }), /vocab_size 50/, /37 entries/);
+
+  // wrong inputs: rename input_ids
+  const m = parseModel(buildTinyLM({ variant: "no-cache" }).bytes);
+  m.graph.inputs[0].name = "tokens";
+  await Deno.writeFile(`${dir}/wrong.onnx`, encodeModel(m));
+  await rejects(loadModel(`${dir}/wrong.onnx`, cpu), /wrong\.onnx/, /no input_ids input/, /tokens/);
+
+  const ok = await loadModel(vocab, cpu);
+  const tokens = new Int32Array(12).fill(5);
+  tokens[7] = 40;
+  await rejects(
+    scoreBatch(ok, tokens, 1, settings),
+    /vocab\/m\.onnx/,
+    /token id 40/,
+    /vocabulary of 37/,
+  );
+  await ok.release();
+});
+
+Deno.test("device strings: invalid ones and unavailable providers are clear errors", async () => {
+  assert.deepEqual(parseDevice("cuda:1").id, 1);
+  assert.throws(() => parseDevice("gpu0"), /use cpu, cuda:N or webgpu:N/);
+  assert.throws(() => parseDevice("cpu:1"), /not valid/);
+  await using tmp = await tempDir();
+  const dir = tmp.path;
+  const path = await writeTinyLM(dir, "m.onnx", { variant: "no-cache" });
+  // No CUDA binaries are installed on CPU-only machines: loading must fail, never fall back.
+  const cuda = await loadModel(path, { device: "cuda:0", threads: 1 }).then(
+    (m) => m.release().then(() => null),
+    (e: Error) => e,
+  );
+  if (cuda) {
+    assert.match(cuda.message, /cuda:0 execution provider is unavailable|ONNXRUNTIME_NODE_INSTALL/);
+  }
+});
