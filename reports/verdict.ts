@@ -1,0 +1,95 @@
+/**
+ * The summary's one-paragraph verdict in plain language, written from the
+ * numbers alone.
+ *
+ * @module
+ */
+import type { Summary } from "./summary.ts";
+import { percent } from "./stats.ts";
+
+const f3 = (v: number | null) => (v === null ? "n/a" : v.toFixed(3));
+
+/** The verdict paragraph of a summary (everything but `verdict` filled in). */
+export function verdict(s: Summary): string {
+  const t = s.target;
+  const parts = [
+    `The target ${t.model}@${t.step} memorizes ${t.memorized} of ${t.rowsScored} rows scored (${
+      percent(t.rate)
+    }).`,
+  ];
+  if (t.memorized === 0) {
+    const dist = s.distributions.find((d) => d.model === t.model && d.step === t.step);
+    const best = dist ? dist.counts.findLastIndex((c) => c > 0) : -1;
+    const l = dist ? dist.counts.length - 1 : s.experiment.memorization.continuation;
+    parts.push(
+      `No row is memorized${
+        best >= 0 ? ` (its best row matches ${best} of ${l} continuation tokens)` : ""
+      }, so precision and recall are undefined and no predictor can be recommended; a longer-trained or larger target, or a shorter continuation, would make the comparison informative.`,
+    );
+    return parts.join(" ");
+  }
+  const finals = s.predictors.filter((p) =>
+    p.final && !(p.model === t.model && p.step === t.step) && p.recall !== null
+  ).sort((a, b) => a.compute - b.compute);
+  if (finals.length > 0) {
+    const lo = finals[0];
+    const hi = finals[finals.length - 1];
+    parts.push(
+      `Fully trained smaller models predict it with precision ${f3(lo.precision)}–${
+        f3(hi.precision)
+      } and recall ${f3(lo.recall)} (${lo.model}, ${
+        percent(lo.computeFraction)
+      } of its compute) to ${f3(hi.recall)} (${hi.model}, ${percent(hi.computeFraction)}).`,
+    );
+  }
+  const improved = s.curves.filter((c) =>
+    c.best && c.signal !== "score" && c.recallAtBinaryPrecision !== null
+  );
+  const gains = improved.map((c) => {
+    const bin = s.predictors.find((p) => p.model === c.model && p.step === c.step);
+    return { c, gain: (c.recallAtBinaryPrecision ?? 0) - (bin?.recall ?? 0) };
+  }).sort((a, b) => b.gain - a.gain);
+  if (gains.length > 0 && gains[0].gain > 0.005) {
+    const g = gains[0];
+    parts.push(
+      `Thresholding a continuous signal helps most for ${g.c.model}@${g.c.step} (${g.c.signal}): recall rises by ${
+        (100 * g.gain).toFixed(1)
+      } points at the same precision.`,
+    );
+  } else if (s.curves.length > 0) {
+    parts.push(
+      "Thresholding continuous signals does not raise recall at the binary predictor's precision.",
+    );
+  }
+  const reliable = s.recommendations.filter((r) => r.reliable);
+  if (s.recommendations.length > 0) {
+    if (reliable.length === 0) {
+      parts.push(
+        `No budget up to ${
+          percent(Math.max(...s.recommendations.map((r) => r.budgetFraction)))
+        } of the target's compute has a reliable predictor at precision ${s.experiment.minPrecision}.`,
+      );
+    } else {
+      const r = reliable[0];
+      const m = r.measured!;
+      const how = m.signal === "binary" ? "" : ` (${m.signal} threshold ${m.threshold})`;
+      parts.push(
+        `The smallest budget with a reliable predictor at precision ${s.experiment.minPrecision} is ${
+          percent(r.budgetFraction)
+        } of the target's compute: ${m.model}@${m.step}${how} with recall ${
+          percent(m.recall)
+        } at precision ${m.precision.toFixed(3)}.`,
+      );
+    }
+  }
+  const law = s.scaling.find((f) => f.family === "sizes (final step)" && f.metric === "recall");
+  if (law?.looLargest) {
+    const e = law.looLargest;
+    parts.push(
+      `The recall law of the sizes (${law.chosen}) predicts the largest predictor at ${
+        f3(e.predicted)
+      } from the others (measured ${f3(e.actual)}).`,
+    );
+  }
+  return parts.join(" ");
+}
