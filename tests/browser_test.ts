@@ -1,0 +1,176 @@
+/**
+ * Opens a rendered report in headless Chromium from a `file:` URL with the
+ * network offline and checks: every chart is a Vega view with data and marks,
+ * no console error (CSP violations included), no request besides the page,
+ * and planted HTML/script in a model name and in training text shows as text
+ * and runs nothing. Saves a PNG screenshot to $TEST_ARTIFACTS (default
+ * runs/test-artifacts/report.png).
+ *
+ * Needs Debian's `chromium` (installed by .ci/run); set SKIP_BROWSER=1 to skip.
+ */
+import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { BrowserPage, CHROMIUM, hasChromium, launchChromium } from "./browser.ts";
+import { writeReport } from "../reports/report_files.ts";
+import { buildCharts } from "../reports/charts.ts";
+import { EVIL_MODEL, fixtureSummary, PLANTED } from "./fixtures/report_summary.ts";
+
+const skip = Deno.env.get("SKIP_BROWSER") === "1";
+if (skip) console.warn("SKIPPING the browser test of the report (SKIP_BROWSER=1).");
+
+/** What the page reports about itself once its charts are drawn. */
+interface PageFacts {
+  rendered: string | null;
+  views: { id: string; marks: number; rows: number }[];
+  chartDivs: number;
+  chartErrors: string[];
+  bodyText: string;
+  sampleText: string;
+  evilImages: number;
+  scripts: number;
+  pwned: unknown;
+  /** Text of the tooltip shown when hovering the frontier chart's first point. */
+  tooltip?: string;
+}
+
+/** Hovers the first point of the frontier chart and returns the tooltip's text. */
+async function hoverFirstPoint(page: BrowserPage): Promise<string> {
+  const at = await page.evaluate<{ x: number; y: number } | null>(`(() => {
+    const el = document.querySelector("#chart-frontier g.mark-symbol path");
+    if (!el) return null;
+    el.scrollIntoView({ block: "center" });
+    const r = el.getBoundingClientRect();
+    return { x: r.left + r.width / 2, y: r.top + r.height / 2 };
+  })()`);
+  if (!at) return "";
+  await page.hover(at.x, at.y);
+  await page.waitFor(`document.querySelector(".report-tooltip").style.display === "block"`, 5000)
+    .catch(() => {});
+  return await page.evaluate<string>(`document.querySelector(".report-tooltip").textContent`);
+}
+
+const FACTS = `(() => {
+  const r = window.__report;
+  const views = r.views.map(({ id, view }) => {
+    const el = document.getElementById("chart-" + id);
+    const marks = el.querySelectorAll(
+      "g.mark-symbol path, g.mark-line path, g.mark-area path, g.mark-rect path, g.mark-rule line, g.mark-text text"
+    ).length;
+    const state = view.getState({ data: vega.truthy, signals: vega.falsy, recurse: true });
+    let rows = 0;
+    const count = (d) => {
+      for (const k of Object.keys(d || {})) {
+        const v = d[k];
+        if (Array.isArray(v)) rows += v.length;
+        else if (v && typeof v === "object") count(v);
+      }
+    };
+    count(state.data);
+    return { id, marks, rows };
+  });
+  return {
+    rendered: document.documentElement.getAttribute("data-rendered"),
+    views,
+    chartDivs: document.querySelectorAll("div.chart").length,
+    chartErrors: r.errors,
+    bodyText: document.body.textContent,
+    sampleText: Array.from(document.querySelectorAll("pre.sample")).map((e) => e.textContent).join("\\n"),
+    evilImages: document.querySelectorAll("img").length,
+    scripts: document.querySelectorAll("script").length,
+    pwned: window.__pwned,
+  };
+})()`;
+
+/** Opens a report file offline and returns what the page says about itself. */
+async function inspect(
+  htmlPath: string,
+  screenshot: string,
+): Promise<{ facts: PageFacts; requests: string[]; errors: string[] }> {
+  const browser = await launchChromium();
+  try {
+    const page = await BrowserPage.open(browser.endpoint);
+    try {
+      const url = pathToFileURL(htmlPath).href;
+      await page.goto(url);
+      await page.waitFor("window.__report && window.__report.done");
+      const facts = await page.evaluate<PageFacts>(FACTS);
+      facts.tooltip = await hoverFirstPoint(page);
+      await mkdir(join(screenshot, ".."), { recursive: true });
+      await writeFile(screenshot, await page.screenshot());
+      const requests = page.log.requests.filter((u) => u !== url);
+      return { facts, requests, errors: page.log.errors };
+    } finally {
+      page.close();
+    }
+  } finally {
+    await browser.close();
+  }
+}
+
+/** Every chart drawn with data, nothing fetched, nothing logged as an error. */
+function assertRendered(facts: PageFacts, requests: string[], errors: string[], ids?: string[]) {
+  assert.deepEqual(errors, []);
+  assert.deepEqual(requests, []);
+  assert.equal(facts.rendered, "ok");
+  assert.deepEqual(facts.chartErrors, []);
+  assert.ok(facts.views.length >= 5, `only ${facts.views.length} charts`);
+  assert.equal(facts.chartDivs, facts.views.length);
+  if (ids) assert.deepEqual(facts.views.map((v) => v.id).sort(), [...ids].sort());
+  for (const v of facts.views) {
+    assert.ok(v.marks > 0, `chart ${v.id} drew no marks`);
+    assert.ok(v.rows > 0, `chart ${v.id} has no data`);
+  }
+  assert.equal(facts.evilImages, 0);
+  assert.equal(facts.scripts, 4, "one JSON block and three inline scripts, no more");
+  assert.equal(facts.pwned, undefined);
+}
+
+Deno.test({
+  name: "report page renders offline, draws every chart and shows planted HTML as text",
+  ignore: skip,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    assert.ok(
+      await hasChromium(),
+      `${CHROMIUM} not found: install it (apt-get install -y chromium) or set SKIP_BROWSER=1`,
+    );
+    const dir = await Deno.makeTempDir({ prefix: "report-browser-" });
+    try {
+      const summary = fixtureSummary();
+      const out = await writeReport(summary, dir);
+      const artifacts = Deno.env.get("TEST_ARTIFACTS") ?? "runs/test-artifacts";
+      const png = join(artifacts, "report.png");
+      const { facts, requests, errors } = await inspect(out.html, png);
+      assertRendered(facts, requests, errors, buildCharts(summary).map((c) => c.id));
+      // Planted markup is visible as text, and nothing of it ran or became an element.
+      assert.ok(facts.bodyText.includes(EVIL_MODEL), "the model name should show as text");
+      assert.ok(facts.sampleText.includes(PLANTED), "the training text should show as text");
+      assert.equal(facts.evilImages, 0);
+      assert.equal(facts.scripts, 4, "one JSON block and three inline scripts, no more");
+      assert.equal(facts.pwned, undefined);
+      assert.match(facts.tooltip ?? "", /^run.+compute.+recall.+precision/);
+      const size = (await Deno.stat(png)).size;
+      assert.ok(size > 10_000, `screenshot ${png} is only ${size} bytes`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+const given = Deno.env.get("REPORT_HTML");
+
+Deno.test({
+  name: "a given report (env REPORT_HTML, e.g. runs/nano/report.html) renders offline",
+  ignore: skip || !given,
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const artifacts = Deno.env.get("TEST_ARTIFACTS") ?? "runs/test-artifacts";
+    const png = join(artifacts, "given-report.png");
+    const { facts, requests, errors } = await inspect(await Deno.realPath(given!), png);
+    assertRendered(facts, requests, errors);
+  },
+});

@@ -1,0 +1,205 @@
+import assert from "node:assert/strict";
+import * as vega from "vega";
+import {
+  buildCharts,
+  type Chart,
+  CHART_CONFIG,
+  compileChart,
+  OKABE_ITO,
+} from "../reports/charts.ts";
+import type { Summary } from "../reports/summary.ts";
+import { EVIL_MODEL, fixtureSummary, PLANTED } from "./fixtures/report_summary.ts";
+
+type Node = Record<string, unknown>;
+type Row = Record<string, unknown>;
+
+/** Every unit (a spec with a mark) with the data it sees and the encodings it inherits. */
+function units(spec: Node, data: Row[] | null = null, inherited: Node = {}): {
+  mark: unknown;
+  data: Row[] | null;
+  encoding: Node;
+  facetFields: string[];
+}[] {
+  const own = (spec.data as { values?: Row[] } | undefined)?.values ?? data;
+  const encoding = { ...inherited, ...(spec.encoding as Node | undefined) };
+  const out: ReturnType<typeof units> = [];
+  const facet = spec.facet as Node | undefined;
+  const facetFields = facet
+    ? (typeof facet.field === "string"
+      ? [facet.field]
+      : Object.values(facet).map((f) => (f as { field: string }).field))
+    : [];
+  if (spec.mark) out.push({ mark: spec.mark, data: own, encoding, facetFields });
+  for (const child of (spec.layer as Node[] | undefined) ?? []) {
+    out.push(...units(child, own, encoding));
+  }
+  if (spec.spec) {
+    for (const u of units(spec.spec as Node, own, encoding)) {
+      out.push({ ...u, facetFields: [...u.facetFields, ...facetFields] });
+    }
+  }
+  return out;
+}
+
+/** Field names an encoding refers to (tooltips, conditions and sort arrays included). */
+function fields(encoding: Node): string[] {
+  const out: string[] = [];
+  const visit = (def: unknown) => {
+    if (Array.isArray(def)) def.forEach(visit);
+    else if (def && typeof def === "object") {
+      const d = def as Node;
+      if (typeof d.field === "string") out.push(d.field);
+      if (d.condition) visit(d.condition);
+    }
+  };
+  Object.values(encoding).forEach(visit);
+  return out;
+}
+
+function compileAll(summary: Summary): { chart: Chart; warnings: string[] }[] {
+  return buildCharts(summary).map((chart) => {
+    const warnings: string[] = [];
+    compileChart(chart, warnings);
+    return { chart, warnings };
+  });
+}
+
+Deno.test("every chart of the fixture compiles with Vega-Lite without warnings", () => {
+  const compiled = compileAll(fixtureSummary());
+  assert.deepEqual(compiled.map((c) => c.chart.id), [
+    "scaling-recall",
+    "scaling-precision",
+    "frontier",
+    "pr-curves",
+    "distributions",
+    "corr-models",
+    "corr-checkpoints",
+    "pair-matrix",
+    "rate-by-row",
+    "rate-by-duplicates",
+  ]);
+  for (const c of compiled) assert.deepEqual(c.warnings, [], c.chart.id);
+});
+
+Deno.test("every encoded field exists in every row of the data it reads", () => {
+  for (const chart of buildCharts(fixtureSummary())) {
+    const us = units(chart.spec as unknown as Node);
+    assert.ok(us.length > 0, chart.id);
+    for (const u of us) {
+      assert.ok(u.data, `${chart.id}: a mark without inline data`);
+      assert.ok(u.data.length > 0, `${chart.id}: empty data`);
+      for (const field of [...fields(u.encoding), ...u.facetFields]) {
+        for (const row of u.data) {
+          assert.ok(
+            field in row,
+            `${chart.id}: field "${field}" missing in ${JSON.stringify(row)}`,
+          );
+        }
+      }
+    }
+  }
+});
+
+Deno.test("every mark has a tooltip and all charts share one colour-blind-safe style", () => {
+  for (const chart of buildCharts(fixtureSummary())) {
+    const spec = chart.spec as unknown as Node;
+    assert.equal(spec.config, CHART_CONFIG);
+    for (const u of units(spec)) {
+      assert.ok(Array.isArray(u.encoding.tooltip), `${chart.id}: a mark without tooltip`);
+    }
+  }
+  assert.deepEqual((CHART_CONFIG.range as { category: string[] }).category, OKABE_ITO);
+});
+
+Deno.test("charts render to SVG with Vega, drawing untrusted names as escaped text", async () => {
+  for (const chart of buildCharts(fixtureSummary())) {
+    const view = new vega.View(vega.parse(compileChart(chart)), { renderer: "none" });
+    const svg = await view.toSVG();
+    view.finalize();
+    assert.match(svg, /^<svg/, chart.id);
+    assert.ok(!svg.includes("<img"), `${chart.id}: raw markup in the SVG`);
+    assert.ok(!svg.includes("<script>"), `${chart.id}: raw markup in the SVG`);
+    const marks = svg.match(/<(path|line|text|rect)\b/g)?.length ?? 0;
+    assert.ok(marks > 10, `${chart.id}: only ${marks} SVG elements`);
+  }
+  const frontier = buildCharts(fixtureSummary()).find((c) => c.id === "frontier")!;
+  const svg = await new vega.View(vega.parse(compileChart(frontier)), { renderer: "none" }).toSVG();
+  assert.ok(
+    svg.includes("s1&lt;img src=x"),
+    "the evil model name should be in the legend, escaped",
+  );
+  assert.ok(EVIL_MODEL.includes(PLANTED));
+});
+
+Deno.test("the frontier is the running best recall among predictors meeting the minimum precision", () => {
+  const summary = fixtureSummary();
+  const frontier = buildCharts(summary).find((c) => c.id === "frontier")!;
+  const layers = (frontier.spec as unknown as {
+    layer: { mark: { type: string; interpolate?: string }; data: { values: Row[] } }[];
+  }).layer;
+  const line = layers.find((l) => l.mark.interpolate === "step-after")!.data.values;
+  const eligible = summary.predictors.filter((p) => (p.precision ?? 0) >= 0.9);
+  const expected: string[] = [];
+  let best = -1;
+  for (const p of [...eligible].sort((a, b) => a.compute - b.compute)) {
+    if ((p.recall ?? 0) > best) {
+      best = p.recall ?? 0;
+      expected.push(`${p.model} @ ${p.step}`);
+    }
+  }
+  assert.deepEqual(line.map((r) => r.run), expected);
+  assert.ok(expected.length >= 3);
+  for (let i = 1; i < line.length; i++) {
+    assert.ok((line[i].recall as number) > (line[i - 1].recall as number));
+    assert.ok((line[i].compute as number) >= (line[i - 1].compute as number));
+  }
+});
+
+Deno.test("optional sections give no chart, and an empty summary still compiles", () => {
+  const s = fixtureSummary();
+  s.rateByDuplicates = null;
+  s.curves = [];
+  const ids = buildCharts(s).map((c) => c.id);
+  assert.ok(!ids.includes("rate-by-duplicates"));
+  assert.ok(!ids.includes("pr-curves"));
+
+  const empty: Summary = {
+    ...fixtureSummary(),
+    predictors: [],
+    curves: [],
+    scaling: [],
+    recommendations: [],
+    distributions: [],
+    rateByRow: [],
+    rateByDuplicates: null,
+    correlations: { models: { labels: [], values: [], rows: 0 }, checkpoints: [] },
+    pairMatrix: { labels: [], precision: [], recall: [] },
+  };
+  const compiled = compileAll(empty);
+  assert.deepEqual(compiled.map((c) => c.chart.id), [
+    "scaling-recall",
+    "scaling-precision",
+    "frontier",
+    "corr-models",
+    "pair-matrix",
+  ]);
+  for (const c of compiled) assert.deepEqual(c.warnings, [], c.chart.id);
+  const notes = compiled.filter((c) => c.chart.note).map((c) => c.chart.id);
+  assert.deepEqual(notes, ["scaling-recall", "scaling-precision", "frontier"]);
+  assert.ok(buildCharts(fixtureSummary()).every((c) => c.note === undefined));
+});
+
+Deno.test("rate charts split runs into panels so each needs few colours", () => {
+  const chart = buildCharts(fixtureSummary()).find((c) => c.id === "rate-by-row")!;
+  const values = (chart.spec as unknown as { data: { values: Row[] } }).data.values;
+  const panels = new Map<string, Set<unknown>>();
+  for (const v of values) {
+    const runs = panels.get(v.group as string) ?? new Set();
+    runs.add(v.run);
+    panels.set(v.group as string, runs);
+  }
+  assert.deepEqual(Object.fromEntries([...panels].map(([g, r]) => [g, [...r]])), {
+    "final step of each model": [`${EVIL_MODEL} @ 143`, "nano-s3 @ 143", "nano-s5 @ 143"],
+    "checkpoints of nano-s5": ["nano-s5 @ 143"],
+  });
+});

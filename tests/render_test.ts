@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { makePlan } from "../engine/plan.ts";
+import { makeManifest, openStore, writeJson } from "../engine/store.ts";
+import type { CheckpointScores, Experiment, Job } from "../engine/types.ts";
+import { loadTokenizer } from "../engine/tokenizer.ts";
+import { escapeHtml } from "../reports/html.ts";
+import { missingJobs, renderReport } from "../reports/render.ts";
+import type { Summary } from "../reports/summary.ts";
+
+const ROWS = 64;
+const ROW_LENGTH = 70;
+
+function experiment(dir: string): Experiment {
+  const model = (name: string, parameters: number) => ({
+    name,
+    parameters,
+    checkpoints: [2, 4].map((step) => ({ step, path: join(dir, `${name}-${step}.onnx`) })),
+  });
+  return {
+    name: "render-test",
+    file: join(dir, "render-test.yaml"),
+    suite: {
+      models: [model("small", 1000), model("big", 4000)],
+      sequencesPerStep: 16,
+      tokensPerSequence: 64,
+      endOfTextId: 0,
+    },
+    data: { format: "raw", path: join(dir, "data.bin"), rowLength: ROW_LENGTH, dtype: "uint16" },
+    memorization: {
+      offset: 0,
+      context: 32,
+      continuation: 32,
+      mode: "extractable",
+      suppressedTokens: [0],
+    },
+    rows: { kind: "seen" },
+    target: { model: "big", step: 4 },
+    devices: [{ device: "cpu", threads: 1 }, { device: "cpu", threads: 1 }],
+    batchSize: 8,
+    shardSize: 32,
+    output: dir,
+    analysis: {
+      minPrecision: 0.5,
+      budgets: [0.1, 0.5],
+      bootstrap: 20,
+      seed: 0,
+      parameterCount: "total",
+    },
+  };
+}
+
+/** Row r is memorized by `big` when r % 4 == 0, by `small` when r % 8 == 0. */
+function memorized(model: string, row: number): boolean {
+  return row % (model === "big" ? 4 : 8) === 0;
+}
+
+async function makeRun(
+  dir: string,
+  skip: string | null,
+  tokens = new Uint16Array(ROWS * ROW_LENGTH).map((_, i) => 1 + (i % 97)),
+  tokenizer?: string,
+): Promise<Experiment> {
+  const exp = experiment(dir);
+  if (tokenizer) exp.suite.tokenizer = tokenizer;
+  await writeFile(exp.data.path, new Uint8Array(tokens.buffer));
+  const plan = makePlan(exp, ROWS);
+  const fingerprints = new Map(plan.jobs.map((j) => [j.path, `fp-${j.model}-${j.step}`]));
+  const store = openStore(dir);
+  await store.prepare(makeManifest(exp, "data-fp", fingerprints));
+  for (const job of plan.jobs) {
+    if (job.id === skip) continue;
+    const n = job.rows.length;
+    const prefix = Uint8Array.from(job.rows, (r) => (memorized(job.model, r) ? 32 : r % 7));
+    await store.writeShard(job, {
+      rows: job.rows,
+      matches: prefix.slice(),
+      prefix,
+      nll: new Float32Array(n).fill(1),
+    });
+  }
+  await writeJson(join(dir, "experiment.json"), exp);
+  await writeFile(
+    join(dir, "runs.jsonl"),
+    `{"started":"2026-01-01T00:00:00.000Z","seconds":2,"rows":400}\n{"seconds":2,"rows":200}\n`,
+  );
+  return exp;
+}
+
+Deno.test("renderReport renders a run folder from its stored scores, naming missing shards", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "render-test-" });
+  try {
+    await makeRun(dir, "small/step4/shard00001");
+    const lines: string[] = [];
+    const out = await renderReport(dir, { log: (l) => lines.push(l) });
+    assert.equal(out.html, join(dir, "report.html"));
+    assert.ok(lines.some((l) => l.startsWith(`Rendered ${out.html} in `)), lines.join("\n"));
+
+    const summary = JSON.parse(await readFile(out.summary, "utf8")) as Summary;
+    assert.deepEqual(summary.run.missingShards, ["small/step4/shard00001"]);
+    assert.deepEqual(summary.target, {
+      model: "big",
+      step: 4,
+      rowsScored: 64,
+      memorized: 16,
+      rate: 0.25,
+      compute: 6 * 4000 * 4 * 16 * 64,
+    });
+    assert.equal(summary.run.seconds, 4);
+    assert.equal(summary.run.rowsPerSecond, 150);
+    assert.equal(summary.run.startedAt, "2026-01-01T00:00:00.000Z");
+    assert.deepEqual(summary.run.devices, ["2 workers on cpu, 1 thread each"]);
+    assert.deepEqual(summary.run.data, { path: join(dir, "data.bin"), fingerprint: "data-fp" });
+    assert.equal(
+      summary.run.models.find((m) => m.name === "small" && m.step === 2)?.fingerprint,
+      "fp-small-2",
+    );
+    // No tokenizer: the examples carry the row's tokens from the data file.
+    assert.ok(summary.examples.length > 0);
+    for (const x of summary.examples) {
+      assert.equal(x.row % 4, 0);
+      assert.deepEqual(
+        x.tokens,
+        Array.from({ length: 64 }, (_, i) => 1 + ((x.row * ROW_LENGTH + i) % 97)),
+      );
+      assert.equal(x.context, null);
+    }
+    const html = await readFile(out.html, "utf8");
+    assert.match(html, /class="banner"[\s\S]*small\/step4\/shard00001/);
+    const csv = (await readFile(out.csv, "utf8")).trim().split("\r\n");
+    assert.equal(csv.length, 1 + summary.predictors.length);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("examples are decoded with the suite's tokenizer and escaped in the page", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "render-test-" });
+  try {
+    const path = new URL("../experiments/nano/tokenizer.json", import.meta.url).pathname;
+    const tokenizer = await loadTokenizer(path);
+    const planted = `<img src=x onerror="window.__pwned=1"> <script>alert(1)</script> `;
+    const ids = tokenizer.encode(planted.repeat(20)).slice(0, ROW_LENGTH);
+    assert.equal(ids.length, ROW_LENGTH);
+    const tokens = new Uint16Array(ROWS * ROW_LENGTH).map((_, i) => ids[i % ROW_LENGTH]);
+    await makeRun(dir, null, tokens, path);
+    const out = await renderReport(dir, { log: () => {} });
+    const summary = JSON.parse(await readFile(out.summary, "utf8")) as Summary;
+    assert.deepEqual(summary.run.missingShards, []);
+    const x = summary.examples[0];
+    assert.equal(x.context, tokenizer.decode(ids.slice(0, 32)));
+    assert.equal(x.continuation, tokenizer.decode(ids.slice(32, 64)));
+    assert.ok(x.context!.includes("<img src=x"));
+    const html = await readFile(out.html, "utf8");
+    assert.ok(html.includes(escapeHtml(x.context!)));
+    assert.ok(!html.includes(x.context!));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("renderReport says what to do when the folder is not a run", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "render-test-" });
+  try {
+    await assert.rejects(
+      renderReport(dir, { log: () => {} }),
+      (e: Error) => e.name === "UserError" && /experiment\.json: not found/.test(e.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("missingJobs finds jobs whose rows are not all stored", () => {
+  const job = (id: string, rows: number[]): Job => ({
+    id,
+    model: "m",
+    step: 1,
+    path: "/m.onnx",
+    shard: 0,
+    rows: Uint32Array.from(rows),
+    flops: 0,
+  });
+  const scores: CheckpointScores[] = [{
+    model: "m",
+    step: 1,
+    continuation: 32,
+    rows: Uint32Array.from([0, 1, 2, 5, 6, 7]),
+    matches: new Uint8Array(6),
+  }];
+  const jobs = [
+    job("a", [0, 1, 2]),
+    job("b", [3, 4]),
+    job("c", [5, 6, 7]),
+    job("d", [2, 3, 5]),
+    { ...job("e", [0]), model: "other" },
+  ];
+  assert.deepEqual(missingJobs(jobs, scores).map((j) => j.id), ["b", "d", "e"]);
+});
