@@ -33,6 +33,8 @@ export const HELP = `memorization forecasting harness
 usage:
   deno task experiment [FILE] [options]     score a suite, analyse, render the report
   deno task report [RUN_DIR | FILE]          re-render a run folder's report from its scores
+  deno task export [RUN_DIR | FILE] [--format csv|parquet]
+                                             per-row scores per checkpoint (csv: index,accuracy)
 
 experiment options:
   --dry-run            print the plan (jobs, rows, scoring and training FLOPs, resume
@@ -70,8 +72,9 @@ export async function main(args: string[]): Promise<number> {
     }
     if (command === "experiment") return await experiment(rest);
     if (command === "report") return await report(rest);
+    if (command === "export") return await exportCommand(rest);
     throw new UserError(
-      `unknown command "${command}": expected experiment or report (see --help)`,
+      `unknown command "${command}": expected experiment, report or export (see --help)`,
     );
   } catch (e) {
     if (isUserError(e)) {
@@ -202,6 +205,40 @@ export async function dryRun(
   return formatPlan(plan, notes);
 }
 
+/** Resolves a run folder from a folder or an experiment file argument. */
+async function runDirOf(target: string): Promise<string> {
+  if (!existsSync(target)) {
+    throw new UserError(
+      `${target}: no such run folder or experiment file (run \`deno task experiment\` first)`,
+    );
+  }
+  return statSync(target).isFile() ? (await loadExperiment(target)).output : target;
+}
+
+async function exportCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    "help": { type: "boolean", short: "h" },
+    "format": { type: "string" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length > 1) {
+    throw new UserError(`expected one run folder or experiment file, got ${positionals.length}`);
+  }
+  const format = values.format ?? "csv";
+  if (format !== "csv" && format !== "parquet") {
+    throw new UserError(`--format ${format}: expected csv or parquet`);
+  }
+  const runDir = await runDirOf(positionals[0] ?? DEFAULT_EXPERIMENT);
+  const { exportScores } = await import("./engine/export.ts");
+  const written = await exportScores(runDir, format);
+  if (written.length === 0) throw new UserError(`${runDir}: no stored scores to export`);
+  for (const path of written) console.log(path);
+  return 0;
+}
+
 async function report(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, {
     "help": { type: "boolean", short: "h" },
@@ -214,14 +251,7 @@ async function report(args: string[]): Promise<number> {
   if (positionals.length > 1) {
     throw new UserError(`expected one run folder or experiment file, got ${positionals.length}`);
   }
-  const target = positionals[0] ?? DEFAULT_EXPERIMENT;
-  let runDir = target;
-  if (!existsSync(target)) {
-    throw new UserError(
-      `${target}: no such run folder or experiment file (run \`deno task experiment\` first)`,
-    );
-  }
-  if (statSync(target).isFile()) runDir = (await loadExperiment(target)).output;
+  const runDir = await runDirOf(positionals[0] ?? DEFAULT_EXPERIMENT);
   if (!values.partial) {
     // A cluster run is reported once every shard is in; otherwise list the missing ones.
     const { assertComplete } = await import("./engine/cluster.ts");

@@ -74,6 +74,12 @@ Deno.test("usage errors exit 2; --help exits 0", async () => {
     "shard group",
   );
   assertUserError(await cli("report", "runs/no-such-run"), /no such run folder/, "report");
+  assertUserError(await cli("export", "runs/no-such-run"), /no such run folder/, "export");
+  assertUserError(
+    await cli("export", "--format", "xml"),
+    /--format xml: expected csv or parquet/,
+    "export format",
+  );
 });
 
 Deno.test("--dry-run prints the paper-scale pythia plan without the files", async () => {
