@@ -250,3 +250,13 @@ function megatronLocator(file: OpenFile, count: number): Locator {
     return { pos, size };
   };
 }
+
+/** Opens the data once for its row count and fingerprint (what planning and the store need). */
+export async function dataFacts(spec: DataSpec): Promise<{ rows: number; fingerprint: string }> {
+  const reader = await openTokenReader(spec);
+  try {
+    return { rows: reader.rows, fingerprint: await reader.fingerprint() };
+  } finally {
+    await reader.close();
+  }
+}

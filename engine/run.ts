@@ -10,7 +10,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jobsForGroup } from "./cluster.ts";
-import { openTokenReader } from "./datasets.ts";
+import { dataFacts } from "./datasets.ts";
 import { formatPlan, makePlan } from "./plan.ts";
 import { runPool } from "./pool.ts";
 import { type ProgressOptions, startProgress } from "./progress.ts";
@@ -65,15 +65,7 @@ export interface RunOutcome {
 /** Scores every pending job of the experiment and renders the report. */
 export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<RunOutcome> {
   const log = opts.log ?? ((line: string) => console.error(line));
-  const reader = await openTokenReader(exp.data);
-  let dataFingerprint: string;
-  let totalRows: number;
-  try {
-    totalRows = reader.rows;
-    dataFingerprint = await reader.fingerprint();
-  } finally {
-    await reader.close();
-  }
+  const { rows: totalRows, fingerprint: dataFingerprint } = await dataFacts(exp.data);
   const plan = makePlan(exp, totalRows);
   if (opts.dryRun) {
     const missing = new Set((await missingShards(exp.output, plan)).map((j) => j.id));

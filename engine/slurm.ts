@@ -12,7 +12,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { arraySpec, shardGroups } from "./cluster.ts";
-import { openTokenReader } from "./datasets.ts";
+import { dataFacts } from "./datasets.ts";
 import { UserError } from "./errors.ts";
 import { makePlan, type Plan } from "./plan.ts";
 import { makeManifest, missingShards, modelFingerprint, readManifest } from "./store.ts";
@@ -219,15 +219,7 @@ export function projectDir(): string {
  * `sbatch --parsable` and the report job with `--dependency=afterany:<array>`.
  */
 export async function submitSlurm(exp: Experiment, opts: SlurmOptions): Promise<SlurmSubmission> {
-  const reader = await openTokenReader(exp.data);
-  let totalRows: number;
-  let dataFingerprint: string;
-  try {
-    totalRows = reader.rows;
-    dataFingerprint = await reader.fingerprint();
-  } finally {
-    await reader.close();
-  }
+  const { rows: totalRows, fingerprint: dataFingerprint } = await dataFacts(exp.data);
   const plan = makePlan(exp, totalRows);
   if (plan.jobs.length === 0) {
     throw new UserError(
