@@ -10,6 +10,7 @@
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { loadExperiment } from "../engine/config.ts";
+import { workerTask } from "../engine/run.ts";
 import { openTokenReader } from "../engine/datasets.ts";
 import { makePlan } from "../engine/plan.ts";
 import { runPool } from "../engine/pool.ts";
@@ -52,14 +53,7 @@ async function timePool(exp: Experiment, jobs: Job[], slots: DeviceSlot[]): Prom
   const run = runPool({
     slots,
     jobs,
-    task: (job) => ({
-      id: job.id,
-      path: job.path,
-      data: exp.data,
-      rows: job.rows,
-      memorization: exp.memorization,
-      batchSize: exp.batchSize,
-    }),
+    task: (job) => workerTask(exp, job),
     onResult: () => Promise.resolve(),
   });
   const poll = setInterval(() => {

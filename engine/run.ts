@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { jobsForGroup } from "./cluster.ts";
 import { dataFacts } from "./datasets.ts";
 import { formatPlan, makePlan } from "./plan.ts";
-import { runPool } from "./pool.ts";
+import { runPool, type WorkerTask } from "./pool.ts";
 import { type ProgressOptions, startProgress } from "./progress.ts";
 import {
   appendJsonLine,
@@ -60,6 +60,22 @@ export interface RunOutcome {
   /** Rows scored in this invocation and the seconds it took. */
   rows?: number;
   seconds?: number;
+}
+
+/** The worker's task for one job of the experiment (what the pool ships to a worker thread). */
+export function workerTask(
+  exp: Experiment,
+  job: Job,
+): Omit<WorkerTask, "attempt" | "fault" | "faultTimes"> {
+  return {
+    id: job.id,
+    path: job.path,
+    data: exp.data,
+    rows: job.rows,
+    memorization: exp.memorization,
+    batchSize: exp.batchSize,
+    vocabSize: exp.suite.models.find((m) => m.name === job.model)?.vocabSize,
+  };
 }
 
 /** Scores every pending job of the experiment and renders the report. */
@@ -140,15 +156,7 @@ async function scorePending(
     workerUrl: opts.workerUrl,
     fault: opts.fault ?? Deno.env.get("MEMO_FAULT"),
     signal: controller.signal,
-    task: (job) => ({
-      id: job.id,
-      path: job.path,
-      data: exp.data,
-      rows: job.rows,
-      memorization: exp.memorization,
-      batchSize: exp.batchSize,
-      vocabSize: exp.suite.models.find((m) => m.name === job.model)?.vocabSize,
-    }),
+    task: (job) => workerTask(exp, job),
     onResult: async (job, scores) => {
       await store.writeShard(job, scores);
       jobsDone++;
