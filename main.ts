@@ -16,10 +16,10 @@
 import { existsSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { loadExperiment } from "./engine/config.ts";
+import { loadExperiment } from "./engine/config/config.ts";
 import { isUserError, UserError } from "./engine/errors.ts";
-import { formatPlan, makePlan } from "./engine/plan.ts";
-import { seenLimit, selectRows } from "./engine/rows.ts";
+import { formatPlan, makePlan } from "./engine/run/plan.ts";
+import { seenLimit, selectRows } from "./engine/data/rows.ts";
 import type { Experiment } from "./engine/types.ts";
 
 /** The experiment run when no file is given (the embedded nano suite). */
@@ -106,8 +106,8 @@ function parse(
 }
 
 async function experiment(args: string[]): Promise<number> {
-  const { parseShardGroup } = await import("./engine/cluster.ts");
-  const { splitSlurmArgs } = await import("./engine/slurm.ts");
+  const { parseShardGroup } = await import("./engine/cluster/cluster.ts");
+  const { splitSlurmArgs } = await import("./engine/cluster/slurm.ts");
   const { harness, slurm } = splitSlurmArgs(args);
   const { values, positionals } = parse(harness, {
     "dry-run": { type: "boolean" },
@@ -133,7 +133,7 @@ async function experiment(args: string[]): Promise<number> {
     ? parseShardGroup(values["shard-group"] as string)
     : undefined;
   if (slurm) {
-    const { submitSlurm } = await import("./engine/slurm.ts");
+    const { submitSlurm } = await import("./engine/cluster/slurm.ts");
     const done = await submitSlurm(exp, {
       dryRun: slurm.dryRun,
       sbatchArgs: slurm.sbatchArgs,
@@ -146,7 +146,7 @@ async function experiment(args: string[]): Promise<number> {
     console.log(await dryRun(exp, shardGroup));
     return 0;
   }
-  const { runExperiment } = await import("./engine/run.ts");
+  const { runExperiment } = await import("./engine/run/run.ts");
   const outcome = await runExperiment(exp, {
     dryRun: false,
     ...(shardGroup ? { shardGroup } : {}),
@@ -177,7 +177,7 @@ export async function dryRun(
         `checkpoints have seen, max step × sequences_per_step); scoring needs the file`,
     );
   } else {
-    const { openTokenReader } = await import("./engine/datasets.ts");
+    const { openTokenReader } = await import("./engine/data/datasets.ts");
     const reader = await openTokenReader(exp.data);
     totalRows = reader.rows;
     await reader.close();
@@ -186,7 +186,7 @@ export async function dryRun(
   let plan = makePlan(exp, totalRows, { selection });
   if (existsSync(exp.output) && statSync(exp.output).isDirectory()) {
     try {
-      const { missingShards } = await import("./engine/store.ts");
+      const { missingShards } = await import("./engine/store/store.ts");
       const missing = new Set((await missingShards(exp.output, plan)).map((j) => j.id));
       const done = new Set(plan.jobs.filter((j) => !missing.has(j.id)).map((j) => j.id));
       plan = makePlan(exp, totalRows, { selection, done });
@@ -195,7 +195,7 @@ export async function dryRun(
     }
   } else notes.push(`run folder ${exp.output} does not exist yet`);
   if (shardGroup) {
-    const { jobsForGroup } = await import("./engine/cluster.ts");
+    const { jobsForGroup } = await import("./engine/cluster/cluster.ts");
     const group = jobsForGroup(plan, shardGroup.index, shardGroup.count);
     notes.push(
       `--shard-group ${shardGroup.index}/${shardGroup.count} runs ${group.length} of the ` +
@@ -232,7 +232,7 @@ async function exportCommand(args: string[]): Promise<number> {
     throw new UserError(`--format ${format}: expected csv or parquet`);
   }
   const runDir = await runDirOf(positionals[0] ?? DEFAULT_EXPERIMENT);
-  const { exportScores } = await import("./engine/export.ts");
+  const { exportScores } = await import("./engine/store/export.ts");
   const written = await exportScores(runDir, format);
   if (written.length === 0) throw new UserError(`${runDir}: no stored scores to export`);
   for (const path of written) console.log(path);
@@ -254,10 +254,10 @@ async function report(args: string[]): Promise<number> {
   const runDir = await runDirOf(positionals[0] ?? DEFAULT_EXPERIMENT);
   if (!values.partial) {
     // A cluster run is reported once every shard is in; otherwise list the missing ones.
-    const { assertComplete } = await import("./engine/cluster.ts");
+    const { assertComplete } = await import("./engine/cluster/cluster.ts");
     await assertComplete(runDir);
   }
-  const { renderReport } = await import("./reports/render.ts");
+  const { renderReport } = await import("./reports/page/render.ts");
   const out = await renderReport(runDir);
   console.log(`report: ${out.html}\nsummary: ${out.summary}\npredictors: ${out.csv}`);
   return 0;

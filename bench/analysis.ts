@@ -12,10 +12,10 @@
  * @module
  */
 import type { Experiment, ModelSpec } from "../engine/types.ts";
-import { analyzeRuns } from "../reports/analysis.ts";
-import { type Bits, confusion, hasBit, makeBits } from "../reports/metrics.ts";
-import { type Run, runFromBits } from "../reports/runs.ts";
-import { seededRandom } from "../reports/stats.ts";
+import { analyzeRuns } from "../reports/analysis/analysis.ts";
+import { type Bits, confusion, hasBit, makeBits } from "../reports/analysis/metrics.ts";
+import { type Run, runFromBits } from "../reports/analysis/runs.ts";
+import { seededRandom } from "../reports/analysis/stats.ts";
 
 const MODELS: [string, number, number][] = [
   // name, total parameters, relative memorization (recall-like) at the last step

@@ -9,11 +9,11 @@
  */
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { loadExperiment } from "../engine/config.ts";
-import { workerTask } from "../engine/run.ts";
-import { openTokenReader } from "../engine/datasets.ts";
-import { makePlan } from "../engine/plan.ts";
-import { runPool } from "../engine/pool.ts";
+import { loadExperiment } from "../engine/config/config.ts";
+import { workerTask } from "../engine/run/run.ts";
+import { openTokenReader } from "../engine/data/datasets.ts";
+import { makePlan } from "../engine/run/plan.ts";
+import { runPool } from "../engine/run/pool.ts";
 import type { DeviceSlot, Experiment, Job } from "../engine/types.ts";
 
 /** Rows scored per configuration (enough for several seconds of work per worker). */

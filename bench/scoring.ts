@@ -17,10 +17,10 @@
  */
 import * as ort from "onnxruntime-node";
 import { existsSync } from "node:fs";
-import { openTokenReader } from "../engine/datasets.ts";
-import { loadModel, plainFeeds, readModelInfo } from "../engine/model.ts";
-import { DataType, encodeModel, floatTensor } from "../engine/onnx_proto.ts";
-import { scoreBatch } from "../engine/scoring.ts";
+import { openTokenReader } from "../engine/data/datasets.ts";
+import { loadModel, plainFeeds, readModelInfo } from "../engine/model/model.ts";
+import { DataType, encodeModel, floatTensor } from "../engine/model/onnx_proto.ts";
+import { scoreBatch } from "../engine/run/scoring.ts";
 import type { MemorizationSettings } from "../engine/types.ts";
 
 const NANO = new URL("../experiments/nano/", import.meta.url).pathname;

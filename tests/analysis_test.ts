@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
 import type { CheckpointScores, Experiment, ModelSpec } from "../engine/types.ts";
-import { analyze, exampleRows } from "../reports/analysis.ts";
+import { analyze, exampleRows } from "../reports/analysis/analysis.ts";
 import { UserError } from "../engine/errors.ts";
-import { bestWithin, type Candidate, recommend } from "../reports/recommend.ts";
-import type { FittedLaw } from "../reports/families.ts";
-import { linearLog } from "../reports/scaling.ts";
+import { bestWithin, type Candidate, recommend } from "../reports/analysis/recommend.ts";
+import type { FittedLaw } from "../reports/analysis/families.ts";
+import { linearLog } from "../reports/analysis/scaling.ts";
 import {
   correlationMatrix,
   distribution,
   pairMatrix,
   rateByDuplicates,
   rateByRow,
-} from "../reports/figures.ts";
-import { runFromScores } from "../reports/runs.ts";
+} from "../reports/analysis/figures.ts";
+import { runFromScores } from "../reports/analysis/runs.ts";
 
 /** A typed experiment for tests: the paper's settings unless overridden. */
 function experiment(

@@ -13,8 +13,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { BrowserPage, CHROMIUM, hasChromium, launchChromium } from "./browser.ts";
-import { writeReport } from "../reports/report_files.ts";
-import { buildCharts } from "../reports/charts.ts";
+import { writeReport } from "../reports/page/report_files.ts";
+import { buildCharts } from "../reports/page/charts.ts";
 import { EVIL_MODEL, fixtureSummary, PLANTED } from "./fixtures/report_summary.ts";
 
 const skip = Deno.env.get("SKIP_BROWSER") === "1";

@@ -6,8 +6,8 @@ import {
   CHART_CONFIG,
   compileChart,
   OKABE_ITO,
-} from "../reports/charts.ts";
-import type { Summary } from "../reports/summary.ts";
+} from "../reports/page/charts.ts";
+import type { Summary } from "../reports/analysis/summary.ts";
 import { EVIL_MODEL, fixtureSummary, PLANTED } from "./fixtures/report_summary.ts";
 
 type Node = Record<string, unknown>;

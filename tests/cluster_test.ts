@@ -1,5 +1,5 @@
 /**
- * Tests of engine/cluster.ts and engine/slurm.ts: the shard-group split, the
+ * Tests of engine/cluster/cluster.ts and engine/cluster/slurm.ts: the shard-group split, the
  * Slurm scripts and command line, and an end-to-end run of the nano
  * experiment as a Slurm job array on a real one-node cluster (tests/slurm.ts),
  * with one task killed midway and resubmitted.
@@ -15,7 +15,7 @@ import {
   jobsForGroup,
   parseShardGroup,
   shardGroups,
-} from "../engine/cluster.ts";
+} from "../engine/cluster/cluster.ts";
 import {
   arrayScript,
   reportSbatchArgs,
@@ -23,12 +23,12 @@ import {
   splitSlurmArgs,
   submitSlurm,
   taskResources,
-} from "../engine/slurm.ts";
-import { loadExperiment } from "../engine/config.ts";
-import { openTokenReader } from "../engine/datasets.ts";
-import { makePlan } from "../engine/plan.ts";
-import { runExperiment } from "../engine/run.ts";
-import { readCheckpointScores, shardPath } from "../engine/store.ts";
+} from "../engine/cluster/slurm.ts";
+import { loadExperiment } from "../engine/config/config.ts";
+import { openTokenReader } from "../engine/data/datasets.ts";
+import { makePlan } from "../engine/run/plan.ts";
+import { runExperiment } from "../engine/run/run.ts";
+import { readCheckpointScores, shardPath } from "../engine/store/store.ts";
 import type { Job } from "../engine/types.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { ensureSlurm, startSlurm } from "./slurm.ts";

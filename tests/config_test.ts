@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { loadExperiment, parseExperiment } from "../engine/config.ts";
-import { editDistance, nearest, validKeys } from "../engine/config_schema.ts";
+import { loadExperiment, parseExperiment } from "../engine/config/config.ts";
+import { editDistance, nearest, validKeys } from "../engine/config/schema.ts";
 import { UserError } from "../engine/errors.ts";
 
 const FILE = "/tmp/exp/dir/exp.yaml";

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadExperiment } from "../engine/config.ts";
-import { runExperiment } from "../engine/run.ts";
+import { loadExperiment } from "../engine/config/config.ts";
+import { runExperiment } from "../engine/run/run.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtemp, open, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkVocab, loadDuplicates, openTokenReader } from "../engine/datasets.ts";
+import { checkVocab, loadDuplicates, openTokenReader } from "../engine/data/datasets.ts";
 import { UserError } from "../engine/errors.ts";
 import type { DataSpec } from "../engine/types.ts";
 

@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parquetReadObjects } from "hyparquet";
-import { exportScores, scoresToCsv } from "../engine/export.ts";
-import { makeManifest, openStore } from "../engine/store.ts";
+import { exportScores, scoresToCsv } from "../engine/store/export.ts";
+import { makeManifest, openStore } from "../engine/store/store.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
 
 const scores: Required<CheckpointScores> = {

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { buildCharts, compileChart } from "../reports/charts.ts";
-import { escapeHtml, jsonForScript, renderHtml, scriptHash } from "../reports/html.ts";
-import { predictorsCsv, writeReport } from "../reports/report_files.ts";
-import { vendorScripts, wrapInterpreter } from "../reports/vendor.ts";
-import type { Summary } from "../reports/summary.ts";
+import { buildCharts, compileChart } from "../reports/page/charts.ts";
+import { escapeHtml, jsonForScript, renderHtml, scriptHash } from "../reports/page/html.ts";
+import { predictorsCsv, writeReport } from "../reports/page/report_files.ts";
+import { vendorScripts, wrapInterpreter } from "../reports/page/vendor.ts";
+import type { Summary } from "../reports/analysis/summary.ts";
 import { EVIL_MODEL, fixtureSummary, PLANTED } from "./fixtures/report_summary.ts";
 
 async function page(summary: Summary = fixtureSummary()): Promise<string> {

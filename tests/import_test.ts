@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { importScores } from "../reports/import.ts";
+import { importScores } from "../engine/store/import.ts";
 import { UserError } from "../engine/errors.ts";
 
 async function tempDir() {

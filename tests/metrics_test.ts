@@ -10,8 +10,8 @@ import {
   prCurve,
   rates,
   setBit,
-} from "../reports/metrics.ts";
-import { poisson, quantile, seededRandom, wilson } from "../reports/stats.ts";
+} from "../reports/analysis/metrics.ts";
+import { poisson, quantile, seededRandom, wilson } from "../reports/analysis/stats.ts";
 
 function bits(size: number, rows: number[]) {
   const b = makeBits(size);

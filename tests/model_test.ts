@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { loadModel } from "../engine/model.ts";
-import { DataType, encodeModel, parseModel } from "../engine/onnx_proto.ts";
-import { parseDevice } from "../engine/providers.ts";
-import { scoreBatch } from "../engine/scoring.ts";
+import { loadModel } from "../engine/model/model.ts";
+import { DataType, encodeModel, parseModel } from "../engine/model/onnx_proto.ts";
+import { parseDevice } from "../engine/model/providers.ts";
+import { scoreBatch } from "../engine/run/scoring.ts";
 import { buildTinyLM, tempDir, writeTinyLM } from "./tiny_lm.ts";
 import { referenceScores } from "./reference.ts";
 

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { loadExperiment, parseExperiment } from "../engine/config.ts";
+import { loadExperiment, parseExperiment } from "../engine/config/config.ts";
 import { UserError } from "../engine/errors.ts";
-import { formatFlops, formatPlan, jobId, makePlan } from "../engine/plan.ts";
-import { sampleRows, seenLimit, seenRows, selectRows, xoshiro128 } from "../engine/rows.ts";
+import { formatFlops, formatPlan, jobId, makePlan } from "../engine/run/plan.ts";
+import { sampleRows, seenLimit, seenRows, selectRows, xoshiro128 } from "../engine/data/rows.ts";
 import type { Experiment } from "../engine/types.ts";
 
 const SUITE = `suite:

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { orderJobs, pickJob, type PoolOptions, runPool, slotLabels } from "../engine/pool.ts";
+import { orderJobs, pickJob, type PoolOptions, runPool, slotLabels } from "../engine/run/pool.ts";
 import type { Job, RowScores } from "../engine/types.ts";
 
 const fakeWorker = new URL("./fixtures/pool_worker.ts", import.meta.url);

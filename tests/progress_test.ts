@@ -9,7 +9,7 @@ import {
   formatSlot,
   type ProgressSnapshot,
   startProgress,
-} from "../engine/progress.ts";
+} from "../engine/run/progress.ts";
 
 const snap: ProgressSnapshot = {
   totalRows: 1000,

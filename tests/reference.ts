@@ -9,7 +9,7 @@
  * @module
  */
 import * as ort from "onnxruntime-node";
-import { plainFeeds, readModelInfo } from "../engine/model.ts";
+import { plainFeeds, readModelInfo } from "../engine/model/model.ts";
 
 /** The reference result of one row. */
 export interface ReferenceRow {

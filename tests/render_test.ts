@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { makePlan } from "../engine/plan.ts";
-import { makeManifest, openStore, writeJson } from "../engine/store.ts";
+import { makePlan } from "../engine/run/plan.ts";
+import { makeManifest, openStore, writeJson } from "../engine/store/store.ts";
 import type { CheckpointScores, Experiment, Job } from "../engine/types.ts";
-import { loadTokenizer } from "../engine/tokenizer.ts";
-import { escapeHtml } from "../reports/html.ts";
-import { missingJobs, renderReport } from "../reports/render.ts";
-import type { Summary } from "../reports/summary.ts";
+import { loadTokenizer } from "../engine/data/tokenizer.ts";
+import { escapeHtml } from "../reports/page/html.ts";
+import { missingJobs, renderReport } from "../reports/page/render.ts";
+import type { Summary } from "../reports/analysis/summary.ts";
 
 const ROWS = 64;
 const ROW_LENGTH = 70;

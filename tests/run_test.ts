@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { loadExperiment } from "../engine/config.ts";
+import { loadExperiment } from "../engine/config/config.ts";
 import { isUserError } from "../engine/errors.ts";
-import { openTokenReader } from "../engine/datasets.ts";
-import { loadModel } from "../engine/model.ts";
-import { makePlan } from "../engine/plan.ts";
-import { runExperiment, type RunOptions } from "../engine/run.ts";
-import { scoreBatch } from "../engine/scoring.ts";
-import { readCheckpointScores } from "../engine/store.ts";
+import { openTokenReader } from "../engine/data/datasets.ts";
+import { loadModel } from "../engine/model/model.ts";
+import { makePlan } from "../engine/run/plan.ts";
+import { runExperiment, type RunOptions } from "../engine/run/run.ts";
+import { scoreBatch } from "../engine/run/scoring.ts";
+import { readCheckpointScores } from "../engine/store/store.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 

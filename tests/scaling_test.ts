@@ -10,8 +10,8 @@ import {
   RECALL_FORMS,
   saturatingPower,
   saturatingPowerFloor,
-} from "../reports/scaling.ts";
-import { seededRandom } from "../reports/stats.ts";
+} from "../reports/analysis/scaling.ts";
+import { seededRandom } from "../reports/analysis/stats.ts";
 
 const XS = [-3, -2.5, -2, -1.6, -1.2, -0.8, -0.5, -0.25];
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { loadDuplicates, openTokenReader } from "../engine/datasets.ts";
-import { loadModel } from "../engine/model.ts";
-import { scoreBatch } from "../engine/scoring.ts";
+import { loadDuplicates, openTokenReader } from "../engine/data/datasets.ts";
+import { loadModel } from "../engine/model/model.ts";
+import { scoreBatch } from "../engine/run/scoring.ts";
 import type { MemorizationSettings } from "../engine/types.ts";
 import { type ReferenceRow, referenceScores, TIE } from "./reference.ts";
 import { rng, tempDir, type TinyOptions, writeTinyLM } from "./tiny_lm.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { decodeShard, encodeShard } from "../engine/shard_file.ts";
+import { decodeShard, encodeShard } from "../engine/store/shard_file.ts";
 import {
   makeManifest,
   missingShards,
@@ -10,7 +10,7 @@ import {
   readCheckpointScores,
   shardPath,
   stableJson,
-} from "../engine/store.ts";
+} from "../engine/store/store.ts";
 import type { Experiment, Job, RowScores } from "../engine/types.ts";
 
 function experiment(dir: string, context = 32): Experiment {

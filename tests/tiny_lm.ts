@@ -16,7 +16,7 @@ import {
   node,
   type Tensor,
   type ValueInfo,
-} from "../engine/onnx_proto.ts";
+} from "../engine/model/onnx_proto.ts";
 
 /** Options of {@link buildTinyLM}. */
 export interface TinyOptions {

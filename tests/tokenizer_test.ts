@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { bytesToUnicode, parseTokenizer } from "../engine/tokenizer.ts";
+import { bytesToUnicode, parseTokenizer } from "../engine/data/tokenizer.ts";
 import { UserError } from "../engine/errors.ts";
 
 /** A tiny byte-level BPE: all 256 bytes, merges "Ġ t" → "Ġt", "Ġt h" → "Ġth", "Ġth e" → "Ġthe". */

@@ -1,0 +1,345 @@
+/**
+ * Slurm: submits an experiment's shard groups as one job array (one array
+ * task per group, each running the ordinary harness with `--shard-group I/N`
+ * into the same result store) plus a dependent job that renders the merged
+ * report. Resubmitting submits only the groups with missing shards, and each
+ * task skips the shards already stored, so the science has one code path and
+ * the cluster only decides which shards run where.
+ *
+ * @module
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { arraySpec, shardGroups } from "./cluster.ts";
+import { dataFacts } from "../data/datasets.ts";
+import { UserError } from "../errors.ts";
+import { makePlan, type Plan } from "../run/plan.ts";
+import { makeManifest, missingShards, modelFingerprint, readManifest } from "../store/store.ts";
+import type { Experiment, Job } from "../types.ts";
+
+/** Array tasks per submission when `--slurm-tasks` is not given (capped by the job count). */
+export const DEFAULT_TASKS = 8;
+
+/** What `--slurm` asked for, split off the command line. */
+export interface SlurmRequest {
+  /** Only write the scripts (`--slurm-dry-run`). */
+  dryRun: boolean;
+  /** Array tasks (`--slurm-tasks N`). */
+  tasks?: number;
+  /** Options passed to `sbatch` as given (everything after `--slurm` that is not ours). */
+  sbatchArgs: string[];
+}
+
+/**
+ * Splits `experiment` arguments at `--slurm` / `--slurm-dry-run`. With a
+ * `--` after the flag, what follows `--` goes to sbatch and what lies between
+ * stays with the harness (`FILE --slurm --output RUN -- --partition=gpu`);
+ * without one, everything after the flag goes to sbatch
+ * (`FILE --slurm --partition=gpu`). `--slurm-tasks N` and `--slurm-dry-run`
+ * are ours wherever they are. Returns `slurm: null` when neither flag is
+ * present.
+ */
+export function splitSlurmArgs(args: readonly string[]): {
+  harness: string[];
+  slurm: SlurmRequest | null;
+} {
+  const at = args.findIndex((a) => a === "--slurm" || a === "--slurm-dry-run");
+  const tasksFlag = (rest: string[], out: string[]): number | undefined => {
+    let tasks: number | undefined;
+    for (let i = 0; i < rest.length; i++) {
+      const a = rest[i];
+      if (a === "--slurm-tasks" || a.startsWith("--slurm-tasks=")) {
+        const v = a.includes("=") ? a.slice(a.indexOf("=") + 1) : rest[++i];
+        tasks = Number(v);
+        if (!Number.isInteger(tasks) || tasks < 1) {
+          throw new UserError(`--slurm-tasks ${v}: expected a positive integer (array tasks)`);
+        }
+      } else out.push(a);
+    }
+    return tasks;
+  };
+  if (at < 0) {
+    const harness: string[] = [];
+    const tasks = tasksFlag([...args], harness);
+    if (tasks !== undefined) {
+      throw new UserError("--slurm-tasks needs --slurm or --slurm-dry-run");
+    }
+    return { harness, slurm: null };
+  }
+  let dryRun = args[at] === "--slurm-dry-run";
+  const ours = (list: readonly string[]) =>
+    list.filter((a) => {
+      if (a === "--slurm-dry-run") dryRun = true;
+      return a !== "--slurm-dry-run" && a !== "--slurm";
+    });
+  const dashes = args.indexOf("--", at + 1);
+  const harnessPart = dashes < 0
+    ? args.slice(0, at)
+    : [...args.slice(0, at), ...args.slice(at + 1, dashes)];
+  const sbatchPart = dashes < 0 ? args.slice(at + 1) : args.slice(dashes + 1);
+  const harness: string[] = [];
+  const before = tasksFlag(ours(harnessPart), harness);
+  const sbatchArgs: string[] = [];
+  const after = tasksFlag(ours(sbatchPart), sbatchArgs);
+  return { harness, slurm: { dryRun, tasks: after ?? before, sbatchArgs } };
+}
+
+/** Resources of one array task, derived from the experiment's device slots. */
+export function taskResources(exp: Pick<Experiment, "devices">): { cpus: number; gpus: number } {
+  let cpus = 0;
+  let gpus = 0;
+  for (const slot of exp.devices) {
+    cpus += Math.max(1, slot.threads);
+    const m = /^cuda(?::(\d+))?$/.exec(slot.device);
+    if (m) gpus = Math.max(gpus, Number(m[1] ?? 0) + 1);
+  }
+  return { cpus: Math.max(1, cpus), gpus };
+}
+
+/** Quotes a word for a POSIX shell. */
+export function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** Everything the job scripts need, resolved. */
+export interface ScriptSettings {
+  name: string;
+  /** The experiment file (absolute). */
+  file: string;
+  /** The run folder (absolute). */
+  runDir: string;
+  /** The project folder holding deno.json and main.ts. */
+  project: string;
+  /** Absolute path of the deno executable. */
+  deno: string;
+  /** Total groups N (the `--shard-group` denominator). */
+  count: number;
+  /** Group indices to run in this submission. */
+  indices: number[];
+  cpus: number;
+  gpus: number;
+}
+
+/** The job-array script: one task per shard group, each running the ordinary harness. */
+export function arrayScript(s: ScriptSettings): string {
+  const q = shellQuote;
+  return [
+    "#!/bin/bash",
+    `# Shard groups of experiment ${s.name}: array task I runs --shard-group I/${s.count}.`,
+    "# Written by `deno task experiment FILE --slurm`; run that command again to resubmit:",
+    "# only groups with missing shards are submitted and finished shards are skipped.",
+    `#SBATCH --job-name=memo-${s.name}`,
+    `#SBATCH --array=${arraySpec(s.indices)}`,
+    `#SBATCH --output=${join(s.runDir, "slurm", "%A_%a.out")}`,
+    `#SBATCH --cpus-per-task=${s.cpus}`,
+    ...(s.gpus > 0 ? [`#SBATCH --gres=gpu:${s.gpus}`] : []),
+    "set -euo pipefail",
+    `cd ${q(s.project)}`,
+    `exec ${q(s.deno)} task experiment ${q(s.file)} \\`,
+    `  --shard-group "$SLURM_ARRAY_TASK_ID/${s.count}" --no-report --output ${q(s.runDir)}`,
+    "",
+  ].join("\n");
+}
+
+/** The report job's script: merges the store and renders, or lists the missing shards. */
+export function reportScript(s: ScriptSettings): string {
+  const q = shellQuote;
+  return [
+    "#!/bin/bash",
+    `# Report of experiment ${s.name}, run after the array job (afterany).`,
+    `#SBATCH --job-name=memo-${s.name}-report`,
+    `#SBATCH --output=${join(s.runDir, "slurm", "%j-report.out")}`,
+    "#SBATCH --cpus-per-task=1",
+    "set -euo pipefail",
+    `cd ${q(s.project)}`,
+    `exec ${q(s.deno)} task report ${q(s.runDir)}`,
+    "",
+  ].join("\n");
+}
+
+/** sbatch options that also apply to the report job (where it runs and who pays). */
+export function reportSbatchArgs(sbatchArgs: readonly string[]): string[] {
+  const keep = /^--(partition|account|qos|reservation|clusters|constraint)(=|$)/;
+  const keepShort = new Set(["-p", "-A", "-q", "-M", "-C"]);
+  const out: string[] = [];
+  for (let i = 0; i < sbatchArgs.length; i++) {
+    const a = sbatchArgs[i];
+    if (keep.test(a)) {
+      out.push(a);
+      if (!a.includes("=") && i + 1 < sbatchArgs.length) out.push(sbatchArgs[++i]);
+    } else if (keepShort.has(a) && i + 1 < sbatchArgs.length) {
+      out.push(a, sbatchArgs[++i]);
+    } else if (/^-[pAqMC]./.test(a)) out.push(a);
+  }
+  return out;
+}
+
+/** What {@link submitSlurm} did. */
+export interface SlurmSubmission {
+  /** Path of the job-array script. */
+  script: string;
+  /** Path of the report job's script. */
+  reportScript: string;
+  /** Total groups N. */
+  count: number;
+  /** Group indices submitted (those with missing shards). */
+  indices: number[];
+  /** Missing jobs over all groups at submission time. */
+  missing: number;
+  /** Slurm job ids, when submitted. */
+  arrayJob?: string;
+  reportJob?: string;
+  /** Human-readable summary: what was written/submitted, how to watch and resubmit. */
+  message: string;
+}
+
+/** Options of {@link submitSlurm}. */
+export interface SlurmOptions {
+  /** Write the scripts without submitting. */
+  dryRun: boolean;
+  /** Extra sbatch options (override the script's `#SBATCH` lines). */
+  sbatchArgs: string[];
+  /** Array tasks N (default {@link DEFAULT_TASKS}, at most the number of jobs). */
+  tasks?: number;
+  /** The deno executable the tasks run (default: this process's). */
+  deno?: string;
+  /** The sbatch program (default `sbatch`). */
+  sbatch?: string;
+}
+
+/** The project folder (holding deno.json and main.ts). */
+export function projectDir(): string {
+  return dirname(dirname(dirname(fileURLToPath(import.meta.url))));
+}
+
+/**
+ * Writes `<run>/slurm/array.sh` and `<run>/slurm/report.sh` and, unless
+ * `dryRun`, submits the array (only groups with missing shards) with
+ * `sbatch --parsable` and the report job with `--dependency=afterany:<array>`.
+ */
+export async function submitSlurm(exp: Experiment, opts: SlurmOptions): Promise<SlurmSubmission> {
+  const { rows: totalRows, fingerprint: dataFingerprint } = await dataFacts(exp.data);
+  const plan = makePlan(exp, totalRows);
+  if (plan.jobs.length === 0) {
+    throw new UserError(
+      `${exp.file}: the plan has no jobs (no checkpoint has seen a selected row)`,
+    );
+  }
+  const count = Math.min(opts.tasks ?? DEFAULT_TASKS, plan.jobs.length);
+  const missingIds = new Set(
+    (await pendingJobs(exp, plan, dataFingerprint)).map((j) => j.id),
+  );
+  const groups = shardGroups(plan.jobs, count);
+  const indices = groups.flatMap((g, i) => (g.some((j) => missingIds.has(j.id)) ? [i] : []));
+  const { cpus, gpus } = taskResources(exp);
+  const settings: ScriptSettings = {
+    name: exp.name,
+    file: exp.file,
+    runDir: exp.output,
+    project: projectDir(),
+    deno: opts.deno ?? Deno.execPath(),
+    count,
+    indices: indices.length > 0 ? indices : groups.map((_, i) => i),
+    cpus,
+    gpus,
+  };
+  const dir = join(exp.output, "slurm");
+  await mkdir(dir, { recursive: true });
+  const script = join(dir, "array.sh");
+  const reportPath = join(dir, "report.sh");
+  await writeFile(script, arrayScript(settings), { mode: 0o755 });
+  await writeFile(reportPath, reportScript(settings), { mode: 0o755 });
+  const base = { script, reportScript: reportPath, count, indices, missing: missingIds.size };
+  const lines = [
+    `${plan.jobs.length} jobs in ${count} shard groups; ${missingIds.size} jobs missing, ` +
+    `in groups ${arraySpec(indices) || "(none)"}.`,
+    `wrote ${script}`,
+    `wrote ${reportPath}`,
+  ];
+  if (indices.length === 0) {
+    lines.push(`every shard is finished: render with \`deno task report ${exp.output}\``);
+    return { ...base, message: lines.join("\n") };
+  }
+  if (opts.dryRun) {
+    const report = [...reportSbatchArgs(opts.sbatchArgs), reportPath].map(shellQuote).join(" ");
+    lines.push(
+      `dry run: submit with \`sbatch ${
+        [...opts.sbatchArgs, script].map(shellQuote).join(" ")
+      }\`, ` +
+        `then \`sbatch --dependency=afterany:<array job id> ${report}\``,
+    );
+    return { ...base, message: lines.join("\n") };
+  }
+  const sbatch = opts.sbatch ?? "sbatch";
+  const arrayJob = await runSbatch(sbatch, ["--parsable", ...opts.sbatchArgs, script]);
+  const reportJob = await runSbatch(sbatch, [
+    "--parsable",
+    `--dependency=afterany:${arrayJob}`,
+    ...reportSbatchArgs(opts.sbatchArgs),
+    reportPath,
+  ]);
+  await writeFile(
+    join(dir, "submissions.jsonl"),
+    JSON.stringify({ at: new Date().toISOString(), arrayJob, reportJob, count, indices }) + "\n",
+    { flag: "a" },
+  );
+  lines.push(
+    `submitted array job ${arrayJob} (tasks ${arraySpec(indices)} of 0-${count - 1}) ` +
+      `and report job ${reportJob} (after it)`,
+    `watch: squeue -j ${arrayJob},${reportJob}; task logs in ${dir}/`,
+    "resubmit after failures with the same command: only missing shards run",
+  );
+  return { ...base, arrayJob, reportJob, message: lines.join("\n") };
+}
+
+/**
+ * Jobs the store does not hold for the experiment as it is now: all of them
+ * when settings or data changed since the stored scores, a checkpoint's when
+ * its file changed, else the store's missing shards (the tasks then move the
+ * stale scores aside, as a local run does).
+ */
+async function pendingJobs(exp: Experiment, plan: Plan, dataFingerprint: string): Promise<Job[]> {
+  const stored = await readManifest(exp.output);
+  if (!stored) return plan.jobs;
+  const fingerprints = new Map<string, string>();
+  for (const path of new Set(plan.jobs.map((j) => j.path))) {
+    fingerprints.set(path, await modelFingerprint(path));
+  }
+  const now = makeManifest(exp, dataFingerprint, fingerprints);
+  if (now.settingsHash !== stored.settingsHash) return plan.jobs;
+  const before = new Map(stored.checkpoints.map((c) => [`${c.model}\0${c.step}`, c.fingerprint]));
+  const changed = new Set(
+    now.checkpoints.filter((c) => before.get(`${c.model}\0${c.step}`) !== c.fingerprint)
+      .map((c) => `${c.model}\0${c.step}`),
+  );
+  const missing = new Set((await missingShards(exp.output, plan)).map((j) => j.id));
+  return plan.jobs.filter((j) => missing.has(j.id) || changed.has(`${j.model}\0${j.step}`));
+}
+
+async function runSbatch(sbatch: string, args: string[]): Promise<string> {
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(sbatch, { args, stdout: "piped", stderr: "piped" }).output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new UserError(
+        `${sbatch} not found: --slurm submits with Slurm's sbatch; run on a Slurm login node, ` +
+          "or use --slurm-dry-run to only write the scripts",
+      );
+    }
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      throw new UserError(
+        `not allowed to run ${sbatch}: the run permission set needs "run": ["sbatch"] in deno.json`,
+      );
+    }
+    throw e;
+  }
+  const stdout = new TextDecoder().decode(out.stdout).trim();
+  if (out.code !== 0) {
+    const stderr = new TextDecoder().decode(out.stderr).trim();
+    throw new UserError(`sbatch ${args.join(" ")} failed (exit ${out.code}): ${stderr}`);
+  }
+  // --parsable prints "jobid" or "jobid;cluster".
+  return stdout.split(";")[0];
+}

@@ -1,0 +1,126 @@
+/**
+ * Which rows of the training data are scored: every row some checkpoint has
+ * seen (`seen`), a range, or a seeded uniform sample of the seen rows. The
+ * selection is an ascending Uint32Array of global row indices; a checkpoint at
+ * step s scores the prefix of it below s · sequences_per_step.
+ *
+ * The sample is deterministic across platforms: xoshiro128** seeded by
+ * splitmix32, 32-bit integer math only, and a bitmap of chosen rows (Floyd's
+ * algorithm), so the output is sorted without a sort and works for any N.
+ *
+ * @module
+ */
+import { UserError } from "../errors.ts";
+import type { Experiment } from "../types.ts";
+
+/** Rows any checkpoint of the suite has seen: max step · sequences_per_step, capped at the data. */
+export function seenLimit(exp: Experiment, totalRows: number): number {
+  let last = 0;
+  for (const m of exp.suite.models) {
+    for (const c of m.checkpoints) last = Math.max(last, c.step);
+  }
+  return Math.min(totalRows, last * exp.suite.sequencesPerStep);
+}
+
+/** The ascending global rows the experiment scores, given the data's row count. */
+export function selectRows(exp: Experiment, totalRows: number): Uint32Array {
+  if (totalRows > 2 ** 32) {
+    throw new UserError(`${exp.data.path}: ${totalRows} rows exceed the 2^32 rows supported`);
+  }
+  const limit = seenLimit(exp, totalRows);
+  const sel = exp.rows;
+  if (sel.kind === "range") {
+    if (sel.start >= totalRows) {
+      throw new UserError(
+        `${exp.file}: rows.range starts at ${sel.start} but the data has ${totalRows} rows: ` +
+          `choose a range within [0, ${totalRows}).`,
+      );
+    }
+    return iota(sel.start, Math.min(sel.end, totalRows));
+  }
+  if (sel.kind === "sample") return sampleRows(limit, sel.count, sel.seed);
+  return iota(0, limit);
+}
+
+/** The prefix of an ascending selection that a checkpoint at `step` has seen. */
+export function seenRows(
+  selection: Uint32Array,
+  step: number,
+  sequencesPerStep: number,
+): Uint32Array {
+  const bound = step * sequencesPerStep;
+  let lo = 0;
+  let hi = selection.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (selection[mid] < bound) lo = mid + 1;
+    else hi = mid;
+  }
+  return selection.subarray(0, lo);
+}
+
+/** `count` distinct rows of [0, population) chosen uniformly with `seed`, ascending. */
+export function sampleRows(population: number, count: number, seed: number): Uint32Array {
+  if (count >= population) return iota(0, population);
+  const rng = xoshiro128(seed);
+  const chosen = new Uint8Array(Math.ceil(population / 8));
+  const has = (i: number) => (chosen[Math.floor(i / 8)] & (1 << (i % 8))) !== 0;
+  const add = (i: number) => (chosen[Math.floor(i / 8)] |= 1 << (i % 8));
+  // Floyd: for j in [n − N, n): t = uniform[0, j]; take t, or j when t is taken.
+  for (let j = population - count; j < population; j++) {
+    const t = uniformInt(rng, j + 1);
+    add(has(t) ? j : t);
+  }
+  const out = new Uint32Array(count);
+  let k = 0;
+  for (let b = 0; b < chosen.length; b++) {
+    let byte = chosen[b];
+    while (byte !== 0) {
+      const bit = 31 - Math.clz32(byte & -byte);
+      out[k++] = b * 8 + bit;
+      byte &= byte - 1;
+    }
+  }
+  return out;
+}
+
+/** A xoshiro128** generator of 32-bit unsigned integers, seeded through splitmix32. */
+export function xoshiro128(seed: number): () => number {
+  let x = (seed >>> 0) ^ Math.imul(Math.floor(seed / 2 ** 32) >>> 0, 0x9e3779b9);
+  const split = () => {
+    x = (x + 0x9e3779b9) | 0;
+    let z = x;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+  let a = split(), b = split(), c = split(), d = split();
+  return () => {
+    const r = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
+    const t = b << 9;
+    c ^= a;
+    d ^= b;
+    b ^= c;
+    a ^= d;
+    c ^= t;
+    d = rotl(d, 11);
+    return r;
+  };
+}
+
+function rotl(v: number, k: number): number {
+  return (v << k) | (v >>> (32 - k));
+}
+
+/** Uniform integer in [0, n) for n ≤ 2^32 from 53 random bits (exact in doubles). */
+function uniformInt(rng: () => number, n: number): number {
+  const hi = rng() >>> 5; // 27 bits
+  const lo = rng() >>> 6; // 26 bits
+  return Math.min(n - 1, Math.floor(((hi * 67108864 + lo) / 9007199254740992) * n));
+}
+
+function iota(start: number, end: number): Uint32Array {
+  const out = new Uint32Array(Math.max(0, end - start));
+  for (let i = 0; i < out.length; i++) out[i] = start + i;
+  return out;
+}

@@ -1,0 +1,317 @@
+/**
+ * The worker pool: one worker thread per device slot (one piscina instance per
+ * slot, so a slot's worker keeps its device, its ONNX session and its last
+ * loaded model), and a scheduler that hands jobs to slots. Jobs are ordered
+ * largest checkpoint first; a free slot prefers a job of the model it has
+ * loaded, then a model no other slot holds. A job that throws, or whose worker
+ * dies, is retried on another slot up to `maxAttempts` times; then the run
+ * stops with that job's error after the jobs in flight are finished.
+ *
+ * @module
+ */
+import { Piscina } from "piscina";
+import { UserError } from "../errors.ts";
+import type { SlotStatus } from "./progress.ts";
+import type { DataSpec, DeviceSlot, Job, MemorizationSettings, RowScores } from "../types.ts";
+
+/** Prefix of the message of a user error thrown in a worker (not retried; rethrown as a UserError). */
+export const USER_ERROR_TAG = "[user error] ";
+
+/** The message a worker receives for one job (see engine/run/worker.ts). */
+export interface WorkerTask {
+  id: string;
+  /** ONNX path of the checkpoint. */
+  path: string;
+  data: DataSpec;
+  rows: Uint32Array;
+  memorization: MemorizationSettings;
+  batchSize: number;
+  /** Declared vocabulary size, checked against the model and the tokens. */
+  vocabSize?: number;
+  /** 1 for the first try of the job. */
+  attempt: number;
+  /**
+   * Testing hook: `crash` makes the worker exit, `throw` makes the job throw,
+   * each while `attempt <= faultTimes` (see {@link parseFault}).
+   */
+  fault?: "crash" | "throw";
+  faultTimes?: number;
+}
+
+/** What the worker thread is started with. */
+export interface WorkerSetup {
+  device: string;
+  threads: number;
+  /**
+   * Int32Array view: [rows of the current job scored so far, stop flag]. A
+   * worker that sees the stop flag set between batches abandons its job.
+   */
+  progress: SharedArrayBuffer;
+}
+
+/** Options of {@link runPool}. */
+export interface PoolOptions {
+  slots: DeviceSlot[];
+  jobs: Job[];
+  /** Builds the worker message of a job (everything but `attempt` and fault fields). */
+  task: (job: Job) => Omit<WorkerTask, "attempt" | "fault" | "faultTimes">;
+  /** Called with each finished job's scores (e.g. writes the shard); awaited. */
+  onResult: (job: Job, scores: RowScores) => Promise<void>;
+  /** Worker module (default: engine/run/worker.ts). */
+  workerUrl?: string | URL;
+  /** Tries per job before the run stops (default 3). */
+  maxAttempts?: number;
+  /**
+   * Stops handing out jobs; jobs in flight finish, or after `graceMs` are
+   * dropped at their next batch boundary.
+   */
+  signal?: AbortSignal;
+  /** How long in-flight jobs may take after `signal` aborts (default 10000 ms). */
+  graceMs?: number;
+  /** Testing hook, e.g. `crash:m1/step3/shard00000:1` (see {@link parseFault}). */
+  fault?: string;
+  /** Informational messages (retries). */
+  onNotice?: (message: string) => void;
+}
+
+/** What a pool run did. */
+export interface PoolOutcome {
+  /** Ids of the jobs finished (their results were handed to onResult). */
+  done: string[];
+  /** True when the signal stopped the run before every job was done. */
+  interrupted: boolean;
+  /** Ids of jobs in flight that were dropped after the grace period. */
+  dropped: string[];
+}
+
+/** A pool run in progress. */
+export interface PoolRun {
+  /** Settles when every job is done, the run is interrupted, or a job failed for good. */
+  done: Promise<PoolOutcome>;
+  /** What each slot is doing now. */
+  status(): SlotStatus[];
+  /** Rows scored so far, including partial jobs in flight. */
+  rowsDone(): number;
+}
+
+/** Parses the fault hook `kind:jobId:times` (`crash` exits the worker, `throw` throws). */
+export function parseFault(spec: string | undefined): {
+  kind: "crash" | "throw";
+  job: string;
+  times: number;
+} | null {
+  if (!spec) return null;
+  const m = /^(crash|throw):(.+):(\d+)$/.exec(spec);
+  if (!m) {
+    throw new Error(
+      `MEMO_FAULT must look like crash:<job id>:<times> or throw:<job id>:<times>, got ${spec}`,
+    );
+  }
+  return { kind: m[1] as "crash" | "throw", job: m[2], times: Number(m[3]) };
+}
+
+/** Labels of slots: the device, with `#i` when a device has several slots. */
+export function slotLabels(slots: DeviceSlot[]): string[] {
+  const count = new Map<string, number>();
+  for (const s of slots) count.set(s.device, (count.get(s.device) ?? 0) + 1);
+  const seen = new Map<string, number>();
+  return slots.map((s) => {
+    const i = seen.get(s.device) ?? 0;
+    seen.set(s.device, i + 1);
+    return (count.get(s.device) ?? 0) > 1 ? `${s.device}#${i}` : s.device;
+  });
+}
+
+/** Orders jobs: checkpoints with the most total work first, then each checkpoint's largest jobs. */
+export function orderJobs(jobs: Job[]): Job[] {
+  const total = new Map<string, number>();
+  for (const j of jobs) total.set(j.path, (total.get(j.path) ?? 0) + j.flops);
+  return [...jobs].sort((a, b) =>
+    (total.get(b.path)! - total.get(a.path)!) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0) ||
+    (b.flops - a.flops) || (a.shard - b.shard)
+  );
+}
+
+/**
+ * Picks the index of the next job for a slot: a job of its loaded model, else
+ * of a model no other slot holds, else the first; never the slot a job last
+ * failed on unless it is the only slot.
+ */
+export function pickJob(
+  pending: Job[],
+  slot: number,
+  loaded: (string | null)[],
+  avoid: ReadonlyMap<string, number>,
+): number {
+  const allowed = (j: Job) => loaded.length === 1 || avoid.get(j.id) !== slot;
+  const mine = loaded[slot];
+  if (mine !== null) {
+    const i = pending.findIndex((j) => j.path === mine && allowed(j));
+    if (i >= 0) return i;
+  }
+  const held = new Set(loaded.filter((p, i) => i !== slot && p !== null));
+  const fresh = pending.findIndex((j) => !held.has(j.path) && allowed(j));
+  if (fresh >= 0) return fresh;
+  return pending.findIndex(allowed);
+}
+
+/** Scores jobs on a pool with one worker per device slot. */
+export function runPool(opts: PoolOptions): PoolRun {
+  if (opts.slots.length === 0) throw new Error("runPool: no device slots");
+  const maxAttempts = opts.maxAttempts ?? 3;
+  const fault = parseFault(opts.fault);
+  const labels = slotLabels(opts.slots);
+  const filename = String(opts.workerUrl ?? new URL("./worker.ts", import.meta.url));
+  const progress = opts.slots.map(() => new SharedArrayBuffer(8));
+  const counters = progress.map((b) => new Int32Array(b));
+  const pools = opts.slots.map((s, i) =>
+    new Piscina({
+      filename,
+      minThreads: 1,
+      maxThreads: 1,
+      idleTimeout: Infinity,
+      workerData: { device: s.device, threads: s.threads, progress: progress[i] } as WorkerSetup,
+    })
+  );
+  const pending = orderJobs(opts.jobs);
+  const attempts = new Map<string, number>();
+  const avoid = new Map<string, number>();
+  const loaded: (string | null)[] = opts.slots.map(() => null);
+  const current: (Job | null)[] = opts.slots.map(() => null);
+  const slotRows = opts.slots.map(() => 0);
+  const done: string[] = [];
+  const dropped: string[] = [];
+  let fatal: Error | null = null;
+  let stopping = false;
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+
+  const done$ = new Promise<PoolOutcome>((resolve, reject) => {
+    let finished = false;
+    const finish = async () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(graceTimer);
+      await Promise.allSettled(pools.map((p) => p.destroy()));
+      if (fatal) reject(fatal);
+      else resolve({ done, interrupted: pending.length > 0 || dropped.length > 0, dropped });
+    };
+    const settle = () => {
+      if (current.every((c) => c === null) && (stopping || pending.length === 0)) finish();
+    };
+    const dispatch = (slot: number) => {
+      if (stopping || current[slot] !== null) return;
+      const i = pickJob(pending, slot, loaded, avoid);
+      if (i < 0) return settle();
+      const [job] = pending.splice(i, 1);
+      const attempt = (attempts.get(job.id) ?? 0) + 1;
+      attempts.set(job.id, attempt);
+      current[slot] = job;
+      loaded[slot] = job.path;
+      Atomics.store(counters[slot], 0, 0);
+      const hit = fault && job.id === fault.job ? fault : null;
+      const task: WorkerTask = {
+        ...opts.task(job),
+        attempt,
+        ...(hit ? { fault: hit.kind, faultTimes: hit.times } : {}),
+      };
+      pools[slot].run(task).then(
+        async (buffer: ArrayBuffer) => {
+          const scores = unpackScores(job.rows, buffer);
+          await opts.onResult(job, scores);
+          slotRows[slot] += job.rows.length;
+          Atomics.store(counters[slot], 0, 0);
+          done.push(job.id);
+        },
+        (err: unknown) => {
+          loaded[slot] = null;
+          Atomics.store(counters[slot], 0, 0);
+          if (stopping && !fatal) {
+            dropped.push(job.id);
+            return;
+          }
+          const message = err instanceof Error ? err.message : String(err);
+          if (message.startsWith(USER_ERROR_TAG)) {
+            fatal ??= new UserError(message.slice(USER_ERROR_TAG.length));
+            stopping = true;
+            return;
+          }
+          if (attempt >= maxAttempts) {
+            fatal ??= new Error(
+              `job ${job.id} (${job.path}) failed ${attempt} times on ${
+                labels[slot]
+              }; last error: ${message}`,
+              { cause: err },
+            );
+            stopping = true;
+            return;
+          }
+          opts.onNotice?.(
+            `${job.id} failed on ${labels[slot]} (try ${attempt}): ${message}; retrying`,
+          );
+          avoid.set(job.id, slot);
+          pending.unshift(job);
+          // Wake idle slots so another one can take the retry.
+          for (let s = 0; s < pools.length; s++) if (s !== slot) queueMicrotask(() => dispatch(s));
+        },
+      ).catch((err) => {
+        fatal ??= err instanceof Error ? err : new Error(String(err));
+        stopping = true;
+      }).finally(() => {
+        current[slot] = null;
+        dispatch(slot);
+        settle();
+      });
+    };
+    opts.signal?.addEventListener("abort", () => {
+      stopping = true;
+      settle();
+      const timer = setTimeout(() => {
+        for (const c of counters) Atomics.store(c, 1, 1);
+      }, opts.graceMs ?? 10_000);
+      Deno.unrefTimer(timer);
+      graceTimer = timer;
+    }, { once: true });
+    if (opts.signal?.aborted) stopping = true;
+    for (let s = 0; s < pools.length; s++) dispatch(s);
+    settle();
+  });
+
+  return {
+    done: done$,
+    status: () =>
+      opts.slots.map((_, i) => ({
+        label: labels[i],
+        job: current[i]?.id ?? null,
+        jobRows: current[i]?.rows.length ?? 0,
+        jobDone: current[i] ? Atomics.load(counters[i], 0) : 0,
+        rows: slotRows[i] + (current[i] ? Atomics.load(counters[i], 0) : 0),
+      })),
+    rowsDone: () =>
+      slotRows.reduce((a, b) => a + b, 0) +
+      current.reduce((a, c, i) => a + (c ? Atomics.load(counters[i], 0) : 0), 0),
+  };
+}
+
+/** Packs scores for the trip from worker to main thread: nll f32[n], matches u8[n], prefix u8[n]. */
+export function packScores(s: Omit<RowScores, "rows">): ArrayBuffer {
+  const n = s.nll.length;
+  const out = new ArrayBuffer(6 * n);
+  new Float32Array(out, 0, n).set(s.nll);
+  new Uint8Array(out, 4 * n, n).set(s.matches.subarray(0, n));
+  new Uint8Array(out, 5 * n, n).set(s.prefix.subarray(0, n));
+  return out;
+}
+
+/** Inverse of {@link packScores}, attaching the job's rows. */
+export function unpackScores(rows: Uint32Array, buffer: ArrayBuffer): RowScores {
+  const n = rows.length;
+  if (buffer.byteLength !== 6 * n) {
+    throw new Error(`worker returned ${buffer.byteLength} bytes for ${n} rows (expected ${6 * n})`);
+  }
+  return {
+    rows,
+    nll: new Float32Array(buffer, 0, n),
+    matches: new Uint8Array(buffer, 4 * n, n),
+    prefix: new Uint8Array(buffer, 5 * n, n),
+  };
+}

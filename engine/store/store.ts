@@ -1,0 +1,337 @@
+/**
+ * The result store of a run folder: one binary file per finished shard under
+ * `<run>/scores/<model>/step<step>/shard<k>.bin`, written atomically (temporary
+ * name, fsync, rename), plus `<run>/manifest.json` recording what produced the
+ * scores (a hash of every setting that affects them, and a fingerprint per
+ * checkpoint). A shard counts as finished only when its file is complete and
+ * carries the key (settings hash + checkpoint fingerprint) of the current run,
+ * so results of different settings are never mixed. The file format is in
+ * engine/store/shard_file.ts.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { mkdir, open, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { type DecodedShard, decodeShard, encodeShard, STORE_VERSION } from "./shard_file.ts";
+import type { CheckpointScores, Experiment, Job, RowScores } from "../types.ts";
+
+/** A checkpoint as recorded in the manifest. */
+export interface CheckpointRecord {
+  model: string;
+  step: number;
+  path: string;
+  /** {@link modelFingerprint} of the ONNX file the shards were made with. */
+  fingerprint: string;
+}
+
+/** `<run>/manifest.json`: what produced the stored scores. */
+export interface Manifest {
+  version: number;
+  experiment: string;
+  /** Hash of {@link Manifest.settings}. */
+  settingsHash: string;
+  /** Everything besides the model that affects a score. */
+  settings: Record<string, unknown>;
+  checkpoints: CheckpointRecord[];
+}
+
+/** Builds the manifest of an experiment from its data and model fingerprints. */
+export function makeManifest(
+  exp: Experiment,
+  dataFingerprint: string,
+  fingerprints: ReadonlyMap<string, string>,
+): Manifest {
+  const settings = {
+    storeVersion: STORE_VERSION,
+    data: dataFingerprint,
+    memorization: exp.memorization,
+    rows: exp.rows,
+    shardSize: exp.shardSize,
+    sequencesPerStep: exp.suite.sequencesPerStep,
+  };
+  const checkpoints: CheckpointRecord[] = [];
+  for (const m of exp.suite.models) {
+    for (const c of m.checkpoints) {
+      const fingerprint = fingerprints.get(c.path);
+      if (fingerprint) checkpoints.push({ model: m.name, step: c.step, path: c.path, fingerprint });
+    }
+  }
+  return {
+    version: STORE_VERSION,
+    experiment: exp.name,
+    settingsHash: sha256(stableJson(settings)),
+    settings,
+    checkpoints,
+  };
+}
+
+/** The 32-byte key stamped into every shard of a checkpoint (hex). */
+export function shardKey(settingsHash: string, fingerprint: string): string {
+  return sha256(`${settingsHash}\n${fingerprint}`);
+}
+
+/**
+ * A cheap fingerprint of a model file: size, SHA-256 of its first and last MiB,
+ * and the bytes of a `config.json` beside it when present.
+ */
+export async function modelFingerprint(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  const file = await open(path, "r");
+  try {
+    const { size } = await file.stat();
+    hash.update(`size ${size}\n`);
+    const chunk = Math.min(size, 1 << 20);
+    const head = new Uint8Array(chunk);
+    await file.read(head, 0, chunk, 0);
+    hash.update(head);
+    const tail = new Uint8Array(chunk);
+    await file.read(tail, 0, chunk, size - chunk);
+    hash.update(tail);
+  } finally {
+    await file.close();
+  }
+  const dir = path.replace(/[^/\\]*$/, "");
+  try {
+    hash.update(await readFile(join(dir, "config.json")));
+  } catch {
+    // no config.json beside the model
+  }
+  return hash.digest("hex").slice(0, 32);
+}
+
+/** Relative path of a job's shard file inside the run folder. */
+export function shardPath(model: string, step: number, shard: number): string {
+  return join("scores", model, `step${step}`, `shard${String(shard).padStart(5, "0")}.bin`);
+}
+
+/** Writes a file atomically: a unique temporary name, fsync, rename. */
+export async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  await mkdir(path.replace(/[/\\][^/\\]*$/, ""), { recursive: true });
+  const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const file = await open(tmp, "w");
+  try {
+    await file.writeFile(data);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
+}
+
+/** Reads the run folder's manifest, or null when there is none. */
+export async function readManifest(runDir: string): Promise<Manifest | null> {
+  try {
+    return JSON.parse(await readFile(join(runDir, "manifest.json"), "utf8")) as Manifest;
+  } catch (e) {
+    if ((e as { code?: string }).code === "ENOENT") return null;
+    throw e;
+  }
+}
+
+/** The result store of one run folder. */
+export interface Store {
+  readonly runDir: string;
+  /**
+   * Records the manifest; moves aside (into `<run>/stale/`) the scores of other
+   * settings or of checkpoints whose file changed. Returns one notice per move.
+   */
+  prepare(manifest: Manifest): Promise<string[]>;
+  /** Uses a manifest read from disk as is (read-only access: nothing is moved or written). */
+  use(manifest: Manifest): void;
+  /** Whether the job's shard is finished with the current manifest's key and rows. */
+  isDone(job: Job): Promise<boolean>;
+  /** Writes a finished job's shard atomically. */
+  writeShard(job: Job, scores: RowScores): Promise<void>;
+}
+
+/** Opens (creating lazily) the store of a run folder. */
+export function openStore(runDir: string): Store {
+  let manifest: Manifest | null = null;
+  const keys = new Map<string, string>();
+  const keyOf = (job: Job): string => {
+    const key = keys.get(`${job.model}\0${job.step}`);
+    if (!key) throw new Error(`store: no manifest entry for ${job.id}; call prepare() first`);
+    return key;
+  };
+  const adopt = (next: Manifest) => {
+    manifest = next;
+    keys.clear();
+    for (const c of next.checkpoints) {
+      keys.set(`${c.model}\0${c.step}`, shardKey(next.settingsHash, c.fingerprint));
+    }
+  };
+  return {
+    runDir,
+    async prepare(next) {
+      const notices: string[] = [];
+      const old = await readManifest(runDir);
+      const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+      if (old && old.settingsHash !== next.settingsHash && await exists(join(runDir, "scores"))) {
+        const to = join(runDir, "stale", `scores-${stamp}`);
+        await mkdir(join(runDir, "stale"), { recursive: true });
+        await rename(join(runDir, "scores"), to);
+        notices.push(`settings changed since the stored scores were made; moved them to ${to}`);
+      } else if (old) {
+        const before = new Map(old.checkpoints.map((c) => [`${c.model}\0${c.step}`, c]));
+        for (const c of next.checkpoints) {
+          const prev = before.get(`${c.model}\0${c.step}`);
+          const dir = join(runDir, "scores", c.model, `step${c.step}`);
+          if (prev && prev.fingerprint !== c.fingerprint && await exists(dir)) {
+            const to = join(runDir, "stale", `${c.model}-step${c.step}-${stamp}`);
+            await mkdir(join(runDir, "stale"), { recursive: true });
+            await rename(dir, to);
+            notices.push(`${c.path} changed since its scores were made; moved them to ${to}`);
+          }
+        }
+      }
+      // Keep records of checkpoints this run does not touch (e.g. another shard group's).
+      const merged = new Map<string, CheckpointRecord>();
+      if (old && old.settingsHash === next.settingsHash) {
+        for (const c of old.checkpoints) merged.set(`${c.model}\0${c.step}`, c);
+      }
+      for (const c of next.checkpoints) merged.set(`${c.model}\0${c.step}`, c);
+      manifest = { ...next, checkpoints: [...merged.values()] };
+      const order = new Map(next.checkpoints.map((c, i) => [`${c.model}\0${c.step}`, i]));
+      manifest.checkpoints.sort((a, b) =>
+        (order.get(`${a.model}\0${a.step}`) ?? 1e9) - (order.get(`${b.model}\0${b.step}`) ?? 1e9)
+      );
+      adopt(manifest);
+      await writeAtomic(join(runDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
+      return notices;
+    },
+    use(existing) {
+      adopt(existing);
+    },
+    async isDone(job) {
+      let bytes: Uint8Array;
+      try {
+        bytes = await readFile(join(runDir, shardPath(job.model, job.step, job.shard)));
+      } catch {
+        return false;
+      }
+      const shard = decodeShard(bytes);
+      if (!shard || shard.key !== keyOf(job) || shard.rows.length !== job.rows.length) return false;
+      return shard.rows.every((r, i) => r === job.rows[i]);
+    },
+    async writeShard(job, scores) {
+      if (!manifest) throw new Error("store: call prepare() before writeShard()");
+      const bytes = encodeShard(scores, continuationOf(manifest), job.shard, keyOf(job));
+      await writeAtomic(join(runDir, shardPath(job.model, job.step, job.shard)), bytes);
+    },
+  };
+}
+
+/**
+ * Jobs of a plan whose shards are not finished in the run folder's store,
+ * judged by the manifest on disk (read-only; a model file changed since then is
+ * only noticed by a real run).
+ */
+export async function missingShards(runDir: string, plan: { jobs: Job[] }): Promise<Job[]> {
+  const manifest = await readManifest(runDir);
+  if (!manifest) return plan.jobs;
+  const store = openStore(runDir);
+  store.use(manifest);
+  const missing: Job[] = [];
+  for (const job of plan.jobs) {
+    const known = manifest.checkpoints.some((c) => c.model === job.model && c.step === job.step);
+    if (!known || !(await store.isDone(job))) missing.push(job);
+  }
+  return missing;
+}
+
+/**
+ * All finished shards of the run folder merged per (model, step), rows
+ * ascending, in the manifest's (experiment's) checkpoint order. Shards whose key
+ * does not match the manifest are ignored.
+ */
+export async function readCheckpointScores(runDir: string): Promise<CheckpointScores[]> {
+  const manifest = await readManifest(runDir);
+  if (!manifest) {
+    throw new Error(`${join(runDir, "manifest.json")} not found: run the experiment first`);
+  }
+  const l = continuationOf(manifest);
+  const out: CheckpointScores[] = [];
+  for (const c of manifest.checkpoints) {
+    const dir = join(runDir, "scores", c.model, `step${c.step}`);
+    let names: string[];
+    try {
+      names = (await readdir(dir)).filter((n) => /^shard\d+\.bin$/.test(n)).sort();
+    } catch {
+      continue;
+    }
+    const key = shardKey(manifest.settingsHash, c.fingerprint);
+    const parts: DecodedShard[] = [];
+    for (const name of names) {
+      const shard = decodeShard(await readFile(join(dir, name)));
+      if (shard && shard.key === key) parts.push(shard);
+    }
+    if (parts.length === 0) continue;
+    out.push({ model: c.model, step: c.step, continuation: l, ...mergeSorted(parts) });
+  }
+  return out;
+}
+
+/** Concatenates shards (sorted by shard index) and sorts rows ascending when needed. */
+function mergeSorted(
+  parts: DecodedShard[],
+): Required<Omit<CheckpointScores, "model" | "step" | "continuation">> {
+  parts.sort((a, b) => a.shard - b.shard);
+  const n = parts.reduce((s, p) => s + p.rows.length, 0);
+  const rows = new Uint32Array(n), nll = new Float32Array(n);
+  const matches = new Uint8Array(n), prefix = new Uint8Array(n);
+  let at = 0;
+  for (const p of parts) {
+    rows.set(p.rows, at), nll.set(p.nll, at), matches.set(p.matches, at), prefix.set(p.prefix, at);
+    at += p.rows.length;
+  }
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = rows[i - 1] < rows[i];
+  if (sorted) return { rows, matches, prefix, nll };
+  const order = [...rows.keys()].sort((a, b) => rows[a] - rows[b]);
+  return {
+    rows: Uint32Array.from(order, (i) => rows[i]),
+    matches: Uint8Array.from(order, (i) => matches[i]),
+    prefix: Uint8Array.from(order, (i) => prefix[i]),
+    nll: Float32Array.from(order, (i) => nll[i]),
+  };
+}
+
+function continuationOf(manifest: Manifest): number {
+  const m = manifest.settings.memorization as { continuation?: number } | undefined;
+  return m?.continuation ?? 0;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** JSON with object keys sorted, so equal settings hash equally. */
+export function stableJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_k, v) =>
+      v && typeof v === "object" && !Array.isArray(v)
+        ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : v,
+  );
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Writes JSON beside the store (experiment snapshot, run stats) atomically. */
+export async function writeJson(path: string, value: unknown): Promise<void> {
+  await writeAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+/** Appends one JSON line to a file (run statistics). */
+export async function appendJsonLine(path: string, value: unknown): Promise<void> {
+  await writeFile(path, JSON.stringify(value) + "\n", { flag: "a" });
+}

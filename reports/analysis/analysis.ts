@@ -1,0 +1,369 @@
+/**
+ * The analysis: how well cheap runs (smaller models, earlier checkpoints)
+ * predict the target's memorization, as a function of their compute. Pure:
+ * takes scores (from the store or imported) and returns a {@link Summary}.
+ *
+ * Examples (rows the target memorized) are chosen by {@link exampleRows};
+ * the caller (reports/page/render.ts) reads their tokens and passes them back in
+ * `exampleTokens` together with a `decode` function, so `analyze` itself
+ * stays synchronous and does no I/O.
+ *
+ * Statistics: precision and recall carry 95% Wilson score intervals; fitted
+ * curves and recommendation stability come from a Poisson bootstrap over
+ * rows (`analysis.bootstrap` resamples, seeded by `analysis.seed`).
+ *
+ * @module
+ */
+import type { CheckpointScores, Experiment } from "../../engine/types.ts";
+import { UserError } from "../../engine/errors.ts";
+import {
+  type PredictorId,
+  type PredictorRow,
+  type Summary,
+  SUMMARY_SCHEMA_VERSION,
+  type ThresholdCurve,
+} from "./summary.ts";
+import {
+  bootstrapConfusions,
+  type Classifier,
+  confusion,
+  countBits,
+  hasBit,
+  rates,
+} from "./metrics.ts";
+import { label, type Resamples, rowSpace, type Run, runFromScores } from "./runs.ts";
+import { poisson, seededRandom } from "./stats.ts";
+import { type FamilyPoint, fitScaling, type FittedLaw, makeFamilies } from "./families.ts";
+import { type Candidate, recommend } from "./recommend.ts";
+import { signalCurves } from "./signals.ts";
+import { verdict } from "./verdict.ts";
+import {
+  correlationMatrix,
+  distribution,
+  pairMatrix,
+  rateByDuplicates,
+  rateByRow,
+} from "./figures.ts";
+
+/** Everything the analysis needs; plain values only. */
+export interface AnalysisInput {
+  /** The typed experiment (suite, memorization settings, target, analysis settings). */
+  experiment: Experiment;
+  /** Scores of every (model, step) run, rows ascending (from the store or imported). */
+  scores: CheckpointScores[];
+  /** Duplicate count per dataset row (index = row), when the data carries it. */
+  duplicates?: Uint32Array | null;
+  /**
+   * Tokens of the example rows chosen by {@link exampleRows} (row → the
+   * `context + continuation` tokens starting at the memorization offset).
+   * Rows missing here get `tokens: []` and null text.
+   */
+  exampleTokens?: Map<number, ArrayLike<number>>;
+  /** Decodes token ids to text (a tokenizer); without it example text is null. */
+  decode?: (tokens: number[]) => string;
+  /** How the scores were produced, copied to `Summary.run` (missing fields get defaults). */
+  run?: Partial<Summary["run"]>;
+}
+
+/** Number of example rows reported by default. */
+export const EXAMPLE_COUNT = 12;
+
+const sameId = (a: PredictorId, b: PredictorId) => a.model === b.model && a.step === b.step;
+
+/** The target's scores, or an error naming the runs that exist. */
+function targetScores(exp: Experiment, scores: readonly CheckpointScores[]): CheckpointScores {
+  const t = scores.find((s) => sameId(s, exp.target));
+  if (!t) {
+    throw new UserError(
+      `no scores for the target ${label(exp.target)} of ${exp.file}; scored runs: ${
+        scores.map((s) => label(s)).join(", ") || "none"
+      }. Score the target first or choose another target.`,
+    );
+  }
+  return t;
+}
+
+/** Runs in suite order (model order of the experiment, then step). */
+function orderedRuns(exp: Experiment, scores: readonly CheckpointScores[], size: number): Run[] {
+  const order = new Map(exp.suite.models.map((m, i) => [m.name, i]));
+  return [...scores]
+    .sort((a, b) =>
+      (order.get(a.model) ?? 1e9) - (order.get(b.model) ?? 1e9) ||
+      a.model.localeCompare(b.model) || a.step - b.step
+    )
+    .map((s) => runFromScores(s, size, exp));
+}
+
+/** Rows the target memorized and which other runs also memorized them. */
+function caughtBy(runs: readonly Run[], target: Run, row: number): PredictorId[] {
+  return runs.filter((r) => r !== target && hasBit(r.mem, row)).map((r) => r.id);
+}
+
+/**
+ * The dataset rows `analyze` reports as examples, so the caller can read
+ * their tokens first: target-memorized rows ordered by how many other runs
+ * caught them (then by row), taken evenly across that order.
+ */
+export function exampleRows(
+  input: Pick<AnalysisInput, "experiment" | "scores">,
+  count: number = EXAMPLE_COUNT,
+): number[] {
+  const exp = input.experiment;
+  const size = rowSpace(input.scores);
+  const runs = orderedRuns(exp, input.scores, size);
+  const target = runs.find((r) => sameId(r.id, exp.target));
+  if (!target) return [];
+  return pickExamples(runs, target, count);
+}
+
+function pickExamples(runs: readonly Run[], target: Run, count: number): number[] {
+  const rows: { row: number; caught: number }[] = [];
+  for (let w = 0; w < target.mem.length; w++) {
+    let m = target.mem[w] & target.seen[w];
+    while (m !== 0) {
+      const bit = m & -m;
+      m ^= bit;
+      const row = w * 32 + (31 - Math.clz32(bit));
+      rows.push({ row, caught: 0 });
+    }
+  }
+  for (const e of rows) e.caught = caughtBy(runs, target, e.row).length;
+  rows.sort((a, b) => a.caught - b.caught || a.row - b.row);
+  if (rows.length <= count) return rows.map((e) => e.row);
+  return Array.from(
+    { length: count },
+    (_, i) => rows[Math.round((i * (rows.length - 1)) / (count - 1))].row,
+  );
+}
+
+/** The predictor table: every run (the target included, trivially perfect) against the target. */
+export function predictorTable(runs: readonly Run[], target: Run): PredictorRow[] {
+  const targetRows = countBits(target.seen);
+  return runs.map((run) => {
+    const c = confusion(run.seen, run.mem, target.seen, target.mem);
+    const r = rates(c.tp, c.fp, c.fn);
+    return {
+      ...run.id,
+      final: run.final,
+      parameters: run.parameters,
+      rowsCompared: c.n,
+      coverage: targetRows > 0 ? c.n / targetRows : 0,
+      tp: c.tp,
+      fp: c.fp,
+      fn: c.fn,
+      tn: c.tn,
+      ...r,
+      predictorRate: c.n > 0 ? (c.tp + c.fp) / c.n : 0,
+      targetRate: c.n > 0 ? (c.tp + c.fn) / c.n : 0,
+      compute: run.compute,
+      computeFraction: target.compute > 0 ? run.compute / target.compute : 0,
+    };
+  });
+}
+
+/** The scientific core of the analysis: what {@link analyzeRuns} returns. */
+export interface CoreAnalysis {
+  predictors: PredictorRow[];
+  curves: ThresholdCurve[];
+  scaling: Summary["scaling"];
+  recommendations: Summary["recommendations"];
+  /** Distinct positive-row patterns pooled by the bootstrap (0 without bootstrap). */
+  patterns: number;
+  /** Seconds spent per stage (table, signals, bootstrap, fits, recommendations). */
+  seconds: Record<string, number>;
+}
+
+/**
+ * The predictor table, signal curves (runs that carry scores), bootstrap
+ * resamples, scaling laws and recommendations from runs as bit sets. This is
+ * the part that scales to paper-size row counts: memory is two bit sets per
+ * run (runs of one step may share their `seen` set).
+ */
+export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run): CoreAnalysis {
+  const settings = exp.analysis;
+  const seconds: Record<string, number> = {};
+  let t0 = performance.now();
+  const lap = (name: string) => {
+    const t = performance.now();
+    seconds[name] = (t - t0) / 1000;
+    t0 = t;
+  };
+  const table = predictorTable(runs, target);
+  lap("table");
+  const others = runs.map((r, i) => ({ run: r, row: table[i] })).filter((o) => o.run !== target);
+
+  // Candidates and bootstrap classifiers: binary predictors first, then thresholded signals.
+  const classifiers: Classifier[] = others.map((o) => o.run);
+  const candidates: Candidate[] = [];
+  const points: FamilyPoint[] = [];
+  others.forEach((o, i) => {
+    const { precision, recall } = o.row;
+    points.push({ id: o.run.id, compute: o.run.compute, recall, precision, index: i });
+    if (precision !== null && recall !== null) {
+      candidates.push({
+        id: o.run.id,
+        signal: "binary",
+        threshold: null,
+        precision,
+        precisionCI: o.row.precisionCI,
+        recall,
+        recallCI: o.row.recallCI,
+        compute: o.run.compute,
+        index: i,
+      });
+    }
+  });
+  const curves: ThresholdCurve[] = [];
+  for (const o of others) {
+    const sig = signalCurves(o.run, target, o.row.precision, settings.minPrecision);
+    curves.push(...sig.curves);
+    for (const c of sig.candidates) {
+      candidates.push({ ...c.candidate, index: classifiers.length });
+      classifiers.push(c.classifier);
+    }
+  }
+  lap("signals");
+
+  let resamples: Resamples | null = null;
+  let patterns = 0;
+  if (settings.bootstrap > 0) {
+    const random = seededRandom(settings.seed);
+    const boot = bootstrapConfusions(
+      classifiers,
+      target.seen,
+      target.mem,
+      settings.bootstrap,
+      (mean) => poisson(mean, random),
+    );
+    patterns = boot.patterns;
+    resamples = {
+      counts: boot.counts,
+      classifiers: classifiers.length,
+      resamples: settings.bootstrap,
+    };
+  }
+  lap("bootstrap");
+
+  const finals = new Set(runs.filter((r) => r.final).map((r) => `${r.id.model}\u0000${r.id.step}`));
+  const families = makeFamilies(points, target.id, finals, target.compute);
+  const scaling: Summary["scaling"] = [];
+  const laws: FittedLaw[] = [];
+  for (const fam of families) {
+    for (const metric of ["recall", "precision"] as const) {
+      const res = fitScaling(fam, metric, target.compute, resamples);
+      scaling.push(res.summary);
+      if (res.law && fam.recommendable) laws.push(res.law);
+    }
+  }
+  lap("fits");
+  const recommendations = recommend(candidates, laws, resamples, {
+    budgets: settings.budgets,
+    minPrecision: settings.minPrecision,
+    targetCompute: target.compute,
+  });
+  lap("recommendations");
+  return { predictors: table, curves, scaling, recommendations, patterns, seconds };
+}
+
+/** Analyses the scores of an experiment into the summary every report is rendered from. */
+export function analyze(input: AnalysisInput): Summary {
+  const exp = input.experiment;
+  const settings = exp.analysis;
+  targetScores(exp, input.scores);
+  const size = rowSpace(input.scores);
+  const runs = orderedRuns(exp, input.scores, size);
+  const target = runs.find((r) => sameId(r.id, exp.target))!;
+  const core = analyzeRuns(exp, runs, target);
+  const table = core.predictors;
+
+  const finalRuns = runs.filter((r) => r.final);
+  const targetModelRuns = runs.filter((r) => r.id.model === target.id.model);
+  const byRowRuns = [...new Set([...finalRuns, ...targetModelRuns])];
+  const scoresOf = (rs: readonly Run[]) => rs.map((r) => r.scores!).filter(Boolean);
+  const models = [...new Set(runs.map((r) => r.id.model))];
+
+  const exampleIds = pickExamples(runs, target, EXAMPLE_COUNT);
+  const l = exp.memorization.continuation;
+  const k = exp.memorization.context;
+  const examples = exampleIds.map((row) => {
+    const raw = input.exampleTokens?.get(row);
+    const tokens = raw ? Array.from(raw) : [];
+    const text = (t: number[]) => (input.decode && t.length > 0 ? input.decode(t) : null);
+    return {
+      row,
+      context: text(tokens.slice(0, k)),
+      continuation: text(tokens.slice(k, k + l)),
+      tokens,
+      caughtBy: caughtBy(runs, target, row),
+    };
+  });
+
+  const targetRow = table[runs.indexOf(target)];
+  const summary: Summary = {
+    schemaVersion: SUMMARY_SCHEMA_VERSION,
+    experiment: {
+      name: exp.name,
+      file: exp.file,
+      target: { ...target.id },
+      memorization: {
+        ...exp.memorization,
+        suppressedTokens: [...exp.memorization.suppressedTokens],
+      },
+      minPrecision: settings.minPrecision,
+      sequencesPerStep: exp.suite.sequencesPerStep,
+      tokensPerSequence: exp.suite.tokensPerSequence,
+      parameterCount: settings.parameterCount,
+    },
+    target: {
+      ...target.id,
+      rowsScored: targetRow.rowsCompared,
+      memorized: targetRow.tp + targetRow.fn,
+      rate: targetRow.targetRate,
+      compute: target.compute,
+    },
+    predictors: table,
+    pairMatrix: pairMatrix(finalRuns),
+    curves: core.curves,
+    scaling: core.scaling,
+    recommendations: core.recommendations,
+    verdict: "",
+    correlations: {
+      models: correlationMatrix(scoresOf(finalRuns), size),
+      checkpoints: models.map((m) => ({
+        model: m,
+        ...correlationMatrix(scoresOf(runs.filter((r) => r.id.model === m)), size),
+      })),
+    },
+    distributions: scoresOf(runs).map(distribution),
+    rateByRow: byRowRuns.map((r) => rateByRow(r, size)),
+    rateByDuplicates: input.duplicates
+      ? scoresOf(byRowRuns).map((s) => rateByDuplicates(s, input.duplicates!))
+      : null,
+    examples,
+    statistics: {
+      intervals: "Wilson score (95%) for precision and recall",
+      bootstrap: settings.bootstrap,
+      seed: settings.seed,
+      patterns: core.patterns,
+    },
+    run: {
+      command: "",
+      startedAt: null,
+      seconds: null,
+      rowsPerSecond: null,
+      devices: [],
+      models: runs.map((r) => ({
+        name: r.id.model,
+        step: r.id.step,
+        path: exp.suite.models.find((m) => m.name === r.id.model)?.checkpoints
+          .find((c) => c.step === r.id.step)?.path ?? "",
+        fingerprint: null,
+      })),
+      data: { path: exp.data.path, fingerprint: null },
+      missingShards: [],
+      ...input.run,
+    },
+  };
+  summary.verdict = verdict(summary);
+  return summary;
+}

@@ -1,0 +1,307 @@
+/**
+ * The schema of `summary.json`: every number the report shows, machine
+ * readable. The analysis (reports/analysis/analysis.ts) produces a {@link Summary};
+ * the HTML report and `predictors.csv` are rendered from it alone.
+ *
+ * Conventions: rates and fractions are in [0, 1]; `null` means "undefined"
+ * (for example precision with no positive prediction); compute is in FLOPs;
+ * intervals are 95% unless stated.
+ *
+ * @module
+ */
+
+/** Bump when a field changes meaning or is removed. */
+export const SUMMARY_SCHEMA_VERSION = 1;
+
+/** A two-sided interval. */
+export interface Interval {
+  /** Lower end. */
+  lo: number;
+  /** Upper end. */
+  hi: number;
+}
+
+/** A (model, step) run of the suite. */
+export interface PredictorId {
+  /** Model name as in the experiment's suite. */
+  model: string;
+  /** Training step of the checkpoint. */
+  step: number;
+}
+
+/** One row of the predictor table: a cheap run's binary memorization as a prediction of the target's. */
+export interface PredictorRow extends PredictorId {
+  /** Whether `step` is the model's last checkpoint. */
+  final: boolean;
+  /** Parameter count used for compute. */
+  parameters: number;
+  /** Rows scored by both predictor and target. */
+  rowsCompared: number;
+  /** rowsCompared / rows scored by the target. */
+  coverage: number;
+  /** Compared rows memorized by both. */
+  tp: number;
+  /** Compared rows memorized by the predictor only. */
+  fp: number;
+  /** Compared rows memorized by the target only. */
+  fn: number;
+  /** Compared rows memorized by neither. */
+  tn: number;
+  /** TP / (TP + FP); null when the predictor memorizes no compared row. */
+  precision: number | null;
+  /** Wilson score interval (95%). */
+  precisionCI: Interval | null;
+  /** TP / (TP + FN); null when the target memorizes no compared row. */
+  recall: number | null;
+  /** Wilson score interval (95%). */
+  recallCI: Interval | null;
+  /** 2·TP / (2·TP + FP + FN). */
+  f1: number | null;
+  /** Fraction of compared rows memorized by the predictor. */
+  predictorRate: number;
+  /** Fraction of compared rows memorized by the target. */
+  targetRate: number;
+  /** C = 6 · N · D, D = step · sequencesPerStep · tokensPerSequence. */
+  compute: number;
+  /** compute / target's compute. */
+  computeFraction: number;
+}
+
+/** A point of a precision–recall curve of a thresholded continuous signal. */
+export interface CurvePoint {
+  /**
+   * Predict "memorized" when the signal is ≥ threshold: `score` as a
+   * fraction in [0, 1], `prefix` in tokens; for `nll` (nats/token, binned by
+   * 0.01) when the NLL is < threshold.
+   */
+  threshold: number;
+  /** Precision of the thresholded predictor (null when it predicts nothing). */
+  precision: number | null;
+  /** Recall of the thresholded predictor. */
+  recall: number;
+}
+
+/** A cheap run's continuous signal as a thresholded predictor. */
+export interface ThresholdCurve extends PredictorId {
+  /** `score` = matches / l, `prefix` = exact matched prefix length, `nll` = continuation NLL. */
+  signal: "score" | "prefix" | "nll";
+  /** The curve, strictest threshold first (thinned to at most 120 points; the optimum uses all). */
+  points: CurvePoint[];
+  /** Area under the precision–recall curve (average precision). */
+  averagePrecision: number | null;
+  /** Best recall at precision ≥ the binary predictor's precision (null when unreachable). */
+  recallAtBinaryPrecision: number | null;
+  /** Threshold maximizing recall at precision ≥ the experiment's minimum precision. */
+  best: CurvePoint | null;
+}
+
+/** A candidate functional form fitted to one family's points. */
+export interface FormFit {
+  /**
+   * `linear-log` (y = a + b·x), `logit-linear-log` (logit y = a + b·x),
+   * `saturating-power` (1 − y = A·10^(−α·x)), `saturating-power-floor`
+   * (1 − y = E + A·10^(−α·x)), with x = log10(C / target's C). Precision is
+   * fitted with the first two only.
+   */
+  form: string;
+  /** Human-readable formula with fitted values. */
+  formula: string;
+  /** Fitted parameters by name (compute normalized by the target's). */
+  params: Record<string, number>;
+  /** Root mean squared error on the fitted points. */
+  rmse: number;
+  /** Leave-one-out root mean squared prediction error (null with too few points). */
+  looRmse: number | null;
+  /** Whether Levenberg–Marquardt met a stopping rule (step, gradient or reduction) before its iteration cap. */
+  converged: boolean;
+}
+
+/** A scaling law of one metric over compute for one family of predictors. */
+export interface ScalingFit {
+  /** e.g. `sizes (final step)`, `checkpoints of <target model>`, `checkpoints of <model>`, `all`. */
+  family: string;
+  /** The metric fitted against compute. */
+  metric: "recall" | "precision";
+  /** The measured points (compute in FLOPs, value of the metric), ascending compute. Fewer than 3: no fit. */
+  points: (PredictorId & { compute: number; value: number })[];
+  /** All candidate forms, best (lowest LOO error) first. */
+  fits: FormFit[];
+  /** The chosen form (fits[0].form), or null when nothing could be fitted. */
+  chosen: string | null;
+  /**
+   * The chosen form on a log-spaced compute grid (from half a decade below
+   * the smallest point to the target's compute) with a 95% band from refits
+   * on Poisson-bootstrap resamples of rows.
+   */
+  curve: { compute: number; value: number; lo: number; hi: number }[];
+  /** The largest-compute point predicted from a fit to the others (is the law predictive?). */
+  looLargest: { compute: number; predicted: number; actual: number } | null;
+}
+
+/** The equi-compute answer for one budget. */
+export interface Recommendation {
+  /** Budget as a fraction of the target's compute. */
+  budgetFraction: number;
+  /** Budget in FLOPs. */
+  budget: number;
+  /**
+   * Best measured predictor within budget meeting the minimum precision (null
+   * when none): a binary predictor, or a signal at a threshold.
+   */
+  measured:
+    | (PredictorId & {
+      signal: "binary" | "score" | "prefix" | "nll";
+      threshold: number | null;
+      precision: number;
+      recall: number;
+      recallCI: Interval | null;
+      compute: number;
+    })
+    | null;
+  /**
+   * Best family by its fitted recall law at exactly this budget, among
+   * families whose precision law stays ≥ the minimum there, with a 95%
+   * bootstrap interval (null when no law applies). A law is evaluated from a
+   * decade below its smallest point up to what its family can spend (the
+   * target's compute for sizes and the target model's checkpoints, the last
+   * checkpoint's compute for a smaller model's checkpoints).
+   */
+  fitted: { family: string; form: string; expectedRecall: number; interval: Interval } | null;
+  /** Fraction of bootstrap resamples in which the measured choice is still the best. */
+  stability: number | null;
+  /**
+   * True when the measured choice's precision interval lies above the minimum
+   * precision and its recall interval above 0; false otherwise (including
+   * when nothing within budget reaches the minimum precision).
+   */
+  reliable: boolean;
+  /** One plain-language sentence. */
+  note: string;
+}
+
+/** A labelled square matrix (correlations). */
+export interface Matrix {
+  /** `model@step` of each row/column. */
+  labels: string[];
+  /** values[i][j] (null when a variance is zero). */
+  values: (number | null)[][];
+  /** Rows the statistic was computed on. */
+  rows: number;
+}
+
+/** Everything the report shows. */
+export interface Summary {
+  /** {@link SUMMARY_SCHEMA_VERSION} of the writer. */
+  schemaVersion: number;
+  /** The experiment's settings that the numbers depend on. */
+  experiment: {
+    /** Experiment name. */
+    name: string;
+    /** Absolute path of the experiment file. */
+    file: string;
+    /** The run whose memorization is predicted. */
+    target: PredictorId;
+    /** Offset, context k, continuation l, mode and suppressed tokens (engine/types.ts MemorizationSettings). */
+    memorization: {
+      offset: number;
+      context: number;
+      continuation: number;
+      mode: string;
+      suppressedTokens: number[];
+    };
+    /** Minimum precision of a recommended predictor. */
+    minPrecision: number;
+    /** Rows per optimizer step. */
+    sequencesPerStep: number;
+    /** Tokens counted per row in D. */
+    tokensPerSequence: number;
+    /** Which parameter count N enters C = 6·N·D (non-embedding falls back to total when unknown). */
+    parameterCount: "total" | "non-embedding";
+  };
+  /**
+   * Target facts: rows it scored, rows it memorized (matched prefix = l, or
+   * matches = l for imported accuracy-only scores), their fraction, its compute.
+   */
+  target: PredictorId & { rowsScored: number; memorized: number; rate: number; compute: number };
+  /** Every (model, step) against the target. */
+  predictors: PredictorRow[];
+  /** Final-step models against each other: precision[i][j] of model i predicting model j (and recall). */
+  pairMatrix: { labels: string[]; precision: (number | null)[][]; recall: (number | null)[][] };
+  /** Per non-target run with scores: score, prefix and NLL (when stored) as thresholded predictors. */
+  curves: ThresholdCurve[];
+  /**
+   * Per family (`sizes (final step)`, `checkpoints of <target model>`,
+   * `checkpoints of <model>` with ≥ 3 checkpoints, `all`) and metric.
+   */
+  scaling: ScalingFit[];
+  /** One per budget of the experiment's analysis settings. */
+  recommendations: Recommendation[];
+  /** One paragraph in plain language. */
+  verdict: string;
+  /** Score correlations. */
+  correlations: {
+    /** Pearson correlation of scores between final-step models. */
+    models: Matrix;
+    /** Per model: between its checkpoints on the rows all of them have seen. */
+    checkpoints: (Matrix & { model: string })[];
+  };
+  /** Histogram of matches (0..l) per run: counts[m] rows with m matched tokens. */
+  distributions: (PredictorId & { counts: number[] })[];
+  /**
+   * Memorization rate against row index, in about 20 equal buckets of
+   * [start, end) (empty buckets omitted), per final-step model and per
+   * checkpoint of the target's model.
+   */
+  rateByRow:
+    (PredictorId & { buckets: { start: number; end: number; rows: number; rate: number }[] })[];
+  /**
+   * Memorization rate against the row's duplicate count, in bins [min, max]
+   * of 0, 1, 2, 3–4, 5–8, … (null when the data carries no counts).
+   */
+  rateByDuplicates:
+    | (PredictorId & { bins: { min: number; max: number; rows: number; rate: number }[] })[]
+    | null;
+  /** Examples of rows the target memorized, with the predictors that caught them. */
+  examples: {
+    /** Dataset row. */
+    row: number;
+    /** Decoded context (null when no tokenizer or tokens). Untrusted text. */
+    context: string | null;
+    /** Decoded continuation (null when no tokenizer or tokens). Untrusted text. */
+    continuation: string | null;
+    /** The k + l tokens from the memorization offset (empty when the caller supplied none). */
+    tokens: number[];
+    /** Non-target runs that memorized the row too. */
+    caughtBy: PredictorId[];
+  }[];
+  /** How intervals were computed (added in schema 1; absent in older summaries). */
+  statistics?: {
+    /** The interval method of the predictor table. */
+    intervals: string;
+    /** Poisson-bootstrap resamples over rows (bands, law intervals, stability); 0 = none. */
+    bootstrap: number;
+    /** Seed of the bootstrap. */
+    seed: number;
+    /** Distinct positive-row patterns the bootstrap pooled (see reports/analysis/metrics.ts). */
+    patterns: number;
+  };
+  /** How the scores were produced. */
+  run: {
+    /** The command line that produced the scores. */
+    command: string;
+    /** ISO time the scoring started (null when unknown, e.g. imported). */
+    startedAt: string | null;
+    /** Wall time of the scoring (null when unknown). */
+    seconds: number | null;
+    /** Rows scored per second over all checkpoints (null when unknown). */
+    rowsPerSecond: number | null;
+    /** Device slots used, e.g. `cpu`, `cuda:0`. */
+    devices: string[];
+    /** Every scored run: its ONNX path and fingerprint (when known). */
+    models: { name: string; step: number; path: string; fingerprint: string | null }[];
+    /** The training data and its fingerprint (when known). */
+    data: { path: string; fingerprint: string | null };
+    /** Shards expected but not in the store (empty when complete). */
+    missingShards: string[];
+  };
+}

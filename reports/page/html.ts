@@ -1,0 +1,362 @@
+/**
+ * The report page: one self-contained HTML file, answer first. Pure except
+ * for hashing: takes the {@link Summary}, the compiled chart specs and the
+ * inlined scripts and returns the page text.
+ *
+ * Safety: every string from the data (model names, paths, decoded training
+ * text) is untrusted. Text goes through {@link escapeHtml}; chart specs travel
+ * in a `<script type="application/json">` escaped by {@link jsonForScript};
+ * the page script writes only with `textContent`; a Content-Security-Policy
+ * allows exactly the inline scripts (by SHA-256) and no network at all.
+ *
+ * @module
+ */
+import type { Spec as VegaSpec } from "vega";
+import type { Chart } from "./charts.ts";
+import { runLabel } from "./charts.ts";
+import type { Interval, PredictorRow, Summary } from "../analysis/summary.ts";
+import type { VendorScripts } from "./vendor.ts";
+import { PAGE_SCRIPT, PAGE_STYLE } from "./page_assets.ts";
+
+/** A chart ready for the page. */
+export interface CompiledChart {
+  chart: Chart;
+  vega: VegaSpec;
+}
+
+/** Escapes text for HTML element content and quoted attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** JSON safe to place inside a `<script>` element (no `<`, `>`, `&`, U+2028/2029 verbatim). */
+export function jsonForScript(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** The CSP source expression (`'sha256-…'`) of an inline script's text. */
+export async function scriptHash(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+  const bytes = new Uint8Array(digest);
+  let bin = "";
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return `'sha256-${btoa(bin)}'`;
+}
+
+const e = escapeHtml;
+
+function num(x: number | null | undefined, digits = 3): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? "—" : x.toFixed(digits);
+}
+
+function pct(x: number | null | undefined, digits = 1): string {
+  return x === null || x === undefined || !Number.isFinite(x)
+    ? "—"
+    : `${(x * 100).toFixed(digits)}%`;
+}
+
+function sci(x: number | null | undefined): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? "—" : x.toExponential(2);
+}
+
+/** A threshold: integers as such, else up to 3 decimals. */
+function thr(x: number | null): string {
+  return x === null || !Number.isFinite(x) ? "—" : String(Number(x.toFixed(3)));
+}
+
+function ci(x: number | null, interval: Interval | null): string {
+  if (x === null) return "—";
+  const range = interval
+    ? ` <span class="ci">[${num(interval.lo)}, ${num(interval.hi)}]</span>`
+    : "";
+  return `${num(x)}${range}`;
+}
+
+function table(head: string[], rows: string[][], cls = ""): string {
+  const th = head.map((h) => `<th scope="col">${e(h)}</th>`).join("");
+  const body = rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("\n");
+  return `<div class="table-wrap"><table class="${cls}"><thead><tr>${th}</tr></thead><tbody>${body}</tbody></table></div>`;
+}
+
+function recommendationTable(s: Summary): string {
+  const rows = s.recommendations.map((r) => {
+    const m = r.measured;
+    const pick = m
+      ? `${e(runLabel(m))}<br><span class="muted">${e(m.signal)}${
+        m.threshold === null ? "" : ` ${m.signal === "nll" ? "≤" : "≥"} ${e(thr(m.threshold))}`
+      }</span>`
+      : `<span class="muted">none within budget</span>`;
+    const fitted = r.fitted
+      ? `${ci(r.fitted.expectedRecall, r.fitted.interval)}<br><span class="muted">${
+        e(r.fitted.family)
+      } (${e(r.fitted.form)})</span>`
+      : "—";
+    return [
+      `${e(pct(r.budgetFraction, 2))}<br><span class="muted">${e(sci(r.budget))} FLOPs</span>`,
+      pick,
+      m ? ci(m.recall, m.recallCI) : "—",
+      fitted,
+      m ? num(m.precision) : "—",
+      r.stability === null ? "—" : e(pct(r.stability, 0)),
+      r.reliable ? "yes" : `<strong class="warn">no</strong>`,
+      e(r.note),
+    ];
+  });
+  return table(
+    [
+      "budget (of target compute)",
+      "predictor",
+      "recall (measured, 95% CI)",
+      "expected recall (fitted law)",
+      "precision",
+      "stability",
+      "reliable",
+      "note",
+    ],
+    rows,
+    "recs",
+  );
+}
+
+function predictorRows(list: PredictorRow[]): string[][] {
+  return list.map((p) => [
+    e(p.model),
+    String(p.step),
+    e(sci(p.parameters)),
+    e(pct(p.computeFraction, 2)),
+    String(p.rowsCompared),
+    ci(p.precision, p.precisionCI),
+    ci(p.recall, p.recallCI),
+    num(p.f1),
+    e(pct(p.predictorRate, 2)),
+  ]);
+}
+
+const PREDICTOR_HEAD = [
+  "model",
+  "step",
+  "parameters",
+  "compute",
+  "rows",
+  "precision [95% CI]",
+  "recall [95% CI]",
+  "F1",
+  "memorized",
+];
+
+function predictorTables(s: Summary): string {
+  const t = s.target;
+  const sizes = s.predictors.filter((p) => p.final && p.model !== t.model);
+  const ckpts = s.predictors.filter((p) => p.model === t.model);
+  const rest = s.predictors.filter((p) => !sizes.includes(p) && !ckpts.includes(p));
+  return `
+<h3>Smaller models (final step) predicting ${e(runLabel(t))}</h3>
+${table(PREDICTOR_HEAD, predictorRows(sizes))}
+<h3>Checkpoints of ${e(t.model)} predicting its step ${t.step}</h3>
+${table(PREDICTOR_HEAD, predictorRows(ckpts))}
+<details><summary>All other runs (${rest.length})</summary>
+${table(PREDICTOR_HEAD, predictorRows(rest))}
+</details>`;
+}
+
+function scalingTable(s: Summary): string {
+  const rows = s.scaling.map((f) => {
+    const best = f.fits[0];
+    return [
+      e(f.family),
+      e(f.metric),
+      f.chosen ? e(f.chosen) : "—",
+      best ? `<code>${e(best.formula)}</code>` : "—",
+      best ? num(best.rmse) : "—",
+      best ? num(best.looRmse) : "—",
+      f.looLargest ? `${num(f.looLargest.predicted)} vs ${num(f.looLargest.actual)}` : "—",
+    ];
+  });
+  return table(
+    ["family", "metric", "form", "fit", "RMSE", "LOO RMSE", "largest point: predicted vs actual"],
+    rows,
+  );
+}
+
+function curveTable(s: Summary): string {
+  const rows = s.curves.map((c) => [
+    e(runLabel(c)),
+    e(c.signal),
+    num(c.averagePrecision),
+    num(c.recallAtBinaryPrecision),
+    c.best
+      ? `${c.signal === "nll" ? "≤" : "≥"} ${thr(c.best.threshold)} → ${num(c.best.precision)} / ${
+        num(c.best.recall)
+      }`
+      : "—",
+  ]);
+  return table(
+    [
+      "run",
+      "signal",
+      "average precision",
+      "recall at the binary predictor's precision",
+      `best threshold (precision ≥ ${s.experiment.minPrecision}) → precision / recall`,
+    ],
+    rows,
+  );
+}
+
+function curveSection(s: Summary): string {
+  if (s.curves.length === 0) return "";
+  const t = curveTable(s);
+  return s.curves.length <= 12
+    ? `<h3>Thresholded predictors</h3>\n${t}`
+    : `<h3>Thresholded predictors</h3>\n<details><summary>${s.curves.length} curves</summary>\n${t}\n</details>`;
+}
+
+function figure(c: CompiledChart): string {
+  const id = e(c.chart.id);
+  return `<figure class="chart-figure">
+<h3>${e(c.chart.title)}</h3>
+<p class="muted">${e(c.chart.description)}</p>
+${c.chart.note ? `<p class="chart-note">${e(c.chart.note)}</p>` : ""}
+<div class="chart" id="chart-${id}" data-chart="${id}"></div>
+</figure>`;
+}
+
+function examples(s: Summary): string {
+  if (s.examples.length === 0) return `<p class="muted">The target memorized no scored row.</p>`;
+  return s.examples.map((x) => {
+    const caught = x.caughtBy.length > 0
+      ? x.caughtBy.map((p) => `<li>${e(runLabel(p))}</li>`).join("")
+      : `<li class="muted">no predictor</li>`;
+    const text = x.context !== null || x.continuation !== null
+      ? `<pre class="sample"><span class="ctx">${e(x.context ?? "")}</span><mark>${
+        e(x.continuation ?? "")
+      }</mark></pre>`
+      : `<pre class="sample">${
+        e(x.tokens.join(" "))
+      }</pre><p class="muted">token ids (no tokenizer given)</p>`;
+    return `<div class="example"><h4>row ${x.row}</h4>${text}
+<p>caught by ${x.caughtBy.length} of ${s.predictors.length} predictors:</p>
+<ul class="caught">${caught}</ul></div>`;
+  }).join("\n");
+}
+
+function runSection(s: Summary): string {
+  const r = s.run;
+  const m = s.experiment.memorization;
+  const settings: [string, string][] = [
+    ["experiment file", s.experiment.file],
+    ["target", runLabel(s.experiment.target)],
+    [
+      "memorization",
+      `offset ${m.offset}, context ${m.context}, continuation ${m.continuation}, mode ${m.mode}`,
+    ],
+    ["suppressed tokens", m.suppressedTokens.join(", ")],
+    ["minimum precision", String(s.experiment.minPrecision)],
+    ["sequences per step", String(s.experiment.sequencesPerStep)],
+    ["tokens per sequence", String(s.experiment.tokensPerSequence)],
+    ["parameter count", s.experiment.parameterCount],
+    ["data", `${r.data.path}${r.data.fingerprint ? ` (fingerprint ${r.data.fingerprint})` : ""}`],
+    ["devices", r.devices.join(", ") || "—"],
+    ["started", r.startedAt ?? "—"],
+    ["scoring time", r.seconds === null ? "—" : `${r.seconds.toFixed(1)} s`],
+    ["rows per second", r.rowsPerSecond === null ? "—" : r.rowsPerSecond.toFixed(1)],
+  ];
+  const dl = settings.map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join("\n");
+  const models = r.models.map((x) => [
+    e(x.name),
+    String(x.step),
+    `<code>${e(x.path)}</code>`,
+    x.fingerprint ? `<code>${e(x.fingerprint)}</code>` : "—",
+  ]);
+  return `<dl class="settings">${dl}</dl>
+<h3>Reproduce</h3>
+<pre class="command">${e(r.command)}</pre>
+<h3>Models</h3>
+${table(["model", "step", "path", "fingerprint"], models)}`;
+}
+
+function banner(s: Summary): string {
+  const missing = s.run.missingShards;
+  if (missing.length === 0) return "";
+  const shown = missing.slice(0, 20).map((m) => `<li><code>${e(m)}</code></li>`).join("");
+  const more = missing.length > 20 ? `<li>… and ${missing.length - 20} more</li>` : "";
+  return `<div class="banner" role="alert"><strong>Incomplete run:</strong> ${missing.length} shard(s)
+are missing from the store, so some numbers below use fewer rows than planned. Run the experiment
+again to score them (finished shards are kept).<ul>${shown}${more}</ul></div>`;
+}
+
+/** Renders the report page. */
+export async function renderHtml(
+  summary: Summary,
+  charts: CompiledChart[],
+  vendor: VendorScripts,
+): Promise<string> {
+  const s = summary;
+  const t = s.target;
+  const specs = jsonForScript(charts.map((c) => ({ id: c.chart.id, spec: c.vega })));
+  const scripts = [vendor.vega, vendor.interpreter, PAGE_SCRIPT];
+  const hashes = await Promise.all(scripts.map(scriptHash));
+  const csp = [
+    "default-src 'none'",
+    `script-src ${hashes.join(" ")}`,
+    "style-src 'unsafe-inline'",
+    "img-src data:",
+    "base-uri 'none'",
+    "form-action 'none'",
+  ].join("; ");
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Memorization forecast: ${e(s.experiment.name)}</title>
+<style>${PAGE_STYLE}</style>
+</head>
+<body>
+<header>
+<h1>Memorization forecast: ${e(s.experiment.name)}</h1>
+<p class="lead">Which cheap run predicts the rows <strong>${e(runLabel(t))}</strong> memorizes?
+The target memorized ${t.memorized} of ${t.rowsScored} scored rows (${e(pct(t.rate, 2))});
+its compute is ${e(sci(t.compute))} FLOPs.</p>
+</header>
+${banner(s)}
+<main>
+<section id="answer">
+<h2>Recommendation</h2>
+<p class="verdict">${e(s.verdict)}</p>
+${recommendationTable(s)}
+<p class="muted">Recall and precision are measured against ${e(runLabel(t))} on the rows both runs
+scored; a predictor counts only at precision ≥ ${s.experiment.minPrecision}. Stability is the share
+of bootstrap resamples in which the same predictor stays best.</p>
+</section>
+<section id="predictors">
+<h2>Predictors</h2>
+${predictorTables(s)}
+<h3>Fitted scaling laws</h3>
+${scalingTable(s)}
+${curveSection(s)}
+</section>
+<section id="charts">
+<h2>Charts</h2>
+${charts.map(figure).join("\n")}
+</section>
+<section id="examples">
+<h2>Rows the target memorized</h2>
+${examples(s)}
+</section>
+<section id="run">
+<h2>The run</h2>
+${runSection(s)}
+</section>
+</main>
+<footer class="muted">summary.json schema version ${s.schemaVersion}. Every number on this page is
+in summary.json beside it; the predictor table is in predictors.csv.</footer>
+<script type="application/json" id="report-specs">${specs}</script>
+${scripts.map((js) => `<script>${js}</script>`).join("\n")}
+</body>
+</html>
+`;
+}

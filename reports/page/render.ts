@@ -1,0 +1,213 @@
+/**
+ * Renders a run folder's report (report.html, summary.json, predictors.csv)
+ * from the stored scores, without scoring: reads the experiment snapshot
+ * (`experiment.json`), the store, the run statistics (`runs.jsonl`), the
+ * example rows' tokens and the tokenizer when there are, analyses, and writes
+ * the three files atomically.
+ *
+ * @module
+ */
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { loadDuplicates, openTokenReader } from "../../engine/data/datasets.ts";
+import { makePlan } from "../../engine/run/plan.ts";
+import { readCheckpointScores, readManifest } from "../../engine/store/store.ts";
+import { loadTokenizer } from "../../engine/data/tokenizer.ts";
+import { UserError } from "../../engine/errors.ts";
+import type { CheckpointScores, Experiment, Job } from "../../engine/types.ts";
+import { type AnalysisInput, analyze, exampleRows } from "../analysis/analysis.ts";
+import { type RenderedReport, writeReport } from "./report_files.ts";
+
+export { predictorsCsv, type RenderedReport, writeReport } from "./report_files.ts";
+
+/** Options of {@link renderReport}. */
+export interface RenderOptions {
+  /** Where progress lines go (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** Reads the run folder's store, analyses it and writes the report files. */
+export async function renderReport(
+  runDir: string,
+  opts: RenderOptions = {},
+): Promise<RenderedReport> {
+  const t0 = performance.now();
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const input = await loadAnalysisInput(runDir, log);
+  const t1 = performance.now();
+  const summary = analyze(input);
+  const t2 = performance.now();
+  const out = await writeReport(summary, runDir);
+  const seconds = (performance.now() - t0) / 1000;
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  log(
+    `Rendered ${out.html} in ${seconds.toFixed(2)} s ` +
+      `(reading ${s(t1 - t0)} s, analysis ${s(t2 - t1)} s, page ${out.seconds.toFixed(2)} s)`,
+  );
+  return { ...out, seconds };
+}
+
+/** Reads the experiment snapshot of a run folder. */
+export async function readExperimentSnapshot(runDir: string): Promise<Experiment> {
+  const path = join(runDir, "experiment.json");
+  try {
+    return JSON.parse(await readFile(path, "utf8")) as Experiment;
+  } catch (e) {
+    const what = (e as { code?: string }).code === "ENOENT" ? "not found" : (e as Error).message;
+    throw new UserError(
+      `${path}: ${what}. Give the run folder of a scored experiment ` +
+        "(runs/<name>, made by `deno task experiment <file>`).",
+    );
+  }
+}
+
+/** One line of `runs.jsonl` (written after each scoring invocation). */
+interface RunStats {
+  started?: string;
+  seconds?: number;
+  rows?: number;
+  devices?: { device: string; threads?: number }[];
+}
+
+async function readRunStats(runDir: string): Promise<RunStats[]> {
+  try {
+    const text = await readFile(join(runDir, "runs.jsonl"), "utf8");
+    return text.split("\n").filter((l) => l.trim()).flatMap((l) => {
+      try {
+        return [JSON.parse(l) as RunStats];
+      } catch {
+        return [];
+      }
+    });
+  } catch {
+    return [];
+  }
+}
+
+/** Jobs whose rows are not all in the checkpoint's stored scores (rows ascending). */
+export function missingJobs(jobs: Job[], scores: CheckpointScores[]): Job[] {
+  const byRun = new Map(scores.map((s) => [`${s.model}\0${s.step}`, s.rows]));
+  return jobs.filter((job) => {
+    const rows = byRun.get(`${job.model}\0${job.step}`);
+    if (!rows || job.rows.length === 0) return job.rows.length > 0;
+    const lo = lowerBound(rows, job.rows[0]);
+    const hi = lowerBound(rows, job.rows[job.rows.length - 1] + 1);
+    return rows[lo] !== job.rows[0] || hi - lo !== job.rows.length;
+  });
+}
+
+function lowerBound(a: Uint32Array, x: number): number {
+  let lo = 0, hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** `cpu × 2 workers, 1 thread each`-style lines, one per distinct device slot. */
+function deviceList(exp: Experiment): string[] {
+  const counts = new Map<string, number>();
+  for (const d of exp.devices) {
+    const key = `${d.device}, ${d.threads} thread${d.threads === 1 ? "" : "s"} each`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([k, n]) => `${n} worker${n === 1 ? "" : "s"} on ${k}`);
+}
+
+function quote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/** Gathers everything `analyze` needs from a run folder (and the data, when reachable). */
+export async function loadAnalysisInput(
+  runDir: string,
+  log: (line: string) => void = () => {},
+): Promise<AnalysisInput> {
+  const experiment = await readExperimentSnapshot(runDir);
+  const scores = await readCheckpointScores(runDir);
+  if (scores.length === 0) {
+    throw new UserError(
+      `${runDir}: the store holds no finished shard; run \`deno task experiment ${
+        quote(experiment.file)
+      }\` first.`,
+    );
+  }
+  const manifest = await readManifest(runDir);
+  const m = experiment.memorization;
+  let missing: string[] = [];
+  let exampleTokens: Map<number, ArrayLike<number>> | undefined;
+  let duplicates: Uint32Array | null = null;
+  try {
+    const reader = await openTokenReader(experiment.data);
+    try {
+      missing = missingJobs(makePlan(experiment, reader.rows).jobs, scores).map((j) => j.id);
+      const rows = exampleRows({ experiment, scores });
+      if (rows.length > 0) {
+        const width = m.context + m.continuation;
+        const tokens = await reader.readWindow(Uint32Array.from(rows), m.offset, width);
+        exampleTokens = new Map(
+          rows.map((r, i) => [r, tokens.subarray(i * width, (i + 1) * width)]),
+        );
+      }
+    } finally {
+      await reader.close();
+    }
+  } catch (e) {
+    log(
+      `Note: the training data is not readable (${(e as Error).message}); ` +
+        "the report shows no example text and no missing-shard check.",
+    );
+  }
+  if (experiment.data.duplicates) {
+    try {
+      duplicates = await loadDuplicates(experiment.data.duplicates);
+    } catch (e) {
+      log(`Note: duplicate counts not loaded (${(e as Error).message}).`);
+    }
+  }
+  let decode: ((ids: number[]) => string) | undefined;
+  if (experiment.suite.tokenizer) {
+    try {
+      const tokenizer = await loadTokenizer(experiment.suite.tokenizer);
+      decode = (ids) => tokenizer.decode(ids);
+    } catch (e) {
+      log(`Note: tokenizer not loaded (${(e as Error).message}); examples show token ids.`);
+    }
+  }
+  const stats = await readRunStats(runDir);
+  const seconds = stats.reduce((a, s) => a + (s.seconds ?? 0), 0);
+  const rows = stats.reduce((a, s) => a + (s.rows ?? 0), 0);
+  const fingerprints = new Map(
+    (manifest?.checkpoints ?? []).map((c) => [`${c.model}\0${c.step}`, c.fingerprint]),
+  );
+  const dataFingerprint = manifest?.settings.data;
+  return {
+    experiment,
+    scores,
+    duplicates,
+    exampleTokens,
+    decode,
+    run: {
+      command: `deno task experiment ${quote(experiment.file)}\ndeno task report ${quote(runDir)}`,
+      startedAt: stats[0]?.started ?? null,
+      seconds: stats.length > 0 ? seconds : null,
+      rowsPerSecond: seconds > 0 ? rows / seconds : null,
+      devices: deviceList(experiment),
+      models: experiment.suite.models.flatMap((model) =>
+        model.checkpoints.map((c) => ({
+          name: model.name,
+          step: c.step,
+          path: c.path,
+          fingerprint: fingerprints.get(`${model.name}\0${c.step}`) ?? null,
+        }))
+      ),
+      data: {
+        path: experiment.data.path,
+        fingerprint: typeof dataFingerprint === "string" ? dataFingerprint : null,
+      },
+      missingShards: missing,
+    },
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * Writes a report's files (report.html, summary.json, predictors.csv) from a
+ * {@link Summary}, each atomically (temporary file + rename).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { writeAtomic } from "../../engine/store/store.ts";
+import { buildCharts, compileChart } from "./charts.ts";
+import { renderHtml } from "./html.ts";
+import type { Summary } from "../analysis/summary.ts";
+import { vendorScripts } from "./vendor.ts";
+
+/** Where the rendered files are. */
+export interface RenderedReport {
+  html: string;
+  summary: string;
+  csv: string;
+  /** Wall time of the render (whole render for renderReport, writing only for writeReport). */
+  seconds: number;
+}
+
+/** Writes report.html, summary.json and predictors.csv for a summary into a folder. */
+export async function writeReport(
+  summary: Summary,
+  outDir: string,
+): Promise<RenderedReport> {
+  const t0 = performance.now();
+  const charts = buildCharts(summary).map((chart) => ({ chart, vega: compileChart(chart) }));
+  const html = await renderHtml(summary, charts, await vendorScripts());
+  const paths = {
+    html: join(outDir, "report.html"),
+    summary: join(outDir, "summary.json"),
+    csv: join(outDir, "predictors.csv"),
+  };
+  await writeAtomic(paths.summary, JSON.stringify(summary, null, 2) + "\n");
+  await writeAtomic(paths.csv, predictorsCsv(summary));
+  await writeAtomic(paths.html, html);
+  return { ...paths, seconds: (performance.now() - t0) / 1000 };
+}
+
+const CSV_COLUMNS = [
+  "model",
+  "step",
+  "final",
+  "parameters",
+  "rows_compared",
+  "coverage",
+  "tp",
+  "fp",
+  "fn",
+  "tn",
+  "precision",
+  "precision_lo",
+  "precision_hi",
+  "recall",
+  "recall_lo",
+  "recall_hi",
+  "f1",
+  "predictor_rate",
+  "target_rate",
+  "compute",
+  "compute_fraction",
+];
+
+/** The predictor table as CSV (RFC 4180; empty cell = undefined). */
+export function predictorsCsv(summary: Summary): string {
+  const lines = [CSV_COLUMNS.join(",")];
+  for (const p of summary.predictors) {
+    lines.push(
+      [
+        csvText(p.model),
+        p.step,
+        p.final,
+        p.parameters,
+        p.rowsCompared,
+        p.coverage,
+        p.tp,
+        p.fp,
+        p.fn,
+        p.tn,
+        p.precision,
+        p.precisionCI?.lo,
+        p.precisionCI?.hi,
+        p.recall,
+        p.recallCI?.lo,
+        p.recallCI?.hi,
+        p.f1,
+        p.predictorRate,
+        p.targetRate,
+        p.compute,
+        p.computeFraction,
+      ].map((v) => (v === null || v === undefined ? "" : String(v))).join(","),
+    );
+  }
+  return lines.join("\r\n") + "\r\n";
+}
+
+/** Quotes a CSV text cell; defuses leading formula characters for spreadsheets. */
+function csvText(text: string): string {
+  const safe = /^[=+@\t\r-]/.test(text) ? `'${text}` : text;
+  return /[",\r\n]/.test(safe) ? `"${safe.replaceAll('"', '""')}"` : safe;
+}
