@@ -1,9 +1,9 @@
 /**
  * Analysis scale benchmark: synthetic memorization of 8 models × 7 steps
- * (the paper's Pythia suite) over N rows, generated directly as bit sets,
+ * (the paper's Pythia suite) over N rows, generated directly as row sets,
  * then the analysis core (predictor table, bootstrap, scaling fits,
  * recommendations). Reports seconds per stage, peak resident memory, and,
- * side by side, the confusion count of one predictor by bit sets against a
+ * side by side, the confusion count of one predictor by row sets against a
  * per-row merge walk over typed columns (the ratio).
  *
  * N defaults to 10M rows; `BENCH_ROWS=146000000` runs the paper's size.
@@ -13,8 +13,15 @@
  */
 import type { Experiment, ModelSpec } from "../engine/types.ts";
 import { analyzeRuns } from "../reports/analysis/analysis.ts";
-import { type Bits, confusion, hasBit, makeBits } from "../reports/analysis/metrics.ts";
-import { type Run, runFromBits } from "../reports/analysis/runs.ts";
+import { confusion } from "../reports/analysis/metrics.ts";
+import { type Run, runFromData } from "../reports/analysis/runs.ts";
+import {
+  listBuilder,
+  listHas,
+  rangesOf,
+  restrictList,
+  type RowList,
+} from "../engine/store/rowset.ts";
 import { seededRandom } from "../reports/analysis/stats.ts";
 
 const MODELS: [string, number, number][] = [
@@ -73,28 +80,31 @@ function mix(x: number): number {
 }
 
 /**
- * Synthetic runs as bit sets: row r has a latent memorability z_r and a
+ * Synthetic runs as row sets: row r has a latent memorability z_r and a
  * group g_r; run (m, s) memorizes it when r < s·rowsPerStep and
  * z_r < 1.62%·q_m·(s/143000)^0.6·(1 + 0.3·u_{m,s,g}). Runs of one step share
- * their `seen` set.
+ * their scored ranges.
  */
 export function syntheticRuns(exp: Experiment, rows: number): Run[] {
   const random = seededRandom(42);
   const seen = STEPS.map((step) => {
-    const b = makeBits(rows);
     const end = Math.min(rows, Math.floor(step * exp.suite.sequencesPerStep));
-    b.fill(0xffffffff, 0, end >>> 5);
-    for (let r = end & ~31; r < end; r++) b[r >>> 5] |= 1 << (r & 31);
-    return { b, end };
+    return { b: rangesOf([[0, end]]), end };
   });
-  const runs: { model: string; step: number; si: number; mem: Bits; t: Float64Array }[] = [];
+  const runs: {
+    model: string;
+    step: number;
+    si: number;
+    mem: ReturnType<typeof listBuilder>;
+    t: Float64Array;
+  }[] = [];
   for (const [model, , q] of MODELS) {
     STEPS.forEach((step, si) => {
       const t = new Float64Array(GROUPS);
       for (let g = 0; g < GROUPS; g++) {
         t[g] = 0.0162 * q * Math.pow(step / 143000, 0.6) * (1 + 0.3 * (2 * random() - 1));
       }
-      runs.push({ model, step, si, mem: makeBits(rows), t });
+      runs.push({ model, step, si, mem: listBuilder(), t });
     });
   }
   // Per group: runs by threshold, highest first, so most rows stop after one comparison.
@@ -109,15 +119,21 @@ export function syntheticRuns(exp: Experiment, rows: number): Run[] {
     for (const i of order[g]) {
       const run = runs[i];
       if (run.t[g] <= z) break;
-      if (r < seen[run.si].end) run.mem[r >>> 5] |= 1 << (r & 31);
+      if (r < seen[run.si].end) run.mem.add(r);
     }
   }
   return runs.map((run) =>
-    runFromBits({ model: run.model, step: run.step }, seen[run.si].b, run.mem, exp)
+    runFromData({
+      model: run.model,
+      step: run.step,
+      continuation: 32,
+      scored: seen[run.si].b,
+      memorized: run.mem.done(),
+    }, exp)
   );
 }
 
-/** Confusion by a merge walk over per-row columns (the baseline the bit sets replace). */
+/** Confusion by a merge walk over per-row columns (the baseline the row sets replace). */
 function mergeWalk(pRows: Uint32Array, pMem: Uint8Array, tRows: Uint32Array, tMem: Uint8Array) {
   let i = 0, j = 0, tp = 0, fp = 0, fn = 0, n = 0;
   while (i < pRows.length && j < tRows.length) {
@@ -158,13 +174,14 @@ export function runAnalysisBench(opts: { rows?: number } = {}): Promise<Record<s
   out.precision69B = p69.precision ?? NaN;
   out.recall69B = p69.recall ?? NaN;
 
-  // Side by side: one predictor's confusion by bit sets vs a per-row merge walk (first ≤ 4M rows).
-  const n = Math.min(rows, 4_000_000) & ~31;
+  // Side by side: one predictor's confusion by row sets vs a per-row merge walk (first ≤ 4M rows).
+  const n = Math.min(rows, 4_000_000);
   const pred = runs.find((r) => r.id.model === "6.9B" && r.id.step === 143000)!;
-  const sub = (b: Bits) => b.subarray(0, n >>> 5);
+  const head = rangesOf([[0, n]]);
+  const sub = (l: RowList) => restrictList(l, head);
   const cols = (run: Run) => {
     const rs = Uint32Array.from({ length: n }, (_, i) => i);
-    const mem = Uint8Array.from({ length: n }, (_, i) => (hasBit(run.mem, i) ? 1 : 0));
+    const mem = Uint8Array.from({ length: n }, (_, i) => (listHas(run.memorized, i) ? 1 : 0));
     return { rs, mem };
   };
   const pc = cols(pred), tc = cols(target);
@@ -173,14 +190,14 @@ export function runAnalysisBench(opts: { rows?: number } = {}): Promise<Record<s
   const walk = mergeWalk(pc.rs, pc.mem, tc.rs, tc.mem);
   const walkSeconds = (performance.now() - t) / 1000;
   t = performance.now();
-  const bits = confusion(sub(pred.seen), sub(pred.mem), sub(target.seen), sub(target.mem));
+  const bits = confusion(head, sub(pred.memorized), head, sub(target.memorized));
   const bitsSeconds = (performance.now() - t) / 1000;
   if (bits.tp !== walk.tp || bits.fp !== walk.fp || bits.fn !== walk.fn || bits.n !== walk.n) {
-    throw new Error(`bit-set and merge-walk confusions differ: ${JSON.stringify({ bits, walk })}`);
+    throw new Error(`row-set and merge-walk confusions differ: ${JSON.stringify({ bits, walk })}`);
   }
   out.mergeWalkSeconds = walkSeconds;
-  out.bitSetSeconds = bitsSeconds;
-  out.bitSetSpeedup = walkSeconds / bitsSeconds;
+  out.rowSetSeconds = bitsSeconds;
+  out.rowSetSpeedup = walkSeconds / bitsSeconds;
   out.peakRssMB = peak / 2 ** 20;
   return Promise.resolve(out);
 }

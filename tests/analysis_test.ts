@@ -13,6 +13,7 @@ import {
   rateByRow,
 } from "../reports/analysis/figures.ts";
 import { runFromScores } from "../reports/analysis/runs.ts";
+import { runDataFromScores } from "../engine/store/run_data.ts";
 
 /** A typed experiment for tests: the paper's settings unless overridden. */
 function experiment(
@@ -348,15 +349,18 @@ Deno.test("figures: correlations on common rows, rate by row and by duplicates",
   const a = mk("a", [0, 1, 2, 3, 9], [0, 1, 2, 3, 4]);
   const b = mk("b", [0, 1, 2, 3], [0, 2, 4, 4]);
   const c = mk("c", [0, 1, 2, 3], [3, 2, 1, 0]);
-  const m = correlationMatrix([a, b, c], 10);
+  const m = correlationMatrix([a, b, c].map(runDataFromScores));
   assert.equal(m.rows, 4); // row 9 is not common
   assert.deepEqual(m.labels, ["a@1", "b@1", "c@1"]);
   // corr(0..3, [0, 2, 4, 4]) = 7 / sqrt(5 · 11) = 0.94387980744853…
   assert.ok(Math.abs(m.values[0][1]! - 0.9438798074485389) < 1e-12);
   assert.equal(m.values[0][2], -1);
   assert.equal(m.values[0][0], 1);
-  assert.deepEqual(distribution(a).counts, [1, 1, 1, 1, 1]);
-  const dup = rateByDuplicates(a, Uint32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+  assert.deepEqual(distribution(runDataFromScores(a)).counts, [1, 1, 1, 1, 1]);
+  const dup = rateByDuplicates(
+    runDataFromScores(a),
+    Uint32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+  );
   assert.deepEqual(dup.bins.map((x) => [x.min, x.max, x.rows, x.rate]), [
     [0, 0, 1, 0],
     [1, 1, 1, 0],
@@ -380,7 +384,6 @@ Deno.test("figures: rate by row buckets and the pairwise matrix", () => {
       rows,
       matches: Uint8Array.from(rows, (r) => (r % 2 ? 4 : 0)),
     },
-    100,
     exp,
   );
   const p = runFromScores(
@@ -391,7 +394,6 @@ Deno.test("figures: rate by row buckets and the pairwise matrix", () => {
       rows: rows.subarray(0, 40),
       matches: Uint8Array.from({ length: 40 }, () => 4),
     },
-    100,
     exp,
   );
   assert.deepEqual(rateByRow(t, 100).buckets, [

@@ -4,34 +4,30 @@ import {
   bestAtPrecision,
   bootstrapConfusions,
   confusion,
-  countBits,
-  makeBits,
-  popcount,
   prCurve,
   rates,
-  setBit,
 } from "../reports/analysis/metrics.ts";
+import { listBuilder, rangesBuilder } from "../engine/store/rowset.ts";
 import { poisson, quantile, seededRandom, wilson } from "../reports/analysis/stats.ts";
 
-function bits(size: number, rows: number[]) {
-  const b = makeBits(size);
-  for (const r of rows) setBit(b, r);
-  return b;
+function ranges(rows: number[]) {
+  const b = rangesBuilder();
+  for (const r of rows) b.add(r);
+  return b.done();
 }
 
-Deno.test("popcount counts the bits of 32-bit words", () => {
-  assert.equal(popcount(0), 0);
-  assert.equal(popcount(0xffffffff), 32);
-  assert.equal(popcount(0x80000001), 2);
-  assert.equal(countBits(bits(100, [0, 31, 32, 63, 99])), 5);
-});
+function list(rows: number[]) {
+  const b = listBuilder();
+  for (const r of rows) b.add(r);
+  return b.done();
+}
 
 Deno.test("confusion counts only rows both runs scored", () => {
   // Target scored rows 0..9 and memorized 1, 2, 3, 8; predictor scored 0..5 (a partial checkpoint).
-  const tSeen = bits(70, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-  const tMem = bits(70, [1, 2, 3, 8]);
-  const pSeen = bits(70, [0, 1, 2, 3, 4, 5, 64]);
-  const pMem = bits(70, [1, 4, 5, 64]); // 64 is outside the target's rows: ignored
+  const tSeen = ranges([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  const tMem = list([1, 2, 3, 8]);
+  const pSeen = ranges([0, 1, 2, 3, 4, 5, 64]);
+  const pMem = list([1, 4, 5, 64]); // 64 is outside the target's rows: ignored
   const c = confusion(pSeen, pMem, tSeen, tMem);
   assert.deepEqual(c, { tp: 1, fp: 2, fn: 2, tn: 1, n: 6 });
   const r = rates(c.tp, c.fp, c.fn);
@@ -98,15 +94,12 @@ Deno.test("seeded PRNG is deterministic and Poisson draws have the right mean", 
 
 Deno.test("Poisson bootstrap pools patterns exactly and centers on the counts", () => {
   const size = 2000;
-  const tSeen = makeBits(size), tMem = makeBits(size);
-  const aMem = makeBits(size), bMem = makeBits(size);
-  for (let r = 0; r < size; r++) {
-    setBit(tSeen, r);
-    if (r % 10 === 0) setBit(tMem, r); // 200 positives
-    if (r % 20 === 0 || r % 97 === 1) setBit(aMem, r); // tp 100, fp ~21
-    if (r % 20 === 0 || r % 97 === 1) setBit(bMem, r); // identical to a
-  }
-  const a = { seen: tSeen, mem: aMem }, b = { seen: tSeen, mem: bMem };
+  const all = Array.from({ length: size }, (_, r) => r);
+  const tSeen = ranges(all);
+  const tMem = list(all.filter((r) => r % 10 === 0)); // 200 positives
+  const aMem = list(all.filter((r) => r % 20 === 0 || r % 97 === 1)); // tp 100, fp ~21
+  const bMem = list(all.filter((r) => r % 20 === 0 || r % 97 === 1)); // identical to a
+  const a = { scored: tSeen, memorized: aMem }, b = { scored: tSeen, memorized: bMem };
   const exact = confusion(tSeen, aMem, tSeen, tMem);
   const random = seededRandom(3);
   const { counts, patterns } = bootstrapConfusions(

@@ -7,6 +7,7 @@ import type { CheckpointScores, Experiment, Job } from "../engine/types.ts";
 import { loadTokenizer } from "../engine/data/tokenizer.ts";
 import { escapeHtml } from "../reports/page/html.ts";
 import { missingJobs, renderReport } from "../reports/page/render.ts";
+import { runDataFromScores } from "../engine/store/run_data.ts";
 import type { Summary } from "../reports/analysis/summary.ts";
 
 const ROWS = 64;
@@ -196,5 +197,9 @@ Deno.test("missingJobs finds jobs whose rows are not all stored", () => {
     job("d", [2, 3, 5]),
     { ...job("e", [0]), model: "other" },
   ];
-  assert.deepEqual(missingJobs(jobs, scores).map((j) => j.id), ["b", "d", "e"]);
+  assert.deepEqual(missingJobs(jobs, scores.map(runDataFromScores)).map((j) => j.id), [
+    "b",
+    "d",
+    "e",
+  ]);
 });

@@ -23,15 +23,10 @@ import {
   SUMMARY_SCHEMA_VERSION,
   type ThresholdCurve,
 } from "./summary.ts";
-import {
-  bootstrapConfusions,
-  type Classifier,
-  confusion,
-  countBits,
-  hasBit,
-  rates,
-} from "./metrics.ts";
-import { label, type Resamples, rowSpace, type Run, runFromScores } from "./runs.ts";
+import { bootstrapConfusions, type Classifier, confusion, rates } from "./metrics.ts";
+import { label, type Resamples, rowSpace, type Run, runFromData } from "./runs.ts";
+import { type RunData, runDataFromScores } from "../../engine/store/run_data.ts";
+import { listHas, RangesCursor } from "../../engine/store/rowset.ts";
 import { poisson, seededRandom } from "./stats.ts";
 import { type FamilyPoint, fitScaling, type FittedLaw, makeFamilies } from "./families.ts";
 import { type Candidate, recommend } from "./recommend.ts";
@@ -49,8 +44,14 @@ import {
 export interface AnalysisInput {
   /** The typed experiment (suite, memorization settings, target, analysis settings). */
   experiment: Experiment;
-  /** Scores of every (model, step) run, rows ascending (from the store or imported). */
-  scores: CheckpointScores[];
+  /** Scores of every (model, step) run held in memory, rows ascending (small runs, tests). */
+  scores?: CheckpointScores[];
+  /**
+   * Every (model, step) run as row sets with a streaming score source (the
+   * store reader's and the import's form; engine/store/run_data.ts). Used
+   * instead of `scores` when given.
+   */
+  runs?: RunData[];
   /** Duplicate count per dataset row (index = row), when the data carries it. */
   duplicates?: Uint32Array | null;
   /**
@@ -70,33 +71,35 @@ export const EXAMPLE_COUNT = 12;
 
 const sameId = (a: PredictorId, b: PredictorId) => a.model === b.model && a.step === b.step;
 
-/** The target's scores, or an error naming the runs that exist. */
-function targetScores(exp: Experiment, scores: readonly CheckpointScores[]): CheckpointScores {
-  const t = scores.find((s) => sameId(s, exp.target));
-  if (!t) {
-    throw new UserError(
-      `no scores for the target ${label(exp.target)} of ${exp.file}; scored runs: ${
-        scores.map((s) => label(s)).join(", ") || "none"
-      }. Score the target first or choose another target.`,
-    );
-  }
-  return t;
+/** The runs of an input: `runs`, else `scores` as in-memory runs. */
+export function inputRuns(input: Pick<AnalysisInput, "scores" | "runs">): RunData[] {
+  return input.runs ?? (input.scores ?? []).map(runDataFromScores);
+}
+
+/** Checks the target was scored, or throws naming the runs that exist. */
+function checkTarget(exp: Experiment, runs: readonly RunData[]): void {
+  if (runs.some((s) => sameId(s, exp.target))) return;
+  throw new UserError(
+    `no scores for the target ${label(exp.target)} of ${exp.file}; scored runs: ${
+      runs.map((s) => label(s)).join(", ") || "none"
+    }. Score the target first or choose another target.`,
+  );
 }
 
 /** Runs in suite order (model order of the experiment, then step). */
-function orderedRuns(exp: Experiment, scores: readonly CheckpointScores[], size: number): Run[] {
+function orderedRuns(exp: Experiment, data: readonly RunData[]): Run[] {
   const order = new Map(exp.suite.models.map((m, i) => [m.name, i]));
-  return [...scores]
+  return [...data]
     .sort((a, b) =>
       (order.get(a.model) ?? 1e9) - (order.get(b.model) ?? 1e9) ||
       a.model.localeCompare(b.model) || a.step - b.step
     )
-    .map((s) => runFromScores(s, size, exp));
+    .map((s) => runFromData(s, exp));
 }
 
 /** Rows the target memorized and which other runs also memorized them. */
 function caughtBy(runs: readonly Run[], target: Run, row: number): PredictorId[] {
-  return runs.filter((r) => r !== target && hasBit(r.mem, row)).map((r) => r.id);
+  return runs.filter((r) => r !== target && listHas(r.memorized, row)).map((r) => r.id);
 }
 
 /**
@@ -105,12 +108,11 @@ function caughtBy(runs: readonly Run[], target: Run, row: number): PredictorId[]
  * caught them (then by row), taken evenly across that order.
  */
 export function exampleRows(
-  input: Pick<AnalysisInput, "experiment" | "scores">,
+  input: Pick<AnalysisInput, "experiment" | "scores" | "runs">,
   count: number = EXAMPLE_COUNT,
 ): number[] {
   const exp = input.experiment;
-  const size = rowSpace(input.scores);
-  const runs = orderedRuns(exp, input.scores, size);
+  const runs = orderedRuns(exp, inputRuns(input));
   const target = runs.find((r) => sameId(r.id, exp.target));
   if (!target) return [];
   return pickExamples(runs, target, count);
@@ -118,15 +120,8 @@ export function exampleRows(
 
 function pickExamples(runs: readonly Run[], target: Run, count: number): number[] {
   const rows: { row: number; caught: number }[] = [];
-  for (let w = 0; w < target.mem.length; w++) {
-    let m = target.mem[w] & target.seen[w];
-    while (m !== 0) {
-      const bit = m & -m;
-      m ^= bit;
-      const row = w * 32 + (31 - Math.clz32(bit));
-      rows.push({ row, caught: 0 });
-    }
-  }
+  const seen = new RangesCursor(target.scored);
+  for (const row of target.memorized) if (seen.has(row)) rows.push({ row, caught: 0 });
   for (const e of rows) e.caught = caughtBy(runs, target, e.row).length;
   rows.sort((a, b) => a.caught - b.caught || a.row - b.row);
   if (rows.length <= count) return rows.map((e) => e.row);
@@ -138,9 +133,9 @@ function pickExamples(runs: readonly Run[], target: Run, count: number): number[
 
 /** The predictor table: every run (the target included, trivially perfect) against the target. */
 export function predictorTable(runs: readonly Run[], target: Run): PredictorRow[] {
-  const targetRows = countBits(target.seen);
+  const targetRows = target.scored.size;
   return runs.map((run) => {
-    const c = confusion(run.seen, run.mem, target.seen, target.mem);
+    const c = confusion(run.scored, run.memorized, target.scored, target.memorized);
     const r = rates(c.tp, c.fp, c.fn);
     return {
       ...run.id,
@@ -175,7 +170,7 @@ export interface CoreAnalysis {
 
 /**
  * The predictor table, signal curves (runs that carry scores), bootstrap
- * resamples, scaling laws and recommendations from runs as bit sets. This is
+ * resamples, scaling laws and recommendations from runs as row sets. This is
  * the part that scales to paper-size row counts: memory is two bit sets per
  * run (runs of one step may share their `seen` set).
  */
@@ -230,8 +225,8 @@ export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run):
     const random = seededRandom(settings.seed);
     const boot = bootstrapConfusions(
       classifiers,
-      target.seen,
-      target.mem,
+      target.scored,
+      target.memorized,
       settings.bootstrap,
       (mean) => poisson(mean, random),
     );
@@ -269,9 +264,10 @@ export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run):
 export function analyze(input: AnalysisInput): Summary {
   const exp = input.experiment;
   const settings = exp.analysis;
-  targetScores(exp, input.scores);
-  const size = rowSpace(input.scores);
-  const runs = orderedRuns(exp, input.scores, size);
+  const data = inputRuns(input);
+  checkTarget(exp, data);
+  const size = rowSpace(data);
+  const runs = orderedRuns(exp, data);
   const target = runs.find((r) => sameId(r.id, exp.target))!;
   const core = analyzeRuns(exp, runs, target);
   const table = core.predictors;
@@ -279,7 +275,6 @@ export function analyze(input: AnalysisInput): Summary {
   const finalRuns = runs.filter((r) => r.final);
   const targetModelRuns = runs.filter((r) => r.id.model === target.id.model);
   const byRowRuns = [...new Set([...finalRuns, ...targetModelRuns])];
-  const scoresOf = (rs: readonly Run[]) => rs.map((r) => r.scores!).filter(Boolean);
   const models = [...new Set(runs.map((r) => r.id.model))];
 
   const exampleIds = pickExamples(runs, target, EXAMPLE_COUNT);
@@ -328,16 +323,16 @@ export function analyze(input: AnalysisInput): Summary {
     recommendations: core.recommendations,
     verdict: "",
     correlations: {
-      models: correlationMatrix(scoresOf(finalRuns), size),
+      models: correlationMatrix(finalRuns),
       checkpoints: models.map((m) => ({
         model: m,
-        ...correlationMatrix(scoresOf(runs.filter((r) => r.id.model === m)), size),
+        ...correlationMatrix(runs.filter((r) => r.id.model === m)),
       })),
     },
-    distributions: scoresOf(runs).map(distribution),
+    distributions: runs.map(distribution),
     rateByRow: byRowRuns.map((r) => rateByRow(r, size)),
     rateByDuplicates: input.duplicates
-      ? scoresOf(byRowRuns).map((s) => rateByDuplicates(s, input.duplicates!))
+      ? byRowRuns.map((s) => rateByDuplicates(s, input.duplicates!))
       : null,
     examples,
     statistics: {

@@ -5,60 +5,103 @@
  *
  * @module
  */
-import type { CheckpointScores } from "../../engine/types.ts";
 import type { Matrix, PredictorId, Summary } from "./summary.ts";
-import {
-  type Bits,
-  confusion,
-  countBits,
-  hasBit,
-  makeBits,
-  popcount,
-  rates,
-  setBit,
-} from "./metrics.ts";
-import { isMemorized, label, type Run } from "./runs.ts";
+import { confusion, rates } from "./metrics.ts";
+import { label, type Run } from "./runs.ts";
 import { pearsonFromSums } from "./stats.ts";
+import type { RunData, ScoreChunk, ScoreSource } from "../../engine/store/run_data.ts";
+import {
+  forEachRow,
+  intersectCount,
+  intersectRanges,
+  ListCursor,
+  lowerBound,
+  rangesCountIn,
+  restrictList,
+} from "../../engine/store/rowset.ts";
 
-/** Pearson correlations of `matches` between runs, on the rows every one of them scored. */
-export function correlationMatrix(scores: readonly CheckpointScores[], size: number): Matrix {
-  const labels = scores.map((s) => label(s));
-  if (scores.length === 0) return { labels, values: [], rows: 0 };
-  let common: Bits | null = null;
-  for (const s of scores) {
-    const b = makeBits(size);
-    for (const r of s.rows) setBit(b, r);
-    if (common === null) common = b;
-    else for (let w = 0; w < b.length; w++) common[w] &= b[w];
-  }
-  const n = countBits(common!);
-  const cols = scores.map((s) => {
-    const v = new Uint8Array(n);
-    let j = 0;
-    for (let i = 0; i < s.rows.length; i++) if (hasBit(common!, s.rows[i])) v[j++] = s.matches[i];
-    return v;
-  });
-  const values = cols.map((a) =>
-    cols.map((b) => {
-      let sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0;
-      for (let i = 0; i < n; i++) {
-        sx += a[i];
-        sy += b[i];
-        sxx += a[i] * a[i];
-        syy += b[i] * b[i];
-        sxy += a[i] * b[i];
+/** Matches of rows asked in ascending order, read chunk by chunk from a source. */
+class MatchCursor {
+  #k = -1;
+  #i = 0;
+  #chunk: ScoreChunk | null = null;
+  constructor(readonly source: ScoreSource) {}
+  /** Matches of `row` (a row the source holds; rows must not decrease). */
+  at(row: number): number {
+    for (;;) {
+      const c = this.#chunk;
+      if (c) {
+        while (this.#i < c.rows.length && c.rows[this.#i] < row) this.#i++;
+        if (this.#i < c.rows.length) return c.rows[this.#i] === row ? c.matches[this.#i] : NaN;
       }
-      return pearsonFromSums(n, sx, sy, sxx, syy, sxy);
-    })
+      if (++this.#k >= this.source.chunks) return NaN;
+      this.#chunk = this.source.chunk(this.#k);
+      this.#i = 0;
+    }
+  }
+}
+
+/**
+ * Pearson correlations of `matches` between runs, on the rows every one of
+ * them scored. Runs without per-row scores count l on memorized rows and 0
+ * elsewhere; when no run has per-row scores the sums come from set
+ * intersections alone (exactly the same sums).
+ */
+export function correlationMatrix(runs: readonly RunData[]): Matrix {
+  const labels = runs.map((s) => label(s));
+  if (runs.length === 0) return { labels, values: [], rows: 0 };
+  let common = runs[0].scored;
+  for (const r of runs.slice(1)) common = intersectRanges(common, r.scored);
+  const n = common.size, m = runs.length;
+  const sx = new Float64Array(m), sxx = new Float64Array(m), sxy = new Float64Array(m * m);
+  if (runs.every((r) => !r.source)) {
+    const mem = runs.map((r) => restrictList(r.memorized, common));
+    for (let i = 0; i < m; i++) {
+      const l = runs[i].continuation;
+      sx[i] = l * mem[i].length;
+      sxx[i] = l * l * mem[i].length;
+      for (let j = 0; j < m; j++) {
+        sxy[i * m + j] = l * runs[j].continuation * intersectCount(mem[i], mem[j]);
+      }
+    }
+  } else {
+    const values = runs.map((r) => {
+      if (r.source) {
+        const c = new MatchCursor(r.source);
+        return (row: number) => c.at(row);
+      }
+      const c = new ListCursor(r.memorized), l = r.continuation;
+      return (row: number) => (c.has(row) ? l : 0);
+    });
+    const v = new Float64Array(m);
+    forEachRow(common, (row) => {
+      for (let i = 0; i < m; i++) v[i] = values[i](row);
+      for (let i = 0; i < m; i++) {
+        sx[i] += v[i];
+        sxx[i] += v[i] * v[i];
+        for (let j = 0; j < m; j++) sxy[i * m + j] += v[i] * v[j];
+      }
+    });
+  }
+  const values = runs.map((_, i) =>
+    runs.map((_, j) => pearsonFromSums(n, sx[i], sx[j], sxx[i], sxx[j], sxy[i * m + j]))
   );
   return { labels, values, rows: n };
 }
 
-/** Histogram of matches 0..l of one run. */
-export function distribution(s: CheckpointScores): PredictorId & { counts: number[] } {
-  const counts = new Array<number>(s.continuation + 1).fill(0);
-  for (const m of s.matches) counts[Math.min(m, s.continuation)]++;
-  return { model: s.model, step: s.step, counts };
+/** Histogram of matches 0..l of one run (without per-row scores: 0 or l). */
+export function distribution(run: RunData): PredictorId & { counts: number[] } {
+  const l = run.continuation;
+  const counts = new Array<number>(l + 1).fill(0);
+  if (run.source) {
+    for (let k = 0; k < run.source.chunks; k++) {
+      for (const m of run.source.chunk(k).matches) counts[Math.min(m, l)]++;
+    }
+  } else {
+    counts[l] = run.memorized.length;
+    counts[0] = run.scored.size - run.memorized.length;
+  }
+  return { model: run.model, step: run.step, counts };
 }
 
 /** Memorization rate of a run in `buckets` equal ranges of row index (empty ranges omitted). */
@@ -67,12 +110,8 @@ export function rateByRow(run: Run, size: number, buckets = 20): Summary["rateBy
   const out: Summary["rateByRow"][number]["buckets"] = [];
   for (let start = 0; start < size; start += width) {
     const end = Math.min(size, start + width);
-    let rows = 0, mem = 0;
-    for (let w = start >>> 5; w < Math.ceil(end / 32); w++) {
-      if (run.seen[w] === 0) continue;
-      rows += popcount(run.seen[w]);
-      mem += popcount(run.mem[w] & run.seen[w]);
-    }
+    const rows = rangesCountIn(run.scored, start, end);
+    const mem = lowerBound(run.memorized, end) - lowerBound(run.memorized, start);
     if (rows > 0) out.push({ start, end, rows, rate: mem / rows });
   }
   return { ...run.id, buckets: out };
@@ -85,18 +124,18 @@ function dupBin(d: number): number {
 
 /** Memorization rate of a run against each row's duplicate count, in powers-of-two bins. */
 export function rateByDuplicates(
-  s: CheckpointScores,
+  run: RunData,
   duplicates: Uint32Array,
 ): PredictorId & { bins: { min: number; max: number; rows: number; rate: number }[] } {
   const rows: number[] = [];
   const mem: number[] = [];
-  for (let i = 0; i < s.rows.length; i++) {
-    const r = s.rows[i];
-    if (r >= duplicates.length) continue;
+  const memorized = new ListCursor(run.memorized);
+  forEachRow(run.scored, (r) => {
+    if (r >= duplicates.length) return;
     const b = dupBin(duplicates[r]);
     rows[b] = (rows[b] ?? 0) + 1;
-    mem[b] = (mem[b] ?? 0) + (isMemorized(s, i) ? 1 : 0);
-  }
+    mem[b] = (mem[b] ?? 0) + (memorized.has(r) ? 1 : 0);
+  });
   const bins = [];
   for (let b = 0; b < rows.length; b++) {
     if (!rows[b]) continue;
@@ -104,7 +143,7 @@ export function rateByDuplicates(
     const max = b <= 2 ? b : 2 ** (b - 1);
     bins.push({ min, max, rows: rows[b], rate: mem[b] / rows[b] });
   }
-  return { model: s.model, step: s.step, bins };
+  return { model: run.model, step: run.step, bins };
 }
 
 /** Precision and recall of run i predicting run j, for every pair. */
@@ -113,7 +152,7 @@ export function pairMatrix(runs: readonly Run[]): Summary["pairMatrix"] {
   const recall = runs.map(() => new Array<number | null>(runs.length).fill(null));
   runs.forEach((p, i) =>
     runs.forEach((t, j) => {
-      const c = confusion(p.seen, p.mem, t.seen, t.mem);
+      const c = confusion(p.scored, p.memorized, t.scored, t.memorized);
       const r = rates(c.tp, c.fp, c.fn);
       precision[i][j] = r.precision;
       recall[i][j] = r.recall;

@@ -1,54 +1,22 @@
 /**
- * Predictor metrics over compact row bit sets: confusion counts of a predictor
+ * Predictor metrics over row sets (scored rows as ranges, memorized rows as
+ * sorted lists: engine/store/rowset.ts): confusion counts of a predictor
  * against the target on the rows both scored, precision/recall/F1 with Wilson
  * intervals, and precision–recall curves of thresholded signals from
- * histograms. Everything streams over 32-bit words, so paper-size row counts
- * (146M rows → 18 MB per bit set) stay cheap.
+ * histograms. Cost and memory follow the memorized rows, not the data size.
  *
  * @module
  */
 import type { CurvePoint, Interval } from "./summary.ts";
 import { wilson } from "./stats.ts";
-
-/** A bit set over dataset rows: bit r of word r >>> 5. */
-export type Bits = Uint32Array;
-
-/** An empty bit set able to hold rows [0, size). */
-export function makeBits(size: number): Bits {
-  return new Uint32Array(Math.ceil(size / 32));
-}
-
-/** Sets row `r`. */
-export function setBit(bits: Bits, r: number): void {
-  bits[r >>> 5] |= 1 << (r & 31);
-}
-
-/** Whether row `r` is set. */
-export function hasBit(bits: Bits, r: number): boolean {
-  return (bits[r >>> 5] & (1 << (r & 31))) !== 0;
-}
-
-/**
- * The same words as signed integers: V8 keeps int32 values unboxed, while
- * Uint32Array elements ≥ 2^31 are read as doubles (several times slower).
- */
-function signed(bits: Bits): Uint32Array {
-  return new Int32Array(bits.buffer, bits.byteOffset, bits.length) as unknown as Uint32Array;
-}
-
-/** Number of set bits of a 32-bit word. */
-export function popcount(x: number): number {
-  x = x - ((x >>> 1) & 0x55555555);
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
-}
-
-/** Number of set bits of a bit set. */
-export function countBits(bits: Bits): number {
-  let n = 0;
-  for (let w = 0; w < bits.length; w++) if (bits[w] !== 0) n += popcount(bits[w]);
-  return n;
-}
+import {
+  intersectCount,
+  intersectRanges,
+  RangesCursor,
+  restrictList,
+  type RowList,
+  type RowRanges,
+} from "../../engine/store/rowset.ts";
 
 /** Confusion counts of a predictor against the target on the rows both scored. */
 export interface Confusion {
@@ -61,25 +29,21 @@ export interface Confusion {
 }
 
 /**
- * Confusion counts of predictor (seen `pSeen`, memorized `pMem`) against the
- * target (`tSeen`, `tMem`), restricted to rows both have seen.
+ * Confusion counts of predictor (scored `pSeen`, memorized `pMem`) against the
+ * target (`tSeen`, `tMem`), restricted to rows both have scored.
  */
-export function confusion(pSeen: Bits, pMem: Bits, tSeen: Bits, tMem: Bits): Confusion {
-  let tp = 0, fp = 0, fn = 0, n = 0;
-  [pSeen, pMem, tSeen, tMem] = [signed(pSeen), signed(pMem), signed(tSeen), signed(tMem)];
-  const words = Math.min(pSeen.length, tSeen.length);
-  for (let w = 0; w < words; w++) {
-    const both = pSeen[w] & tSeen[w];
-    if (both === 0) continue;
-    const pm = pMem[w] & both;
-    const tm = tMem[w] & both;
-    n += popcount(both);
-    if ((pm | tm) === 0) continue;
-    tp += popcount(pm & tm);
-    fp += popcount(pm & ~tm);
-    fn += popcount(tm & ~pm);
-  }
-  return { tp, fp, fn, tn: n - tp - fp - fn, n };
+export function confusion(
+  pSeen: RowRanges,
+  pMem: RowList,
+  tSeen: RowRanges,
+  tMem: RowList,
+): Confusion {
+  const both = intersectRanges(pSeen, tSeen);
+  const pm = restrictList(pMem, both);
+  const tm = restrictList(tMem, both);
+  const tp = intersectCount(pm, tm);
+  const fp = pm.length - tp, fn = tm.length - tp;
+  return { tp, fp, fn, tn: both.size - tp - fp - fn, n: both.size };
 }
 
 /** Precision, recall and F1 (null when undefined) with 95% Wilson intervals. */
@@ -175,8 +139,8 @@ export function thinCurve(points: CurvePoint[], max: number): CurvePoint[] {
 
 /** A binary classifier over rows: the rows it scored and those it calls memorized. */
 export interface Classifier {
-  seen: Bits;
-  mem: Bits;
+  scored: RowRanges;
+  memorized: RowList;
 }
 
 /**
@@ -191,65 +155,67 @@ export interface Classifier {
  * precision or recall (exact, not an approximation). Rows with the same
  * pattern (each classifier's TP/FP/FN/none code) are pooled: the sum of n
  * independent Poisson(1) weights is Poisson(n), so one draw per pattern is
- * exact too. Cost: one pass over the positive rows, then resamples ×
- * patterns × classifiers.
+ * exact too. Patterns are numbered in ascending row order of their first
+ * row, and drawn in that order. Cost: one merge over the positive rows
+ * (memory: the row lists only), then resamples × patterns × classifiers.
  */
 export function bootstrapConfusions(
   classifiers: readonly Classifier[],
-  tSeen: Bits,
-  tMem: Bits,
+  tSeen: RowRanges,
+  tMem: RowList,
   resamples: number,
   poissonDraw: (mean: number) => number,
 ): { counts: Float64Array; patterns: number } {
   const k = classifiers.length;
-  classifiers = classifiers.map((c) => ({ seen: signed(c.seen), mem: signed(c.mem) }));
-  tSeen = signed(tSeen);
-  tMem = signed(tMem);
+  // Positive rows of each classifier and of the target, within the target's scored rows.
+  const heads = classifiers.map((c) => restrictList(restrictList(c.memorized, c.scored), tSeen));
+  heads.push(restrictList(tMem, tSeen));
+  const at = new Int32Array(heads.length);
+  const seen = classifiers.map((c) => new RangesCursor(c.scored));
   const codes = new Uint8Array(k);
   const byHash = new Map<number, number>();
   const byString = new Map<string, number>();
   const patternCodes: Uint8Array[] = [];
   const patternRows: number[] = [];
-  for (let w = 0; w < tSeen.length; w++) {
-    const ts = tSeen[w];
-    if (ts === 0) continue;
-    let u = tMem[w] & ts;
-    for (const c of classifiers) u |= c.mem[w] & c.seen[w] & ts;
-    while (u !== 0) {
-      const bit = u & -u;
-      u ^= bit;
-      const t = (tMem[w] & bit) !== 0;
-      let h1 = 0x811c9dc5, h2 = 0x01000193;
-      for (let i = 0; i < k; i++) {
-        const c = classifiers[i];
-        let code = 0;
-        if ((c.seen[w] & bit) !== 0) {
-          const p = (c.mem[w] & bit) !== 0;
-          code = p ? (t ? 1 : 2) : (t ? 3 : 0);
-        }
-        codes[i] = code;
-        h1 = Math.imul(h1 ^ code, 0x01000193);
-        h2 = Math.imul(h2 ^ (code + i), 0x5bd1e995) ^ (h2 >>> 15);
-      }
-      const key = (h1 >>> 0) * 2097152 + ((h2 >>> 0) & 0x1fffff);
-      let id = byHash.get(key);
-      if (id !== undefined && !sameCodes(patternCodes[id], codes)) {
-        const s = String.fromCharCode(...codes);
-        id = byString.get(s);
-        if (id === undefined) {
-          id = patternCodes.length;
-          byString.set(s, id);
-          patternCodes.push(codes.slice());
-          patternRows.push(0);
-        }
-      } else if (id === undefined) {
+  const positive = new Uint8Array(heads.length);
+  for (;;) {
+    // The next row of the union: the smallest head; mark who holds it.
+    let row = Infinity;
+    for (let h = 0; h < heads.length; h++) {
+      if (at[h] < heads[h].length && heads[h][at[h]] < row) row = heads[h][at[h]];
+    }
+    if (row === Infinity) break;
+    for (let h = 0; h < heads.length; h++) {
+      positive[h] = at[h] < heads[h].length && heads[h][at[h]] === row ? 1 : 0;
+      if (positive[h]) at[h]++;
+    }
+    const t = positive[k] === 1;
+    let h1 = 0x811c9dc5, h2 = 0x01000193;
+    for (let i = 0; i < k; i++) {
+      let code = 0;
+      if (seen[i].has(row)) code = positive[i] ? (t ? 1 : 2) : (t ? 3 : 0);
+      codes[i] = code;
+      h1 = Math.imul(h1 ^ code, 0x01000193);
+      h2 = Math.imul(h2 ^ (code + i), 0x5bd1e995) ^ (h2 >>> 15);
+    }
+    const key = (h1 >>> 0) * 2097152 + ((h2 >>> 0) & 0x1fffff);
+    let id = byHash.get(key);
+    if (id !== undefined && !sameCodes(patternCodes[id], codes)) {
+      const s = String.fromCharCode(...codes);
+      id = byString.get(s);
+      if (id === undefined) {
         id = patternCodes.length;
-        byHash.set(key, id);
+        byString.set(s, id);
         patternCodes.push(codes.slice());
         patternRows.push(0);
       }
-      patternRows[id]++;
+    } else if (id === undefined) {
+      id = patternCodes.length;
+      byHash.set(key, id);
+      patternCodes.push(codes.slice());
+      patternRows.push(0);
     }
+    patternRows[id]++;
   }
   const counts = new Float64Array(resamples * k * 3);
   for (let b = 0; b < resamples; b++) {

@@ -1,30 +1,24 @@
 /**
- * Runs as compact bit sets: every (model, step)'s scored and memorized rows,
- * its compute, and the bootstrap resamples of confusion counts shared by the
- * scaling bands and the recommendations.
+ * Runs of the suite for the analysis: every (model, step)'s {@link RunData}
+ * (scored rows as ranges, memorized rows as a sorted list, per-row scores as a
+ * re-readable source) with its parameters and compute, and the bootstrap
+ * resamples of confusion counts shared by the scaling bands and the
+ * recommendations.
  *
  * @module
  */
 import type { CheckpointScores, Experiment, ModelSpec } from "../../engine/types.ts";
 import type { PredictorId } from "./summary.ts";
 import { UserError } from "../../engine/errors.ts";
-import { type Bits, makeBits, setBit } from "./metrics.ts";
+import { type RunData, runDataFromScores } from "../../engine/store/run_data.ts";
+import { rangesEnd } from "../../engine/store/rowset.ts";
 
-/** One (model, step) run of the suite, as bit sets over dataset rows. */
-export interface Run {
+/** One (model, step) run of the suite with what the analysis derives from its id. */
+export interface Run extends RunData {
   id: PredictorId;
-  /** Its scores (absent when the run was built from bit sets directly). */
-  scores?: CheckpointScores;
-  seen: Bits;
-  mem: Bits;
   parameters: number;
   compute: number;
   final: boolean;
-}
-
-/** Whether row i of a run is memorized: the matched prefix (or, without one, the matches) reaches l. */
-export function isMemorized(s: CheckpointScores, i: number): boolean {
-  return (s.prefix ? s.prefix[i] : s.matches[i]) >= s.continuation;
 }
 
 /** `model/step` label of a run. */
@@ -56,46 +50,32 @@ export function specOf(exp: Experiment, model: string): ModelSpec {
   return spec;
 }
 
-/** Builds one run's bit sets from its scores (rows must be ascending). */
-export function runFromScores(s: CheckpointScores, size: number, exp: Experiment): Run {
-  const seen = makeBits(size);
-  const mem = makeBits(size);
-  for (let i = 0; i < s.rows.length; i++) {
-    setBit(seen, s.rows[i]);
-    if (isMemorized(s, i)) setBit(mem, s.rows[i]);
-  }
-  return runFromBits({ model: s.model, step: s.step }, seen, mem, exp, s);
+/** A run from scores held in memory (rows ascending). */
+export function runFromScores(s: CheckpointScores, exp: Experiment): Run {
+  return runFromData(runDataFromScores(s), exp);
 }
 
-/** A run from bit sets built elsewhere (benchmarks, imports of memorized-row lists). */
-export function runFromBits(
-  id: PredictorId,
-  seen: Bits,
-  mem: Bits,
-  exp: Experiment,
-  scores?: CheckpointScores,
-): Run {
-  const spec = specOf(exp, id.model);
+/** A run from its data (the store reader's, an import's, or built directly by a benchmark). */
+export function runFromData(data: RunData, exp: Experiment): Run {
+  const spec = specOf(exp, data.model);
   const parameters = parametersOf(spec, exp);
   const last = spec.checkpoints.length > 0
     ? Math.max(...spec.checkpoints.map((c) => c.step))
-    : id.step;
+    : data.step;
   return {
-    id,
-    scores,
-    seen,
-    mem,
+    ...data,
+    id: { model: data.model, step: data.step },
     parameters,
-    compute: computeOf(parameters, id.step, exp),
-    final: id.step >= last,
+    compute: computeOf(parameters, data.step, exp),
+    final: data.step >= last,
   };
 }
 
-/** Number of rows addressed by the bit sets: 1 + the largest row scored. */
-export function rowSpace(scores: readonly CheckpointScores[]): number {
-  let max = -1;
-  for (const s of scores) if (s.rows.length > 0) max = Math.max(max, s.rows[s.rows.length - 1]);
-  return max + 1;
+/** Number of rows addressed by the runs: 1 + the largest row scored. */
+export function rowSpace(runs: readonly RunData[]): number {
+  let max = 0;
+  for (const r of runs) max = Math.max(max, rangesEnd(r.scored));
+  return max;
 }
 
 /** Bootstrap resamples of (TP, FP, FN) per classifier: see metrics.bootstrapConfusions. */

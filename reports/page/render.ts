@@ -11,10 +11,13 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { loadDuplicates, openTokenReader } from "../../engine/data/datasets.ts";
 import { makePlan } from "../../engine/run/plan.ts";
-import { readCheckpointScores, readManifest } from "../../engine/store/store.ts";
+import { readManifest } from "../../engine/store/store.ts";
+import { readStoreRuns } from "../../engine/store/store_runs.ts";
+import type { RunData } from "../../engine/store/run_data.ts";
+import { countInRanges } from "../../engine/store/rowset.ts";
 import { loadTokenizer } from "../../engine/data/tokenizer.ts";
 import { UserError } from "../../engine/errors.ts";
-import type { CheckpointScores, Experiment, Job } from "../../engine/types.ts";
+import type { Experiment, Job } from "../../engine/types.ts";
 import { type AnalysisInput, analyze, exampleRows } from "../analysis/analysis.ts";
 import { type RenderedReport, writeReport } from "./report_files.ts";
 
@@ -84,26 +87,14 @@ async function readRunStats(runDir: string): Promise<RunStats[]> {
   }
 }
 
-/** Jobs whose rows are not all in the checkpoint's stored scores (rows ascending). */
-export function missingJobs(jobs: Job[], scores: CheckpointScores[]): Job[] {
-  const byRun = new Map(scores.map((s) => [`${s.model}\0${s.step}`, s.rows]));
+/** Jobs whose rows are not all in the checkpoint's stored rows (job rows ascending). */
+export function missingJobs(jobs: Job[], runs: readonly RunData[]): Job[] {
+  const byRun = new Map(runs.map((s) => [`${s.model}\0${s.step}`, s.scored]));
   return jobs.filter((job) => {
-    const rows = byRun.get(`${job.model}\0${job.step}`);
-    if (!rows || job.rows.length === 0) return job.rows.length > 0;
-    const lo = lowerBound(rows, job.rows[0]);
-    const hi = lowerBound(rows, job.rows[job.rows.length - 1] + 1);
-    return rows[lo] !== job.rows[0] || hi - lo !== job.rows.length;
+    const scored = byRun.get(`${job.model}\0${job.step}`);
+    if (!scored) return job.rows.length > 0;
+    return countInRanges(job.rows, scored) !== job.rows.length;
   });
-}
-
-function lowerBound(a: Uint32Array, x: number): number {
-  let lo = 0, hi = a.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (a[mid] < x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 /** `cpu × 2 workers, 1 thread each`-style lines, one per distinct device slot. */
@@ -126,8 +117,8 @@ export async function loadAnalysisInput(
   log: (line: string) => void = () => {},
 ): Promise<AnalysisInput> {
   const experiment = await readExperimentSnapshot(runDir);
-  const scores = await readCheckpointScores(runDir);
-  if (scores.length === 0) {
+  const runs = await readStoreRuns(runDir);
+  if (runs.length === 0) {
     throw new UserError(
       `${runDir}: the store holds no finished shard; run \`deno task experiment ${
         quote(experiment.file)
@@ -142,8 +133,8 @@ export async function loadAnalysisInput(
   try {
     const reader = await openTokenReader(experiment.data);
     try {
-      missing = missingJobs(makePlan(experiment, reader.rows).jobs, scores).map((j) => j.id);
-      const rows = exampleRows({ experiment, scores });
+      missing = missingJobs(makePlan(experiment, reader.rows).jobs, runs).map((j) => j.id);
+      const rows = exampleRows({ experiment, runs });
       if (rows.length > 0) {
         const width = m.context + m.continuation;
         const tokens = await reader.readWindow(Uint32Array.from(rows), m.offset, width);
@@ -185,7 +176,7 @@ export async function loadAnalysisInput(
   const dataFingerprint = manifest?.settings.data;
   return {
     experiment,
-    scores,
+    runs,
     duplicates,
     exampleTokens,
     decode,

@@ -1,0 +1,107 @@
+/**
+ * One (model, step) run as the analysis consumes it, whatever produced it
+ * (the store's own shards, an import): its scored rows as ranges, its
+ * memorized rows as a sorted list (engine/store/rowset.ts), and, when the run
+ * carries per-row scores, a {@link ScoreSource} that re-reads them chunk by
+ * chunk (a store shard at a time), so nothing holds a value per row per run
+ * in memory. Runs imported as memorized-row lists have no source: their
+ * score is binary (l on listed rows, 0 on the other scored rows).
+ *
+ * @module
+ */
+import type { CheckpointScores } from "../types.ts";
+import { listBuilder, rangesBuilder, type RowList, type RowRanges } from "./rowset.ts";
+
+/** Per-row scores of a contiguous part of a run, rows ascending. */
+export interface ScoreChunk {
+  rows: Uint32Array;
+  /** Matched continuation tokens 0..l. */
+  matches: Uint8Array;
+  /** Matched prefix 0..l (when the source has it). */
+  prefix?: Uint8Array;
+  /** Mean continuation NLL, nats/token (when the source has it). */
+  nll?: Float32Array;
+}
+
+/**
+ * A run's per-row scores, re-readable chunk by chunk: chunk k's rows are
+ * ascending and all above chunk k−1's. Reading is synchronous (the store's
+ * shards are read with one `readFileSync` each), so the analysis stays a
+ * plain function; memory is one chunk at a time.
+ */
+export interface ScoreSource {
+  /** Whether chunks carry `prefix`. */
+  readonly prefix: boolean;
+  /** Whether chunks carry `nll`. */
+  readonly nll: boolean;
+  /** Number of chunks. */
+  readonly chunks: number;
+  /** Reads chunk k. */
+  chunk(k: number): ScoreChunk;
+}
+
+/** One run for the analysis: scored and memorized rows, and its per-row scores when it has them. */
+export interface RunData {
+  model: string;
+  step: number;
+  /** Continuation length l that matches and prefixes are out of. */
+  continuation: number;
+  /** Rows the run scored. */
+  scored: RowRanges;
+  /** Rows it memorized (prefix = l, or matches = l without a prefix); a subset of `scored`. */
+  memorized: RowList;
+  /** Per-row scores; absent for runs known only by their memorized rows. */
+  source?: ScoreSource;
+}
+
+/** Whether row i of a chunk is memorized: the matched prefix (or, without one, the matches) reaches l. */
+export function chunkMemorized(c: ScoreChunk, i: number, l: number): boolean {
+  return (c.prefix ? c.prefix[i] : c.matches[i]) >= l;
+}
+
+/** A source over scores held in memory (one chunk). */
+export function memorySource(s: CheckpointScores): ScoreSource {
+  const chunk: ScoreChunk = { rows: s.rows, matches: s.matches };
+  if (s.prefix) chunk.prefix = s.prefix;
+  if (s.nll) chunk.nll = s.nll;
+  return { prefix: !!s.prefix, nll: !!s.nll, chunks: 1, chunk: () => chunk };
+}
+
+/**
+ * Scans a source once into its scored ranges and memorized list; throws when
+ * rows are not strictly ascending across the whole source (naming `where`).
+ */
+export function scanSource(
+  source: ScoreSource,
+  l: number,
+  where: string,
+): { scored: RowRanges; memorized: RowList } {
+  const scored = rangesBuilder();
+  const memorized = listBuilder();
+  let last = -1;
+  for (let k = 0; k < source.chunks; k++) {
+    const c = source.chunk(k);
+    for (let i = 0; i < c.rows.length; i++) {
+      const r = c.rows[i];
+      if (r <= last) {
+        throw new Error(`${where}: row ${r} comes after row ${last} (rows must ascend)`);
+      }
+      last = r;
+      scored.add(r);
+      if (chunkMemorized(c, i, l)) memorized.add(r);
+    }
+  }
+  return { scored: scored.done(), memorized: memorized.done() };
+}
+
+/** A run from scores held in memory (rows ascending). */
+export function runDataFromScores(s: CheckpointScores): RunData {
+  const source = memorySource(s);
+  return {
+    model: s.model,
+    step: s.step,
+    continuation: s.continuation,
+    ...scanSource(source, s.continuation, `${s.model}@${s.step}`),
+    source,
+  };
+}

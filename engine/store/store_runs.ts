@@ -1,0 +1,88 @@
+/**
+ * The store's runs for the analysis, streamed shard by shard: for every
+ * checkpoint of the manifest, its scored rows (ranges) and memorized rows
+ * (sorted list) from one pass over its shard files, and a
+ * {@link ScoreSource} that re-reads one shard file per chunk. Memory is the
+ * row sets plus one shard, never a value per row per run, so `deno task
+ * report` works on a paper-size store (146M rows per checkpoint).
+ *
+ * @module
+ */
+import { readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { decodeShard } from "./shard_file.ts";
+import { readManifest, shardKey } from "./store.ts";
+import type { RunData, ScoreChunk, ScoreSource } from "./run_data.ts";
+import { chunkMemorized } from "./run_data.ts";
+import { listBuilder, rangesBuilder } from "./rowset.ts";
+
+/** A source over shard files (chunk k = the k-th file, shard order). */
+export function shardSource(paths: readonly string[], key: string): ScoreSource {
+  return {
+    prefix: true,
+    nll: true,
+    chunks: paths.length,
+    chunk(k: number): ScoreChunk {
+      const shard = decodeShard(readFileSync(paths[k]));
+      if (!shard || shard.key !== key) {
+        throw new Error(`${paths[k]} changed while the report was read; render it again`);
+      }
+      return shard;
+    },
+  };
+}
+
+/**
+ * Every checkpoint of the run folder's store with finished shards, as
+ * {@link RunData} in the manifest's order. Shards whose key does not match the
+ * manifest are ignored (as {@link readCheckpointScores} does).
+ */
+export async function readStoreRuns(runDir: string): Promise<RunData[]> {
+  const manifest = await readManifest(runDir);
+  if (!manifest) {
+    throw new Error(`${join(runDir, "manifest.json")} not found: run the experiment first`);
+  }
+  const m = manifest.settings.memorization as { continuation?: number } | undefined;
+  const l = m?.continuation ?? 0;
+  const out: RunData[] = [];
+  for (const c of manifest.checkpoints) {
+    const dir = join(runDir, "scores", c.model, `step${c.step}`);
+    let names: string[];
+    try {
+      names = (await readdir(dir)).filter((n) => /^shard\d+\.bin$/.test(n));
+    } catch {
+      continue;
+    }
+    names.sort((a, b) => Number(a.slice(5, -4)) - Number(b.slice(5, -4)));
+    const key = shardKey(manifest.settingsHash, c.fingerprint);
+    const paths: string[] = [];
+    const scored = rangesBuilder(), memorized = listBuilder();
+    let last = -1;
+    for (const name of names) {
+      const path = join(dir, name);
+      const shard = decodeShard(await readFile(path));
+      if (!shard || shard.key !== key) continue;
+      paths.push(path);
+      for (let i = 0; i < shard.rows.length; i++) {
+        const r = shard.rows[i];
+        if (r <= last) {
+          throw new Error(`${path}: row ${r} comes after row ${last}; the shards overlap`);
+        }
+        last = r;
+        scored.add(r);
+        if (chunkMemorized(shard, i, l)) memorized.add(r);
+      }
+    }
+    if (paths.length === 0) continue;
+    out.push({
+      model: c.model,
+      step: c.step,
+      continuation: l,
+      scored: scored.done(),
+      memorized: memorized.done(),
+      source: shardSource(paths, key),
+    });
+  }
+  return out;
+}
