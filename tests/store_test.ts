@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
+import { isUserError } from "../engine/errors.ts";
 import { join } from "node:path";
-import { decodeShard, encodeShard } from "../engine/store/shard_file.ts";
+import { decodeShard, encodeShard, isShardProblem } from "../engine/store/shard_file.ts";
 import {
   makeManifest,
   missingShards,
-  modelFingerprint,
   openStore,
   readCheckpointScores,
+  readManifest,
   shardPath,
   stableJson,
 } from "../engine/store/store.ts";
@@ -80,7 +81,8 @@ Deno.test("encodeShard/decodeShard round-trip and reject truncated files", () =>
   const bytes = encodeShard(s, 32, 7, "ab".repeat(32));
   assert.equal(bytes.length, 64 + 30);
   assert.equal(new TextDecoder().decode(bytes.subarray(0, 8)), "MEMOSHRD");
-  const d = decodeShard(bytes)!;
+  const d = decodeShard(bytes);
+  if (isShardProblem(d)) throw new Error(d.problem);
   assert.deepEqual([...d.rows], [5, 9, 70000]);
   assert.deepEqual([...d.matches], [5, 9, 70000 % 33]);
   assert.deepEqual([...d.prefix], [5, 9, 0]);
@@ -88,8 +90,39 @@ Deno.test("encodeShard/decodeShard round-trip and reject truncated files", () =>
   assert.equal(d.continuation, 32);
   assert.equal(d.shard, 7);
   assert.equal(d.key, "ab".repeat(32));
-  assert.equal(decodeShard(bytes.subarray(0, bytes.length - 1)), null);
-  assert.equal(decodeShard(new Uint8Array(10)), null);
+  assert.deepEqual(decodeShard(bytes.subarray(0, bytes.length - 1)), {
+    problem: "truncated: 93 bytes, the header's 3 rows need 94",
+  });
+  assert.deepEqual(decodeShard(new Uint8Array(10)), {
+    problem: "truncated: 10 bytes, shorter than the 64-byte header",
+  });
+});
+
+Deno.test("decodeShard detects a flipped byte anywhere in the file and says what it found", () => {
+  const bytes = encodeShard(scores([5, 9, 70000]), 32, 7, "ab".repeat(32));
+  for (let at = 0; at < bytes.length; at++) {
+    const bad = bytes.slice();
+    bad[at] ^= 0x10;
+    const d = decodeShard(bad);
+    assert.ok(isShardProblem(d), `a flip at byte ${at} went unnoticed`);
+    const expected = at < 8
+      ? /^not a shard file/
+      : at < 12
+      ? /^shard format version/
+      : at < 16
+      ? /^(truncated|too long)/
+      : /^checksum mismatch \(stored xxh64 [0-9a-f]{16}, contents hash to [0-9a-f]{16}\)$/;
+    assert.match(d.problem, expected, `byte ${at}`);
+  }
+});
+
+Deno.test("decodeShard names a version 1 shard (written before checksums) as such", () => {
+  const bytes = encodeShard(scores([1]), 32, 0, "ab".repeat(32));
+  new DataView(bytes.buffer).setUint32(8, 1, true);
+  bytes.fill(0, 56, 64);
+  assert.deepEqual(decodeShard(bytes), {
+    problem: "shard format version 1 (written before shards carried checksums)",
+  });
 });
 
 Deno.test("stableJson ignores key order", () => {
@@ -171,17 +204,88 @@ Deno.test("a shard with a foreign key is ignored by readers", async () => {
   assert.deepEqual(await readCheckpointScores(dir), []);
 });
 
-Deno.test("modelFingerprint changes with content and with config.json", async () => {
+Deno.test("a corrupt shard is reported with its path, moved to stale/corrupt/ and counted as missing", async () => {
   const dir = await Deno.makeTempDir();
-  const path = join(dir, "m.onnx");
-  await writeFile(path, new Uint8Array(3 << 20).fill(1));
-  const a = await modelFingerprint(path);
-  assert.equal(a, await modelFingerprint(path));
+  const notes: string[] = [];
+  const store = openStore(dir, { onNotice: (m) => notes.push(m) });
+  await store.prepare(makeManifest(experiment(dir), "data1", fingerprints(dir)));
+  const j = job("m1", 0, [0, 1, 2]);
+  await store.writeShard(j, scores([0, 1, 2]));
+  const path = join(dir, shardPath("m1", 1, 0));
   const bytes = await readFile(path);
-  bytes[bytes.length - 1] = 2;
+  bytes[64 + 4 * 3 + 1] ^= 1; // one bit of an NLL
   await writeFile(path, bytes);
-  const b = await modelFingerprint(path);
-  assert.notEqual(a, b);
-  await writeFile(join(dir, "config.json"), "{}");
-  assert.notEqual(b, await modelFingerprint(path));
+
+  // Readers that only look (dry run, report) name it and leave it in place.
+  const looked: string[] = [];
+  assert.deepEqual(
+    (await missingShards(dir, { jobs: [j] }, { onNotice: (m) => looked.push(m) })).map((x) => x.id),
+    [j.id],
+  );
+  assert.equal(looked.length, 1);
+  assert.match(
+    looked[0],
+    /shard00000\.bin is corrupt \(checksum mismatch .*\); a run of the experiment rescores it/,
+  );
+  await assert.rejects(() => readCheckpointScores(dir), (e) => {
+    assert.ok(isUserError(e));
+    assert.match((e as Error).message, /shard00000\.bin is corrupt \(checksum mismatch/);
+    return true;
+  });
+
+  // The writer moves it aside and rescoring replaces it.
+  assert.equal(await store.isDone(j), false);
+  assert.equal(notes.length, 1);
+  assert.match(
+    notes[0],
+    /shard00000\.bin is corrupt \(checksum mismatch .*\); moved it to .*stale\/corrupt\/m1-step1-shard00000\.bin\..*; it is rescored\./,
+  );
+  const moved = await readdir(join(dir, "stale", "corrupt"));
+  assert.equal(moved.length, 1);
+  assert.deepEqual(await readFile(join(dir, "stale", "corrupt", moved[0])), bytes);
+  await store.writeShard(j, scores([0, 1, 2]));
+  assert.equal(await store.isDone(j), true);
+  assert.deepEqual(
+    [...(await readCheckpointScores(dir))[0].nll!],
+    [0, 1 / 3, 2 / 3].map(Math.fround),
+  );
+});
+
+Deno.test("a manifest that is not JSON or not a manifest is a user error naming it", async () => {
+  const dir = await Deno.makeTempDir();
+  for (const text of ['{"version": 2, "settingsHash": "ab"', "[]", '{"version": 2}']) {
+    await writeFile(join(dir, "manifest.json"), text);
+    await assert.rejects(() => readManifest(dir), (e) => {
+      assert.ok(isUserError(e));
+      assert.match(
+        (e as Error).message,
+        new RegExp(`^${join(dir, "manifest.json")}: .*: the manifest is damaged\\. .*delete it`),
+      );
+      return true;
+    });
+  }
+});
+
+Deno.test("a store of format version 1 is moved to stale/ with a note and rescored", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = openStore(dir);
+  const manifest = makeManifest(experiment(dir), "data1", fingerprints(dir));
+  await store.prepare(manifest);
+  const j = job("m1", 0, [0, 1, 2]);
+  await store.writeShard(j, scores([0, 1, 2]));
+  // Rewrite the folder as the previous version left it.
+  const v1 = {
+    ...manifest,
+    version: 1,
+    settingsHash: "11".repeat(32),
+    settings: { storeVersion: 1 },
+  };
+  await writeFile(join(dir, "manifest.json"), JSON.stringify(v1));
+  const notices = await openStore(dir).prepare(manifest);
+  assert.equal(notices.length, 1);
+  assert.match(
+    notices[0],
+    /store format 1, this harness writes format 2 .*cannot verify .*moved them to .*stale\/scores-.*; they are rescored/,
+  );
+  assert.equal((await missingShards(dir, { jobs: [j] })).length, 1);
 });

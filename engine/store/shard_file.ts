@@ -1,19 +1,31 @@
 /**
- * The shard file format of the result store (little-endian): a 64-byte header =
- * magic `MEMOSHRD`, u32 version, u32 row count n, u32 continuation l, u32 shard
- * index, 32-byte key (settings hash + checkpoint fingerprint), 8 bytes zero;
- * then rows u32[n], nll f32[n], matches u8[n], prefix u8[n].
+ * The shard file format of the result store (little-endian), version 2: a
+ * 64-byte header = magic `MEMOSHRD`, u32 version, u32 row count n, u32
+ * continuation l, u32 shard index, 32-byte key (settings hash + checkpoint
+ * fingerprint), u64 checksum; then rows u32[n], nll f32[n], matches u8[n],
+ * prefix u8[n].
+ *
+ * The checksum is the xxHash64 (seed 0) of the header's first 56 bytes followed
+ * by the payload, so a flipped byte anywhere but in the checksum itself (which
+ * then no longer matches) is detected on every read. Version 1 shards (the
+ * same layout with 8 zero bytes instead of the checksum) are not read: they
+ * cannot be verified, and since the format version is part of the settings
+ * hash, a store of version 1 is moved to `stale/` and rescored as a whole
+ * (see docs/reliability.md).
  *
  * @module
  */
+import xxhash from "xxhash-wasm";
 import type { RowScores } from "../types.ts";
 
 /** Version of the shard file format and of the settings hash. */
-export const STORE_VERSION = 1;
+export const STORE_VERSION = 2;
 const MAGIC = "MEMOSHRD";
 const HEADER_BYTES = 64;
+const CHECKSUM_AT = 56;
+const { create64 } = await xxhash();
 
-/** Encodes one shard's scores with its key into the shard file format. */
+/** Encodes one shard's scores with its key into the shard file format (checksum included). */
 export function encodeShard(
   scores: RowScores,
   continuation: number,
@@ -34,6 +46,7 @@ export function encodeShard(
   for (let i = 0; i < n; i++, at += 4) view.setFloat32(at, scores.nll[i], true);
   out.set(scores.matches.subarray(0, n), at);
   out.set(scores.prefix.subarray(0, n), at + n);
+  view.setBigUint64(CHECKSUM_AT, shardChecksum(out), true);
   return out;
 }
 
@@ -45,14 +58,50 @@ export interface DecodedShard extends RowScores {
   key: string;
 }
 
-/** Decodes a shard file; returns null when it is truncated, of another version or not a shard. */
-export function decodeShard(bytes: Uint8Array): DecodedShard | null {
-  if (bytes.length < HEADER_BYTES) return null;
-  if (new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) return null;
+/** Why bytes are not a readable shard (one phrase, e.g. "checksum mismatch (…)"). */
+export interface ShardProblem {
+  problem: string;
+}
+
+/**
+ * Decodes and verifies a shard file; returns what is wrong instead when it is
+ * truncated, of another format version, not a shard, or fails its checksum.
+ */
+export function decodeShard(bytes: Uint8Array): DecodedShard | ShardProblem {
+  if (bytes.length < HEADER_BYTES) {
+    return {
+      problem: `truncated: ${bytes.length} bytes, shorter than the ${HEADER_BYTES}-byte header`,
+    };
+  }
+  if (new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) {
+    return { problem: `not a shard file (its first 8 bytes are not "${MAGIC}")` };
+  }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(8, true) !== STORE_VERSION) return null;
+  const version = view.getUint32(8, true);
+  if (version !== STORE_VERSION) {
+    return {
+      problem: version === 1
+        ? "shard format version 1 (written before shards carried checksums)"
+        : `shard format version ${version} (this harness reads version ${STORE_VERSION})`,
+    };
+  }
   const n = view.getUint32(12, true);
-  if (bytes.length !== HEADER_BYTES + 10 * n) return null;
+  const expected = HEADER_BYTES + 10 * n;
+  if (bytes.length !== expected) {
+    return {
+      problem: `${bytes.length < expected ? "truncated" : "too long"}: ${bytes.length} bytes, ` +
+        `the header's ${n} rows need ${expected}`,
+    };
+  }
+  const stored = view.getBigUint64(CHECKSUM_AT, true);
+  const actual = shardChecksum(bytes);
+  if (stored !== actual) {
+    return {
+      problem: `checksum mismatch (stored xxh64 ${hex64(stored)}, contents hash to ${
+        hex64(actual)
+      })`,
+    };
+  }
   const rows = new Uint32Array(n);
   const nll = new Float32Array(n);
   let at = HEADER_BYTES;
@@ -67,6 +116,23 @@ export function decodeShard(bytes: Uint8Array): DecodedShard | null {
     shard: view.getUint32(20, true),
     key: bytesHex(bytes.subarray(24, 56)),
   };
+}
+
+/** True when {@link decodeShard} found a problem. */
+export function isShardProblem(r: DecodedShard | ShardProblem): r is ShardProblem {
+  return "problem" in r;
+}
+
+/** xxHash64 of a shard file's bytes without its checksum field. */
+function shardChecksum(bytes: Uint8Array): bigint {
+  return create64(0n)
+    .update(bytes.subarray(0, CHECKSUM_AT))
+    .update(bytes.subarray(HEADER_BYTES))
+    .digest();
+}
+
+function hex64(x: bigint): string {
+  return x.toString(16).padStart(16, "0");
 }
 
 function hexBytes(hex: string): Uint8Array {

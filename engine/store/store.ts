@@ -6,14 +6,25 @@
  * checkpoint). A shard counts as finished only when its file is complete and
  * carries the key (settings hash + checkpoint fingerprint) of the current run,
  * so results of different settings are never mixed. The file format is in
- * engine/store/shard_file.ts.
+ * engine/store/shard_file.ts; every read verifies a shard's checksum, and a
+ * shard that fails (flipped bytes, truncated, not a shard) is reported with its
+ * path and moved to `<run>/stale/corrupt/`, so it is rescored.
  *
  * @module
  */
 import { createHash } from "node:crypto";
-import { mkdir, open, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { type DecodedShard, decodeShard, encodeShard, STORE_VERSION } from "./shard_file.ts";
+import { UserError } from "../errors.ts";
+import { appendLine, writeAtomic } from "./atomic.ts";
+import type { ModelFingerprint } from "./fingerprint.ts";
+import {
+  type DecodedShard,
+  decodeShard,
+  encodeShard,
+  isShardProblem,
+  STORE_VERSION,
+} from "./shard_file.ts";
 import type { CheckpointScores, Experiment, Job, RowScores } from "../types.ts";
 
 /** A checkpoint as recorded in the manifest. */
@@ -21,9 +32,13 @@ export interface CheckpointRecord {
   model: string;
   step: number;
   path: string;
-  /** {@link modelFingerprint} of the ONNX file the shards were made with. */
+  /** The shards' key part for the model (engine/store/fingerprint.ts). */
   fingerprint: string;
+  /** SHA-256 of the model's weights (its file and external data), to spot identical checkpoints. */
+  weights?: string;
 }
+
+export { writeAtomic } from "./atomic.ts";
 
 /** `<run>/manifest.json`: what produced the stored scores. */
 export interface Manifest {
@@ -36,11 +51,15 @@ export interface Manifest {
   checkpoints: CheckpointRecord[];
 }
 
-/** Builds the manifest of an experiment from its data and model fingerprints. */
+/**
+ * Builds the manifest of an experiment from its data and model fingerprints
+ * (by checkpoint path: a {@link ModelFingerprint}, or only the key part).
+ * Checkpoints without a fingerprint are left out.
+ */
 export function makeManifest(
   exp: Experiment,
   dataFingerprint: string,
-  fingerprints: ReadonlyMap<string, string>,
+  fingerprints: ReadonlyMap<string, string | ModelFingerprint>,
 ): Manifest {
   const settings = {
     storeVersion: STORE_VERSION,
@@ -53,8 +72,17 @@ export function makeManifest(
   const checkpoints: CheckpointRecord[] = [];
   for (const m of exp.suite.models) {
     for (const c of m.checkpoints) {
-      const fingerprint = fingerprints.get(c.path);
-      if (fingerprint) checkpoints.push({ model: m.name, step: c.step, path: c.path, fingerprint });
+      const f = fingerprints.get(c.path);
+      if (!f) continue;
+      const record: CheckpointRecord = {
+        model: m.name,
+        step: c.step,
+        path: c.path,
+        fingerprint: "",
+      };
+      if (typeof f === "string") record.fingerprint = f;
+      else Object.assign(record, { fingerprint: f.fingerprint, weights: f.weights });
+      checkpoints.push(record);
     }
   }
   return {
@@ -71,62 +99,56 @@ export function shardKey(settingsHash: string, fingerprint: string): string {
   return sha256(`${settingsHash}\n${fingerprint}`);
 }
 
-/**
- * A cheap fingerprint of a model file: size, SHA-256 of its first and last MiB,
- * and the bytes of a `config.json` beside it when present.
- */
-export async function modelFingerprint(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const file = await open(path, "r");
-  try {
-    const { size } = await file.stat();
-    hash.update(`size ${size}\n`);
-    const chunk = Math.min(size, 1 << 20);
-    const head = new Uint8Array(chunk);
-    await file.read(head, 0, chunk, 0);
-    hash.update(head);
-    const tail = new Uint8Array(chunk);
-    await file.read(tail, 0, chunk, size - chunk);
-    hash.update(tail);
-  } finally {
-    await file.close();
-  }
-  const dir = path.replace(/[^/\\]*$/, "");
-  try {
-    hash.update(await readFile(join(dir, "config.json")));
-  } catch {
-    // no config.json beside the model
-  }
-  return hash.digest("hex").slice(0, 32);
-}
-
 /** Relative path of a job's shard file inside the run folder. */
 export function shardPath(model: string, step: number, shard: number): string {
   return join("scores", model, `step${step}`, `shard${String(shard).padStart(5, "0")}.bin`);
 }
 
-/** Writes a file atomically: a unique temporary name, fsync, rename. */
-export async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  await mkdir(path.replace(/[/\\][^/\\]*$/, ""), { recursive: true });
-  const tmp = `${path}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  const file = await open(tmp, "w");
-  try {
-    await file.writeFile(data);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(tmp, path);
-}
-
-/** Reads the run folder's manifest, or null when there is none. */
+/**
+ * Reads the run folder's manifest, or null when there is none; a manifest
+ * that is not JSON or not a manifest is a UserError naming it.
+ */
 export async function readManifest(runDir: string): Promise<Manifest | null> {
+  const path = join(runDir, "manifest.json");
+  let text: string;
   try {
-    return JSON.parse(await readFile(join(runDir, "manifest.json"), "utf8")) as Manifest;
+    text = await readFile(path, "utf8");
   } catch (e) {
     if ((e as { code?: string }).code === "ENOENT") return null;
-    throw e;
+    throw new UserError(`${path}: cannot be read (${(e as Error).message}).`);
   }
+  const damaged = (why: string) =>
+    new UserError(
+      `${path}: ${why}: the manifest is damaged. It records which settings and models made ` +
+        "the stored scores; delete it (or restore it from a backup) and rerun the experiment: " +
+        "every shard carries its own key and checksum, so only shards of the current settings " +
+        "and models are reused.",
+    );
+  let parsed: Manifest;
+  try {
+    parsed = JSON.parse(text) as Manifest;
+  } catch (e) {
+    throw damaged(`not valid JSON (${(e as Error).message})`);
+  }
+  const bad = manifestProblem(parsed);
+  if (bad) throw damaged(bad);
+  return parsed;
+}
+
+/** What makes a parsed value not a manifest, or null. */
+function manifestProblem(m: Manifest): string | null {
+  if (!m || typeof m !== "object" || Array.isArray(m)) return "not a JSON object";
+  if (typeof m.version !== "number") return 'no numeric "version"';
+  if (typeof m.settingsHash !== "string") return 'no "settingsHash" string';
+  if (!m.settings || typeof m.settings !== "object") return 'no "settings" object';
+  if (!Array.isArray(m.checkpoints)) return 'no "checkpoints" list';
+  for (const [i, c] of m.checkpoints.entries()) {
+    if (
+      !c || typeof c.model !== "string" || typeof c.step !== "number" ||
+      typeof c.fingerprint !== "string"
+    ) return `checkpoints[${i}] lacks model, step or fingerprint`;
+  }
+  return null;
 }
 
 /** The result store of one run folder. */
@@ -145,9 +167,17 @@ export interface Store {
   writeShard(job: Job, scores: RowScores): Promise<void>;
 }
 
+/** Options of {@link openStore}. */
+export interface StoreOptions {
+  /** Where notices about corrupt shards go (default: stderr). */
+  onNotice?: (message: string) => void;
+}
+
 /** Opens (creating lazily) the store of a run folder. */
-export function openStore(runDir: string): Store {
+export function openStore(runDir: string, opts: StoreOptions = {}): Store {
+  const notice = opts.onNotice ?? ((m: string) => console.error(m));
   let manifest: Manifest | null = null;
+  let writable = false;
   const keys = new Map<string, string>();
   const keyOf = (job: Job): string => {
     const key = keys.get(`${job.model}\0${job.step}`);
@@ -166,12 +196,18 @@ export function openStore(runDir: string): Store {
     async prepare(next) {
       const notices: string[] = [];
       const old = await readManifest(runDir);
-      const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+      const stamp = timeStamp();
       if (old && old.settingsHash !== next.settingsHash && await exists(join(runDir, "scores"))) {
         const to = join(runDir, "stale", `scores-${stamp}`);
         await mkdir(join(runDir, "stale"), { recursive: true });
         await rename(join(runDir, "scores"), to);
-        notices.push(`settings changed since the stored scores were made; moved them to ${to}`);
+        notices.push(
+          old.version !== next.version
+            ? `the stored scores are in store format ${old.version}, this harness writes format ` +
+              `${next.version} (shards with checksums) and cannot verify the old ones; moved ` +
+              `them to ${to}; they are rescored`
+            : `settings changed since the stored scores were made; moved them to ${to}`,
+        );
       } else if (old) {
         const before = new Map(old.checkpoints.map((c) => [`${c.model}\0${c.step}`, c]));
         for (const c of next.checkpoints) {
@@ -197,6 +233,7 @@ export function openStore(runDir: string): Store {
         (order.get(`${a.model}\0${a.step}`) ?? 1e9) - (order.get(`${b.model}\0${b.step}`) ?? 1e9)
       );
       adopt(manifest);
+      writable = true;
       await writeAtomic(join(runDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
       return notices;
     },
@@ -204,14 +241,24 @@ export function openStore(runDir: string): Store {
       adopt(existing);
     },
     async isDone(job) {
+      const path = join(runDir, shardPath(job.model, job.step, job.shard));
       let bytes: Uint8Array;
       try {
-        bytes = await readFile(join(runDir, shardPath(job.model, job.step, job.shard)));
+        bytes = await readFile(path);
       } catch {
         return false;
       }
       const shard = decodeShard(bytes);
-      if (!shard || shard.key !== keyOf(job) || shard.rows.length !== job.rows.length) return false;
+      if (isShardProblem(shard)) {
+        if (!writable) {
+          notice(`${path} is corrupt (${shard.problem}); a run of the experiment rescores it.`);
+          return false;
+        }
+        const to = await quarantine(runDir, path);
+        notice(`${path} is corrupt (${shard.problem}); moved it to ${to}; it is rescored.`);
+        return false;
+      }
+      if (shard.key !== keyOf(job) || shard.rows.length !== job.rows.length) return false;
       return shard.rows.every((r, i) => r === job.rows[i]);
     },
     async writeShard(job, scores) {
@@ -227,10 +274,14 @@ export function openStore(runDir: string): Store {
  * judged by the manifest on disk (read-only; a model file changed since then is
  * only noticed by a real run).
  */
-export async function missingShards(runDir: string, plan: { jobs: Job[] }): Promise<Job[]> {
+export async function missingShards(
+  runDir: string,
+  plan: { jobs: Job[] },
+  opts: StoreOptions = {},
+): Promise<Job[]> {
   const manifest = await readManifest(runDir);
   if (!manifest) return plan.jobs;
-  const store = openStore(runDir);
+  const store = openStore(runDir, opts);
   store.use(manifest);
   const missing: Job[] = [];
   for (const job of plan.jobs) {
@@ -263,8 +314,15 @@ export async function readCheckpointScores(runDir: string): Promise<CheckpointSc
     const key = shardKey(manifest.settingsHash, c.fingerprint);
     const parts: DecodedShard[] = [];
     for (const name of names) {
-      const shard = decodeShard(await readFile(join(dir, name)));
-      if (shard && shard.key === key) parts.push(shard);
+      const path = join(dir, name);
+      const shard = decodeShard(await readFile(path));
+      if (isShardProblem(shard)) {
+        throw new UserError(
+          `${path} is corrupt (${shard.problem}). Rerun the experiment: it moves the shard ` +
+            "to stale/corrupt/ and rescores it; then render the report again.",
+        );
+      }
+      if (shard.key === key) parts.push(shard);
     }
     if (parts.length === 0) continue;
     out.push({ model: c.model, step: c.step, continuation: l, ...mergeSorted(parts) });
@@ -331,7 +389,20 @@ export async function writeJson(path: string, value: unknown): Promise<void> {
   await writeAtomic(path, JSON.stringify(value, null, 2) + "\n");
 }
 
-/** Appends one JSON line to a file (run statistics). */
+/** Appends one JSON line to a file (run statistics); nothing partial is left on failure. */
 export async function appendJsonLine(path: string, value: unknown): Promise<void> {
-  await writeFile(path, JSON.stringify(value) + "\n", { flag: "a" });
+  await appendLine(path, JSON.stringify(value));
+}
+
+/** Moves a corrupt shard to `<run>/stale/corrupt/`, keeping its name; returns where it went. */
+async function quarantine(runDir: string, path: string): Promise<string> {
+  const rel = path.slice(runDir.length).replace(/^[/\\]+/, "").replace(/^scores[/\\]/, "");
+  const to = join(runDir, "stale", "corrupt", `${rel.replace(/[/\\]/g, "-")}.${timeStamp()}`);
+  await mkdir(join(runDir, "stale", "corrupt"), { recursive: true });
+  await rename(path, to);
+  return to;
+}
+
+function timeStamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, "-");
 }

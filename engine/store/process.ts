@@ -1,0 +1,73 @@
+/**
+ * Whether a process of this host is still running, for telling a stale lock
+ * or temporary file (its writer was killed) from a live one. Deno's own ways
+ * need more permissions than a scoring run has (`Deno.kill` wants
+ * `--allow-run`, `/proc` wants `--allow-all`), so this calls the C library's
+ * `kill(pid, 0)` through FFI, which the run already needs for ONNX Runtime.
+ * Where that is impossible the answer is "unknown", which callers treat as
+ * running (never take over what may be alive).
+ *
+ * @module
+ */
+
+type Libc = {
+  symbols: {
+    kill: (pid: number, sig: number) => number;
+    errno: () => Deno.PointerValue;
+  };
+};
+
+let libc: Libc | null | undefined;
+
+function openLibc(): Libc | null {
+  if (libc !== undefined) return libc;
+  const os = Deno.build.os;
+  try {
+    if (os === "linux") {
+      libc = Deno.dlopen("libc.so.6", {
+        kill: { parameters: ["i32", "i32"], result: "i32" },
+        errno: { name: "__errno_location", parameters: [], result: "pointer" },
+      }) as unknown as Libc;
+    } else if (os === "darwin") {
+      libc = Deno.dlopen("libSystem.dylib", {
+        kill: { parameters: ["i32", "i32"], result: "i32" },
+        errno: { name: "__error", parameters: [], result: "pointer" },
+      }) as unknown as Libc;
+    } else libc = null;
+  } catch {
+    libc = null;
+  }
+  return libc;
+}
+
+const EPERM = 1;
+const ESRCH = 3;
+
+/**
+ * Whether process `pid` of this host exists: true, false, or null when it
+ * cannot be told (no FFI, another OS).
+ */
+export function processState(pid: number): boolean | null {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === Deno.pid) return true;
+  const c = openLibc();
+  if (!c) return null;
+  if (c.symbols.kill(pid, 0) === 0) return true;
+  const at = c.symbols.errno();
+  const errno = at ? new Deno.UnsafePointerView(at).getInt32() : 0;
+  return errno === EPERM ? true : errno === ESRCH ? false : null;
+}
+
+/** True unless process `pid` of this host is known to be gone. */
+export function processAlive(pid: number): boolean {
+  return processState(pid) !== false;
+}
+
+/** When this host booted (ms since the epoch, to about a second); a pid is only meaningful within one boot. */
+export function bootTime(): number {
+  try {
+    return Math.round((Date.now() - Deno.osUptime() * 1000) / 1000) * 1000;
+  } catch {
+    return 0;
+  }
+}
