@@ -15,7 +15,8 @@ import { arraySpec, shardGroups } from "./cluster.ts";
 import { dataFacts } from "../data/datasets.ts";
 import { UserError } from "../errors.ts";
 import { makePlan, type Plan } from "../run/plan.ts";
-import { makeManifest, missingShards, modelFingerprint, readManifest } from "../store/store.ts";
+import { modelFingerprints } from "../store/fingerprint.ts";
+import { makeManifest, missingShards, readManifest } from "../store/store.ts";
 import type { Experiment, Job } from "../types.ts";
 
 /** Array tasks per submission when `--slurm-tasks` is not given (capped by the job count). */
@@ -302,10 +303,11 @@ export async function submitSlurm(exp: Experiment, opts: SlurmOptions): Promise<
 async function pendingJobs(exp: Experiment, plan: Plan, dataFingerprint: string): Promise<Job[]> {
   const stored = await readManifest(exp.output);
   if (!stored) return plan.jobs;
-  const fingerprints = new Map<string, string>();
-  for (const path of new Set(plan.jobs.map((j) => j.path))) {
-    fingerprints.set(path, await modelFingerprint(path));
-  }
+  // Cached in the run folder, so the array tasks need not hash the models again.
+  const fingerprints = await modelFingerprints(plan.jobs.map((j) => j.path), {
+    cache: join(exp.output, "fingerprints.json"),
+    log: (line) => console.error(line),
+  });
   const now = makeManifest(exp, dataFingerprint, fingerprints);
   if (now.settingsHash !== stored.settingsHash) return plan.jobs;
   const before = new Map(stored.checkpoints.map((c) => [`${c.model}\0${c.step}`, c.fingerprint]));

@@ -18,11 +18,11 @@ import {
   appendJsonLine,
   makeManifest,
   missingShards,
-  modelFingerprint,
   openStore,
   writeAtomic,
   writeJson,
 } from "../store/store.ts";
+import { duplicateWeights, modelFingerprints } from "../store/fingerprint.ts";
 import type { Experiment, Job } from "../types.ts";
 
 /** Options of one `experiment` invocation. */
@@ -94,15 +94,15 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
 
   // Every checkpoint of the plan, not only this group's: concurrent shard groups
   // then write identical manifests (no lost records when they race).
-  const fingerprints = new Map<string, string>();
-  for (const path of new Set(plan.jobs.map((j) => j.path))) {
-    fingerprints.set(path, await modelFingerprint(path));
-  }
   const runDir = exp.output;
-  const store = openStore(runDir);
-  for (const notice of await store.prepare(makeManifest(exp, dataFingerprint, fingerprints))) {
-    log(notice);
-  }
+  const fingerprints = await modelFingerprints(plan.jobs.map((j) => j.path), {
+    cache: join(runDir, "fingerprints.json"),
+    log,
+  });
+  const store = openStore(runDir, { onNotice: log });
+  const manifest = makeManifest(exp, dataFingerprint, fingerprints);
+  for (const notice of await store.prepare(manifest)) log(notice);
+  for (const warning of duplicateWeights(manifest.checkpoints)) log(`warning: ${warning}`);
   await writeJson(join(runDir, "experiment.json"), exp);
   await writeAtomic(join(runDir, "experiment.yaml"), await readFile(exp.file).catch(() => ""));
 
