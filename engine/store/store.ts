@@ -316,12 +316,7 @@ export async function readCheckpointScores(runDir: string): Promise<CheckpointSc
     for (const name of names) {
       const path = join(dir, name);
       const shard = decodeShard(await readFile(path));
-      if (isShardProblem(shard)) {
-        throw new UserError(
-          `${path} is corrupt (${shard.problem}). Rerun the experiment: it moves the shard ` +
-            "to stale/corrupt/ and rescores it; then render the report again.",
-        );
-      }
+      if (isShardProblem(shard)) throw corruptShardError(path, shard.problem);
       if (shard.key === key) parts.push(shard);
     }
     if (parts.length === 0) continue;
@@ -392,6 +387,14 @@ export async function writeJson(path: string, value: unknown): Promise<void> {
 /** Appends one JSON line to a file (run statistics); nothing partial is left on failure. */
 export async function appendJsonLine(path: string, value: unknown): Promise<void> {
   await appendLine(path, JSON.stringify(value));
+}
+
+/** The error of a reader (report, export) that meets a corrupt shard: what to run to repair it. */
+export function corruptShardError(path: string, problem: string): UserError {
+  return new UserError(
+    `${path} is corrupt (${problem}). Rerun the experiment: it moves the shard to ` +
+      "stale/corrupt/ and rescores it; then render the report again.",
+  );
 }
 
 /** Moves a corrupt shard to `<run>/stale/corrupt/`, keeping its name; returns where it went. */

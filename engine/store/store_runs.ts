@@ -11,8 +11,8 @@
 import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { decodeShard } from "./shard_file.ts";
-import { readManifest, shardKey } from "./store.ts";
+import { decodeShard, isShardProblem } from "./shard_file.ts";
+import { corruptShardError, readManifest, shardKey } from "./store.ts";
 import type { RunData, ScoreChunk, ScoreSource } from "./run_data.ts";
 import { chunkMemorized } from "./run_data.ts";
 import { listBuilder, rangesBuilder } from "./rowset.ts";
@@ -25,7 +25,8 @@ export function shardSource(paths: readonly string[], key: string): ScoreSource 
     chunks: paths.length,
     chunk(k: number): ScoreChunk {
       const shard = decodeShard(readFileSync(paths[k]));
-      if (!shard || shard.key !== key) {
+      if (isShardProblem(shard)) throw corruptShardError(paths[k], shard.problem);
+      if (shard.key !== key) {
         throw new Error(`${paths[k]} changed while the report was read; render it again`);
       }
       return shard;
@@ -62,7 +63,8 @@ export async function readStoreRuns(runDir: string): Promise<RunData[]> {
     for (const name of names) {
       const path = join(dir, name);
       const shard = decodeShard(await readFile(path));
-      if (!shard || shard.key !== key) continue;
+      if (isShardProblem(shard)) throw corruptShardError(path, shard.problem);
+      if (shard.key !== key) continue;
       paths.push(path);
       for (let i = 0; i < shard.rows.length; i++) {
         const r = shard.rows[i];
