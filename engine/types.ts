@@ -42,6 +42,13 @@ export interface ModelSpec {
   nonEmbeddingParameters?: number;
   /** Vocabulary size, when declared; otherwise read from the ONNX graph. */
   vocabSize?: number;
+  /**
+   * Which selected rows this model's checkpoints score: `seen` (absent: the
+   * rows below step · sequencesPerStep) or `all` (every selected row, also
+   * those the checkpoint has not been trained on yet: its continuous signals
+   * as a forecast, see issue 15).
+   */
+  rows?: "seen" | "all";
   /** Checkpoints in ascending step order. */
   checkpoints: Checkpoint[];
 }
@@ -75,9 +82,14 @@ export interface DataSpec {
   duplicates?: string;
 }
 
-/** Which rows are scored. Each checkpoint scores only the selected rows it has seen. */
+/**
+ * Which rows are scored. `seen`: every row some checkpoint has seen; `all`:
+ * every row of the data. Each checkpoint scores the selected rows it has seen,
+ * unless its model's {@link ModelSpec.rows} is `all` (the default under `all`).
+ */
 export type RowSelection =
   | { kind: "seen" }
+  | { kind: "all" }
   | { kind: "range"; start: number; end: number }
   | { kind: "sample"; count: number; seed: number };
 
@@ -112,8 +124,12 @@ export interface Experiment {
   data: DataSpec;
   memorization: MemorizationSettings;
   rows: RowSelection;
-  /** The model whose memorization is predicted, at a step (default: the largest model, last step). */
-  target: { model: string; step: number };
+  /**
+   * The model whose memorization is predicted, at a step (default: the largest
+   * model, last step). Absent when the file says `target: none`: a run of cheap
+   * models whose trained target does not exist yet (see `deno task forecast`).
+   */
+  target?: { model: string; step: number };
   /** Device slots, one worker each. */
   devices: DeviceSlot[];
   /** Rows per forward pass. */

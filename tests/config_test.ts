@@ -4,6 +4,8 @@ import { join, resolve } from "node:path";
 import { loadExperiment, parseExperiment } from "../engine/config/config.ts";
 import { editDistance, nearest, validKeys } from "../engine/config/schema.ts";
 import { UserError } from "../engine/errors.ts";
+import { formatPlan, makePlan } from "../engine/run/plan.ts";
+import { selectRows } from "../engine/data/rows.ts";
 
 const FILE = "/tmp/exp/dir/exp.yaml";
 
@@ -298,4 +300,50 @@ Deno.test("bad experiment fixtures: one error each at the stated line:column", a
       return true;
     });
   }
+});
+
+Deno.test("target: none is a run without a trained target; omitted, the largest model's last", () => {
+  const none = parseExperiment(BASE + "target: none\n", FILE);
+  assert.equal(none.target, undefined);
+  assert.ok(!("target" in none), "no target key at all");
+  assert.deepEqual(parseExperiment(BASE, FILE).target, { model: "s2", step: 143 });
+  assert.match(
+    errorOf(BASE + "target: nothing\n"),
+    /^exp\.yaml:16:9: target: .*or none for a run without a trained target/,
+  );
+  const plan = makePlan(none, 10_000);
+  assert.match(formatPlan(plan), /target none \(no trained target\)/);
+  assert.ok(!formatPlan(plan).includes("(target)"));
+});
+
+Deno.test("rows: all scores every row of the data with every checkpoint; per model too", () => {
+  const all = parseExperiment(BASE + "rows: all\n", FILE);
+  assert.deepEqual(all.rows, { kind: "all" });
+  assert.deepEqual(all.suite.models.map((m) => m.rows), ["all", "all"]);
+  assert.equal(selectRows(all, 5000).length, 5000);
+  const plan = makePlan(all, 5000);
+  assert.deepEqual(plan.rowsPerCheckpoint.map((c) => c.rows), [5000, 5000, 5000, 5000, 5000, 5000]);
+
+  // One model scores the seen rows it has not been trained on yet; the other only its seen rows.
+  const one = parseExperiment(BASE.replace("name: s1\n", "name: s1\n      rows: all\n"), FILE);
+  assert.deepEqual(one.rows, { kind: "seen" });
+  assert.deepEqual(one.suite.models.map((m) => m.rows), ["all", undefined]);
+  assert.deepEqual(makePlan(one, 5000).rowsPerCheckpoint.map((c) => c.rows), [
+    2288,
+    2288,
+    2288,
+    368,
+    688,
+    2288,
+  ]);
+  const back = parseExperiment(
+    BASE.replace("name: s2\n", "name: s2\n      rows: seen\n") +
+      "rows: all\n",
+    FILE,
+  );
+  assert.deepEqual(back.suite.models.map((m) => m.rows), ["all", undefined]);
+  assert.match(
+    errorOf(BASE.replace("name: s1\n", "name: s1\n      rows: some\n")),
+    /^exp\.yaml:7:13: suite\.models\[0\]\.rows: .*seen or all/,
+  );
 });

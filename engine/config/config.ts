@@ -230,25 +230,28 @@ function build(
       parameters: m.parameters,
       ...(m.non_embedding_parameters ? { nonEmbeddingParameters: m.non_embedding_parameters } : {}),
       ...(m.vocab_size ? { vocabSize: m.vocab_size } : {}),
+      ...((m.rows ?? (rows === "all" ? "all" : "seen")) === "all" ? { rows: "all" as const } : {}),
       checkpoints,
     });
   });
 
-  // The target: by default the largest model at its last step.
-  let target = { model: "", step: 0 };
-  if (raw.target) {
-    const model = models.find((m) => m.name === raw.target!.model);
+  // The target: by default the largest model at its last step; none: no trained target.
+  let target: Experiment["target"] = { model: "", step: 0 };
+  if (raw.target === "none") target = undefined;
+  else if (raw.target) {
+    const want = raw.target;
+    const model = models.find((m) => m.name === want.model);
     if (!model) {
       const names = models.map((m) => m.name);
-      const guess = nearest(raw.target.model, names);
+      const guess = nearest(want.model, names);
       issue(
         ["target", "model"],
-        `target.model "${raw.target.model}" is not a model of the ` +
+        `target.model "${want.model}" is not a model of the ` +
           `suite${guess ? `; did you mean "${guess}"?` : ";"} Models: ${names.join(", ")}.`,
       );
     } else {
       const steps = model.checkpoints.map((c) => c.step);
-      const step = raw.target.step ?? steps[steps.length - 1];
+      const step = want.step ?? steps[steps.length - 1];
       if (!steps.includes(step)) {
         issue(
           ["target", "step"],
@@ -290,7 +293,7 @@ function build(
         `data.row_length is ${data.row_length}: shorten the context/continuation or the offset`,
     );
   }
-  let selection: RowSelection = { kind: "seen" };
+  let selection: RowSelection = { kind: rows === "all" ? "all" : "seen" };
   if (typeof rows === "object" && "range" in rows) {
     const [start, end] = rows.range;
     if (start >= end) {
@@ -355,7 +358,7 @@ function build(
       suppressedTokens: mem.suppressed_tokens ?? [suite.end_of_text_id],
     },
     rows: selection,
-    target,
+    ...(target ? { target } : {}),
     devices,
     batchSize: raw.batch_size,
     shardSize: raw.shard_size,

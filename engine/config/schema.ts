@@ -41,6 +41,7 @@ const modelSchema = z.strictObject({
   path: text.optional(),
   checkpoints: z.record(z.string(), text).optional(),
   steps: z.array(posInt).min(1).optional(),
+  rows: z.enum(["seen", "all"]).optional(),
 });
 
 /** The schema of an experiment file (everything but `rows`, which {@link rowsSchema} checks). */
@@ -69,7 +70,8 @@ export const experimentSchema = z.strictObject({
     suppressed_tokens: z.array(natInt).optional(),
   }).prefault({}),
   rows: z.unknown().optional(),
-  target: z.strictObject({ model: text, step: posInt.optional() }).optional(),
+  target: z.union([z.literal("none"), z.strictObject({ model: text, step: posInt.optional() })])
+    .optional(),
   devices: z.array(z.strictObject({
     device: z.string().regex(DEVICE_RE),
     workers: posInt.default(1),
@@ -94,7 +96,10 @@ const rangeSchema = z.strictObject({ range: z.tuple([natInt, natInt]) });
 const sampleSchema = z.strictObject({ sample: posInt, seed: natInt.default(0) });
 
 /** The parsed `rows` field. */
-export type RawRows = "seen" | { range: [number, number] } | { sample: number; seed: number };
+export type RawRows = "seen" | "all" | { range: [number, number] } | {
+  sample: number;
+  seed: number;
+};
 
 /**
  * What is valid for every field, keyed by path pattern (`[]` for any index,
@@ -126,6 +131,8 @@ export const FIELDS: Record<string, string> = {
   "suite.models[].checkpoints{}": "an ONNX file path",
   "suite.models[].steps": "an ascending list of positive integer steps (overrides suite.steps)",
   "suite.models[].steps[]": "a positive integer step",
+  "suite.models[].rows": "seen or all: which selected rows this model's checkpoints score " +
+    "(all: also rows not trained on yet, a forecast; default: all under rows: all, else seen)",
   "data": "a mapping {format, path, row_length, dtype, duplicates}",
   "data.format": "one of megatron, raw, npy",
   "data.path": "the data file (megatron: the .bin/.idx pair or their prefix; raw: the .bin; " +
@@ -141,12 +148,13 @@ export const FIELDS: Record<string, string> = {
   "memorization.suppressed_tokens": "a list of non-negative token ids never generated " +
     "(default [end_of_text_id])",
   "memorization.suppressed_tokens[]": "a non-negative integer token id",
-  "rows": "seen, {range: [START, END]} or {sample: N, seed: S}",
+  "rows": "seen, all, {range: [START, END]} or {sample: N, seed: S}",
   "rows.range": "[START, END]: two non-negative integers with START < END",
   "rows.range[]": "a non-negative integer row index",
   "rows.sample": "a positive integer: how many rows to sample uniformly",
   "rows.seed": "a non-negative integer seed of the sample",
-  "target": "a mapping {model: NAME, step: STEP} (default: the largest model, its last step)",
+  "target": "a mapping {model: NAME, step: STEP}, or none for a run without a trained target " +
+    "(default: the largest model, its last step)",
   "target.model": "the name of one of the suite's models",
   "target.step": "one of the target model's steps",
   "devices": "a non-empty list of {device, workers, threads}",
@@ -319,6 +327,7 @@ export function fromZod(
 /** Checks the `rows` field; returns its value or issues. */
 export function parseRows(value: unknown, raw: unknown): { rows?: RawRows; issues: Issue[] } {
   if (value === undefined || value === "seen") return { rows: "seen", issues: [] };
+  if (value === "all") return { rows: "all", issues: [] };
   if (value !== null && typeof value === "object" && !Array.isArray(value)) {
     const schema = "sample" in value ? sampleSchema : "range" in value ? rangeSchema : null;
     if (schema) {

@@ -11,7 +11,7 @@
  * @module
  */
 import { UserError } from "../errors.ts";
-import type { Experiment } from "../types.ts";
+import type { Experiment, ModelSpec } from "../types.ts";
 
 /** Rows any checkpoint of the suite has seen: max step · sequences_per_step, capped at the data. */
 export function seenLimit(exp: Experiment, totalRows: number): number {
@@ -39,7 +39,22 @@ export function selectRows(exp: Experiment, totalRows: number): Uint32Array {
     return iota(sel.start, Math.min(sel.end, totalRows));
   }
   if (sel.kind === "sample") return sampleRows(limit, sel.count, sel.seed);
+  if (sel.kind === "all") return iota(0, totalRows);
   return iota(0, limit);
+}
+
+/**
+ * The prefix of an ascending selection that a checkpoint of `model` at `step`
+ * scores: the rows it has seen, or every selected row when the model's `rows`
+ * is `all` (continuous signals on rows it has not been trained on yet).
+ */
+export function checkpointRows(
+  selection: Uint32Array,
+  model: Pick<ModelSpec, "rows">,
+  step: number,
+  sequencesPerStep: number,
+): Uint32Array {
+  return model.rows === "all" ? selection : seenRows(selection, step, sequencesPerStep);
 }
 
 /** The prefix of an ascending selection that a checkpoint at `step` has seen. */

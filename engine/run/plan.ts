@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { seenRows, selectRows } from "../data/rows.ts";
+import { checkpointRows, selectRows } from "../data/rows.ts";
 import type { Experiment, Job, ModelSpec } from "../types.ts";
 
 /** Rows scored by one checkpoint. */
@@ -96,7 +96,7 @@ export function makePlan(exp: Experiment, totalRows: number, opts: PlanOptions =
       rowsPerCheckpoint.push({
         model: m.name,
         step: c.step,
-        rows: seenRows(selection, c.step, sps).length,
+        rows: checkpointRows(selection, m, c.step, sps).length,
       });
       training.push({ model: m.name, step: c.step, flops: trainingFlops(exp, m, c.step) });
     }
@@ -107,7 +107,7 @@ export function makePlan(exp: Experiment, totalRows: number, opts: PlanOptions =
   for (const { m } of order) {
     const perRow = scoringFlopsPerRow(exp, m.parameters);
     for (const c of [...m.checkpoints].reverse()) {
-      const seen = seenRows(selection, c.step, sps).length;
+      const seen = checkpointRows(selection, m, c.step, sps).length;
       for (let k = 0; k * size < seen; k++) {
         const rows = selection.subarray(k * size, Math.min((k + 1) * size, seen));
         jobs.push({
@@ -170,7 +170,7 @@ export function formatPlan(plan: Plan, notes: readonly string[] = []): string {
   const minRows = plan.jobs.reduce((a, j) => Math.min(a, j.rows.length), Infinity);
   lines.push(
     `experiment ${e.name}: ${models} models, ${checkpoints} checkpoints; target ` +
-      `${e.target.model} step ${e.target.step}`,
+      (e.target ? `${e.target.model} step ${e.target.step}` : "none (no trained target)"),
     `rows: ${formatCount(plan.selectedRows)} selected of ${formatCount(plan.totalRows)} in the ` +
       `data; ${plan.shards} shards of ≤ ${formatCount(e.shardSize)} rows; batch ${e.batchSize}; ` +
       `${e.devices} device slots`,
@@ -194,7 +194,7 @@ export function formatPlan(plan: Plan, notes: readonly string[] = []): string {
   }
   plan.rowsPerCheckpoint.forEach((c, i) => {
     const j = jobsOf.get(`${c.model}/${c.step}`) ?? { n: 0, flops: 0 };
-    const mark = c.model === e.target.model && c.step === e.target.step ? " (target)" : "";
+    const mark = c.model === e.target?.model && c.step === e.target?.step ? " (target)" : "";
     lines.push(
       `${c.model.padEnd(22)} ${String(c.step).padStart(8)} ${formatCount(c.rows).padStart(13)} ` +
         `${formatCount(j.n).padStart(6)} ${formatFlops(j.flops).padStart(12)} ` +

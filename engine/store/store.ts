@@ -66,6 +66,9 @@ export function makeManifest(
     data: dataFingerprint,
     memorization: exp.memorization,
     rows: exp.rows,
+    // Models scoring unseen rows (rows: all) have other shards; absent when none, so that
+    // runs from before this setting keep their settings hash.
+    ...unseenRowsSetting(exp),
     shardSize: exp.shardSize,
     sequencesPerStep: exp.suite.sequencesPerStep,
   };
@@ -92,6 +95,11 @@ export function makeManifest(
     settings,
     checkpoints,
   };
+}
+
+function unseenRowsSetting(exp: Experiment): { unseenRows?: string[] } {
+  const names = exp.suite.models.filter((m) => m.rows === "all").map((m) => m.name);
+  return names.length > 0 ? { unseenRows: names } : {};
 }
 
 /** The 32-byte key stamped into every shard of a checkpoint (hex). */

@@ -76,11 +76,21 @@ export function inputRuns(input: Pick<AnalysisInput, "scores" | "runs">): RunDat
   return input.runs ?? (input.scores ?? []).map(runDataFromScores);
 }
 
+/** The experiment's trained target, or an error when the file says `target: none`. */
+function trainedTarget(exp: Experiment): PredictorId {
+  if (exp.target) return exp.target;
+  throw new UserError(
+    `${exp.file}: target: none (no trained target): this analysis compares predictors ` +
+      `against a target's memorization, so it needs one; give target: {model, step}.`,
+  );
+}
+
 /** Checks the target was scored, or throws naming the runs that exist. */
 function checkTarget(exp: Experiment, runs: readonly RunData[]): void {
-  if (runs.some((s) => sameId(s, exp.target))) return;
+  const id = trainedTarget(exp);
+  if (runs.some((s) => sameId(s, id))) return;
   throw new UserError(
-    `no scores for the target ${label(exp.target)} of ${exp.file}; scored runs: ${
+    `no scores for the target ${label(id)} of ${exp.file}; scored runs: ${
       runs.map((s) => label(s)).join(", ") || "none"
     }. Score the target first or choose another target.`,
   );
@@ -113,7 +123,7 @@ export function exampleRows(
 ): number[] {
   const exp = input.experiment;
   const runs = orderedRuns(exp, inputRuns(input));
-  const target = runs.find((r) => sameId(r.id, exp.target));
+  const target = exp.target && runs.find((r) => sameId(r.id, exp.target!));
   if (!target) return [];
   return pickExamples(runs, target, count);
 }
@@ -268,7 +278,7 @@ export function analyze(input: AnalysisInput): Summary {
   checkTarget(exp, data);
   const size = rowSpace(data);
   const runs = orderedRuns(exp, data);
-  const target = runs.find((r) => sameId(r.id, exp.target))!;
+  const target = runs.find((r) => sameId(r.id, trainedTarget(exp)))!;
   const core = analyzeRuns(exp, runs, target);
   const table = core.predictors;
 
