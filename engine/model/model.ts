@@ -13,9 +13,8 @@
  * @module
  */
 import * as ort from "onnxruntime-node";
-import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { addScoreHead, HEAD } from "./graph.ts";
 import {
@@ -25,6 +24,7 @@ import {
   type ModelInterface,
   readConfig,
 } from "./model_info.ts";
+import { type ModelFile, readModelFile } from "./model_file.ts";
 import { DataType, type Model, parseModel } from "./onnx_proto.ts";
 import { parseDevice, sessionOptions } from "./providers.ts";
 
@@ -101,16 +101,19 @@ export interface LoadOptions {
 /** Loads an ONNX causal LM with the score head on a device (throws UserError on a bad model). */
 export async function loadModel(path: string, opts: LoadOptions): Promise<LanguageModel> {
   const file = resolve(path);
-  let bytes: Uint8Array;
+  let read: ModelFile;
   try {
-    bytes = await readFile(file);
+    read = readModelFile(file);
   } catch (e) {
-    throw new UserError(
-      `${file}: cannot read the model file (${
-        (e as Error).message
-      }); check the checkpoint path in the experiment file.`,
-    );
+    const err = e as Error & { code?: string };
+    if (err.code) {
+      throw new UserError(
+        `${file}: cannot read the model file (${err.message}); check the checkpoint path in the experiment file.`,
+      );
+    }
+    throw new UserError(`${file}: not an ONNX model (${err.message}).`);
   }
+  const bytes = read.bytes;
   let parsed: Model;
   try {
     parsed = parseModel(bytes);
@@ -118,8 +121,8 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
     throw new UserError(`${file}: not an ONNX model (${(e as Error).message}).`);
   }
   const info = inspectModel(parsed, file, await readConfig(file), opts.vocabSize);
-  const hash = createHash("sha256").update(bytes);
-  const locations = [...externalLocations(parsed.graph)];
+  const hash = read.hash();
+  const locations = [...externalLocations(parsed.graph)].filter((l) => l !== basename(file));
   for (const loc of locations) {
     const target = join(dirname(file), loc);
     const s = await stat(target).catch(() => null);
@@ -135,11 +138,9 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   let session: ort.InferenceSession;
   try {
     const options = sessionOptions(device, opts.threads);
-    // Loaded from bytes, ORT resolves external data against this folder (and checks
-    // that no location escapes it).
-    if (locations.length) {
-      options.extra = { session: { model_external_initializers_file_folder_path: dirname(file) } };
-    }
+    // Loaded from bytes, ORT resolves external data (the weights read in place from
+    // the model file itself, and any external data files) against this folder.
+    options.extra = { session: { model_external_initializers_file_folder_path: dirname(file) } };
     session = await ort.InferenceSession.create(withHead, options);
   } catch (e) {
     const msg = (e as Error).message;

@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { findUnembedding, MIN_OPSET } from "./graph.ts";
+import { readModelFile } from "./model_file.ts";
 import { type Graph, type Model, parseModel, type ValueInfo } from "./onnx_proto.ts";
 
 /** How the model takes its past. */
@@ -224,5 +225,5 @@ export async function readConfig(file: string): Promise<Record<string, unknown> 
 /** Parses and inspects a model file without creating a session (for references and benches). */
 export async function readModelInfo(path: string): Promise<ModelInfo> {
   const file = resolve(path);
-  return inspectModel(parseModel(await readFile(file)), file, await readConfig(file));
+  return inspectModel(parseModel(readModelFile(file).bytes), file, await readConfig(file));
 }

@@ -63,6 +63,10 @@ export interface Tensor {
   raw?: Uint8Array;
   /** `location` of external data, when stored outside the model file. */
   externalLocation?: string;
+  /** Byte offset of the data within the external file (absent: 0). */
+  externalOffset?: number;
+  /** Byte length of the data within the external file (absent: to the file's end). */
+  externalLength?: number;
 }
 
 /** A graph (subgraphs of If/Loop nodes are parsed too). */
@@ -200,6 +204,8 @@ function parseTensor(buf: Uint8Array): Tensor {
         if (e.no === 2) value = utf8.decode(e.bytes);
       }
       if (key === "location") t.externalLocation = value;
+      if (key === "offset") t.externalOffset = Number(value);
+      if (key === "length") t.externalLength = Number(value);
     }
   }
   return t;
@@ -330,6 +336,11 @@ class Writer {
   }
 }
 
+/** The tag and length of a length-delimited field (to stream a large field's payload after it). */
+export function fieldHeader(no: number, length: number): Uint8Array {
+  return new Writer().tag(no, 2).varint(length).finish();
+}
+
 /** Encodes a TensorProto (raw data or external location). */
 export function encodeTensor(t: Tensor): Uint8Array {
   const w = new Writer();
@@ -338,7 +349,11 @@ export function encodeTensor(t: Tensor): Uint8Array {
   w.string(8, t.name);
   if (t.raw) w.bytes(9, t.raw);
   if (t.externalLocation !== undefined) {
-    w.bytes(13, new Writer().string(1, "location").string(2, t.externalLocation).finish());
+    const entry = (key: string, value: string) =>
+      w.bytes(13, new Writer().string(1, key).string(2, value).finish());
+    entry("location", t.externalLocation);
+    if (t.externalOffset !== undefined) entry("offset", String(t.externalOffset));
+    if (t.externalLength !== undefined) entry("length", String(t.externalLength));
     w.int(14, 1);
   }
   return w.finish();
