@@ -1,10 +1,13 @@
 /**
- * Batched memorization scores (DESIGN.md, "Definitions"): one teacher-forced
- * pass over the first k + l − 1 tokens gives, per row, the exact matched
- * prefix of greedy generation (hence `memorized`), the teacher-forced matches
- * and the continuation's mean negative log-likelihood. Mode `full` then runs
- * greedy generation after the first mismatch (exactness lemma), so `matches`
- * equals free-running greedy generation.
+ * Batched memorization scores (DESIGN.md, "Definitions"). Mode `extractable`:
+ * one teacher-forced pass over the first k + l − 1 tokens gives, per row, the
+ * exact matched prefix of greedy generation (hence `memorized`), the
+ * teacher-forced matches and the continuation's mean negative log-likelihood.
+ * Mode `full`: free-running greedy generation (with the KV cache: a prompt pass
+ * and l − 1 batched steps, the least work that gives the exact score), so
+ * `matches` equals free-running greedy generation; its NLL is reported only for
+ * rows whose matched prefix reaches l − 1 (where it is teacher-forced), NaN for
+ * the others (the NLL signal of every row comes from `extractable`).
  *
  * Greedy = ArgMax with ties to the lowest id and the suppressed ids never
  * chosen. NLL = mean over the l continuation tokens of −log softmax(logits)
@@ -12,9 +15,8 @@
  *
  * @module
  */
-import * as ort from "onnxruntime-node";
 import { UserError } from "../errors.ts";
-import type { LanguageModel, Past } from "../model/model.ts";
+import type { LanguageModel } from "../model/model.ts";
 import type { MemorizationSettings } from "../types.ts";
 
 /** Per-row results of {@link scoreBatch}. */
@@ -77,6 +79,9 @@ export async function scoreBatch(
     return { matches: new Uint8Array(0), prefix: new Uint8Array(0), nll: new Float32Array(0) };
   }
   const suppress = suppressVector(model, settings.suppressedTokens);
+  if (settings.mode === "full" && model.interface !== "no-cache") {
+    return await freeRunning(model, tokens, batch, k, l, suppress);
+  }
   const t = k + l - 1;
   const ids = new BigInt64Array(batch * t);
   const targets = new BigInt64Array(batch * l);
@@ -84,16 +89,32 @@ export async function scoreBatch(
     for (let i = 0; i < t; i++) ids[b * t + i] = BigInt(tokens[b * width + i]);
     for (let j = 0; j < l; j++) targets[b * l + j] = BigInt(tokens[b * width + k + j]);
   }
-  const full = settings.mode === "full";
-  const tf = await model.forward({
-    ids,
-    batch,
-    length: t,
-    start: k - 1,
-    targets,
-    suppress,
-    wantPresent: full && model.interface !== "no-cache",
-  });
+  const tf = await model.forward({ ids, batch, length: t, start: k - 1, targets, suppress });
+  const scores = tally(tf.argmax, tf.logprob, tokens, batch, k, l, 0);
+  if (settings.mode === "full") {
+    const gen = Array.from(tf.argmax, Number);
+    await generateNoCache(model, tokens, batch, k, l, scores.prefix, gen, suppress);
+    return tally(BigInt64Array.from(gen, BigInt), tf.logprob, tokens, batch, k, l, l - 1);
+  }
+  return scores;
+}
+
+/**
+ * Scores from per-row greedy ids and target log-probabilities (batch × l):
+ * matches, the matched prefix and the mean NLL, which is reported (else NaN)
+ * only for rows whose prefix is at least `exactFrom`: the log-probabilities
+ * are teacher-forced only up to and including the first mismatch.
+ */
+function tally(
+  argmax: BigInt64Array,
+  logprob: Float32Array,
+  tokens: Int32Array,
+  batch: number,
+  k: number,
+  l: number,
+  exactFrom: number,
+): BatchScores {
+  const width = k + l;
   const matches = new Uint8Array(batch);
   const prefix = new Uint8Array(batch);
   const nll = new Float32Array(batch);
@@ -102,120 +123,86 @@ export async function scoreBatch(
     let m = 0;
     let sum = 0;
     for (let j = 0; j < l; j++) {
-      const ok = tf.argmax[b * l + j] === targets[b * l + j];
-      if (ok) m++;
+      if (Number(argmax[b * l + j]) === tokens[b * width + k + j]) m++;
       else if (p < 0) p = j;
-      sum -= tf.logprob[b * l + j];
+      sum -= logprob[b * l + j];
     }
     prefix[b] = p < 0 ? l : p;
     matches[b] = m;
-    nll[b] = sum / l;
-  }
-  if (full) {
-    const gen = Array.from(tf.argmax, Number);
-    if (model.interface === "no-cache") {
-      await generateNoCache(model, tokens, batch, k, l, prefix, gen, suppress);
-    } else await generateWithPast(model, tf.present!, batch, k, l, prefix, gen, suppress);
-    for (let b = 0; b < batch; b++) {
-      let m = 0;
-      for (let j = 0; j < l; j++) if (gen[b * l + j] === tokens[b * width + k + j]) m++;
-      matches[b] = m;
-    }
+    nll[b] = prefix[b] >= exactFrom ? sum / l : NaN;
   }
   return { matches, prefix, nll };
 }
 
 /**
- * Greedy steps with the KV cache. At step j (predicting continuation token j)
- * every row with prefix p < j is active; all active rows have exactly
- * k + j − 1 cached positions, so no padding is needed. A row joins at
- * j = p + 1 with the teacher-forced cache of its first k + p tokens (equal to
- * the generation's cache up to the mismatch), appended after the active rows.
- * The cache lives in two buffer sets used in turn (a step reads one and ONNX
- * Runtime writes the next into the other). `gen` (batch × l) holds the
- * teacher-forced argmax on entry and the generated tokens on return.
+ * Free-running greedy generation with the KV cache, every row of the batch in
+ * every step (so the weights are read once per step for the whole batch): one
+ * pass over the k context tokens with the head on its last position, then
+ * l − 1 single-token steps fed the previous greedy token. This is the least
+ * work that gives the exact score: a row is verified against its true
+ * continuation as it generates (generation equals teacher forcing up to the
+ * first mismatch), and no position is computed twice. Each step's target is
+ * the true token, so the log-probabilities are teacher-forced up to the first
+ * mismatch (the NLL is exact, and reported, for rows whose prefix reaches
+ * l − 1). The cache lives in two preallocated buffer sets used in turn: a step
+ * reads one and ONNX Runtime writes the grown cache straight into the other.
  */
-async function generateWithPast(
+async function freeRunning(
   model: LanguageModel,
-  tfPresent: Past,
+  tokens: Int32Array,
   batch: number,
   k: number,
   l: number,
-  prefix: Uint8Array,
-  gen: number[],
   suppress: Float32Array,
-): Promise<void> {
+): Promise<BatchScores> {
+  const width = k + l;
+  const elem = model.dtype === "float16" ? 2 : 4;
+  const size = batch * model.heads * (k + l) * model.headDim * elem;
   const sets = [0, 1].map(() =>
-    tfPresent.tensors.map((t) => {
-      const [, heads, , headDim] = t.dims;
-      const bytes = (t.data as Float32Array | Uint16Array).BYTES_PER_ELEMENT;
-      return new ArrayBuffer(batch * heads * (k + l) * headDim * bytes);
-    })
+    Array.from({ length: 2 * model.layers }, () => new ArrayBuffer(size))
   );
-  let current = 0; // the set holding `past`
-  let active: number[] = [];
-  let past: Past | null = null;
-  for (let j = 1; j < l; j++) {
-    const joining: number[] = [];
-    for (let b = 0; b < batch; b++) if (prefix[b] === j - 1) joining.push(b);
-    if (joining.length) {
-      past = appendRows(sets[current], active.length, tfPresent, joining, k + j - 1);
-      active = active.concat(joining);
-    }
-    if (!active.length) continue;
-    const n = active.length;
-    const ids = BigInt64Array.from(active, (b) => BigInt(gen[b * l + j - 1]));
-    const out = await model.forward({
-      ids,
-      batch: n,
-      length: 1,
-      past: past!,
-      start: 0,
-      targets: new BigInt64Array(n),
-      suppress,
-      wantPresent: j < l - 1,
-      presentInto: sets[1 - current],
-    });
-    active.forEach((b, i) => gen[b * l + j] = Number(out.argmax[i]));
-    past = out.present ?? null;
-    current = 1 - current;
+  const argmax = new BigInt64Array(batch * l);
+  const logprob = new Float32Array(batch * l);
+  const ids = new BigInt64Array(batch * k);
+  const targets = new BigInt64Array(batch);
+  for (let b = 0; b < batch; b++) {
+    for (let i = 0; i < k; i++) ids[b * k + i] = BigInt(tokens[b * width + i]);
+    targets[b] = BigInt(tokens[b * width + k]);
   }
-}
-
-/**
- * Writes the joining rows' teacher-forced cache, cut to `length` positions,
- * after the first `activeRows` rows of `buffers` (which hold the active rows'
- * cache of the same length); returns the cache of all rows as views.
- */
-function appendRows(
-  buffers: ArrayBuffer[],
-  activeRows: number,
-  tf: Past,
-  joining: number[],
-  length: number,
-): Past {
-  const tensors = tf.tensors.map((src, i) => {
-    const [, heads, tfLen, headDim] = src.dims;
-    const rows = activeRows + joining.length;
-    // Copy bits: float16 data may come as a Float16Array (values, not bits).
-    const raw = src.data as Float32Array | Uint16Array;
-    const half = raw.BYTES_PER_ELEMENT === 2;
-    const data = half ? new Uint16Array(raw.buffer, raw.byteOffset, raw.length) : raw;
-    const size = rows * heads * length * headDim;
-    const out = half ? new Uint16Array(buffers[i], 0, size) : new Float32Array(buffers[i], 0, size);
-    const rowSize = heads * length * headDim;
-    joining.forEach((b, r) => {
-      for (let h = 0; h < heads; h++) {
-        const from = (b * heads + h) * tfLen * headDim;
-        out.set(
-          data.subarray(from, from + length * headDim),
-          (activeRows + r) * rowSize + h * length * headDim,
-        );
-      }
-    });
-    return new ort.Tensor(src.type, out, [rows, heads, length, headDim]);
+  let out = await model.forward({
+    ids,
+    batch,
+    length: k,
+    start: k - 1,
+    targets,
+    suppress,
+    wantPresent: l > 1,
+    presentInto: sets[0],
   });
-  return { length, tensors };
+  for (let j = 0;; j++) {
+    for (let b = 0; b < batch; b++) {
+      argmax[b * l + j] = out.argmax[b];
+      logprob[b * l + j] = out.logprob[b];
+    }
+    if (j === l - 1) break;
+    const step = new BigInt64Array(batch);
+    for (let b = 0; b < batch; b++) {
+      step[b] = out.argmax[b];
+      targets[b] = BigInt(tokens[b * width + k + j + 1]);
+    }
+    out = await model.forward({
+      ids: step,
+      batch,
+      length: 1,
+      past: out.present!,
+      start: 0,
+      targets,
+      suppress,
+      wantPresent: j + 1 < l - 1,
+      presentInto: sets[(j + 1) % 2],
+    });
+  }
+  return tally(argmax, logprob, tokens, batch, k, l, l - 1);
 }
 
 /** Greedy steps without a cache: at step j the active rows are re-run over k + j tokens. */
