@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { loadModel } from "../engine/model/model.ts";
+import { readModelFile } from "../engine/model/model_file.ts";
 import { DataType, encodeModel, parseModel } from "../engine/model/onnx_proto.ts";
 import { parseDevice } from "../engine/model/providers.ts";
 import { scoreBatch } from "../engine/run/scoring.ts";
@@ -159,4 +161,30 @@ Deno.test("device strings: invalid ones and unavailable providers are clear erro
   if (cuda) {
     assert.match(cuda.message, /cuda:0 execution provider is unavailable|ONNXRUNTIME_NODE_INSTALL/);
   }
+});
+
+Deno.test("the loader keeps weights out of JavaScript and fingerprints the whole file", async () => {
+  await using tmp = await tempDir();
+  const path = await writeTinyLM(tmp.path, "m.onnx", {
+    variant: "with-past",
+    heads: 4,
+    headDim: 16,
+  });
+  const file = await Deno.readFile(path);
+  const read = readModelFile(path);
+  // Every weight of ≥ 4 KiB became a reference into the file itself; the graph is copied.
+  assert.ok(read.bytes.length < file.length / 10, `${read.bytes.length} of ${file.length} bytes`);
+  const refs = parseModel(read.bytes).graph.initializers.filter((t) => t.externalLocation);
+  assert.ok(refs.length > 0 && refs.every((t) => t.externalLocation === "m.onnx"));
+  for (const t of refs) {
+    const orig = parseModel(file).graph.initializers.find((o) => o.name === t.name)!;
+    assert.deepEqual(
+      file.subarray(t.externalOffset!, t.externalOffset! + t.externalLength!),
+      orig.raw,
+    );
+  }
+  const m = await loadModel(path, cpu);
+  const sha = createHash("sha256").update(file).digest("hex").slice(0, 32);
+  assert.equal(m.fingerprint, sha);
+  await m.release();
 });

@@ -39,7 +39,12 @@ function f16ToF32(h: number): number {
 export async function makeLogitsFn(
   path: string,
   threads = 1,
-): Promise<{ logits: (ids: number[]) => Promise<Float64Array[]>; release: () => Promise<void> }> {
+): Promise<
+  {
+    logits: (ids: number[], from?: number) => Promise<Float64Array[]>;
+    release: () => Promise<void>;
+  }
+> {
   const info = await readModelInfo(path);
   const session = await ort.InferenceSession.create(path, {
     executionProviders: ["cpu"],
@@ -48,12 +53,13 @@ export async function makeLogitsFn(
     logSeverityLevel: 3,
   });
   const V = info.vocabSize;
-  const logits = async (ids: number[]) => {
+  /** Logits at positions [from, ids.length) (all by default). */
+  const logits = async (ids: number[], from = 0) => {
     const feeds = plainFeeds(info, BigInt64Array.from(ids, BigInt), 1, ids.length);
     const out = (await session.run(feeds, ["logits"])).logits;
     const data = out.data as Float32Array | Uint16Array;
     const rows: Float64Array[] = [];
-    for (let t = 0; t < ids.length; t++) {
+    for (let t = from; t < ids.length; t++) {
       const row = new Float64Array(V);
       for (let v = 0; v < V; v++) {
         const x = data[t * V + v];
@@ -87,8 +93,9 @@ export async function referenceScores(
   k: number,
   l: number,
   suppressedTokens: number[],
+  threads = 1,
 ): Promise<ReferenceRow[]> {
-  const { logits, release } = await makeLogitsFn(path);
+  const { logits, release } = await makeLogitsFn(path, threads);
   const suppressed = new Set(suppressedTokens);
   const rows: ReferenceRow[] = [];
   try {
@@ -99,13 +106,13 @@ export async function referenceScores(
       const generated: number[] = [];
       const margins: number[] = [];
       for (let j = 0; j < l; j++) {
-        const last = (await logits(seq)).at(-1)!;
+        const last = (await logits(seq, seq.length - 1))[0];
         const { id, margin } = greedy(last, suppressed);
         generated.push(id);
         margins.push(margin);
         seq.push(id);
       }
-      const tf = await logits(row.slice(0, k + l - 1));
+      const tf = [...new Array(k - 1), ...await logits(row.slice(0, k + l - 1), k - 1)];
       let nll = 0;
       let tfMatches = 0;
       const tfMargins: number[] = [];
