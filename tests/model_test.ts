@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
 import { loadModel } from "../engine/model/model.ts";
 import { readModelFile } from "../engine/model/model_file.ts";
 import { DataType, encodeModel, parseModel } from "../engine/model/onnx_proto.ts";
@@ -73,7 +72,6 @@ Deno.test("the adapter detects each interface and reads the model's shape", asyn
     // The unembedding (10 × 41) is found and runs only on the head's window.
     assert.equal(m.passFlops(9, 2), 2 * (3 * 12 * 100 * 9 + 10 * 41 * 2));
     if (iface !== "no-cache") assert.deepEqual([m.layers, m.heads, m.headDim], [3, 2, 5]);
-    assert.match(m.fingerprint, /^[0-9a-f]{32}$/);
     await m.release();
   }
 });
@@ -163,7 +161,7 @@ Deno.test("device strings: invalid ones and unavailable providers are clear erro
   }
 });
 
-Deno.test("the loader keeps weights out of JavaScript and fingerprints the whole file", async () => {
+Deno.test("the loader keeps weights out of JavaScript and reads them from the file in place", async () => {
   await using tmp = await tempDir();
   const path = await writeTinyLM(tmp.path, "m.onnx", {
     variant: "with-past",
@@ -183,8 +181,4 @@ Deno.test("the loader keeps weights out of JavaScript and fingerprints the whole
       orig.raw,
     );
   }
-  const m = await loadModel(path, cpu);
-  const sha = createHash("sha256").update(file).digest("hex").slice(0, 32);
-  assert.equal(m.fingerprint, sha);
-  await m.release();
 });

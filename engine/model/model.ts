@@ -73,8 +73,6 @@ export interface LanguageModel {
   readonly heads: number;
   readonly headDim: number;
   readonly interface: ModelInterface;
-  /** sha256 of the model file (plus sizes of its external data files). */
-  readonly fingerprint: string;
   /** Element type of logits and cache. */
   readonly dtype: "float32" | "float16";
   /** Whether positions are fed explicitly. */
@@ -121,7 +119,6 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
     throw new UserError(`${file}: not an ONNX model (${(e as Error).message}).`);
   }
   const info = inspectModel(parsed, file, await readConfig(file), opts.vocabSize);
-  const hash = read.hash();
   const locations = [...externalLocations(parsed.graph)].filter((l) => l !== basename(file));
   for (const loc of locations) {
     const target = join(dirname(file), loc);
@@ -131,7 +128,6 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
         `${file}: external data file ${loc} is missing (expected at ${target}); copy it beside the model.`,
       );
     }
-    hash.update(`${loc}:${s.size}`);
   }
   const withHead = addScoreHead(bytes, parsed, info.logitsType);
   const device = parseDevice(opts.device);
@@ -151,14 +147,13 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
     }
     throw new UserError(`${file}: ONNX Runtime cannot load the model (${msg}).`);
   }
-  return makeModel(file, info, session, hash.digest("hex").slice(0, 32));
+  return makeModel(file, info, session);
 }
 
 function makeModel(
   path: string,
   info: ModelInfo,
   session: ort.InferenceSession,
-  fingerprint: string,
 ): LanguageModel {
   const f16 = info.pastType === DataType.FLOAT16;
   const cacheType = f16 ? "float16" : "float32";
@@ -232,7 +227,6 @@ function makeModel(
     heads: info.heads,
     headDim: info.headDim,
     interface: info.interface,
-    fingerprint,
     dtype: info.logitsType === DataType.FLOAT16 ? "float16" : "float32",
     hasPositionIds: info.hasPositionIds,
     matmulFlopsPerToken: info.matmulFlopsPerToken,

@@ -6,12 +6,11 @@
  * bytes lie), and everything else is copied byte for byte. The result is a
  * small model (the graph, small constants, references) that ONNX Runtime loads
  * from bytes with the model's folder as its external-data folder, reading each
- * weight straight from the file once. The fingerprint (sha256 of the file,
- * plus the sizes of its external data files) is computed by streaming.
+ * weight straight from the file once. (The model's fingerprint is the
+ * store's: engine/store/fingerprint.ts.)
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { basename } from "node:path";
 import { fieldHeader } from "./onnx_proto.ts";
@@ -23,8 +22,6 @@ export const EXTERNAL_THRESHOLD = 4096;
 export interface ModelFile {
   /** The model with its large inline weights as references into the file itself. */
   bytes: Uint8Array;
-  /** Streams sha256 over the whole file, not yet digested (callers add what else identifies it). */
-  hash(): Hash;
   /** Bytes of the file. */
   size: number;
 }
@@ -150,30 +147,8 @@ export function readModelFile(path: string): ModelFile {
       bytes.set(b, at);
       at += b.length;
     }
-    return { bytes, hash: () => hashFile(path), size: src.size };
+    return { bytes, size: src.size };
   } finally {
     closeSync(fd);
   }
-}
-
-function hashFile(path: string): Hash {
-  const fd = openSync(path, "r");
-  try {
-    return hashOpen(new Source(fd));
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function hashOpen(src: Source): Hash {
-  const hash = createHash("sha256");
-  const chunk = 8 << 20;
-  const buf = new Uint8Array(chunk);
-  for (let pos = 0; pos < src.size; pos += chunk) {
-    const n = Math.min(chunk, src.size - pos);
-    let got = 0;
-    while (got < n) got += readSync(src.fd, buf, got, n - got, pos + got);
-    hash.update(buf.subarray(0, n));
-  }
-  return hash;
 }
