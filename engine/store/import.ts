@@ -1,266 +1,408 @@
 /**
- * Imports scores produced elsewhere, so the analysis can reproduce the
- * paper's tables without scoring: the reference per-row CSVs
- * (`index,accuracy`, accuracy = matches / l, one or many files per run), the
- * Parquet files `export` writes (index, accuracy and optionally matches,
- * prefix, nll), and lists of memorized row indices (CSV with one index per
- * line, or a Parquet file with one integer column).
+ * `deno task import`: scores produced elsewhere become a run folder the
+ * analysis reads like its own store (engine/store/imported_runs.ts). Inputs
+ * and their layouts are in engine/store/import_layout.ts.
  *
- * A memorized-row list carries no scores: the run is taken to have scored
- * every row it has seen (`[0, step · sequencesPerStep)`, or `rows` when
- * given), with matches = l on listed rows and 0 elsewhere, so distributions
- * and correlations of such runs are binary.
+ * Rows scored. A run at step s scored, by default, what the reference
+ * evaluated: the rows it has seen, `[0, s · sequences_per_step)` (a fully
+ * trained Pythia run: 0 … 143000·1024). Memorized-row lists (the Hugging Face
+ * splits) carry only the memorized rows, so every other row of that range
+ * counts as scored and not memorized; per-row files (`index,accuracy`,
+ * exports) count the rows they list. `rows` (`--rows A:B`) restricts every
+ * run to `[A, B)` (the paper's heatmaps: 0:23552000).
+ *
+ * Bad input is a {@link UserError} naming the file and the row: an index
+ * outside `[0, s · sequences_per_step)`, an index twice within one run (also
+ * across its files), a file without an integer `index` column, a value that
+ * does not parse. Nothing is written to the run folder before every file
+ * has been read; a run folder holding the store of a scored experiment is
+ * never touched.
+ *
+ * Memory: a memorized-row list costs 8 bytes per listed row while its run is
+ * read (4 after); a per-row run holds one byte per row of `[0, s ·
+ * sequences_per_step)` per column while it is read (nll: 4), then is
+ * written in chunks and released.
  *
  * @module
  */
-import { createReadStream } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
-import { basename, join } from "node:path";
-import { createInterface } from "node:readline";
-import { parquetRead } from "hyparquet";
-import type { CheckpointScores } from "../types.ts";
+import { existsSync } from "node:fs";
+import { mkdir, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
 import { UserError } from "../errors.ts";
+import type { Experiment } from "../types.ts";
+import { findInputs, type InputFile } from "./import_layout.ts";
+import {
+  fileDigest,
+  forEachCsvRow,
+  forEachRowGroup,
+  indexValue,
+  parquetColumns,
+} from "./import_read.ts";
+import {
+  CHUNK_ROWS,
+  IMPORT_VERSION,
+  type ImportedFile,
+  type ImportedRun,
+  importedRunDir,
+  type ImportRecord,
+  writeChunk,
+  writeMemorized,
+} from "./imported_runs.ts";
+import { writeJson } from "./store.ts";
+import { type RowList, sortDistinct } from "./rowset.ts";
 
-/** One file and the run it belongs to. */
-export interface ImportFile {
-  path: string;
+/** Options of {@link importRuns}. */
+export interface ImportOptions {
+  /** Folders (searched recursively) or files. */
+  inputs: string[];
+  experiment: Experiment;
+  /** The run folder to create. */
+  output: string;
+  /** `--rows A:B`: restrict every run to `[start, end)`. */
+  rows?: { start: number; end: number };
+  /** Custom layout: a regular expression over the relative path with groups `model` and `step`. */
+  pattern?: string;
+  /** The command line, recorded in `import.json`. */
+  command: string;
+  /** Progress lines (default: stderr). */
+  log?: (line: string) => void;
+}
+
+interface Run {
   model: string;
   step: number;
-  /** `scores` (index,accuracy) or `memorized` (row list); detected from the content when absent. */
-  kind?: "scores" | "memorized";
+  files: InputFile[];
 }
 
-/** What to import. */
-export interface ImportSpec {
-  /** Files with their runs. */
-  files?: ImportFile[];
-  /** A folder whose file names match `pattern` … */
-  dir?: string;
-  /** … a regular expression with named groups `model` and `step`, e.g. `memorization_(?<model>[^_]+)_(?<step>\d+)`. */
-  pattern?: string;
-  /** Continuation length l the accuracies are fractions of (paper: 32). */
-  continuation: number;
-  /** Rows per step, for the rows a memorized-row list's run has seen. */
-  sequencesPerStep?: number;
-  /** Rows scored by memorized-row lists' runs, when not every seen row: [start, end). */
-  rows?: { start: number; end: number };
-}
-
-/** Growable typed column. */
-class Column<T extends Uint32Array | Uint8Array | Float32Array> {
-  length = 0;
-  constructor(public data: T) {}
-  push(v: number) {
-    if (this.length === this.data.length) {
-      const bigger = new (this.data.constructor as { new (n: number): T })(
-        this.data.length * 2 + 1024,
+/** Groups files by run, in the experiment's model order then step; one kind per run. */
+function groupRuns(files: InputFile[], exp: Experiment): Run[] {
+  const byKey = new Map<string, Run>();
+  for (const f of files) {
+    const key = `${f.model}\0${f.step}`;
+    const run = byKey.get(key) ?? { model: f.model, step: f.step, files: [] };
+    const other = run.files.find((g) => (g.kind === "memorized") !== (f.kind === "memorized"));
+    if (other) {
+      throw new UserError(
+        `${f.path}: run ${f.model}@${f.step} mixes memorized-row lists (${
+          f.kind === "memorized" ? f.path : other.path
+        }) and per-row scores (${f.kind === "memorized" ? other.path : f.path}); import one kind`,
       );
-      bigger.set(this.data);
-      this.data = bigger;
     }
-    this.data[this.length++] = v;
+    run.files.push(f);
+    byKey.set(key, run);
   }
-  done(): T {
-    return this.data.slice(0, this.length) as T;
-  }
+  const order = new Map(exp.suite.models.map((m, i) => [m.name, i]));
+  return [...byKey.values()].sort((a, b) =>
+    (order.get(a.model) ?? 0) - (order.get(b.model) ?? 0) || a.step - b.step
+  );
 }
 
-interface Parsed {
-  rows: Uint32Array;
-  matches?: Uint8Array;
+/** Reads a memorized-row list run: the sorted distinct rows of all its files. */
+async function readMemorizedRun(run: Run, limit: number): Promise<{ rows: RowList; counts: number[] }> {
+  const parts: { path: string; sorted: Uint32Array }[] = [];
+  for (const f of run.files) {
+    const columns = await parquetColumns(f.path);
+    const type = columns.get("index");
+    if (type !== "INT64" && type !== "INT32") {
+      throw new UserError(
+        `${f.path}: no integer "index" column (columns: ${
+          [...columns].map(([n, t]) => `${n} ${t ?? "?"}`).join(", ")
+        }); expected the Hugging Face schema index int64, tokens list<int64>`,
+      );
+    }
+    const level = columns.has("__index_level_0__") ? ["__index_level_0__"] : [];
+    let rows = new Uint32Array(1 << 16), n = 0;
+    await forEachRowGroup(f.path, ["index", ...level], (v, first, count) => {
+      if (n + count > rows.length) {
+        const bigger = new Uint32Array(Math.max(rows.length * 2, n + count));
+        bigger.set(rows.subarray(0, n));
+        rows = bigger;
+      }
+      for (let i = 0; i < count; i++) {
+        const r = indexValue(v.index[i], f.path, first + i, limit);
+        if (level.length > 0 && Number(v.__index_level_0__[i]) !== r) {
+          throw new UserError(
+            `${f.path}: row ${first + i}: __index_level_0__ ${
+              String(v.__index_level_0__[i])
+            } differs from index ${r}`,
+          );
+        }
+        rows[n++] = r;
+      }
+    });
+    const unsorted = rows.subarray(0, n);
+    const sorted = unsorted.slice();
+    const dup = sortDistinct(sorted);
+    if (dup >= 0) {
+      const a = unsorted.indexOf(dup), b = unsorted.indexOf(dup, a + 1);
+      throw new UserError(`${f.path}: rows ${a} and ${b}: index ${dup} appears twice`);
+    }
+    parts.push({ path: f.path, sorted });
+  }
+  // Merge the files' sorted rows, rejecting a row listed by two files.
+  const total = parts.reduce((s, p) => s + p.sorted.length, 0);
+  const out = new Uint32Array(total);
+  const at = parts.map(() => 0);
+  for (let k = 0; k < total; k++) {
+    let best = -1;
+    for (let p = 0; p < parts.length; p++) {
+      if (at[p] >= parts[p].sorted.length) continue;
+      const v = parts[p].sorted[at[p]];
+      if (best >= 0 && v === parts[best].sorted[at[best]]) {
+        throw new UserError(
+          `${parts[p].path}: index ${v} appears twice in run ${run.model}@${run.step} ` +
+            `(also in ${parts[best].path})`,
+        );
+      }
+      if (best < 0 || v < parts[best].sorted[at[best]]) best = p;
+    }
+    out[k] = parts[best].sorted[at[best]++];
+  }
+  return { rows: out, counts: parts.map((p) => p.sorted.length) };
+}
+
+const UNSET = 255;
+
+/** Per-row columns of a run, dense over `[0, limit)` (matches 255 = row not given). */
+interface Dense {
+  matches: Uint8Array;
   prefix?: Uint8Array;
   nll?: Float32Array;
+  counts: number[];
 }
 
-/** Streams a CSV line by line: `index,accuracy` (header optional) or one index per line. */
-async function parseCsv(path: string, l: number, kind: ImportFile["kind"]): Promise<Parsed> {
-  const rows = new Column(new Uint32Array(1024));
-  const matches = new Column(new Uint8Array(1024));
-  let columns = 0;
-  let lineNo = 0;
-  const lines = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
-  for await (const raw of lines) {
-    lineNo++;
-    const line = raw.trim();
-    if (line === "") continue;
-    const cells = line.split(",");
-    if (columns === 0) {
-      columns = kind === "memorized" ? 1 : kind === "scores" ? 2 : cells.length;
-      if (!/^\d/.test(cells[0])) continue; // header
+/** Reads a per-row run (reference CSVs, exports) into dense columns, checking every row. */
+async function readScoredRun(run: Run, limit: number, l: number): Promise<Dense> {
+  const d: Dense = { matches: new Uint8Array(limit).fill(UNSET), counts: [] };
+  let columns: string | null = null;
+  const put = (path: string, where: string, index: number) => {
+    if (index >= limit) {
+      throw new UserError(`${path}: ${where}: index ${index} is outside the scored rows [0, ${limit})`);
     }
-    const index = Number(cells[0]);
-    if (!Number.isInteger(index) || index < 0 || index >= 2 ** 32) {
+    if (d.matches[index] !== UNSET) {
       throw new UserError(
-        `${path}:${lineNo}: row index "${cells[0]}" is not an integer in [0, 2^32)`,
+        `${path}: ${where}: index ${index} appears twice in run ${run.model}@${run.step}`,
       );
     }
-    rows.push(index);
-    if (columns >= 2) {
-      const acc = Number(cells[1]);
-      if (!(acc >= 0 && acc <= 1)) {
-        throw new UserError(`${path}:${lineNo}: accuracy "${cells[1]}" is not a number in [0, 1]`);
+  };
+  for (const f of run.files) {
+    if (!f.path.endsWith(".parquet")) {
+      if (columns !== null && columns !== "accuracy") {
+        throw new UserError(`${f.path}: has columns accuracy, other files of the run ${columns}`);
       }
-      matches.push(Math.round(acc * l));
+      columns = "accuracy";
+      d.counts.push(
+        await forEachCsvRow(f.path, (index, accuracy, line) => {
+          put(f.path, `line ${line}`, index);
+          d.matches[index] = Math.round(accuracy * l);
+        }),
+      );
+      continue;
     }
-  }
-  return columns >= 2 ? { rows: rows.done(), matches: matches.done() } : { rows: rows.done() };
-}
-
-/** Reads a Parquet file: index + accuracy (+ matches, prefix, nll) columns, or one integer column. */
-async function parseParquet(path: string, l: number): Promise<Parsed> {
-  const bytes = await readFile(path);
-  const file = new Uint8Array(bytes).buffer as ArrayBuffer;
-  const cols = new Map<string, ArrayLike<unknown>[]>();
-  await parquetRead({
-    file,
-    onChunk: ({ columnName, columnData }) => {
-      cols.set(columnName, [...(cols.get(columnName) ?? []), columnData]);
-    },
-  });
-  const flat = (name: string) => cols.get(name)?.flatMap((c) => Array.from(c, Number));
-  const names = [...cols.keys()];
-  const index = flat("index") ?? (names.length === 1 ? flat(names[0]) : undefined);
-  if (!index) {
-    throw new UserError(
-      `${path}: expected an "index" column (with "accuracy") or a single integer column of memorized rows; found ${
-        names.join(", ")
-      }`,
+    const have = await parquetColumns(f.path);
+    const type = have.get("index");
+    if (type !== "INT64" && type !== "INT32") {
+      throw new UserError(`${f.path}: no integer "index" column (columns: ${[...have.keys()]})`);
+    }
+    const score = have.has("matches") ? "matches" : have.has("accuracy") ? "accuracy" : null;
+    if (!score) {
+      throw new UserError(`${f.path}: needs a "matches" or "accuracy" column besides "index"`);
+    }
+    const wanted = ["index", score, ...["prefix", "nll"].filter((c) => have.has(c))];
+    const sig = wanted.slice(2).join(",") || "accuracy";
+    if (columns !== null && columns !== sig) {
+      throw new UserError(`${f.path}: has columns ${sig}, other files of the run ${columns}`);
+    }
+    columns = sig;
+    if (have.has("prefix")) d.prefix ??= new Uint8Array(limit);
+    if (have.has("nll")) d.nll ??= new Float32Array(limit);
+    d.counts.push(
+      await forEachRowGroup(f.path, wanted, (v, first, count) => {
+        for (let i = 0; i < count; i++) {
+          const index = indexValue(v.index[i], f.path, first + i, limit);
+          put(f.path, `row ${first + i}`, index);
+          const s = Number(v[score][i]);
+          const m = score === "matches" ? s : Math.round(s * l);
+          if (!(Number.isInteger(m) && m >= 0 && m <= l)) {
+            throw new UserError(`${f.path}: row ${first + i}: ${score} ${s} is out of range`);
+          }
+          d.matches[index] = m;
+          if (d.prefix) d.prefix[index] = Number(v.prefix[i]);
+          if (d.nll) d.nll[index] = Number(v.nll[i]);
+        }
+      }),
     );
   }
-  const out: Parsed = { rows: Uint32Array.from(index) };
-  const matches = flat("matches");
-  const accuracy = flat("accuracy");
-  if (matches) out.matches = Uint8Array.from(matches);
-  else if (accuracy) out.matches = Uint8Array.from(accuracy, (a) => Math.round(a * l));
-  const prefix = flat("prefix");
-  if (prefix) out.prefix = Uint8Array.from(prefix);
-  const nll = flat("nll");
-  if (nll) out.nll = Float32Array.from(nll);
-  return out;
+  return d;
 }
 
-/** Files named by the spec (explicit list, or a folder matched against the pattern). */
-async function listFiles(spec: ImportSpec): Promise<ImportFile[]> {
-  const files = [...(spec.files ?? [])];
-  if (spec.dir) {
-    if (!spec.pattern) {
-      throw new UserError(`import: "dir" ${spec.dir} needs a "pattern" with groups model and step`);
-    }
-    const re = new RegExp(spec.pattern);
-    for (const name of (await readdir(spec.dir)).sort()) {
-      const m = re.exec(name);
-      if (!m?.groups?.model || !m.groups.step) continue;
-      files.push({
-        path: join(spec.dir, name),
-        model: m.groups.model,
-        step: Number(m.groups.step),
-      });
-    }
+/** Writes a per-row run's chunks and returns its scored ranges and memorized rows. */
+async function writeDense(
+  dir: string,
+  d: Dense,
+  lo: number,
+  hi: number,
+  l: number,
+  key: string,
+): Promise<{ scored: number[]; size: number; memorized: RowList; chunks: number }> {
+  const scored: number[] = [];
+  const mem: number[] = [];
+  let chunks = 0, size = 0;
+  let rows = new Uint32Array(CHUNK_ROWS), n = 0;
+  const flush = async () => {
+    if (n === 0) return;
+    const part = rows.subarray(0, n);
+    await writeChunk(dir, chunks++, {
+      rows: part,
+      matches: Uint8Array.from(part, (r) => d.matches[r]),
+      ...(d.prefix ? { prefix: Uint8Array.from(part, (r) => d.prefix![r]) } : {}),
+      ...(d.nll ? { nll: Float32Array.from(part, (r) => d.nll![r]) } : {}),
+    }, l, key);
+    rows = new Uint32Array(CHUNK_ROWS);
+    n = 0;
+  };
+  for (let r = lo; r < hi; r++) {
+    if (d.matches[r] === UNSET) continue;
+    if (scored.length > 0 && scored[scored.length - 1] === r) scored[scored.length - 1] = r + 1;
+    else scored.push(r, r + 1);
+    size++;
+    if ((d.prefix ? d.prefix[r] : d.matches[r]) >= l) mem.push(r);
+    rows[n++] = r;
+    if (n === CHUNK_ROWS) await flush();
   }
+  await flush();
+  return { scored, size, memorized: Uint32Array.from(mem), chunks };
+}
+
+/** Imports the inputs into a new run folder; returns what `import.json` records. */
+export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
+  const t0 = performance.now();
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const exp = opts.experiment;
+  const l = exp.memorization.continuation;
+  const sps = exp.suite.sequencesPerStep;
+  if (existsSync(join(opts.output, "manifest.json"))) {
+    throw new UserError(
+      `${opts.output} holds the scores of a scored experiment (manifest.json); ` +
+        "import into another folder (--output)",
+    );
+  }
+  const { files, ignored } = await findInputs(opts.inputs, exp, opts.pattern);
   if (files.length === 0) {
     throw new UserError(
-      `import: no files (give "files", or "dir" with a "pattern" that matches file names)`,
+      `no importable file under ${opts.inputs.join(", ")}: expected Hugging Face splits ` +
+        "(<split>/0000.parquet or data/<split>-00000-of-0000N-<hash>.parquet), reference CSVs " +
+        "(memorization_<model>_<step>/rank-<r>.csv), exports (<model>-step<step>.csv|parquet, " +
+        "model=<m>/step=<s>/part-N.parquet) or --pattern with groups model and step" +
+        (ignored.length > 0 ? `; found only ${ignored.slice(0, 3).join(", ")}` : ""),
     );
   }
-  return files;
-}
-
-/** Sorts a run's rows ascending (with their columns) and rejects duplicate rows. */
-function sortRun(p: Parsed, where: string): Parsed {
-  const n = p.rows.length;
-  let sorted = true;
-  for (let i = 1; i < n; i++) if (p.rows[i] <= p.rows[i - 1]) sorted = false;
-  if (sorted) return p;
-  const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => p.rows[a] - p.rows[b]);
-  const pick = <T extends Uint32Array | Uint8Array | Float32Array>(a: T | undefined) =>
-    a ? (a.map((_, i) => a[order[i]]) as T) : undefined;
-  const out = {
-    rows: pick(p.rows)!,
-    matches: pick(p.matches),
-    prefix: pick(p.prefix),
-    nll: pick(p.nll),
-  };
-  for (let i = 1; i < n; i++) {
-    if (out.rows[i] === out.rows[i - 1]) {
-      throw new UserError(`${where}: row ${out.rows[i]} appears twice`);
-    }
+  if (ignored.length > 0) {
+    log(`Note: ${ignored.length} file(s) match no layout and are not imported: ${
+      ignored.slice(0, 5).join(", ")
+    }${ignored.length > 5 ? ", …" : ""}`);
   }
-  return out;
-}
-
-function concat<T extends Uint32Array | Uint8Array | Float32Array>(
-  parts: (T | undefined)[],
-): T | undefined {
-  if (parts.some((p) => p === undefined)) return undefined;
-  const n = parts.reduce((s, p) => s + p!.length, 0);
-  const out = new (parts[0]!.constructor as { new (n: number): T })(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p!, o);
-    o += p!.length;
-  }
-  return out;
-}
-
-/**
- * Imports scores from CSV or Parquet files into one {@link CheckpointScores}
- * per (model, step), rows ascending (several files of one run are merged).
- */
-export async function importScores(spec: ImportSpec): Promise<CheckpointScores[]> {
-  const l = spec.continuation;
-  const byRun = new Map<string, { file: ImportFile; parts: Parsed[] }>();
-  for (const file of await listFiles(spec)) {
-    const parsed = file.path.endsWith(".parquet")
-      ? await parseParquet(file.path, l)
-      : await parseCsv(file.path, l, file.kind);
-    let p = parsed;
-    if (!parsed.matches || file.kind === "memorized") {
-      p = memorizedToScores(parsed.rows, file, spec);
-    }
-    const key = `${file.model}\u0000${file.step}`;
-    const entry = byRun.get(key) ?? { file, parts: [] };
-    entry.parts.push(p);
-    byRun.set(key, entry);
-  }
-  return [...byRun.values()].map(({ file, parts }) => {
-    const merged = sortRun({
-      rows: concat(parts.map((p) => p.rows))!,
-      matches: concat(parts.map((p) => p.matches)),
-      prefix: concat(parts.map((p) => p.prefix)),
-      nll: concat(parts.map((p) => p.nll)),
-    }, `${file.model} step ${file.step} (${basename(file.path)})`);
-    const out: CheckpointScores = {
-      model: file.model,
-      step: file.step,
-      continuation: l,
-      rows: merged.rows,
-      matches: merged.matches!,
-    };
-    if (merged.prefix) out.prefix = merged.prefix;
-    if (merged.nll) out.nll = merged.nll;
-    return out;
-  });
-}
-
-/** A memorized-row list as scores over the rows the run scored (matches l on listed rows, else 0). */
-function memorizedToScores(listed: Uint32Array, file: ImportFile, spec: ImportSpec): Parsed {
-  const range = spec.rows ??
-    (spec.sequencesPerStep ? { start: 0, end: file.step * spec.sequencesPerStep } : null);
-  if (!range) {
-    throw new UserError(
-      `${file.path}: a memorized-row list needs the rows its run scored: give "sequencesPerStep" (rows seen = step × it) or "rows"`,
-    );
-  }
-  const n = range.end - range.start;
-  const rows = Uint32Array.from({ length: n }, (_, i) => range.start + i);
-  const matches = new Uint8Array(n);
-  for (const r of listed) {
-    if (r < range.start || r >= range.end) {
-      throw new UserError(
-        `${file.path}: memorized row ${r} is outside the scored rows [${range.start}, ${range.end})`,
+  const runs = groupRuns(files, exp);
+  const staging = join(opts.output, `imported.partial-${Deno.pid}`);
+  await rm(staging, { recursive: true, force: true });
+  const records: ImportedRun[] = [];
+  try {
+    for (const run of runs) {
+      const t = performance.now();
+      const limit = run.step * sps;
+      const lo = Math.min(limit, opts.rows?.start ?? 0);
+      const hi = Math.min(limit, opts.rows?.end ?? limit);
+      const digests: { bytes: number; sha256: string }[] = [];
+      for (const f of run.files) digests.push(await fileDigest(f.path));
+      const key = createHash("sha256").update(digests.map((d) => d.sha256).join("\n"))
+        .digest("hex");
+      const dir = importedRunDir(staging, run.model, run.step);
+      await mkdir(dir, { recursive: true });
+      const seen = `[0, ${limit}) = every row step ${run.step} × ${sps} rows per step has seen`;
+      const restricted = opts.rows ? `, restricted by --rows to [${lo}, ${hi})` : "";
+      let rec: ImportedRun;
+      let counts: number[];
+      if (run.files[0].kind === "memorized") {
+        const read = await readMemorizedRun(run, limit);
+        counts = read.counts;
+        let a = 0, b = read.rows.length;
+        while (a < b && read.rows[a] < lo) a++;
+        while (b > a && read.rows[b - 1] >= hi) b--;
+        const memorized = read.rows.slice(a, b);
+        await writeMemorized(dir, memorized);
+        rec = {
+          model: run.model,
+          step: run.step,
+          kind: "memorized",
+          columns: [],
+          continuation: l,
+          scored: hi > lo ? [lo, hi] : [],
+          scoredRows: Math.max(0, hi - lo),
+          memorized: memorized.length,
+          rowsReason: `memorized-row list: rows ${seen}${restricted}; rows not listed count as ` +
+            "scored and not memorized",
+          files: [],
+          chunks: 0,
+          key,
+        };
+      } else {
+        const dense = await readScoredRun(run, limit, l);
+        counts = dense.counts;
+        const w = await writeDense(dir, dense, lo, hi, l, key);
+        await writeMemorized(dir, w.memorized);
+        rec = {
+          model: run.model,
+          step: run.step,
+          kind: run.files[0].kind,
+          columns: ["matches", ...(dense.prefix ? ["prefix" as const] : []),
+            ...(dense.nll ? ["nll" as const] : [])],
+          continuation: l,
+          scored: w.scored,
+          scoredRows: w.size,
+          memorized: w.memorized.length,
+          rowsReason: `per-row scores: the rows the files list, within ${seen}${restricted}`,
+          files: [],
+          chunks: w.chunks,
+          key,
+        };
+      }
+      rec.files = run.files.map((f, i): ImportedFile => ({
+        path: f.path,
+        layout: f.layout,
+        ...digests[i],
+        rows: counts[i],
+      }));
+      records.push(rec);
+      log(
+        `imported ${run.model}@${run.step}: ${run.files.length} file(s), ${rec.memorized} ` +
+          `memorized of ${rec.scoredRows} scored rows (${
+            ((performance.now() - t) / 1000).toFixed(1)
+          } s)`,
       );
     }
-    matches[r - range.start] = spec.continuation;
+    const record: ImportRecord = {
+      version: IMPORT_VERSION,
+      command: opts.command,
+      startedAt: new Date(Date.now() - (performance.now() - t0)).toISOString(),
+      seconds: (performance.now() - t0) / 1000,
+      experiment: exp.file,
+      rows: opts.rows ?? null,
+      runs: records,
+      ignored,
+      examples: [],
+      examplesFrom: null,
+    };
+    // Swap the new runs in; the old import (if any) goes only once the new one is complete.
+    const final = join(opts.output, "imported");
+    const old = join(opts.output, `imported.old-${Deno.pid}`);
+    if (existsSync(final)) await rename(final, old);
+    await rename(staging, final);
+    await writeJson(join(opts.output, "import.json"), record);
+    await rm(old, { recursive: true, force: true });
+    return record;
+  } catch (e) {
+    await rm(staging, { recursive: true, force: true });
+    throw e;
   }
-  return { rows, matches };
 }

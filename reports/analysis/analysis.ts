@@ -287,6 +287,7 @@ export function analyze(input: AnalysisInput): Summary {
   const byRowRuns = [...new Set([...finalRuns, ...targetModelRuns])];
   const models = [...new Set(runs.map((r) => r.id.model))];
 
+  const continuous = runs.some((r) => r.source);
   const exampleIds = pickExamples(runs, target, EXAMPLE_COUNT);
   const l = exp.memorization.continuation;
   const k = exp.memorization.context;
@@ -332,14 +333,18 @@ export function analyze(input: AnalysisInput): Summary {
     scaling: core.scaling,
     recommendations: core.recommendations,
     verdict: "",
-    correlations: {
-      models: correlationMatrix(finalRuns),
-      checkpoints: models.map((m) => ({
-        model: m,
-        ...correlationMatrix(runs.filter((r) => r.id.model === m)),
-      })),
-    },
-    distributions: runs.map(distribution),
+    // Without any per-row score (memorized-row lists only) scores are binary: no distributions
+    // or correlations of scores to show.
+    correlations: continuous
+      ? {
+        models: correlationMatrix(finalRuns),
+        checkpoints: models.map((m) => ({
+          model: m,
+          ...correlationMatrix(runs.filter((r) => r.id.model === m)),
+        })),
+      }
+      : { models: { labels: [], values: [], rows: 0 }, checkpoints: [] },
+    distributions: continuous ? runs.map(distribution) : [],
     rateByRow: byRowRuns.map((r) => rateByRow(r, size)),
     rateByDuplicates: input.duplicates
       ? byRowRuns.map((s) => rateByDuplicates(s, input.duplicates!))

@@ -303,5 +303,33 @@ export interface Summary {
     data: { path: string; fingerprint: string | null };
     /** Shards expected but not in the store (empty when complete). */
     missingShards: string[];
+    /**
+     * For a run folder made by `deno task import`: every file imported (size,
+     * SHA-256, records read) and, per run, which rows were taken as scored and
+     * why. Absent (or null) for scored runs.
+     */
+    imported?: {
+      files: {
+        model: string;
+        step: number;
+        path: string;
+        layout: string;
+        bytes: number;
+        sha256: string;
+        rows: number;
+      }[];
+      runs: {
+        model: string;
+        step: number;
+        kind: string;
+        scoredRows: number;
+        memorized: number;
+        rowsReason: string;
+      }[];
+      /** `--rows A:B` when given. */
+      rows: { start: number; end: number } | null;
+      /** Files under the inputs that matched no layout. */
+      ignored: string[];
+    } | null;
   };
 }

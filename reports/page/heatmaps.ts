@@ -68,12 +68,15 @@ function matrixRows(labels: string[], matrix: (number | null)[][], extra: Row = 
 /** The correlation and pair-matrix heatmaps. */
 export function correlationCharts(summary: Summary): Chart[] {
   const { models, checkpoints } = summary.correlations;
-  const charts: Chart[] = [{
-    id: "corr-models",
-    title: "Score correlation between models (final steps)",
-    description: `Pearson correlation of per-row scores on ${models.rows} shared rows.`,
-    spec: heatmapSpec(matrixRows(models.labels, models.values), models.labels, "correlation"),
-  }];
+  const charts: Chart[] = [];
+  if (models.labels.length > 0) {
+    charts.push({
+      id: "corr-models",
+      title: "Score correlation between models (final steps)",
+      description: `Pearson correlation of per-row scores on ${models.rows} shared rows.`,
+      spec: heatmapSpec(matrixRows(models.labels, models.values), models.labels, "correlation"),
+    });
+  }
   if (checkpoints.length > 0) {
     const values = checkpoints.flatMap((m) => matrixRows(m.labels, m.values, { model: m.model }));
     const labels = [...new Set(checkpoints.flatMap((m) => m.labels))];

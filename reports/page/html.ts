@@ -225,6 +225,10 @@ ${c.chart.note ? `<p class="chart-note">${e(c.chart.note)}</p>` : ""}
 
 function examples(s: Summary): string {
   if (s.examples.length === 0) return `<p class="muted">The target memorized no scored row.</p>`;
+  // Every run but the target itself.
+  const predictors = s.predictors.filter((p) =>
+    p.model !== s.target.model || p.step !== s.target.step
+  ).length;
   return s.examples.map((x) => {
     const caught = x.caughtBy.length > 0
       ? x.caughtBy.map((p) => `<li>${e(runLabel(p))}</li>`).join("")
@@ -235,9 +239,11 @@ function examples(s: Summary): string {
       }</mark></pre>`
       : `<pre class="sample">${
         e(x.tokens.join(" "))
-      }</pre><p class="muted">token ids (no tokenizer given)</p>`;
+      }</pre><p class="muted">${
+        x.tokens.length > 0 ? "token ids (no tokenizer given)" : "no tokens available for this row"
+      }</p>`;
     return `<div class="example"><h4>row ${x.row}</h4>${text}
-<p>caught by ${x.caughtBy.length} of ${s.predictors.length} predictors:</p>
+<p>caught by ${x.caughtBy.length} of ${predictors} predictors:</p>
 <ul class="caught">${caught}</ul></div>`;
   }).join("\n");
 }
@@ -263,6 +269,7 @@ function runSection(s: Summary): string {
     ["scoring time", r.seconds === null ? "—" : `${r.seconds.toFixed(1)} s`],
     ["rows per second", r.rowsPerSecond === null ? "—" : r.rowsPerSecond.toFixed(1)],
   ];
+  if (r.imported) return importedSection(s, settings.slice(0, 7), r.imported);
   const dl = settings.map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join("\n");
   const models = r.models.map((x) => [
     e(x.name),
@@ -275,6 +282,49 @@ function runSection(s: Summary): string {
 <pre class="command">${e(r.command)}</pre>
 <h3>Models</h3>
 ${table(["model", "step", "path", "fingerprint"], models)}`;
+}
+
+/** The run section of an imported run folder: what came from where, which rows count as scored. */
+function importedSection(
+  s: Summary,
+  settings: [string, string][],
+  imp: NonNullable<Summary["run"]["imported"]>,
+): string {
+  const r = s.run;
+  const dl = [
+    ...settings,
+    ["imported", r.startedAt ?? "—"],
+    ["rows restricted", imp.rows ? `--rows ${imp.rows.start}:${imp.rows.end}` : "no (--rows not given)"],
+  ].map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join("\n");
+  const runs = imp.runs.map((x) => [
+    e(runLabel(x)),
+    e(x.kind),
+    String(x.scoredRows),
+    String(x.memorized),
+    e(x.rowsReason),
+  ]);
+  const files = imp.files.map((f) => [
+    e(runLabel(f)),
+    `<code>${e(f.path)}</code>`,
+    e(f.layout),
+    String(f.bytes),
+    String(f.rows),
+    `<code>${e(f.sha256)}</code>`,
+  ]);
+  const ignored = imp.ignored.length > 0
+    ? `<p class="muted">${imp.ignored.length} file(s) under the inputs matched no layout and were not
+imported, e.g. <code>${e(imp.ignored.slice(0, 3).join(", "))}</code>.</p>`
+    : "";
+  return `<p>These scores were not produced by this harness: they were imported from the files below
+(no model was run here, so there are no model paths, devices or scoring times).</p>
+<dl class="settings">${dl}</dl>
+<h3>Reproduce</h3>
+<pre class="command">${e(r.command)}</pre>
+<h3>Runs and the rows taken as scored</h3>
+${table(["run", "kind", "rows scored", "memorized", "why these rows"], runs)}
+<h3>Files</h3>
+${table(["run", "path", "layout", "bytes", "records", "sha256"], files)}
+${ignored}`;
 }
 
 function banner(s: Summary): string {
@@ -341,6 +391,12 @@ ${curveSection(s)}
 </section>
 <section id="charts">
 <h2>Charts</h2>
+${
+    s.distributions.length === 0
+      ? `<p class="muted">The runs carry only which rows were memorized, no per-row scores, so
+score distributions, score correlations and thresholded-signal curves are left out.</p>`
+      : ""
+  }
 ${charts.map(figure).join("\n")}
 </section>
 <section id="examples">

@@ -13,6 +13,8 @@ import { loadDuplicates, openTokenReader } from "../../engine/data/datasets.ts";
 import { makePlan } from "../../engine/run/plan.ts";
 import { readManifest } from "../../engine/store/store.ts";
 import { readStoreRuns } from "../../engine/store/store_runs.ts";
+import { readImportRecord } from "../../engine/store/imported_runs.ts";
+import { loadImportedInput } from "./imported_input.ts";
 import type { RunData } from "../../engine/store/run_data.ts";
 import { countInRanges } from "../../engine/store/rowset.ts";
 import { loadTokenizer } from "../../engine/data/tokenizer.ts";
@@ -117,6 +119,8 @@ export async function loadAnalysisInput(
   log: (line: string) => void = () => {},
 ): Promise<AnalysisInput> {
   const experiment = await readExperimentSnapshot(runDir);
+  const record = await readImportRecord(runDir);
+  if (record) return await loadImportedInput(runDir, experiment, record, log);
   const runs = await readStoreRuns(runDir);
   if (runs.length === 0) {
     throw new UserError(
