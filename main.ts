@@ -33,8 +33,13 @@ export const HELP = `memorization forecasting harness
 usage:
   deno task experiment [FILE] [options]     score a suite, analyse, render the report
   deno task report [RUN_DIR | FILE]          re-render a run folder's report from its scores
-  deno task export [RUN_DIR | FILE] [--format csv|parquet]
-                                             per-row scores per checkpoint (csv: index,accuracy)
+  deno task export [RUN_DIR | FILE] [--format csv|parquet|dataset]
+                                             per-row scores per checkpoint, streamed: csv
+                                             (index,accuracy), parquet (every column), dataset
+                                             (Hive: exports/dataset/model=…/step=…/part-N.parquet)
+  deno task import DIR... [options]          scores produced elsewhere (Hugging Face
+                                             pythia-memorized-evals, reference CSVs, exports)
+                                             become a run folder, analysed and reported
 
 experiment options:
   --dry-run            print the plan (jobs, rows, scoring and training FLOPs, resume
@@ -47,6 +52,16 @@ experiment options:
   --slurm-dry-run      write the Slurm scripts without submitting
   --slurm-tasks N      number of array tasks (default 8)
   -h, --help           this text
+
+import options:
+  --experiment FILE    the suite (default: experiments/pythia-<suite>.yaml from the
+                       Hugging Face split names)
+  --rows A:B           restrict every run to rows [A, B) (the paper's heatmaps: 0:23552000);
+                       default: the rows each run has seen, [0, step × sequences_per_step)
+  --output RUN         run folder (default runs/<experiment name>-import)
+  --tokenizer FILE     tokenizer.json to decode the example rows (default: token ids)
+  --pattern REGEX      custom layout: a regular expression over each file's path with
+                       named groups (?<model>…) and (?<step>…)
 
 report options:
   --partial            render even when shards are missing (default: list them, exit 2)
@@ -73,8 +88,9 @@ export async function main(args: string[]): Promise<number> {
     if (command === "experiment") return await experiment(rest);
     if (command === "report") return await report(rest);
     if (command === "export") return await exportCommand(rest);
+    if (command === "import") return await importCommand(rest);
     throw new UserError(
-      `unknown command "${command}": expected experiment, report or export (see --help)`,
+      `unknown command "${command}": expected experiment, report, export or import (see --help)`,
     );
   } catch (e) {
     if (isUserError(e)) {
@@ -228,14 +244,64 @@ async function exportCommand(args: string[]): Promise<number> {
     throw new UserError(`expected one run folder or experiment file, got ${positionals.length}`);
   }
   const format = values.format ?? "csv";
-  if (format !== "csv" && format !== "parquet") {
-    throw new UserError(`--format ${format}: expected csv or parquet`);
+  if (format !== "csv" && format !== "parquet" && format !== "dataset") {
+    throw new UserError(`--format ${format}: expected csv, parquet or dataset`);
   }
   const runDir = await runDirOf(positionals[0] ?? DEFAULT_EXPERIMENT);
   const { exportScores } = await import("./engine/store/export.ts");
-  const written = await exportScores(runDir, format);
+  const written = await exportScores(runDir, format, { log: (line) => console.error(line) });
   if (written.length === 0) throw new UserError(`${runDir}: no stored scores to export`);
   for (const path of written) console.log(path);
+  return 0;
+}
+
+async function importCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    "help": { type: "boolean", short: "h" },
+    "experiment": { type: "string" },
+    "rows": { type: "string" },
+    "output": { type: "string" },
+    "tokenizer": { type: "string" },
+    "pattern": { type: "string" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length === 0) {
+    throw new UserError(
+      "import: give the folders (or files) to import, e.g. pythia-memorized-evals/",
+    );
+  }
+  const { importAndReport, parseRows, defaultExperimentFile } = await import(
+    "./reports/page/import_run.ts"
+  );
+  const rows = values.rows !== undefined ? parseRows(values.rows as string) : undefined;
+  const file = (values.experiment as string | undefined) ??
+    await defaultExperimentFile(
+      positionals,
+      fileURLToPath(new URL("./experiments", import.meta.url)),
+    );
+  if (!file) {
+    throw new UserError(
+      "import: no Hugging Face split names under the inputs to choose the suite from; " +
+        "give --experiment FILE (e.g. experiments/pythia-deduped.yaml)",
+    );
+  }
+  const exp = await loadExperiment(file);
+  const output = (values.output as string | undefined) ?? `runs/${exp.name}-import`;
+  const command = "deno task import " +
+    args.map((w) => /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`).join(" ");
+  const out = await importAndReport({
+    inputs: positionals,
+    experiment: exp,
+    output,
+    ...(rows ? { rows } : {}),
+    ...(values.pattern !== undefined ? { pattern: values.pattern as string } : {}),
+    ...(values.tokenizer !== undefined ? { tokenizer: values.tokenizer as string } : {}),
+    command,
+  });
+  console.log(`report: ${out.html}\nsummary: ${out.summary}\npredictors: ${out.csv}`);
   return 0;
 }
 

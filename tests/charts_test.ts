@@ -180,7 +180,6 @@ Deno.test("optional sections give no chart, and an empty summary still compiles"
     "scaling-recall",
     "scaling-precision",
     "frontier",
-    "corr-models",
     "pair-matrix",
   ]);
   for (const c of compiled) assert.deepEqual(c.warnings, [], c.chart.id);

@@ -77,7 +77,7 @@ Deno.test("usage errors exit 2; --help exits 0", async () => {
   assertUserError(await cli("export", "runs/no-such-run"), /no such run folder/, "export");
   assertUserError(
     await cli("export", "--format", "xml"),
-    /--format xml: expected csv or parquet/,
+    /--format xml: expected csv, parquet or dataset/,
     "export format",
   );
 });

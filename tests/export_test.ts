@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parquetReadObjects } from "hyparquet";
+import { parquetMetadata, parquetReadObjects } from "hyparquet";
 import { exportScores, scoresToCsv } from "../engine/store/export.ts";
 import { makeManifest, openStore } from "../engine/store/store.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
@@ -53,15 +53,102 @@ Deno.test("exportScores writes CSV and Parquet that read back", async () => {
   await store.writeShard(job, scores);
 
   const [csv] = await exportScores(dir, "csv");
-  assert.equal(csv, join(dir, "exports", "m-step2.csv"));
+  assert.equal(csv, join(dir, "exports", "m", "step2.csv"));
   assert.equal(await readFile(csv, "utf8"), "index,accuracy\n3,1\n5,0.5\n9,0.03125\n");
 
   const [pq] = await exportScores(dir, "parquet");
   const bytes = await readFile(pq);
   const rows = await parquetReadObjects({ file: new Uint8Array(bytes).buffer });
-  assert.deepEqual(rows.map((r) => [Number(r.index), r.accuracy, r.matches, r.prefix, r.nll]), [
-    [3, 1, 32, 32, 0.25],
-    [5, 0.5, 16, 4, 1.5],
-    [9, 0.03125, 1, 0, 3],
-  ]);
+  assert.deepEqual(
+    rows.map((r) => [Number(r.index), r.accuracy, r.matches, r.prefix, r.nll, r.memorized]),
+    [
+      [3, 1, 32, 32, 0.25, true],
+      [5, 0.5, 16, 4, 1.5, false],
+      [9, 0.03125, 1, 0, 3, false],
+    ],
+  );
+  const parts = await exportScores(dir, "dataset");
+  assert.deepEqual(parts, [join(dir, "exports", "dataset", "model=m", "step=2", "part-0.parquet")]);
+  const ds = await parquetReadObjects({ file: new Uint8Array(await readFile(parts[0])).buffer });
+  assert.deepEqual(Object.keys(ds[0]), ["index", "matches", "prefix", "nll", "memorized"]);
+  assert.deepEqual(ds.map((r) => Number(r.index)), [3, 5, 9]);
+});
+
+Deno.test("exports stream in row groups and parts, and import back to the same scores", async () => {
+  const dir = await Deno.makeTempDir();
+  const exp = {
+    name: "t",
+    file: join(dir, "t.yaml"),
+    suite: {
+      models: [{ name: "m-1.4b", parameters: 1, checkpoints: [{ step: 8, path: "/m.onnx" }] }],
+      sequencesPerStep: 4,
+    },
+    data: { format: "raw", path: "/d" },
+    memorization: {
+      offset: 0,
+      context: 32,
+      continuation: 32,
+      mode: "extractable",
+      suppressedTokens: [0],
+    },
+    rows: { kind: "seen" },
+    shardSize: 10,
+  } as unknown as Experiment;
+  const store = openStore(dir);
+  await store.prepare(makeManifest(exp, "d", new Map([["/m.onnx", "f"]])));
+  // Three shards of 10 rows (rows 0..29 of step 8 = 32 rows seen, the last two not scored).
+  const all = Array.from({ length: 30 }, (_, i) => i);
+  for (let k = 0; k < 3; k++) {
+    const rows = Uint32Array.from(all.slice(10 * k, 10 * k + 10));
+    await store.writeShard({
+      id: `m-1.4b/step8/shard${k}`,
+      model: "m-1.4b",
+      step: 8,
+      path: "/m.onnx",
+      shard: k,
+      rows,
+      flops: 1,
+    }, {
+      rows,
+      matches: Uint8Array.from(rows, (r) => (r % 3 === 0 ? 32 : r % 32)),
+      prefix: Uint8Array.from(rows, (r) => (r % 3 === 0 ? 32 : 0)),
+      nll: Float32Array.from(rows, (r) => r / 8),
+    });
+  }
+  const parts = await exportScores(dir, "dataset", { rowGroup: 8, partRows: 16 });
+  const base = join(dir, "exports", "dataset", "model=m-1.4b", "step=8");
+  assert.deepEqual(parts, [join(base, "part-0.parquet"), join(base, "part-1.parquet")]);
+  const groups = [];
+  const back: number[] = [];
+  for (const p of parts) {
+    const file = new Uint8Array(await readFile(p)).buffer;
+    groups.push(parquetMetadata(file).row_groups.map((g) => Number(g.num_rows)));
+    for (const r of await parquetReadObjects({ file })) back.push(Number(r.index));
+  }
+  assert.deepEqual(groups, [[8, 8], [8, 6]]);
+  assert.deepEqual(back, all);
+  const [pq] = await exportScores(dir, "parquet", { rowGroup: 8 });
+  assert.equal(pq, join(dir, "exports", "m-1.4b", "step8.parquet"));
+  const meta = parquetMetadata(new Uint8Array(await readFile(pq)).buffer);
+  assert.deepEqual(meta.row_groups.map((g) => Number(g.num_rows)), [8, 8, 8, 6]);
+
+  // The Hive dataset imports back (its two parts are one run; "-" in the model is no problem).
+  const { importRuns } = await import("../engine/store/import.ts");
+  const { readImportedRuns } = await import("../engine/store/imported_runs.ts");
+  const out = join(dir, "imported-run");
+  const record = await importRuns({
+    inputs: [join(dir, "exports", "dataset")],
+    experiment: { ...exp, memorization: { ...exp.memorization } },
+    output: out,
+    command: "test",
+    log: () => {},
+  });
+  assert.equal(record.runs[0].model, "m-1.4b");
+  assert.deepEqual(record.runs[0].columns, ["matches", "prefix", "nll"]);
+  const [run] = await readImportedRuns(out, record);
+  assert.equal(run.scored.size, 30);
+  assert.deepEqual(Array.from(run.memorized), all.filter((r) => r % 3 === 0));
+  const c = run.source!.chunk(0);
+  assert.deepEqual(Array.from(c.nll!), all.map((r) => r / 8));
+  assert.deepEqual(Array.from(c.matches), all.map((r) => (r % 3 === 0 ? 32 : r % 32)));
 });

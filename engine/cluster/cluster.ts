@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { openTokenReader } from "../data/datasets.ts";
@@ -116,6 +117,7 @@ export function formatMissing(missing: readonly Job[], plan: { jobs: readonly Jo
  * this before rendering, so a cluster run is reported only once complete.
  */
 export async function assertComplete(runDir: string): Promise<void> {
+  if (existsSync(join(runDir, "import.json"))) return; // imported scores: no shards to expect
   let exp: Experiment;
   try {
     exp = JSON.parse(await readFile(join(runDir, "experiment.json"), "utf8")) as Experiment;

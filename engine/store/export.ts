@@ -1,61 +1,255 @@
 /**
- * Exports a run folder's per-row scores, one file per checkpoint under
- * `<run>/exports/`: CSV in the reference format (`index,accuracy`, accuracy =
- * matches / l, as in the memorization CSVs published with the paper) or Parquet
- * with every column (index, accuracy, matches, prefix, nll).
+ * Exports a run folder's per-row scores (its store, or an import with
+ * per-row scores), streamed one store shard at a time, never one string or
+ * one array per run:
+ *
+ * - `csv`: `exports/<model>/step<step>.csv` in the reference format
+ *   `index,accuracy` (accuracy = matches / l, as in the memorization CSVs
+ *   published with the paper), written in chunks;
+ * - `parquet`: `exports/<model>/step<step>.parquet` with index, accuracy,
+ *   matches, prefix, nll, memorized, in row groups of {@link ROW_GROUP} rows;
+ * - `dataset`: a Hive-partitioned Parquet dataset
+ *   `exports/dataset/model=<model>/step=<step>/part-<n>.parquet` (columns
+ *   index, matches, prefix, nll, memorized; {@link PART_ROWS} rows per part)
+ *   that pandas, Polars and DuckDB read as one table with `model` and `step`
+ *   columns from the folder names.
+ *
+ * Model names become one path segment (percent-encoded where they hold
+ * `/`, `%` or `=`), so a name with `-` can never be confused with the step.
+ * Every file is written under a temporary name and renamed when complete.
  *
  * @module
  */
-import { join } from "node:path";
-import { parquetWriteBuffer } from "hyparquet-writer";
-import { readCheckpointScores, writeAtomic } from "./store.ts";
+import { mkdir, open, rename, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileWriter, ParquetWriter } from "hyparquet-writer";
+import { readStoreRuns } from "./store_runs.ts";
+import { readImportedRuns, readImportRecord } from "./imported_runs.ts";
+import { chunkMemorized, type RunData, type ScoreChunk } from "./run_data.ts";
 import type { CheckpointScores } from "../types.ts";
 
 /** Export formats. */
-export type ExportFormat = "csv" | "parquet";
+export type ExportFormat = "csv" | "parquet" | "dataset";
+/** Rows per Parquet row group. */
+export const ROW_GROUP = 1 << 20;
+/** Rows per part file of the Hive dataset. */
+export const PART_ROWS = 1 << 23;
 
-/** The reference CSV (`index,accuracy`) of one checkpoint's scores. */
+/** One path segment for a model name (percent-encoding only `/`, `\`, `%`, `=`). */
+export function modelSegment(model: string): string {
+  return model.replace(/[/\\%=]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** Lines `index,accuracy` of a chunk (no header), each ending in a newline. */
+export function chunkCsv(c: ScoreChunk, l: number): string {
+  const lines = new Array<string>(c.rows.length);
+  for (let i = 0; i < c.rows.length; i++) lines[i] = `${c.rows[i]},${c.matches[i] / l}\n`;
+  return lines.join("");
+}
+
+/** The reference CSV (`index,accuracy`) of scores held in memory (small runs, tests). */
 export function scoresToCsv(scores: CheckpointScores): string {
-  const l = scores.continuation;
-  const lines = ["index,accuracy"];
-  for (let i = 0; i < scores.rows.length; i++) {
-    lines.push(`${scores.rows[i]},${scores.matches[i] / l}`);
-  }
-  return lines.join("\n") + "\n";
+  return "index,accuracy\n" + chunkCsv(scores, scores.continuation);
 }
 
-/** A Parquet file of one checkpoint's scores (index, accuracy, matches, prefix, nll). */
-export function scoresToParquet(scores: CheckpointScores): Uint8Array {
-  const n = scores.rows.length;
-  const l = scores.continuation;
-  const columns = [
-    { name: "index", data: Array.from(scores.rows), type: "INT64" as const },
-    { name: "accuracy", data: Array.from(scores.matches, (m) => m / l), type: "DOUBLE" as const },
-    { name: "matches", data: Array.from(scores.matches), type: "INT32" as const },
+const tmpName = (path: string) => `${path}.${Deno.pid}.tmp`;
+
+async function writeCsv(run: RunData, path: string): Promise<number> {
+  const tmp = tmpName(path);
+  await mkdir(dirname(path), { recursive: true });
+  const file = await open(tmp, "w");
+  let rows = 0;
+  try {
+    await file.write("index,accuracy\n");
+    for (let k = 0; k < run.source!.chunks; k++) {
+      const c = run.source!.chunk(k);
+      await file.write(chunkCsv(c, run.continuation));
+      rows += c.rows.length;
+    }
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
+  return rows;
+}
+
+interface Column {
+  name: string;
+  type: "INT64" | "DOUBLE" | "INT32" | "FLOAT" | "BOOLEAN";
+}
+
+function columnsOf(run: RunData, accuracy: boolean): Column[] {
+  return [
+    { name: "index", type: "INT64" },
+    ...(accuracy ? [{ name: "accuracy", type: "DOUBLE" as const }] : []),
+    { name: "matches", type: "INT32" },
+    ...(run.source!.prefix ? [{ name: "prefix", type: "INT32" as const }] : []),
+    ...(run.source!.nll ? [{ name: "nll", type: "FLOAT" as const }] : []),
+    { name: "memorized", type: "BOOLEAN" },
   ];
-  if (scores.prefix) {
-    columns.push({ name: "prefix", data: Array.from(scores.prefix), type: "INT32" as const });
-  }
-  const nll = scores.nll
-    ? [{ name: "nll", data: Array.from(scores.nll), type: "FLOAT" as const }]
-    : [];
-  const buffer = parquetWriteBuffer({
-    columnData: [
-      ...columns.map((c) => ({ ...c, data: c.type === "INT64" ? c.data.map(BigInt) : c.data })),
-      ...nll,
-    ],
-    rowGroupSize: Math.max(1, n),
-  });
-  return new Uint8Array(buffer);
 }
 
-/** Writes one export file per stored checkpoint; returns their paths. */
-export async function exportScores(runDir: string, format: ExportFormat): Promise<string[]> {
+/** Streams row groups of `ROW_GROUP` rows into Parquet files (a new file every `partRows`). */
+class ParquetParts {
+  #writer: ParquetWriter | null = null;
+  #tmp = "";
+  #path = "";
+  #inPart = 0;
+  #buffer: ScoreChunk[] = [];
+  #buffered = 0;
+  parts: string[] = [];
+  rows = 0;
+  constructor(
+    readonly run: RunData,
+    readonly columns: Column[],
+    readonly pathOf: (part: number) => string,
+    readonly partRows: number,
+    readonly rowGroup: number,
+  ) {}
+
+  async add(c: ScoreChunk): Promise<void> {
+    this.#buffer.push(c);
+    this.#buffered += c.rows.length;
+    while (this.#buffered >= this.rowGroup) await this.#flush(this.rowGroup);
+  }
+
+  async #flush(n: number): Promise<void> {
+    // Take n rows from the buffered chunks.
+    const rows = new BigInt64Array(n), matches = new Int32Array(n), memorized = new Array(n);
+    const prefix = this.run.source!.prefix ? new Int32Array(n) : null;
+    const nll = this.run.source!.nll ? new Float32Array(n) : null;
+    const l = this.run.continuation;
+    let at = 0;
+    while (at < n) {
+      const c = this.#buffer[0];
+      const take = Math.min(n - at, c.rows.length);
+      for (let i = 0; i < take; i++) {
+        rows[at + i] = BigInt(c.rows[i]);
+        matches[at + i] = c.matches[i];
+        if (prefix) prefix[at + i] = c.prefix![i];
+        if (nll) nll[at + i] = c.nll![i];
+        memorized[at + i] = chunkMemorized(c, i, l);
+      }
+      at += take;
+      if (take === c.rows.length) this.#buffer.shift();
+      else {
+        this.#buffer[0] = {
+          rows: c.rows.subarray(take),
+          matches: c.matches.subarray(take),
+          ...(c.prefix ? { prefix: c.prefix.subarray(take) } : {}),
+          ...(c.nll ? { nll: c.nll.subarray(take) } : {}),
+        };
+      }
+    }
+    this.#buffered -= n;
+    const data: Record<string, ArrayLike<unknown>> = { index: rows, matches, memorized };
+    if (prefix) data.prefix = prefix;
+    if (nll) data.nll = nll;
+    if (this.columns.some((c) => c.name === "accuracy")) {
+      data.accuracy = Float64Array.from(matches, (m) => m / l);
+    }
+    if (this.#writer && this.#inPart + n > this.partRows) await this.#close();
+    if (!this.#writer) {
+      this.#path = this.pathOf(this.parts.length);
+      this.#tmp = tmpName(this.#path);
+      await mkdir(dirname(this.#path), { recursive: true });
+      this.#writer = new ParquetWriter({
+        writer: fileWriter(this.#tmp),
+        schema: [
+          { name: "schema", num_children: this.columns.length },
+          ...this.columns.map((c) => ({
+            name: c.name,
+            type: c.type,
+            repetition_type: "REQUIRED" as const,
+          })),
+        ],
+      });
+      this.#inPart = 0;
+    }
+    await this.#writer.write({
+      columnData: this.columns.map((c) => ({ name: c.name, data: data[c.name] as never })),
+      rowGroupSize: n,
+    });
+    this.#inPart += n;
+    this.rows += n;
+  }
+
+  async #close(): Promise<void> {
+    if (!this.#writer) return;
+    await this.#writer.finish();
+    await rename(this.#tmp, this.#path);
+    this.parts.push(this.#path);
+    this.#writer = null;
+  }
+
+  async finish(): Promise<string[]> {
+    if (this.#buffered > 0) await this.#flush(this.#buffered);
+    await this.#close();
+    return this.parts;
+  }
+}
+
+/** The runs of a run folder with per-row scores: the store's, or an import's. */
+export async function exportableRuns(runDir: string): Promise<RunData[]> {
+  const record = await readImportRecord(runDir);
+  const runs = record ? await readImportedRuns(runDir, record) : await readStoreRuns(runDir);
+  return runs.filter((r) => r.source);
+}
+
+/** Options of {@link exportScores}. */
+export interface ExportOptions {
+  /** Progress lines (default: none). */
+  log?: (line: string) => void;
+  /** Rows per Parquet row group (default {@link ROW_GROUP}). */
+  rowGroup?: number;
+  /** Rows per dataset part (default {@link PART_ROWS}). */
+  partRows?: number;
+}
+
+/** Writes the export of every run with per-row scores; returns the files written. */
+export async function exportScores(
+  runDir: string,
+  format: ExportFormat,
+  opts: ExportOptions = {},
+): Promise<string[]> {
   const written: string[] = [];
-  for (const scores of await readCheckpointScores(runDir)) {
-    const path = join(runDir, "exports", `${scores.model}-step${scores.step}.${format}`);
-    await writeAtomic(path, format === "csv" ? scoresToCsv(scores) : scoresToParquet(scores));
-    written.push(path);
+  const runs = await exportableRuns(runDir);
+  if (format === "dataset") {
+    await rm(join(runDir, "exports", "dataset"), { recursive: true, force: true });
+  }
+  for (const run of runs) {
+    const t = performance.now();
+    const base = join(runDir, "exports", modelSegment(run.model), `step${run.step}`);
+    let rows: number;
+    if (format === "csv") {
+      rows = await writeCsv(run, `${base}.csv`);
+      written.push(`${base}.csv`);
+    } else {
+      const dataset = format === "dataset";
+      const dir = join(
+        runDir,
+        "exports",
+        "dataset",
+        `model=${modelSegment(run.model)}`,
+        `step=${run.step}`,
+      );
+      const parts = new ParquetParts(
+        run,
+        columnsOf(run, !dataset),
+        (n) => (dataset ? join(dir, `part-${n}.parquet`) : `${base}.parquet`),
+        dataset ? opts.partRows ?? PART_ROWS : Infinity,
+        opts.rowGroup ?? ROW_GROUP,
+      );
+      for (let k = 0; k < run.source!.chunks; k++) await parts.add(run.source!.chunk(k));
+      written.push(...await parts.finish());
+      rows = parts.rows;
+    }
+    const s = (performance.now() - t) / 1000;
+    opts.log?.(
+      `exported ${run.model}@${run.step}: ${rows} rows in ${s.toFixed(1)} s ` +
+        `(${Math.round(rows / Math.max(s, 1e-9))} rows/s)`,
+    );
   }
   return written;
 }

@@ -99,7 +99,10 @@ function groupRuns(files: InputFile[], exp: Experiment): Run[] {
 }
 
 /** Reads a memorized-row list run: the sorted distinct rows of all its files. */
-async function readMemorizedRun(run: Run, limit: number): Promise<{ rows: RowList; counts: number[] }> {
+async function readMemorizedRun(
+  run: Run,
+  limit: number,
+): Promise<{ rows: RowList; counts: number[] }> {
   const parts: { path: string; sorted: Uint32Array }[] = [];
   for (const f of run.files) {
     const columns = await parquetColumns(f.path);
@@ -178,7 +181,9 @@ async function readScoredRun(run: Run, limit: number, l: number): Promise<Dense>
   let columns: string | null = null;
   const put = (path: string, where: string, index: number) => {
     if (index >= limit) {
-      throw new UserError(`${path}: ${where}: index ${index} is outside the scored rows [0, ${limit})`);
+      throw new UserError(
+        `${path}: ${where}: index ${index} is outside the scored rows [0, ${limit})`,
+      );
     }
     if (d.matches[index] !== UNSET) {
       throw new UserError(
@@ -253,12 +258,18 @@ async function writeDense(
   const flush = async () => {
     if (n === 0) return;
     const part = rows.subarray(0, n);
-    await writeChunk(dir, chunks++, {
-      rows: part,
-      matches: Uint8Array.from(part, (r) => d.matches[r]),
-      ...(d.prefix ? { prefix: Uint8Array.from(part, (r) => d.prefix![r]) } : {}),
-      ...(d.nll ? { nll: Float32Array.from(part, (r) => d.nll![r]) } : {}),
-    }, l, key);
+    await writeChunk(
+      dir,
+      chunks++,
+      {
+        rows: part,
+        matches: Uint8Array.from(part, (r) => d.matches[r]),
+        ...(d.prefix ? { prefix: Uint8Array.from(part, (r) => d.prefix![r]) } : {}),
+        ...(d.nll ? { nll: Float32Array.from(part, (r) => d.nll![r]) } : {}),
+      },
+      l,
+      key,
+    );
     rows = new Uint32Array(CHUNK_ROWS);
     n = 0;
   };
@@ -293,15 +304,17 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
     throw new UserError(
       `no importable file under ${opts.inputs.join(", ")}: expected Hugging Face splits ` +
         "(<split>/0000.parquet or data/<split>-00000-of-0000N-<hash>.parquet), reference CSVs " +
-        "(memorization_<model>_<step>/rank-<r>.csv), exports (<model>-step<step>.csv|parquet, " +
+        "(memorization_<model>_<step>/rank-<r>.csv), exports (<model>/step<step>.csv|parquet, " +
         "model=<m>/step=<s>/part-N.parquet) or --pattern with groups model and step" +
         (ignored.length > 0 ? `; found only ${ignored.slice(0, 3).join(", ")}` : ""),
     );
   }
   if (ignored.length > 0) {
-    log(`Note: ${ignored.length} file(s) match no layout and are not imported: ${
-      ignored.slice(0, 5).join(", ")
-    }${ignored.length > 5 ? ", …" : ""}`);
+    log(
+      `Note: ${ignored.length} file(s) match no layout and are not imported: ${
+        ignored.slice(0, 5).join(", ")
+      }${ignored.length > 5 ? ", …" : ""}`,
+    );
   }
   const runs = groupRuns(files, exp);
   const staging = join(opts.output, `imported.partial-${Deno.pid}`);
@@ -355,8 +368,11 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
           model: run.model,
           step: run.step,
           kind: run.files[0].kind,
-          columns: ["matches", ...(dense.prefix ? ["prefix" as const] : []),
-            ...(dense.nll ? ["nll" as const] : [])],
+          columns: [
+            "matches",
+            ...(dense.prefix ? ["prefix" as const] : []),
+            ...(dense.nll ? ["nll" as const] : []),
+          ],
           continuation: l,
           scored: w.scored,
           scoredRows: w.size,

@@ -8,10 +8,11 @@
  *   the experiment whose name has that token, the suite (`duped`,
  *   `deduped`) must be the experiment's;
  * - the reference script's per-rank CSVs `memorization_<model>_<step>/rank-<r>.csv`;
- * - the project's own exports: `<model>-step<step>.csv|parquet` and the
+ * - the project's own exports: `<model>/step<step>.csv|parquet` and the
  *   Hive-partitioned `model=<model>/step=<step>/part-<n>.parquet`;
  * - a custom pattern: a regular expression over the path (relative to the
- *   folder given, `/`-separated) with named groups `model` and `step`.
+ *   folder given, `/`-separated) with named groups `model` and `step`, tried
+ *   before the layouts above (files it does not match may still match them).
  *
  * A file that matches a layout but whose model or step does not parse is a
  * {@link UserError} naming the file; files matching no layout are returned
@@ -86,11 +87,14 @@ export function splitRun(
   if (suite !== want) {
     throw new UserError(
       `${file}: split "${split}" is of the ${suite} suite but the experiment ${exp.file} is ` +
-        `the ${want} suite; use experiments/pythia-${suite}.yaml (--experiment)`,
+        `the ${want} suite; import only the ${want}.* splits, or give ` +
+        `--experiment experiments/pythia-${suite}.yaml for the ${suite} ones`,
     );
   }
   if (!PYTHIA_SIZES.includes(size)) {
-    throw new UserError(`${file}: size "${size}" of split "${split}" is not one of ${PYTHIA_SIZES}`);
+    throw new UserError(
+      `${file}: size "${size}" of split "${split}" is not one of ${PYTHIA_SIZES}`,
+    );
   }
   return {
     model: modelFor(exp, size, file),
@@ -126,9 +130,8 @@ export function classify(
   exp: Experiment,
   pattern?: RegExp,
 ): InputFile | null {
-  if (pattern) {
-    const m = pattern.exec(rel);
-    if (!m) return null;
+  const m = pattern?.exec(rel);
+  if (pattern && m) {
     if (m.groups?.model === undefined || m.groups?.step === undefined) {
       throw new UserError(
         `--pattern ${pattern.source}: needs named groups (?<model>…) and (?<step>…)`,
@@ -169,11 +172,11 @@ export function classify(
       layout: "export-hive",
     };
   }
-  const own = /(?:^|\/)(?<model>[^/]+)-step(?<step>[^-/.]+)\.(?<ext>csv|parquet)$/.exec(rel);
+  const own = /(?:^|\/)(?<model>[^/]+)\/step(?<step>[^/.]+)\.(?<ext>csv|parquet)$/.exec(rel);
   if (own?.groups) {
     return {
       path,
-      model: modelFor(exp, own.groups.model, path),
+      model: modelFor(exp, decodeURIComponent(own.groups.model), path),
       step: parseStep(own.groups.step, path),
       kind: "export",
       layout: "export",

@@ -15,10 +15,11 @@
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { decodeShard, encodeShard } from "./shard_file.ts";
+import { decodeShard, encodeShard, isShardProblem } from "./shard_file.ts";
 import { writeAtomic } from "./store.ts";
 import type { RunData, ScoreChunk, ScoreSource } from "./run_data.ts";
 import type { RowList } from "./rowset.ts";
+import { UserError } from "../errors.ts";
 import type { InputFile, InputKind } from "./import_layout.ts";
 
 /** Rows per chunk file of an imported run with per-row scores. */
@@ -131,8 +132,12 @@ function chunkSource(dir: string, run: ImportedRun): ScoreSource {
     chunk(k) {
       const path = join(dir, `chunk${String(k).padStart(5, "0")}.bin`);
       const shard = decodeShard(readFileSync(path));
-      if (!shard || shard.key !== run.key) {
-        throw new Error(`${path} is not the chunk import.json recorded; import again`);
+      if (isShardProblem(shard) || shard.key !== run.key) {
+        throw new UserError(
+          `${path}: ${
+            isShardProblem(shard) ? shard.problem : "not the chunk import.json recorded"
+          }; import again`,
+        );
       }
       const out: ScoreChunk = { rows: shard.rows, matches: shard.matches };
       if (prefix) out.prefix = shard.prefix;

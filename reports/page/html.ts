@@ -226,9 +226,8 @@ ${c.chart.note ? `<p class="chart-note">${e(c.chart.note)}</p>` : ""}
 function examples(s: Summary): string {
   if (s.examples.length === 0) return `<p class="muted">The target memorized no scored row.</p>`;
   // Every run but the target itself.
-  const predictors = s.predictors.filter((p) =>
-    p.model !== s.target.model || p.step !== s.target.step
-  ).length;
+  const predictors =
+    s.predictors.filter((p) => p.model !== s.target.model || p.step !== s.target.step).length;
   return s.examples.map((x) => {
     const caught = x.caughtBy.length > 0
       ? x.caughtBy.map((p) => `<li>${e(runLabel(p))}</li>`).join("")
@@ -237,9 +236,7 @@ function examples(s: Summary): string {
       ? `<pre class="sample"><span class="ctx">${e(x.context ?? "")}</span><mark>${
         e(x.continuation ?? "")
       }</mark></pre>`
-      : `<pre class="sample">${
-        e(x.tokens.join(" "))
-      }</pre><p class="muted">${
+      : `<pre class="sample">${e(x.tokens.join(" "))}</pre><p class="muted">${
         x.tokens.length > 0 ? "token ids (no tokenizer given)" : "no tokens available for this row"
       }</p>`;
     return `<div class="example"><h4>row ${x.row}</h4>${text}
@@ -294,7 +291,10 @@ function importedSection(
   const dl = [
     ...settings,
     ["imported", r.startedAt ?? "—"],
-    ["rows restricted", imp.rows ? `--rows ${imp.rows.start}:${imp.rows.end}` : "no (--rows not given)"],
+    [
+      "rows restricted",
+      imp.rows ? `--rows ${imp.rows.start}:${imp.rows.end}` : "no (--rows not given)",
+    ],
   ].map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join("\n");
   const runs = imp.runs.map((x) => [
     e(runLabel(x)),

@@ -34,7 +34,9 @@ export async function loadImportedInput(
   const runs = await readImportedRuns(runDir, record);
   const m = experiment.memorization;
   const exampleTokens = new Map(
-    record.examples.map((x) => [x.row, x.tokens.slice(m.offset, m.offset + m.context + m.continuation)]),
+    record.examples.map((
+      x,
+    ) => [x.row, x.tokens.slice(m.offset, m.offset + m.context + m.continuation)]),
   );
   let decode: ((ids: number[]) => string) | undefined;
   if (experiment.suite.tokenizer) {

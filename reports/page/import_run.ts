@@ -1,0 +1,96 @@
+/**
+ * `deno task import`, composed: import the files into a run folder
+ * (engine/store/import.ts), snapshot the experiment, read the example rows'
+ * tokens, analyse and render the report, as `deno task experiment` does after
+ * scoring. `deno task report RUN` re-renders it from the run folder alone.
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { join } from "node:path";
+import { importRuns } from "../../engine/store/import.ts";
+import { writeJson } from "../../engine/store/store.ts";
+import { UserError } from "../../engine/errors.ts";
+import type { Experiment } from "../../engine/types.ts";
+import { attachExamples } from "./imported_input.ts";
+import { type RenderedReport, renderReport } from "./render.ts";
+import { walk } from "../../engine/store/import_layout.ts";
+import { stat } from "node:fs/promises";
+
+/** Options of {@link importAndReport}. */
+export interface ImportRunOptions {
+  inputs: string[];
+  experiment: Experiment;
+  output: string;
+  rows?: { start: number; end: number };
+  pattern?: string;
+  tokenizer?: string;
+  command: string;
+  log?: (line: string) => void;
+}
+
+/** Imports, snapshots the experiment and renders the report; returns the report's files. */
+export async function importAndReport(opts: ImportRunOptions): Promise<RenderedReport> {
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const exp: Experiment = {
+    ...opts.experiment,
+    output: resolve(opts.output),
+    suite: {
+      ...opts.experiment.suite,
+      ...(opts.tokenizer ? { tokenizer: resolve(opts.tokenizer) } : {}),
+    },
+    ...(opts.rows ? { rows: { kind: "range" as const, ...opts.rows } } : {}),
+  };
+  if (opts.tokenizer) {
+    try {
+      await stat(opts.tokenizer);
+    } catch {
+      throw new UserError(`--tokenizer ${opts.tokenizer}: no such file (a tokenizer.json)`);
+    }
+  }
+  await importRuns({
+    inputs: opts.inputs,
+    experiment: exp,
+    output: exp.output,
+    ...(opts.rows ? { rows: opts.rows } : {}),
+    ...(opts.pattern !== undefined ? { pattern: opts.pattern } : {}),
+    command: opts.command,
+    log,
+  });
+  await writeJson(join(exp.output, "experiment.json"), exp);
+  await attachExamples(exp.output, exp);
+  return await renderReport(exp.output, { log });
+}
+
+/** `A:B` → `[A, B)`, or a UserError. */
+export function parseRows(text: string): { start: number; end: number } {
+  const m = /^(\d+):(\d+)$/.exec(text);
+  if (!m || Number(m[1]) >= Number(m[2])) {
+    throw new UserError(`--rows ${text}: expected A:B with integers A < B, e.g. 0:23552000`);
+  }
+  return { start: Number(m[1]), end: Number(m[2]) };
+}
+
+/**
+ * The experiment file an import uses when none is given: the Pythia suite
+ * (experiments/pythia-<suite>.yaml) named by the Hugging Face split folders
+ * or file names under the inputs; null when they name none.
+ */
+export async function defaultExperimentFile(
+  inputs: readonly string[],
+  experimentsDir: string,
+): Promise<string | null> {
+  for (const input of inputs) {
+    let paths: string[];
+    try {
+      paths = (await stat(input)).isDirectory() ? await walk(input) : [input];
+    } catch {
+      throw new UserError(`${input}: no such file or folder`);
+    }
+    for (const p of paths) {
+      const m = /(?:^|[/-])(duped|deduped)\.[0-9.]+[mb](?:[./-]|$)/.exec(p);
+      if (m) return join(experimentsDir, `pythia-${m[1]}.yaml`);
+    }
+  }
+  return null;
+}
