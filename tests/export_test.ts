@@ -16,16 +16,13 @@ const scores: Required<CheckpointScores> = {
   nll: Float32Array.from([0.25, 1.5, 3]),
 };
 
-Deno.test("scoresToCsv writes the reference index,accuracy format", () => {
-  assert.equal(scoresToCsv(scores), "index,accuracy\n3,1\n5,0.5\n9,0.03125\n");
-});
-
-Deno.test("exportScores writes CSV and Parquet that read back", async () => {
-  const dir = await Deno.makeTempDir();
-  const exp = {
+/** A one-checkpoint experiment (only the fields the store and the export read). */
+function experiment(model: string, step: number, shardSize: number, dir: string): Experiment {
+  return {
     name: "t",
+    file: join(dir, "t.yaml"),
     suite: {
-      models: [{ name: "m", parameters: 1, checkpoints: [{ step: 2, path: "/m.onnx" }] }],
+      models: [{ name: model, parameters: 1, checkpoints: [{ step, path: "/m.onnx" }] }],
       sequencesPerStep: 4,
     },
     data: { format: "raw", path: "/d" },
@@ -37,8 +34,17 @@ Deno.test("exportScores writes CSV and Parquet that read back", async () => {
       suppressedTokens: [0],
     },
     rows: { kind: "seen" },
-    shardSize: 8,
+    shardSize,
   } as unknown as Experiment;
+}
+
+Deno.test("scoresToCsv writes the reference index,accuracy format", () => {
+  assert.equal(scoresToCsv(scores), "index,accuracy\n3,1\n5,0.5\n9,0.03125\n");
+});
+
+Deno.test("exportScores writes CSV and Parquet that read back", async () => {
+  const dir = await Deno.makeTempDir();
+  const exp = experiment("m", 2, 8, dir);
   const store = openStore(dir);
   await store.prepare(makeManifest(exp, "d", new Map([["/m.onnx", "f"]])));
   const job = {
@@ -76,24 +82,7 @@ Deno.test("exportScores writes CSV and Parquet that read back", async () => {
 
 Deno.test("exports stream in row groups and parts, and import back to the same scores", async () => {
   const dir = await Deno.makeTempDir();
-  const exp = {
-    name: "t",
-    file: join(dir, "t.yaml"),
-    suite: {
-      models: [{ name: "m-1.4b", parameters: 1, checkpoints: [{ step: 8, path: "/m.onnx" }] }],
-      sequencesPerStep: 4,
-    },
-    data: { format: "raw", path: "/d" },
-    memorization: {
-      offset: 0,
-      context: 32,
-      continuation: 32,
-      mode: "extractable",
-      suppressedTokens: [0],
-    },
-    rows: { kind: "seen" },
-    shardSize: 10,
-  } as unknown as Experiment;
+  const exp = experiment("m-1.4b", 8, 10, dir);
   const store = openStore(dir);
   await store.prepare(makeManifest(exp, "d", new Map([["/m.onnx", "f"]])));
   // Three shards of 10 rows (rows 0..29 of step 8 = 32 rows seen, the last two not scored).

@@ -192,3 +192,22 @@ export async function loadTokenizer(path: string): Promise<Tokenizer> {
   }
   return parseTokenizer(json, path);
 }
+
+/**
+ * A decode function for the tokenizer at `path` (none given: undefined); a
+ * tokenizer that does not load is noted through `log` and gives undefined, so
+ * a report shows token ids instead.
+ */
+export async function loadDecoder(
+  path: string | undefined,
+  log: (line: string) => void,
+): Promise<((ids: number[]) => string) | undefined> {
+  if (!path) return undefined;
+  try {
+    const tokenizer = await loadTokenizer(path);
+    return (ids) => tokenizer.decode(ids);
+  } catch (e) {
+    log(`Note: tokenizer not loaded (${(e as Error).message}); examples show token ids.`);
+    return undefined;
+  }
+}

@@ -9,7 +9,7 @@
  * @module
  */
 import { join } from "node:path";
-import { loadTokenizer } from "../../engine/data/tokenizer.ts";
+import { loadDecoder } from "../../engine/data/tokenizer.ts";
 import {
   type ImportRecord,
   readImportedRuns,
@@ -38,15 +38,7 @@ export async function loadImportedInput(
       x,
     ) => [x.row, x.tokens.slice(m.offset, m.offset + m.context + m.continuation)]),
   );
-  let decode: ((ids: number[]) => string) | undefined;
-  if (experiment.suite.tokenizer) {
-    try {
-      const tokenizer = await loadTokenizer(experiment.suite.tokenizer);
-      decode = (ids) => tokenizer.decode(ids);
-    } catch (e) {
-      log(`Note: tokenizer not loaded (${(e as Error).message}); examples show token ids.`);
-    }
-  }
+  const decode = await loadDecoder(experiment.suite.tokenizer, log);
   return {
     experiment,
     runs,
@@ -90,9 +82,8 @@ export async function attachExamples(runDir: string, experiment: Experiment): Pr
   if (!record) return 0;
   const runs = await readImportedRuns(runDir, record);
   const wanted = new Set(exampleRows({ experiment, runs }));
-  const target = record.runs.find((r) =>
-    r.model === experiment.target.model && r.step === experiment.target.step
-  );
+  const goal = experiment.target;
+  const target = goal && record.runs.find((r) => r.model === goal.model && r.step === goal.step);
   const examples: ImportRecord["examples"] = [];
   let from: string | null = null;
   for (const f of target?.files ?? []) {

@@ -17,7 +17,7 @@ import { readImportRecord } from "../../engine/store/imported_runs.ts";
 import { loadImportedInput } from "./imported_input.ts";
 import type { RunData } from "../../engine/store/run_data.ts";
 import { countInRanges } from "../../engine/store/rowset.ts";
-import { loadTokenizer } from "../../engine/data/tokenizer.ts";
+import { loadDecoder } from "../../engine/data/tokenizer.ts";
 import { UserError } from "../../engine/errors.ts";
 import type { Experiment, Job } from "../../engine/types.ts";
 import { type AnalysisInput, analyze, exampleRows } from "../analysis/analysis.ts";
@@ -162,15 +162,7 @@ export async function loadAnalysisInput(
       log(`Note: duplicate counts not loaded (${(e as Error).message}).`);
     }
   }
-  let decode: ((ids: number[]) => string) | undefined;
-  if (experiment.suite.tokenizer) {
-    try {
-      const tokenizer = await loadTokenizer(experiment.suite.tokenizer);
-      decode = (ids) => tokenizer.decode(ids);
-    } catch (e) {
-      log(`Note: tokenizer not loaded (${(e as Error).message}); examples show token ids.`);
-    }
-  }
+  const decode = await loadDecoder(experiment.suite.tokenizer, log);
   const stats = await readRunStats(runDir);
   const seconds = stats.reduce((a, s) => a + (s.seconds ?? 0), 0);
   const rows = stats.reduce((a, s) => a + (s.rows ?? 0), 0);
