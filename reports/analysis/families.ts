@@ -42,6 +42,8 @@ export interface FittedLaw {
   params: number[];
   /** One parameter vector per usable resample. */
   boot: number[][];
+  /** The resample each `boot` entry was refitted on (absent: boot[i] is resample i). */
+  resampleOf?: number[];
   /** Compute range of the family's points. */
   range: [number, number];
   /** Budgets the law may be evaluated at: a decade below its smallest point up to the family's maximum. */
@@ -90,13 +92,17 @@ export function fitScaling(
   if (!fam.chosen) return { summary, law: null };
   const { form, params } = fam.chosen;
   const boot: number[][] = [];
+  const resampleOf: number[] = [];
   if (resamples) {
     const get = metric === "recall" ? bootRecall : bootPrecision;
     for (let b = 0; b < resamples.resamples; b++) {
       const yb = pts.map((p) => get(resamples, b, p.index));
       if (yb.some(Number.isNaN)) continue;
       const pb = refit(form, xs, yb, params);
-      if (pb) boot.push(pb);
+      if (pb) {
+        boot.push(pb);
+        resampleOf.push(b);
+      }
     }
   }
   const x0 = xs[0] - 0.5;
@@ -131,6 +137,7 @@ export function fitScaling(
       form,
       params,
       boot,
+      resampleOf,
       range: [pts[0].compute, pts[pts.length - 1].compute],
       limits: [pts[0].compute / 10, family.maxCompute ?? pts[pts.length - 1].compute],
     },
