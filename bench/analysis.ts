@@ -68,6 +68,9 @@ export function syntheticExperiment(rows: number, bootstrap = 200): Experiment {
       budgets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
       bootstrap,
       seed: 0,
+      folds: 5,
+      recallOver: "all",
+      recalls: [0.5, 0.8, 0.9, 0.95],
       parameterCount: "total",
     },
   };

@@ -112,6 +112,12 @@ export interface AnalysisSettings {
   seed: number;
   /** Which parameter count enters C = 6·N·D. */
   parameterCount: "total" | "non-embedding";
+  /** Folds of rows for cross-fitting thresholds and choices (default 5; 1 = in-sample). */
+  folds: number;
+  /** Recall over all the target's memorized rows (default) or only those a predictor covered. */
+  recallOver: "all" | "covered";
+  /** Recalls whose compute is asked for (default 0.5, 0.8, 0.9, 0.95). */
+  recalls: number[];
 }
 
 /** A validated experiment: everything is typed and every path is absolute. */

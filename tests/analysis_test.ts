@@ -5,6 +5,8 @@ import { UserError } from "../engine/errors.ts";
 import { bestWithin, type Candidate, recommend } from "../reports/analysis/recommend.ts";
 import type { FittedLaw } from "../reports/analysis/families.ts";
 import { linearLog } from "../reports/analysis/scaling.ts";
+import { crossFit } from "../reports/analysis/crossfit.ts";
+import { wilson } from "../reports/analysis/stats.ts";
 import {
   correlationMatrix,
   distribution,
@@ -54,6 +56,9 @@ function experiment(
       bootstrap: 20,
       seed: 0,
       parameterCount: "total",
+      folds: 5,
+      recallOver: "all",
+      recalls: [0.5, 0.8, 0.9, 0.95],
       ...over,
     },
   };
@@ -157,11 +162,11 @@ Deno.test("the paper's confusion matrices reproduce its precision and recall to 
   // the 30% budget picks 2.8B (recall .658 > .500 at precision ≥ 0.9).
   const r30 = s.recommendations.find((r) => r.budgetFraction === 0.3)!;
   assert.equal(r30.measured?.model, "2.8B");
-  assert.ok(r30.reliable);
+  assert.ok(r30.floorHolds);
   const r01 = s.recommendations.find((r) => r.budgetFraction === 0.001)!;
   assert.equal(r01.measured, null);
-  assert.equal(r01.reliable, false);
-  assert.match(r01.note, /none is reliable/);
+  assert.equal(r01.floorHolds, false);
+  assert.match(r01.note, /no measured predictor reaches precision 0.9/);
 });
 
 Deno.test("a missing target is a user error naming the runs that exist", () => {
@@ -197,7 +202,7 @@ Deno.test("a target that memorizes nothing gives undefined recall and no recomme
     0,
     null,
   ]);
-  assert.ok(s.recommendations.every((r) => r.measured === null && !r.reliable));
+  assert.ok(s.recommendations.every((r) => r.measured === null && !r.floorHolds));
   assert.match(s.verdict, /memorizes 0 of 3 rows/);
   assert.match(s.verdict, /its best row matches 3 of 4 continuation tokens/);
 });
@@ -250,6 +255,11 @@ Deno.test("partial checkpoints compare only the rows they have seen; signals and
   assert.equal(row.coverage, 0.5);
   assert.equal(row.computeFraction, 0.5);
   assert.equal(row.final, false);
+  // Coverage: it scored 8 of the target's 16 memorized rows and caught 2 of them.
+  assert.equal(row.recall, 2 / 8);
+  assert.equal(row.memorizedCoverage, 8 / 16);
+  assert.equal(row.recallAll, 2 / 16);
+  assert.equal(row.recallAll, row.recall! * row.memorizedCoverage);
   // Thresholding the prefix at 20 tokens catches all 8 target-memorized rows it has seen.
   const prefix = s.curves.find((c) => c.signal === "prefix")!;
   assert.equal(prefix.recallAtBinaryPrecision, 1);
@@ -258,10 +268,20 @@ Deno.test("partial checkpoints compare only the rows they have seen; signals and
   const nll = s.curves.find((c) => c.signal === "nll")!;
   assert.deepEqual(nll.best, { threshold: 0.51, precision: 1, recall: 1 });
   assert.equal(nll.averagePrecision, 1);
+  // The score threshold catches the 8 memorized rows it scored: recall 8/16 over all the
+  // target's memorized rows (the default), 1 over the rows it covered; held out as well.
   const rec = s.recommendations[0];
+  assert.equal(rec.recallOver, "all");
   assert.equal(rec.measured?.signal, "score");
-  assert.equal(rec.measured?.recall, 1);
+  assert.equal(rec.measured?.recall, 0.5);
+  assert.equal(rec.measured?.inSample.recall, 0.5);
   assert.equal(rec.stability, 1);
+  const covered = analyze({
+    experiment: { ...exp, analysis: { ...exp.analysis, recallOver: "covered" } },
+    scores: [target, early],
+  });
+  assert.equal(covered.recommendations[0].measured?.signal, "score");
+  assert.equal(covered.recommendations[0].measured?.recall, 1);
   // Examples: the 16 target-memorized rows, least caught first.
   assert.deepEqual(
     exampleRows({ experiment: exp, scores: [target, early] }),
@@ -282,35 +302,52 @@ Deno.test("partial checkpoints compare only the rows they have seen; signals and
 });
 
 Deno.test("recommendations on a constructed case", () => {
+  // Binary candidates over 1000 target-memorized rows, one fold (chosen and measured in sample).
   const c = (
     model: string,
     compute: number,
     precision: number,
     recall: number,
     index: number,
-  ): Candidate => ({
-    id: { model, step: 1 },
-    signal: "binary",
-    threshold: null,
-    precision,
-    precisionCI: { lo: precision - 0.01, hi: precision + 0.01 },
-    recall,
-    recallCI: { lo: recall - 0.05, hi: recall + 0.05 },
-    compute,
-    index,
-  });
+  ): Candidate => {
+    const tp = recall * 1000, fp = Math.round(tp / precision - tp);
+    const fit = crossFit({
+      pos: [Float64Array.of(tp, 1000 - tp)],
+      neg: [Float64Array.of(fp, 0)],
+      positives: [1000],
+      thresholds: [1, 0],
+      fixed: true,
+    }, 0.9);
+    return {
+      id: { model, step: 1 },
+      signal: "binary",
+      threshold: null,
+      precision: tp / (tp + fp),
+      precisionCI: wilson(tp, tp + fp),
+      recall,
+      recallCI: wilson(tp, 1000),
+      compute,
+      index,
+      fit,
+    };
+  };
   const cands = [c("a", 1, 0.95, 0.2, 0), c("b", 10, 0.93, 0.4, 1), c("c", 30, 0.85, 0.7, 2)];
   assert.equal(bestWithin(cands, 5, 0.9)?.id.model, "a");
   assert.equal(bestWithin(cands, 50, 0.9)?.id.model, "b"); // c fails the precision bar
   assert.equal(bestWithin(cands, 50, 0.8)?.id.model, "c");
   assert.equal(bestWithin(cands, 0.5, 0.9), null);
-  const recs = recommend(cands, [], null, {
-    budgets: [0.005, 0.02, 0.5],
+  const opts = {
     minPrecision: 0.9,
     targetCompute: 100,
-  });
+    positives: [1000],
+    recallOver: "all" as const,
+  };
+  const recs = recommend(cands, [], null, { ...opts, budgets: [0.005, 0.02, 0.5] });
   assert.deepEqual(recs.map((r) => r.measured?.model ?? null), [null, "a", "b"]);
-  assert.deepEqual(recs.map((r) => r.reliable), [false, true, true]);
+  // a: 200 of 211 (Wilson lower end 0.914), b: 400 of 430 (0.902) clear the floor.
+  assert.deepEqual(recs.map((r) => r.floorHolds), [false, true, true]);
+  assert.equal(recs[2].measured?.recall, 0.4);
+  assert.deepEqual(recs[2].measured?.inSample, { precision: 400 / 430, recall: 0.4 });
   assert.equal(recs[2].budget, 50);
   // Fitted laws y = a + 0.2·log10(C/100); "small" can spend at most 10 FLOPs.
   const law = (family: string, a: number, limits: [number, number]): FittedLaw => ({
@@ -323,11 +360,8 @@ Deno.test("recommendations on a constructed case", () => {
     limits,
   });
   const laws = [law("sizes", 0.6, [0.1, 100]), law("small", 0.9, [0.1, 10])];
-  const fitted = recommend(cands, laws, null, {
-    budgets: [0.0005, 0.005, 0.5],
-    minPrecision: 0.9,
-    targetCompute: 100,
-  }).map((r) => r.fitted);
+  const fitted = recommend(cands, laws, null, { ...opts, budgets: [0.0005, 0.005, 0.5] })
+    .map((r) => r.fitted);
   assert.equal(fitted[0], null); // 0.05 FLOPs: below both laws' limits
   assert.equal(fitted[1]?.family, "small"); // 0.9 + 0.2·log10(0.005) = 0.4398 > 0.1398
   assert.ok(Math.abs(fitted[1]!.expectedRecall - (0.9 + 0.2 * Math.log10(0.005))) < 1e-12);

@@ -60,10 +60,13 @@ Deno.test("defaults are the paper's settings", () => {
   });
   assert.deepEqual(exp.analysis, {
     minPrecision: 0.9,
-    budgets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
+    budgets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 0.6, 1],
     bootstrap: 200,
     seed: 0,
     parameterCount: "total",
+    folds: 5,
+    recallOver: "all",
+    recalls: [0.5, 0.8, 0.9, 0.95],
   });
   assert.equal(exp.devices.length, 1);
   assert.equal(exp.devices[0].device, "cpu");
@@ -110,7 +113,8 @@ devices:
 batch_size: 8
 shard_size: 10
 output: out/run
-analysis: {min_precision: 0.5, budgets: [0.1], bootstrap: 0, seed: 3, parameter_count: total}
+analysis: {min_precision: 0.5, budgets: [0.1], bootstrap: 0, seed: 3, parameter_count: total,
+  folds: 3, recall_over: covered, recalls: [0.5]}
 `;
   const exp = parseExperiment(text.replace("  - webgpu:0\n", ""), FILE);
   assert.equal(exp.name, "full");
@@ -159,6 +163,9 @@ analysis: {min_precision: 0.5, budgets: [0.1], bootstrap: 0, seed: 3, parameter_
     bootstrap: 0,
     seed: 3,
     parameterCount: "total",
+    folds: 3,
+    recallOver: "covered",
+    recalls: [0.5],
   });
 });
 

@@ -2,14 +2,15 @@ import assert from "node:assert/strict";
 import {
   crossFit,
   type FoldedSignal,
-  foldOf,
   precisionOf,
   recallOf,
   selectHeldOut,
 } from "../reports/analysis/crossfit.ts";
 import { seededRandom } from "../reports/analysis/stats.ts";
+import { foldOf as foldOfRow } from "../reports/analysis/histograms.ts";
 
 const f64 = (v: number[]) => Float64Array.from(v);
+const foldOf = (row: number, folds: number, seed: number) => foldOfRow(row, seed, folds);
 
 Deno.test("foldOf: seeded, balanced, the same for every run", () => {
   const counts = new Array(5).fill(0);

@@ -48,6 +48,9 @@ function experiment(dir: string): Experiment {
       bootstrap: 20,
       seed: 0,
       parameterCount: "total",
+      folds: 5,
+      recallOver: "all",
+      recalls: [0.5, 0.8, 0.9, 0.95],
     },
   };
 }

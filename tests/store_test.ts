@@ -47,6 +47,9 @@ function experiment(dir: string, context = 32): Experiment {
       bootstrap: 10,
       seed: 0,
       parameterCount: "total",
+      folds: 5,
+      recallOver: "all",
+      recalls: [0.5, 0.8, 0.9, 0.95],
     },
   };
 }

@@ -369,6 +369,9 @@ function build(
       bootstrap: raw.analysis.bootstrap,
       seed: raw.analysis.seed,
       parameterCount: raw.analysis.parameter_count,
+      folds: raw.analysis.folds,
+      recallOver: raw.analysis.recall_over,
+      recalls: raw.analysis.recalls,
     },
   };
   return { experiment, issues };

@@ -27,7 +27,9 @@ export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export const DEVICE_RE = /^(cpu|cuda:\d+|webgpu:\d+)$/;
 
 /** Analysis budgets used when the file gives none (fractions of the target's compute). */
-export const DEFAULT_BUDGETS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3];
+export const DEFAULT_BUDGETS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 0.6, 1];
+/** Default recalls whose compute the analysis reports. */
+export const DEFAULT_RECALLS = [0.5, 0.8, 0.9, 0.95];
 
 const posInt = z.int().min(1);
 const natInt = z.int().min(0);
@@ -86,6 +88,9 @@ export const experimentSchema = z.strictObject({
     bootstrap: natInt.default(200),
     seed: natInt.default(0),
     parameter_count: z.enum(["total", "non-embedding"]).default("total"),
+    folds: posInt.max(100).default(5),
+    recall_over: z.enum(["all", "covered"]).default("all"),
+    recalls: z.array(z.number().gt(0).max(1)).min(1).default(DEFAULT_RECALLS),
   }).prefault({}),
 });
 
@@ -165,13 +170,21 @@ export const FIELDS: Record<string, string> = {
   "batch_size": "a positive integer: rows per forward pass (default 64)",
   "shard_size": "a positive integer: rows per shard, the unit of work and resume (default 65536)",
   "output": "a folder for the run (relative to the experiment file), e.g. runs/nano",
-  "analysis": "a mapping {min_precision, budgets, bootstrap, seed, parameter_count}",
+  "analysis": "a mapping {min_precision, budgets, bootstrap, seed, parameter_count, folds, " +
+    "recall_over, recalls}",
   "analysis.min_precision": "a number in (0, 1], e.g. 0.9",
   "analysis.budgets": "a non-empty list of compute fractions in (0, 1], e.g. [0.01, 0.1]",
   "analysis.budgets[]": "a number in (0, 1]: a fraction of the target's compute",
   "analysis.bootstrap": "a non-negative integer: bootstrap resamples (default 200)",
   "analysis.seed": "a non-negative integer seed",
   "analysis.parameter_count": "one of total, non-embedding",
+  "analysis.folds": "an integer from 1 to 100: folds of rows for cross-fitting thresholds " +
+    "(default 5; 1 = choose and measure on the same rows)",
+  "analysis.recall_over": "all (the target's memorized rows, default) or covered (only those " +
+    "the predictor scored)",
+  "analysis.recalls": "a non-empty list of recalls in (0, 1] whose compute is reported, " +
+    "e.g. [0.5, 0.8, 0.9]",
+  "analysis.recalls[]": "a number in (0, 1]: a recall",
 };
 
 /** The pattern of a concrete path: `suite.models[].name`. */

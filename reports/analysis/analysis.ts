@@ -14,7 +14,8 @@
  *
  * @module
  */
-import type { CheckpointScores, Experiment } from "../../engine/types.ts";
+import type { AnalysisSettings, CheckpointScores, Experiment } from "../../engine/types.ts";
+import { DEFAULT_RECALLS } from "../../engine/config/schema.ts";
 import { UserError } from "../../engine/errors.ts";
 import {
   type PredictorId,
@@ -31,6 +32,16 @@ import { poisson, seededRandom } from "./stats.ts";
 import { type FamilyPoint, fitScaling, type FittedLaw, makeFamilies } from "./families.ts";
 import { type Candidate, recommend } from "./recommend.ts";
 import { signalCurves } from "./signals.ts";
+import { type CrossFit, crossFit } from "./crossfit.ts";
+import {
+  binaryFolded,
+  computeForRecalls,
+  foldPositives,
+  type FoldSettings,
+  pointResamples,
+  thresholdedPoints,
+} from "./heldout.ts";
+import { coverageOf } from "./coverage.ts";
 import { verdict } from "./verdict.ts";
 import {
   correlationMatrix,
@@ -64,6 +75,20 @@ export interface AnalysisInput {
   decode?: (tokens: number[]) => string;
   /** How the scores were produced, copied to `Summary.run` (missing fields get defaults). */
   run?: Partial<Summary["run"]>;
+}
+
+/**
+ * The experiment's analysis settings with defaults for fields older run
+ * folders' snapshots lack (folds, recall_over, recalls).
+ */
+export function analysisSettings(exp: Experiment): AnalysisSettings {
+  const a: Partial<AnalysisSettings> = exp.analysis;
+  return {
+    ...exp.analysis,
+    folds: a.folds ?? 5,
+    recallOver: a.recallOver ?? "all",
+    recalls: a.recalls ?? [...DEFAULT_RECALLS],
+  };
 }
 
 /** Number of example rows reported by default. */
@@ -144,6 +169,7 @@ function pickExamples(runs: readonly Run[], target: Run, count: number): number[
 /** The predictor table: every run (the target included, trivially perfect) against the target. */
 export function predictorTable(runs: readonly Run[], target: Run): PredictorRow[] {
   const targetRows = target.scored.size;
+  const targetMemorized = target.memorized.length;
   return runs.map((run) => {
     const c = confusion(run.scored, run.memorized, target.scored, target.memorized);
     const r = rates(c.tp, c.fp, c.fn);
@@ -158,6 +184,7 @@ export function predictorTable(runs: readonly Run[], target: Run): PredictorRow[
       fn: c.fn,
       tn: c.tn,
       ...r,
+      ...coverageOf(c.tp, c.tp + c.fn, targetMemorized),
       predictorRate: c.n > 0 ? (c.tp + c.fp) / c.n : 0,
       targetRate: c.n > 0 ? (c.tp + c.fn) / c.n : 0,
       compute: run.compute,
@@ -172,20 +199,38 @@ export interface CoreAnalysis {
   curves: ThresholdCurve[];
   scaling: Summary["scaling"];
   recommendations: Summary["recommendations"];
+  computeForRecall: Summary["computeForRecall"];
+  /** Every measured candidate with its cross-fit (for forecasts). */
+  candidates: Candidate[];
+  /** Recall's denominator per fold. */
+  positives: number[];
   /** Distinct positive-row patterns pooled by the bootstrap (0 without bootstrap). */
   patterns: number;
   /** Seconds spent per stage (table, signals, bootstrap, fits, recommendations). */
   seconds: Record<string, number>;
 }
 
+/** An in-sample candidate's precision, recall and intervals from its cross-fit's all-rows counts. */
+function inSampleOf(fit: CrossFit) {
+  const c = fit.inSample.counts;
+  const r = rates(c.tp, c.fp, c.fn);
+  return {
+    precision: r.precision ?? 0,
+    precisionCI: r.precisionCI,
+    recall: r.recall ?? 0,
+    recallCI: r.recallCI,
+  };
+}
+
 /**
- * The predictor table, signal curves (runs that carry scores), bootstrap
- * resamples, scaling laws and recommendations from runs as row sets. This is
- * the part that scales to paper-size row counts: memory is two bit sets per
- * run (runs of one step may share their `seen` set).
+ * The predictor table, signal curves (runs that carry scores), their
+ * cross-fits over folds of rows, bootstrap resamples, scaling laws of binary
+ * and thresholded predictors, recommendations and the compute needed per
+ * recall, from runs as row sets. This is the part that scales to paper-size
+ * row counts: memory is the row sets plus histograms per run and signal.
  */
 export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run): CoreAnalysis {
-  const settings = exp.analysis;
+  const settings = analysisSettings(exp);
   const seconds: Record<string, number> = {};
   let t0 = performance.now();
   const lap = (name: string) => {
@@ -196,31 +241,49 @@ export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run):
   const table = predictorTable(runs, target);
   lap("table");
   const others = runs.map((r, i) => ({ run: r, row: table[i] })).filter((o) => o.run !== target);
+  const folds: FoldSettings = {
+    folds: settings.folds,
+    seed: settings.seed,
+    recallOver: settings.recallOver,
+  };
+  const positives = foldPositives(target, folds);
+  const all = settings.recallOver === "all";
 
   // Candidates and bootstrap classifiers: binary predictors first, then thresholded signals.
-  const classifiers: Classifier[] = others.map((o) => o.run);
+  // Under recall_over: all a classifier counts over every row the target scored.
+  const classifiers: Classifier[] = others.map((o) => ({
+    scored: all ? target.scored : o.run.scored,
+    memorized: o.run.memorized,
+  }));
   const candidates: Candidate[] = [];
   const points: FamilyPoint[] = [];
   others.forEach((o, i) => {
-    const { precision, recall } = o.row;
+    const { precision } = o.row;
+    const recall = all ? o.row.recallAll : o.row.recall;
     points.push({ id: o.run.id, compute: o.run.compute, recall, precision, index: i });
     if (precision !== null && recall !== null) {
+      const fit = crossFit(binaryFolded(o.run, target, folds, positives), settings.minPrecision);
       candidates.push({
         id: o.run.id,
         signal: "binary",
         threshold: null,
-        precision,
-        precisionCI: o.row.precisionCI,
-        recall,
-        recallCI: o.row.recallCI,
+        ...inSampleOf(fit),
         compute: o.run.compute,
         index: i,
+        fit,
       });
     }
   });
   const curves: ThresholdCurve[] = [];
   for (const o of others) {
-    const sig = signalCurves(o.run, target, o.row.precision, settings.minPrecision);
+    const sig = signalCurves(
+      o.run,
+      target,
+      o.row.precision,
+      settings.minPrecision,
+      folds,
+      positives,
+    );
     curves.push(...sig.curves);
     for (const c of sig.candidates) {
       candidates.push({ ...c.candidate, index: classifiers.length });
@@ -231,8 +294,8 @@ export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run):
 
   let resamples: Resamples | null = null;
   let patterns = 0;
+  const random = seededRandom(settings.seed);
   if (settings.bootstrap > 0) {
-    const random = seededRandom(settings.seed);
     const boot = bootstrapConfusions(
       classifiers,
       target.scored,
@@ -250,14 +313,30 @@ export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run):
   lap("bootstrap");
 
   const finals = new Set(runs.filter((r) => r.final).map((r) => `${r.id.model}\u0000${r.id.step}`));
-  const families = makeFamilies(points, target.id, finals, target.compute);
+  const thresholded = thresholdedPoints(candidates, settings.minPrecision, positives);
+  const thresholdedBoot = settings.bootstrap > 0
+    ? pointResamples(thresholded, settings.bootstrap, random)
+    : null;
+  const kinds = [
+    { kind: "binary" as const, points, resamples },
+    {
+      kind: "thresholded" as const,
+      points: thresholded.map((p, index) => {
+        const r = rates(p.counts.tp, p.counts.fp, p.counts.fn);
+        return { id: p.id, compute: p.compute, recall: r.recall, precision: r.precision, index };
+      }),
+      resamples: thresholdedBoot,
+    },
+  ];
   const scaling: Summary["scaling"] = [];
   const laws: FittedLaw[] = [];
-  for (const fam of families) {
-    for (const metric of ["recall", "precision"] as const) {
-      const res = fitScaling(fam, metric, target.compute, resamples);
-      scaling.push(res.summary);
-      if (res.law && fam.recommendable) laws.push(res.law);
+  for (const k of kinds) {
+    for (const fam of makeFamilies(k.points, target.id, finals, target.compute)) {
+      for (const metric of ["recall", "precision"] as const) {
+        const res = fitScaling(fam, metric, target.compute, k.resamples, k.kind);
+        scaling.push(res.summary);
+        if (res.law && fam.recommendable) laws.push(res.law);
+      }
     }
   }
   lap("fits");
@@ -265,15 +344,50 @@ export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run):
     budgets: settings.budgets,
     minPrecision: settings.minPrecision,
     targetCompute: target.compute,
+    positives,
+    recallOver: settings.recallOver,
+  });
+  const computeForRecall = computeForRecalls({
+    recalls: settings.recalls,
+    candidates,
+    laws,
+    minPrecision: settings.minPrecision,
+    targetCompute: target.compute,
+    positives,
   });
   lap("recommendations");
-  return { predictors: table, curves, scaling, recommendations, patterns, seconds };
+  return {
+    predictors: table,
+    curves,
+    scaling,
+    recommendations,
+    computeForRecall,
+    candidates,
+    positives,
+    patterns,
+    seconds,
+  };
+}
+
+/**
+ * The core analysis of a calibration run (one with a trained target), for
+ * forecasts: the runs in suite order, the target, and what
+ * {@link analyzeRuns} learned (candidates with their cross-fits).
+ */
+export function calibrate(
+  exp: Experiment,
+  data: readonly RunData[],
+): CoreAnalysis & { runs: Run[]; target: Run } {
+  checkTarget(exp, data);
+  const runs = orderedRuns(exp, data);
+  const target = runs.find((r) => sameId(r.id, exp.target))!;
+  return { ...analyzeRuns(exp, runs, target), runs, target };
 }
 
 /** Analyses the scores of an experiment into the summary every report is rendered from. */
 export function analyze(input: AnalysisInput): Summary {
   const exp = input.experiment;
-  const settings = exp.analysis;
+  const settings = analysisSettings(exp);
   const data = inputRuns(input);
   checkTarget(exp, data);
   const size = rowSpace(data);
@@ -316,6 +430,7 @@ export function analyze(input: AnalysisInput): Summary {
         suppressedTokens: [...exp.memorization.suppressedTokens],
       },
       minPrecision: settings.minPrecision,
+      recallOver: settings.recallOver,
       sequencesPerStep: exp.suite.sequencesPerStep,
       tokensPerSequence: exp.suite.tokensPerSequence,
       parameterCount: settings.parameterCount,
@@ -332,6 +447,7 @@ export function analyze(input: AnalysisInput): Summary {
     curves: core.curves,
     scaling: core.scaling,
     recommendations: core.recommendations,
+    computeForRecall: core.computeForRecall,
     verdict: "",
     // Without any per-row score (memorized-row lists only) scores are binary: no distributions
     // or correlations of scores to show.
@@ -355,6 +471,7 @@ export function analyze(input: AnalysisInput): Summary {
       bootstrap: settings.bootstrap,
       seed: settings.seed,
       patterns: core.patterns,
+      folds: settings.folds,
     },
     run: {
       command: "",

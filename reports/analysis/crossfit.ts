@@ -2,7 +2,8 @@
  * Out-of-sample selection by cross-fitting. A threshold (or a choice among
  * candidate predictors) that maximizes recall at a precision floor on the
  * rows that then measure it is an optimistic, selected number. Here the rows
- * are split into K folds by a seeded hash of the row index; for each fold the
+ * are split into K folds by a seeded hash of the row index (histograms.ts
+ * `foldOf`); for each fold the
  * choice is made on the other K − 1 folds and measured on the fold itself, and
  * the held-out counts of the K folds are summed. The rule one would deploy is
  * the choice made on all rows; its honest performance is the held-out one.
@@ -25,23 +26,6 @@ export interface Counts {
 
 /** Default number of folds. */
 export const DEFAULT_FOLDS = 5;
-
-/**
- * The fold (0 … folds − 1) of a dataset row: a 32-bit avalanche hash
- * (MurmurHash3's finalizer) of the row index mixed with the seed, modulo K.
- * Deterministic, independent of the order rows are visited in, and the same
- * for every run, so every predictor's fold k holds the same rows.
- */
-export function foldOf(row: number, folds: number, seed: number): number {
-  let h = (row >>> 0) ^ Math.imul((seed >>> 0) + 0x9e3779b9, 0x85ebca6b);
-  h ^= Math.imul(Math.floor(row / 4294967296), 0xc2b2ae35);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return (h >>> 0) % folds;
-}
 
 /**
  * A predictor's evidence per fold, binned from the strongest evidence of
@@ -150,7 +134,7 @@ function countsAt(
  * Cross-fits a signal's threshold: for each fold, the rule with the highest
  * recall at precision ≥ floor on the other folds, counted on the fold. A
  * fixed (binary) signal has no choice: its held-out counts equal its
- * in-sample ones.
+ * in-sample ones. With one fold the rule is chosen on all rows (in-sample).
  */
 export function crossFit(signal: FoldedSignal, floor: number): CrossFit {
   const k = signal.pos.length;
@@ -171,11 +155,13 @@ export function crossFit(signal: FoldedSignal, floor: number): CrossFit {
   let heldOut: Counts = { tp: 0, fp: 0, fn: 0 };
   const trainPos = new Float64Array(bins), trainNeg = new Float64Array(bins);
   for (let f = 0; f < k; f++) {
+    // One fold: no cross-fitting, the rule is chosen and measured on the same rows.
+    const own = k === 1 ? 0 : 1;
     for (let b = 0; b < bins; b++) {
-      trainPos[b] = allPos[b] - cumPos[f][b];
-      trainNeg[b] = allNeg[b] - cumNeg[f][b];
+      trainPos[b] = allPos[b] - own * cumPos[f][b];
+      trainNeg[b] = allNeg[b] - own * cumNeg[f][b];
     }
-    const trainPositives = positives - signal.positives[f];
+    const trainPositives = positives - own * signal.positives[f];
     const bin = choose(trainPos, trainNeg, trainPositives);
     const fit = {
       bin,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { FormFit, PredictorId, ScalingFit } from "./summary.ts";
+import type { FormFit, PredictorId, PredictorKind, ScalingFit } from "./summary.ts";
 import { bootPrecision, bootRecall, type Resamples } from "./runs.ts";
 import { quantile } from "./stats.ts";
 import { fitFamily, fitForm, type Form, PRECISION_FORMS, RECALL_FORMS, refit } from "./scaling.ts";
@@ -38,6 +38,8 @@ export interface Family {
 export interface FittedLaw {
   family: string;
   metric: "recall" | "precision";
+  /** Kind of predictor the points are (absent: binary). */
+  kind?: PredictorKind;
   form: Form;
   params: number[];
   /** One parameter vector per usable resample. */
@@ -58,12 +60,16 @@ export interface FamilyResult {
 
 const GRID = 30;
 
-/** Fits one metric of one family; `c0` normalizes compute (the target's). */
+/**
+ * Fits one metric of one family; `c0` normalizes compute (the target's).
+ * `resamples` hold the points' bootstrap counts at their `index`.
+ */
 export function fitScaling(
   family: Family,
   metric: "recall" | "precision",
   c0: number,
   resamples: Resamples | null,
+  kind: PredictorKind = "binary",
 ): FamilyResult {
   const pts = family.points
     .filter((p) => p[metric] !== null && p.compute > 0)
@@ -83,6 +89,7 @@ export function fitScaling(
   const summary: ScalingFit = {
     family: family.name,
     metric,
+    kind,
     points: pts.map((p, i) => ({ ...p.id, compute: p.compute, value: ys[i] })),
     fits,
     chosen: fam.chosen?.form.name ?? null,
@@ -134,6 +141,7 @@ export function fitScaling(
     law: {
       family: family.name,
       metric,
+      kind,
       form,
       params,
       boot,

@@ -1,28 +1,44 @@
 /**
  * Equi-compute recommendations: for each budget (a fraction of the target's
  * compute) the measured predictor with the highest recall at the minimum
- * precision, the fitted family's expectation at exactly that budget, and how
- * often the measured choice still wins under bootstrap resampling.
+ * precision, with the recall it reaches held out (the choice of candidate and
+ * threshold cross-fitted over folds of rows), whether the precision floor
+ * holds with 95% confidence, the fitted family's expectation at exactly that
+ * budget for the same kind of predictor, and how often the choice still wins
+ * under bootstrap resampling.
  *
  * @module
  */
-import type { Interval, PredictorId, Recommendation } from "./summary.ts";
+import type {
+  Interval,
+  PredictorId,
+  PredictorKind,
+  RecallOver,
+  Recommendation,
+} from "./summary.ts";
 import { bootPrecision, bootRecall, label, type Resamples } from "./runs.ts";
 import { evaluateLaw, type FittedLaw } from "./families.ts";
 import { percent } from "./stats.ts";
+import { type CrossFit, selectHeldOut, type Selection } from "./crossfit.ts";
+import { rates } from "./metrics.ts";
 
 /** A measured candidate: a binary predictor or a thresholded signal of a run. */
 export interface Candidate {
   id: PredictorId;
   signal: "binary" | "score" | "prefix" | "nll";
+  /** The threshold chosen on all rows (null for a binary predictor). */
   threshold: number | null;
+  /** In-sample precision (on the rows that chose the threshold). */
   precision: number;
   precisionCI: Interval | null;
+  /** In-sample recall over the analysis's `recallOver` rows. */
   recall: number;
   recallCI: Interval | null;
   compute: number;
   /** Index among the bootstrap classifiers. */
   index: number;
+  /** The candidate's cross-fit over folds of rows. */
+  fit: CrossFit;
 }
 
 /** The settings of the recommendation step. */
@@ -31,10 +47,19 @@ export interface RecommendOptions {
   minPrecision: number;
   /** The target's compute (budgets are fractions of it). */
   targetCompute: number;
+  /** Recall's denominator per fold (the target's memorized rows of each fold). */
+  positives: number[];
+  /** What recall is measured over. */
+  recallOver: RecallOver;
 }
 
 const keyOf = (c: Candidate) =>
   `${c.id.model}\u0000${c.id.step}\u0000${c.signal}\u0000${c.threshold}`;
+
+/** The kind of law that matches a candidate. */
+export function kindOf(signal: Candidate["signal"]): PredictorKind {
+  return signal === "binary" ? "binary" : "thresholded";
+}
 
 /** The candidate with the highest recall at precision ≥ minPrecision within the budget (ties: less compute). */
 export function bestWithin(
@@ -59,7 +84,29 @@ export function bestWithin(
   return best;
 }
 
-/** One recommendation per budget, from measured candidates, fitted recall/precision laws and resamples. */
+/** The held-out selection within a budget, as the summary's `measured` (null when nothing qualifies). */
+export function measuredOf(
+  candidates: readonly Candidate[],
+  sel: Selection,
+): Recommendation["measured"] {
+  if (sel.pick === null) return null;
+  const m = candidates[sel.pick];
+  const h = rates(sel.heldOut.tp, sel.heldOut.fp, sel.heldOut.fn);
+  return {
+    ...m.id,
+    signal: m.signal,
+    threshold: m.threshold,
+    precision: h.precision ?? 0,
+    precisionCI: h.precisionCI,
+    recall: h.recall ?? 0,
+    recallCI: h.recallCI,
+    compute: m.compute,
+    inSample: { precision: m.precision, recall: m.recall },
+    foldAgreement: sel.agreement,
+  };
+}
+
+/** One recommendation per budget, from measured candidates, fitted laws and resamples. */
 export function recommend(
   candidates: readonly Candidate[],
   laws: readonly FittedLaw[],
@@ -67,11 +114,14 @@ export function recommend(
   opts: RecommendOptions,
 ): Recommendation[] {
   const { minPrecision, targetCompute: c0 } = opts;
+  const selectable = candidates.map((c) => ({ compute: c.compute, fit: c.fit }));
   return opts.budgets.map((fraction) => {
     const budget = fraction * c0;
-    const m = bestWithin(candidates, budget, minPrecision);
+    const sel = selectHeldOut(selectable, budget, minPrecision, opts.positives);
+    const measured = measuredOf(candidates, sel);
+    const pick = sel.pick === null ? null : candidates[sel.pick];
     let stability: number | null = null;
-    if (m && resamples && resamples.resamples > 0) {
+    if (pick && resamples && resamples.resamples > 0) {
       let wins = 0;
       for (let b = 0; b < resamples.resamples; b++) {
         const w = bestWithin(
@@ -81,92 +131,105 @@ export function recommend(
           (c) => bootPrecision(resamples, b, c.index),
           (c) => bootRecall(resamples, b, c.index),
         );
-        if (w && keyOf(w) === keyOf(m)) wins++;
+        if (w && keyOf(w) === keyOf(pick)) wins++;
       }
       stability = wins / resamples.resamples;
     }
-    const fitted = bestLaw(laws, budget, c0, minPrecision);
-    const reliable = m !== null && (m.precisionCI?.lo ?? 0) >= minPrecision &&
-      (m.recallCI?.lo ?? 0) > 0;
-    const parts: string[] = [];
-    const at = `Within ${percent(fraction)} of the target's compute`;
-    if (!m) {
-      parts.push(
-        `${at}, no measured predictor reaches precision ${minPrecision}: none is reliable.`,
-      );
-    } else {
-      const ci = m.recallCI ? ` (95% CI ${percent(m.recallCI.lo)}–${percent(m.recallCI.hi)})` : "";
-      const how = m.signal === "binary"
-        ? "memorized by"
-        : `${m.signal} ${m.signal === "nll" ? "≤" : "≥"} ${m.threshold} under`;
-      parts.push(
-        `${at}, rows ${how} ${label(m.id)} catch ${
-          percent(m.recall)
-        }${ci} of the target's memorized rows at precision ${m.precision.toFixed(3)}` +
-          (stability !== null ? `, the best choice in ${percent(stability)} of resamples.` : "."),
-      );
-      if (!reliable) {
-        parts.push(
-          `Not reliable: the precision interval's lower end (${
-            (m.precisionCI?.lo ?? 0).toFixed(3)
-          }) is below ${minPrecision} or recall could be zero.`,
-        );
-      }
-    }
-    if (fitted) {
-      parts.push(
-        `The fitted law of ${fitted.family} (${fitted.form}) expects recall ${
-          percent(fitted.expectedRecall)
-        } (${percent(fitted.interval.lo)}–${percent(fitted.interval.hi)}) at exactly this budget.`,
-      );
-    }
+    const kind = pick ? kindOf(pick.signal) : "binary";
+    const fitted = bestLaw(laws, kind, budget, c0, minPrecision);
+    const floorHolds = measured !== null && (measured.precisionCI?.lo ?? 0) >= minPrecision;
     return {
       budgetFraction: fraction,
       budget,
-      measured: m
-        ? {
-          ...m.id,
-          signal: m.signal,
-          threshold: m.threshold,
-          precision: m.precision,
-          recall: m.recall,
-          recallCI: m.recallCI,
-          compute: m.compute,
-        }
-        : null,
+      recallOver: opts.recallOver,
+      measured,
+      floorHolds,
       fitted,
       stability,
-      reliable,
-      note: parts.join(" "),
+      note: noteOf(fraction, measured, floorHolds, stability, fitted, opts),
     };
   });
 }
 
+/** How a pick is applied, in words: "memorized by M@S" or "nll ≤ T under M@S". */
+export function ruleText(m: PredictorId & { signal: string; threshold: number | null }): string {
+  return m.signal === "binary"
+    ? `memorized by ${label(m)}`
+    : `${m.signal} ${m.signal === "nll" ? "≤" : "≥"} ${m.threshold} under ${label(m)}`;
+}
+
+function noteOf(
+  fraction: number,
+  m: Recommendation["measured"],
+  floorHolds: boolean,
+  stability: number | null,
+  fitted: Recommendation["fitted"],
+  opts: RecommendOptions,
+): string {
+  const floor = opts.minPrecision;
+  const at = `Within ${percent(fraction)} of the target's compute`;
+  const over = opts.recallOver === "all"
+    ? "of all the target's memorized rows"
+    : "of the target's memorized rows it scored";
+  const parts: string[] = [];
+  if (!m) {
+    parts.push(`${at}, no measured predictor reaches precision ${floor}.`);
+  } else {
+    const ci = (i: Interval | null) => (i ? ` (95% CI ${percent(i.lo)}–${percent(i.hi)})` : "");
+    parts.push(
+      `${at}, rows ${ruleText(m)} catch ${percent(m.recall)}${ci(m.recallCI)} ${over} ` +
+        `at precision ${m.precision.toFixed(3)}, held out (${percent(m.inSample.recall)} at ` +
+        `${m.inSample.precision.toFixed(3)} on the rows that chose it)` +
+        (stability !== null ? `; the best choice in ${percent(stability)} of resamples.` : "."),
+    );
+    parts.push(
+      floorHolds
+        ? `The precision floor ${floor} holds with 95% confidence.`
+        : `The precision floor ${floor} does not hold with 95% confidence (held-out lower end ${
+          (m.precisionCI?.lo ?? 0).toFixed(3)
+        }).`,
+    );
+  }
+  if (fitted) {
+    parts.push(
+      `The fitted ${fitted.kind} law of ${fitted.family} (${fitted.form}) expects recall ${
+        percent(fitted.expectedRecall)
+      } (${percent(fitted.interval.lo)}–${percent(fitted.interval.hi)}) at exactly this budget.`,
+    );
+  }
+  return parts.join(" ");
+}
+
 /**
- * The recommendable family whose recall law is highest at the budget, among
- * those whose precision law (when fitted) stays ≥ minPrecision there. Laws
- * are evaluated only within their limits: a decade below their smallest
- * point up to what the family can spend (the target's compute for sizes and
- * the target model's checkpoints, a smaller model's last checkpoint for its
- * own checkpoints).
+ * The recommendable family whose recall law of the given kind is highest at
+ * the budget, among those whose precision law (when fitted) stays ≥
+ * minPrecision there. Laws are evaluated only within their limits: a decade
+ * below their smallest point up to what the family can spend (the target's
+ * compute for sizes and the target model's checkpoints, a smaller model's
+ * last checkpoint for its own checkpoints).
  */
 function bestLaw(
   laws: readonly FittedLaw[],
+  kind: PredictorKind,
   budget: number,
   c0: number,
   minPrecision: number,
 ): Recommendation["fitted"] {
   let best: Recommendation["fitted"] = null;
+  const kindOfLaw = (l: FittedLaw) => l.kind ?? "binary";
   for (const law of laws) {
-    if (law.metric !== "recall") continue;
+    if (law.metric !== "recall" || kindOfLaw(law) !== kind) continue;
     if (budget < law.limits[0] || budget > law.limits[1] * (1 + 1e-12)) continue;
-    const prec = laws.find((l) => l.metric === "precision" && l.family === law.family);
+    const prec = laws.find((l) =>
+      l.metric === "precision" && l.family === law.family && kindOfLaw(l) === kind
+    );
     if (prec && evaluateLaw(prec, budget, c0).value < minPrecision) continue;
     const e = evaluateLaw(law, budget, c0);
     const clamp = (v: number) => Math.min(1, Math.max(0, v));
     if (best === null || clamp(e.value) > best.expectedRecall) {
       best = {
         family: law.family,
+        kind,
         form: law.form.name,
         expectedRecall: clamp(e.value),
         interval: { lo: clamp(e.lo), hi: clamp(e.hi) },

@@ -3,7 +3,8 @@
  * target's memorization: its score (matches / l), its matched prefix and its
  * continuation NLL. Each gives a precision–recall curve over thresholds, the
  * recall it reaches at the binary predictor's precision, and the threshold
- * maximizing recall at the minimum precision.
+ * maximizing recall at the minimum precision, chosen on all rows and, for
+ * honest numbers, cross-fitted over folds of rows (crossfit.ts).
  *
  * @module
  */
@@ -12,11 +13,12 @@ import {
   averagePrecision,
   bestAtPrecision,
   type Classifier,
-  confusion,
   prCurve,
   rates,
   thinCurve,
 } from "./metrics.ts";
+import { crossFit } from "./crossfit.ts";
+import { type FoldSettings, heldOutOf, signalFolded } from "./heldout.ts";
 import type { Run } from "./runs.ts";
 import type { Candidate } from "./recommend.ts";
 import { signalHistograms, signalRows } from "./histograms.ts";
@@ -24,12 +26,18 @@ import { signalHistograms, signalRows } from "./histograms.ts";
 /** Curve points kept per signal in the summary (the optimum is found at full resolution). */
 const MAX_POINTS = 120;
 
-/** Threshold curves of a run's signals and, per signal, its best threshold as a candidate predictor. */
+/**
+ * Threshold curves of a run's signals and, per signal, its threshold chosen
+ * on all rows as a candidate predictor, with the choice cross-fitted over
+ * folds of rows (`heldOut`, and the candidate's `fit`).
+ */
 export function signalCurves(
   run: Run,
   target: Run,
   binaryPrecision: number | null,
   minPrecision: number,
+  folds: FoldSettings,
+  positives: readonly number[],
 ): {
   curves: ThresholdCurve[];
   candidates: { candidate: Omit<Candidate, "index">; classifier: Classifier }[];
@@ -39,12 +47,14 @@ export function signalCurves(
   const l = run.continuation;
   const curves: ThresholdCurve[] = [];
   const candidates: { candidate: Omit<Candidate, "index">; classifier: Classifier }[] = [];
-  // Folds are not used here (one fold): the in-sample curve of every row.
-  for (const hist of signalHistograms(s, l, target, { folds: 1, seed: 0 })) {
+  const hists = signalHistograms(s, l, target, { folds: folds.folds, seed: folds.seed });
+  for (const hist of hists) {
     const signal = hist.signal;
-    const { points, bins } = prCurve(hist);
+    const { points } = prCurve(hist);
     const atBinary = binaryPrecision === null ? null : bestAtPrecision(points, binaryPrecision);
     const best = bestAtPrecision(points, minPrecision);
+    const fit = crossFit(signalFolded(hist, folds, positives), minPrecision);
+    const anyPositive = positives.some((p) => p > 0);
     curves.push({
       ...run.id,
       signal,
@@ -52,27 +62,28 @@ export function signalCurves(
       averagePrecision: averagePrecision(points),
       recallAtBinaryPrecision: atBinary ? atBinary.recall : null,
       best,
+      heldOut: anyPositive ? heldOutOf(fit, hist.thresholds) : null,
     });
-    if (!best) continue;
-    const bestBin = bins[points.indexOf(best)];
+    const bestBin = fit.inSample.bin;
+    if (bestBin === null) continue;
     // Score or prefix = l is the binary predictor itself: not a new candidate.
     if (signal !== "nll" && bestBin === 0) continue;
     const cls: Classifier = {
-      scored: run.scored,
+      scored: folds.recallOver === "all" ? target.scored : run.scored,
       memorized: signalRows(s, signal, l, (b) => b <= bestBin),
     };
-    const c = confusion(cls.scored, cls.memorized, target.scored, target.memorized);
-    const r = rates(c.tp, c.fp, c.fn);
+    const r = rates(fit.inSample.counts.tp, fit.inSample.counts.fp, fit.inSample.counts.fn);
     candidates.push({
       candidate: {
         id: run.id,
         signal,
-        threshold: best.threshold,
+        threshold: hist.thresholds[bestBin],
         precision: r.precision ?? 0,
         precisionCI: r.precisionCI,
         recall: r.recall ?? 0,
         recallCI: r.recallCI,
         compute: run.compute,
+        fit,
       },
       classifier: cls,
     });

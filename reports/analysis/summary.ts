@@ -11,7 +11,7 @@
  */
 
 /** Bump when a field changes meaning or is removed. */
-export const SUMMARY_SCHEMA_VERSION = 1;
+export const SUMMARY_SCHEMA_VERSION = 2;
 
 /** A two-sided interval. */
 export interface Interval {
@@ -19,6 +19,42 @@ export interface Interval {
   lo: number;
   /** Upper end. */
   hi: number;
+}
+
+/** A value with its 95% interval. */
+export interface Estimate extends Interval {
+  /** Point value. */
+  value: number;
+}
+
+/**
+ * What recall is measured over: `all` the target's memorized rows (rows a
+ * predictor never scored count as missed) or only those it `covered`.
+ */
+export type RecallOver = "all" | "covered";
+
+/** Kind of predictor a law is fitted to: binary memorization, or the best held-out thresholded signal. */
+export type PredictorKind = "binary" | "thresholded";
+
+/**
+ * Held-out numbers of a thresholded rule: thresholds chosen on K − 1 folds of
+ * rows and measured on the remaining fold, summed over folds (cross-fitting).
+ */
+export interface HeldOut {
+  /** The rule chosen on all rows (the one to deploy), null when none reaches the floor. */
+  threshold: number | null;
+  /** Threshold chosen per fold on the other folds (null: none reached the floor there). */
+  foldThresholds: (number | null)[];
+  /** Held-out precision (null when nothing is predicted). */
+  precision: number | null;
+  /** Wilson score interval (95%) of the held-out counts. */
+  precisionCI: Interval | null;
+  /** Held-out recall over {@link RecallOver} rows. */
+  recall: number | null;
+  /** Wilson score interval (95%). */
+  recallCI: Interval | null;
+  /** The same rule's precision and recall on the rows that chose it (optimistic). */
+  inSample: { precision: number | null; recall: number | null };
 }
 
 /** A (model, step) run of the suite. */
@@ -55,6 +91,19 @@ export interface PredictorRow extends PredictorId {
   recall: number | null;
   /** Wilson score interval (95%). */
   recallCI: Interval | null;
+  /**
+   * Fraction of the target's memorized rows this predictor scored (its
+   * coverage of them; 1 for runs that scored every row the target scored).
+   */
+  memorizedCoverage: number;
+  /**
+   * TP / (target's memorized rows, scored by the predictor or not): recall
+   * over all of them, rows it never scored counting as missed
+   * (= recall × memorizedCoverage).
+   */
+  recallAll: number | null;
+  /** Wilson score interval (95%). */
+  recallAllCI: Interval | null;
   /** 2·TP / (2·TP + FP + FN). */
   f1: number | null;
   /** Fraction of compared rows memorized by the predictor. */
@@ -91,8 +140,13 @@ export interface ThresholdCurve extends PredictorId {
   averagePrecision: number | null;
   /** Best recall at precision ≥ the binary predictor's precision (null when unreachable). */
   recallAtBinaryPrecision: number | null;
-  /** Threshold maximizing recall at precision ≥ the experiment's minimum precision. */
+  /**
+   * Threshold maximizing recall at precision ≥ the experiment's minimum
+   * precision on the same rows that measure it (in-sample, optimistic).
+   */
   best: CurvePoint | null;
+  /** The same choice cross-fitted over folds of rows: the honest numbers (null without target positives). */
+  heldOut: HeldOut | null;
 }
 
 /** A candidate functional form fitted to one family's points. */
@@ -122,6 +176,11 @@ export interface ScalingFit {
   family: string;
   /** The metric fitted against compute. */
   metric: "recall" | "precision";
+  /**
+   * `binary`: each run's binary memorization; `thresholded`: each run's best
+   * thresholded signal, chosen and measured out of sample (cross-fitted).
+   */
+  kind: PredictorKind;
   /** The measured points (compute in FLOPs, value of the metric), ascending compute. Fewer than 3: no fit. */
   points: (PredictorId & { compute: number; value: number })[];
   /** All candidate forms, best (lowest LOO error) first. */
@@ -144,39 +203,102 @@ export interface Recommendation {
   budgetFraction: number;
   /** Budget in FLOPs. */
   budget: number;
+  /** What recall is measured over (the experiment's `analysis.recall_over`). */
+  recallOver: RecallOver;
   /**
-   * Best measured predictor within budget meeting the minimum precision (null
-   * when none): a binary predictor, or a signal at a threshold.
+   * The predictor to use within the budget: among measured candidates
+   * (binary predictors, and signals at a threshold) with compute ≤ budget,
+   * the one with the highest recall at precision ≥ the floor, chosen on all
+   * rows (null when none qualifies). `precision`, `recall` and their
+   * intervals are held out: the whole choice (threshold and candidate) is
+   * cross-fitted over folds of rows, so they are what "take the best
+   * predictor within this budget" achieves on rows it was not chosen on.
+   * `inSample` is the pick's own value on the rows that chose it.
    */
   measured:
     | (PredictorId & {
       signal: "binary" | "score" | "prefix" | "nll";
       threshold: number | null;
+      /** Held-out precision of the choice. */
       precision: number;
+      /** Wilson score interval (95%) of the held-out precision. */
+      precisionCI: Interval | null;
+      /** Held-out recall of the choice: the recall reached at the floor within this budget. */
       recall: number;
+      /** Wilson score interval (95%) of the held-out recall. */
       recallCI: Interval | null;
       compute: number;
+      /** The pick's precision and recall on the rows that chose it (optimistic). */
+      inSample: { precision: number; recall: number };
+      /** Fraction of folds whose choice (made on the other folds) is this pick. */
+      foldAgreement: number;
     })
     | null;
   /**
-   * Best family by its fitted recall law at exactly this budget, among
+   * Whether the floor holds with 95% confidence: the held-out precision's
+   * Wilson lower end is ≥ the minimum precision (false when nothing qualifies).
+   */
+  floorHolds: boolean;
+  /**
+   * Best family by its fitted recall law at exactly this budget, for the same
+   * kind of predictor as the measured pick (`binary` or `thresholded`), among
    * families whose precision law stays ≥ the minimum there, with a 95%
    * bootstrap interval (null when no law applies). A law is evaluated from a
    * decade below its smallest point up to what its family can spend (the
    * target's compute for sizes and the target model's checkpoints, the last
    * checkpoint's compute for a smaller model's checkpoints).
    */
-  fitted: { family: string; form: string; expectedRecall: number; interval: Interval } | null;
-  /** Fraction of bootstrap resamples in which the measured choice is still the best. */
+  fitted:
+    | {
+      family: string;
+      kind: PredictorKind;
+      form: string;
+      expectedRecall: number;
+      interval: Interval;
+    }
+    | null;
+  /** Fraction of bootstrap resamples in which the pick is still the best (in-sample choice). */
   stability: number | null;
-  /**
-   * True when the measured choice's precision interval lies above the minimum
-   * precision and its recall interval above 0; false otherwise (including
-   * when nothing within budget reaches the minimum precision).
-   */
-  reliable: boolean;
   /** One plain-language sentence. */
   note: string;
+}
+
+/** The compute needed to reach one recall at the precision floor. */
+export interface ComputeForRecall {
+  /** The recall asked for. */
+  recall: number;
+  /**
+   * From the measured frontier: the smallest budget (a candidate's compute)
+   * whose held-out recall at the floor reaches `recall`, with the first
+   * budgets whose recall interval's upper (`lo`) and lower end (`hi`) reach
+   * it; null: not reached by any measured predictor. Fractions of the
+   * target's compute.
+   */
+  measured: {
+    fraction: number | null;
+    lo: number | null;
+    hi: number | null;
+    /** Held-out precision of the pick at `fraction` (it was chosen at the floor on other rows). */
+    precision: number | null;
+    /** The pick at `fraction`. */
+    pick: (PredictorId & { signal: string; threshold: number | null }) | null;
+  };
+  /**
+   * Per recommendable family and kind: the smallest compute (fraction of the
+   * target's) where the fitted recall law reaches `recall` with the precision
+   * law ≥ the floor, within the law's limits, with the 95% interval of the
+   * bootstrap refits inverted the same way (null ends: beyond what the family
+   * can spend); `reached` is the fraction of refits reaching it.
+   */
+  laws: {
+    family: string;
+    kind: PredictorKind;
+    form: string;
+    fraction: number | null;
+    lo: number | null;
+    hi: number | null;
+    reached: number | null;
+  }[];
 }
 
 /** A labelled square matrix (correlations). */
@@ -211,6 +333,8 @@ export interface Summary {
     };
     /** Minimum precision of a recommended predictor. */
     minPrecision: number;
+    /** What recall is measured over in recommendations, laws and forecasts. */
+    recallOver: RecallOver;
     /** Rows per optimizer step. */
     sequencesPerStep: number;
     /** Tokens counted per row in D. */
@@ -236,6 +360,8 @@ export interface Summary {
   scaling: ScalingFit[];
   /** One per budget of the experiment's analysis settings. */
   recommendations: Recommendation[];
+  /** One per recall of the experiment's `analysis.recalls` (default 0.5, 0.8, 0.9, 0.95). */
+  computeForRecall: ComputeForRecall[];
   /** One paragraph in plain language. */
   verdict: string;
   /** Score correlations. */
@@ -284,6 +410,8 @@ export interface Summary {
     seed: number;
     /** Distinct positive-row patterns the bootstrap pooled (see reports/analysis/metrics.ts). */
     patterns: number;
+    /** Folds of rows for cross-fitting (seeded hash of the row index with `seed`); 1 = in-sample. */
+    folds: number;
   };
   /** How the scores were produced. */
   run: {

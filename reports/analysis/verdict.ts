@@ -6,13 +6,49 @@
  */
 import type { Summary } from "./summary.ts";
 import { percent } from "./stats.ts";
+import { ruleText } from "./recommend.ts";
+
+/**
+ * The answer first: "to catch R of the target's memorization at precision P
+ * you need C", per recall asked for, from the measured frontier (held out),
+ * else from the fitted law needing the least compute; null without recalls.
+ */
+export function answer(s: Summary): string | null {
+  const list = s.computeForRecall ?? [];
+  if (list.length === 0 || s.target.memorized === 0) return null;
+  const over = s.experiment.recallOver === "covered"
+    ? "of the memorized rows each predictor scored"
+    : "of the target's memorized rows";
+  const items = list.map((c, i) => {
+    const m = c.measured;
+    const head = i === 0 ? "" : `${percent(c.recall)}: `;
+    if (m.fraction !== null) {
+      return `${head}${percent(m.fraction)}${i === 0 ? " of its compute" : ""}` +
+        (m.pick ? ` (${ruleText(m.pick)})` : "");
+    }
+    const laws = c.laws.filter((l) => l.fraction !== null)
+      .sort((a, b) => a.fraction! - b.fraction!);
+    if (laws.length > 0) {
+      const l = laws[0];
+      const hi = l.hi === null ? "beyond what it can spend" : percent(l.hi);
+      return `${head}no measured predictor; the ${l.kind} law of ${l.family} expects ${
+        percent(l.fraction!)
+      }${i === 0 ? " of its compute" : ""} (95% ${l.lo === null ? "?" : percent(l.lo)} to ${hi})`;
+    }
+    return `${head}out of reach of every measured predictor and fitted law`;
+  });
+  return `To catch ${percent(list[0].recall)} ${over} at precision ${s.experiment.minPrecision} ` +
+    `you need ${items.join("; ")} (held-out numbers).`;
+}
 
 const f3 = (v: number | null) => (v === null ? "n/a" : v.toFixed(3));
 
 /** The verdict paragraph of a summary (everything but `verdict` filled in). */
 export function verdict(s: Summary): string {
   const t = s.target;
+  const lead = answer(s);
   const parts = [
+    ...(lead ? [lead] : []),
     `The target ${t.model}@${t.step} memorizes ${t.memorized} of ${t.rowsScored} rows scored (${
       percent(t.rate)
     }).`,
@@ -61,24 +97,23 @@ export function verdict(s: Summary): string {
       "Thresholding continuous signals does not raise recall at the binary predictor's precision.",
     );
   }
-  const reliable = s.recommendations.filter((r) => r.reliable);
+  const held = s.recommendations.filter((r) => r.floorHolds);
   if (s.recommendations.length > 0) {
-    if (reliable.length === 0) {
+    if (held.length === 0) {
       parts.push(
-        `No budget up to ${
+        `At no budget up to ${
           percent(Math.max(...s.recommendations.map((r) => r.budgetFraction)))
-        } of the target's compute has a reliable predictor at precision ${s.experiment.minPrecision}.`,
+        } of the target's compute does the precision floor ${s.experiment.minPrecision} hold with 95% confidence on held-out rows.`,
       );
     } else {
-      const r = reliable[0];
+      const r = held[0];
       const m = r.measured!;
-      const how = m.signal === "binary" ? "" : ` (${m.signal} threshold ${m.threshold})`;
       parts.push(
-        `The smallest budget with a reliable predictor at precision ${s.experiment.minPrecision} is ${
+        `The floor ${s.experiment.minPrecision} holds with 95% confidence from ${
           percent(r.budgetFraction)
-        } of the target's compute: ${m.model}@${m.step}${how} with recall ${
-          percent(m.recall)
-        } at precision ${m.precision.toFixed(3)}.`,
+        } of the target's compute on: ${ruleText(m)}, recall ${percent(m.recall)} at precision ${
+          m.precision.toFixed(3)
+        } (held out).`,
       );
     }
   }

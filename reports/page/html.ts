@@ -91,17 +91,25 @@ function recommendationTable(s: Summary): string {
       : `<span class="muted">none within budget</span>`;
     const fitted = r.fitted
       ? `${ci(r.fitted.expectedRecall, r.fitted.interval)}<br><span class="muted">${
-        e(r.fitted.family)
-      } (${e(r.fitted.form)})</span>`
+        e(r.fitted.kind)
+      } law of ${e(r.fitted.family)} (${e(r.fitted.form)})</span>`
       : "—";
     return [
       `${e(pct(r.budgetFraction, 2))}<br><span class="muted">${e(sci(r.budget))} FLOPs</span>`,
       pick,
-      m ? ci(m.recall, m.recallCI) : "—",
+      m
+        ? `${ci(m.recall, m.recallCI)}<br><span class="muted">in-sample ${
+          num(m.inSample.recall)
+        }</span>`
+        : "—",
+      m
+        ? `${ci(m.precision, m.precisionCI)}<br><span class="muted">in-sample ${
+          num(m.inSample.precision)
+        }</span>`
+        : "—",
+      r.floorHolds ? "yes" : `<strong class="warn">no</strong>`,
       fitted,
-      m ? num(m.precision) : "—",
       r.stability === null ? "—" : e(pct(r.stability, 0)),
-      r.reliable ? "yes" : `<strong class="warn">no</strong>`,
       e(r.note),
     ];
   });
@@ -109,15 +117,47 @@ function recommendationTable(s: Summary): string {
     [
       "budget (of target compute)",
       "predictor",
-      "recall (measured, 95% CI)",
-      "expected recall (fitted law)",
-      "precision",
+      "recall reached (held out, 95% CI)",
+      "precision (held out, 95% CI)",
+      "floor holds (95%)",
+      "expected recall (fitted law, same kind)",
       "stability",
-      "reliable",
       "note",
     ],
     rows,
     "recs",
+  );
+}
+
+function computeTable(s: Summary): string {
+  const f = (v: number | null) => (v === null ? "—" : e(pct(v, 2)));
+  const rows = (s.computeForRecall ?? []).map((c) => {
+    const m = c.measured;
+    const laws = c.laws.filter((l) => l.fraction !== null || l.hi !== null);
+    return [
+      e(pct(c.recall, 0)),
+      m.fraction === null
+        ? `<span class="muted">not reached (upper end reaches it from ${f(m.lo)})</span>`
+        : `${f(m.fraction)} <span class="ci">[${f(m.lo)}, ${m.hi === null ? "—" : f(m.hi)}]</span>${
+          m.pick
+            ? `<br><span class="muted">${e(runLabel(m.pick))} ${e(m.pick.signal)}${
+              m.pick.threshold === null ? "" : ` ${e(thr(m.pick.threshold))}`
+            }</span>`
+            : ""
+        }`,
+      laws.length === 0
+        ? "—"
+        : laws.map((l) =>
+          `${e(l.kind)} · ${e(l.family)}: ${
+            l.fraction === null ? "beyond its range" : f(l.fraction)
+          }` +
+          ` <span class="ci">[${f(l.lo)}, ${l.hi === null ? "beyond" : f(l.hi)}]</span>`
+        ).join("<br>"),
+    ];
+  });
+  return table(
+    ["recall", "measured frontier (held out) [interval]", "fitted laws [95% bootstrap]"],
+    rows,
   );
 }
 
@@ -378,6 +418,8 @@ ${banner(s)}
 <h2>Recommendation</h2>
 <p class="verdict">${e(s.verdict)}</p>
 ${recommendationTable(s)}
+<h3>Compute needed for a recall at precision ≥ ${e(String(s.experiment.minPrecision))}</h3>
+${computeTable(s)}
 <p class="muted">Recall and precision are measured against ${e(runLabel(t))} on the rows both runs
 scored; a predictor counts only at precision ≥ ${s.experiment.minPrecision}. Stability is the share
 of bootstrap resamples in which the same predictor stays best.</p>

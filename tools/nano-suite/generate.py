@@ -308,7 +308,7 @@ def write_yaml(args, params, path):
         "shard_size: 512",
         "analysis:",
         "  min_precision: 0.9",
-        "  budgets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]",
+        "  budgets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 0.6, 1]",
         "  bootstrap: 200",
         "  seed: 0",
         "  parameter_count: total",
