@@ -5,6 +5,8 @@
  * deno task experiment [FILE] [--dry-run] [--output DIR] [--shard-group I/N] [--no-report]
  * deno task experiment FILE --slurm [--slurm-dry-run] [--slurm-tasks N] [-- SBATCH_OPTIONS]
  * deno task report [RUN_DIR | FILE] [--partial]
+ * deno task forecast CALIBRATION_RUN RUN [--predictor MODEL@STEP] [--signal S] [--budget F]
+ *   [--output DIR]
  * ```
  *
  * Exit status: 0 success, 2 bad input (a {@link UserError}: its message, no
@@ -40,6 +42,10 @@ usage:
   deno task import DIR... [options]          scores produced elsewhere (Hugging Face
                                              pythia-memorized-evals, reference CSVs, exports)
                                              become a run folder, analysed and reported
+  deno task forecast CALIBRATION_RUN RUN [options]
+                                             flag the rows RUN's cheap runs predict its future
+                                             target will memorize, as calibrated on a run with
+                                             a trained target (flagged.parquet/csv, forecast.json)
 
 experiment options:
   --dry-run            print the plan (jobs, rows, scoring and training FLOPs, resume
@@ -66,6 +72,12 @@ import options:
 report options:
   --partial            render even when shards are missing (default: list them, exit 2)
 
+forecast options:
+  --predictor MODEL@STEP  use this run (scored in both runs); default: the best held-out choice
+  --signal S           binary, score, prefix or nll
+  --budget F           only predictors costing at most F of the calibration target's compute
+  --output DIR         where the files go (default RUN/forecast)
+
 FILE defaults to experiments/nano.yaml (the embedded nano suite).
 
 examples:
@@ -89,8 +101,10 @@ export async function main(args: string[]): Promise<number> {
     if (command === "report") return await report(rest);
     if (command === "export") return await exportCommand(rest);
     if (command === "import") return await importCommand(rest);
+    if (command === "forecast") return await forecastCommand(rest);
     throw new UserError(
-      `unknown command "${command}": expected experiment, report, export or import (see --help)`,
+      `unknown command "${command}": expected experiment, report, export, import or forecast ` +
+        "(see --help)",
     );
   } catch (e) {
     if (isUserError(e)) {
@@ -302,6 +316,35 @@ async function importCommand(args: string[]): Promise<number> {
     command,
   });
   console.log(`report: ${out.html}\nsummary: ${out.summary}\npredictors: ${out.csv}`);
+  return 0;
+}
+
+async function forecastCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(args, {
+    "help": { type: "boolean", short: "h" },
+    "predictor": { type: "string" },
+    "signal": { type: "string" },
+    "budget": { type: "string" },
+    "output": { type: "string" },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (positionals.length !== 2) {
+    throw new UserError(
+      `expected CALIBRATION_RUN RUN (two run folders or experiment files), got ${positionals.length}`,
+    );
+  }
+  const { parseForecastOptions } = await import("./reports/analysis/forecast.ts");
+  const opts = parseForecastOptions(values as Record<string, string | undefined>);
+  const [cal, run] = [await runDirOf(positionals[0]), await runDirOf(positionals[1])];
+  const { runForecast } = await import("./reports/page/forecast.ts");
+  const out = await runForecast(cal, run, {
+    ...opts,
+    ...(values.output !== undefined ? { output: values.output as string } : {}),
+  });
+  for (const f of out.files) console.log(f);
   return 0;
 }
 

@@ -66,6 +66,8 @@ export interface CrossFit {
   heldOut: Counts;
   /** The rule chosen on all rows (what one deploys) and its in-sample counts. */
   inSample: { bin: number | null; counts: Counts };
+  /** Threshold value of each bin (the signal's). */
+  thresholds: readonly number[];
 }
 
 const EPS = 1e-12;
@@ -172,7 +174,12 @@ export function crossFit(signal: FoldedSignal, floor: number): CrossFit {
     heldOut = addCounts(heldOut, fit.test);
   }
   const bin = choose(allPos, allNeg, positives);
-  return { folds, heldOut, inSample: { bin, counts: countsAt(allPos, allNeg, bin, positives) } };
+  return {
+    folds,
+    heldOut,
+    inSample: { bin, counts: countsAt(allPos, allNeg, bin, positives) },
+    thresholds: signal.thresholds,
+  };
 }
 
 /** A candidate of a held-out selection: its compute and its cross-fit. */

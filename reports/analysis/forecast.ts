@@ -17,8 +17,10 @@ import { UserError } from "../../engine/errors.ts";
 import { type Candidate, ruleText } from "./recommend.ts";
 import { selectHeldOut } from "./crossfit.ts";
 import { rates } from "./metrics.ts";
+import { wilson } from "./stats.ts";
+import type { Counts } from "./crossfit.ts";
 import { label } from "./runs.ts";
-import { binOf } from "./histograms.ts";
+import { binOf, foldOf } from "./histograms.ts";
 
 /** What to forecast with (all optional: the best held-out choice the other run allows). */
 export interface ForecastOptions {
@@ -28,6 +30,36 @@ export interface ForecastOptions {
   signal?: Candidate["signal"];
   /** Only candidates whose compute is at most this fraction of the calibration target's. */
   budget?: number;
+}
+
+/** Parses `--predictor MODEL@STEP`, `--signal S` and `--budget F` (UserError naming what is valid). */
+export function parseForecastOptions(
+  v: { predictor?: string; signal?: string; budget?: string },
+): ForecastOptions {
+  const out: ForecastOptions = {};
+  if (v.predictor !== undefined) {
+    const m = /^(.+)@(\d+)$/.exec(v.predictor);
+    if (!m) {
+      throw new UserError(`--predictor ${v.predictor}: expected MODEL@STEP, e.g. nano-s3@143`);
+    }
+    out.predictor = { model: m[1], step: Number(m[2]) };
+  }
+  if (v.signal !== undefined) {
+    const signals = ["binary", "score", "prefix", "nll"] as const;
+    const s = signals.find((x) => x === v.signal);
+    if (!s) throw new UserError(`--signal ${v.signal}: expected one of ${signals.join(", ")}`);
+    out.signal = s;
+  }
+  if (v.budget !== undefined) {
+    const b = Number(v.budget);
+    if (!(b > 0 && b <= 1)) {
+      throw new UserError(
+        `--budget ${v.budget}: expected a fraction of the target's compute in (0, 1]`,
+      );
+    }
+    out.budget = b;
+  }
+  return out;
 }
 
 /** The calibration facts a forecast needs (from the calibration's analysis). */
@@ -40,6 +72,16 @@ export interface Calibration {
   minPrecision: number;
   recallOver: RecallOver;
   folds: number;
+  /** Seed of the fold hash. */
+  seed: number;
+}
+
+/** One fold's rule: a predictor, a signal and the bin up to which rows are flagged. */
+export interface FoldRule {
+  predictor: PredictorId;
+  signal: Candidate["signal"];
+  threshold: number | null;
+  bin: number;
 }
 
 /** The chosen rule and what the calibration expects of it. */
@@ -54,8 +96,20 @@ export interface ForecastChoice {
   rule: string;
   /** Candidate compute as a fraction of the calibration target's. */
   computeFraction: number;
-  /** Held-out precision and recall at that choice, 95% Wilson intervals. */
+  /** Held-out precision and recall at that choice, 95% Wilson intervals of the held-out counts. */
   expected: { precision: Estimate; recall: Estimate };
+  /** The held-out counts behind `expected`. */
+  counts: Counts;
+  /**
+   * The rule chosen per fold on the calibration's other folds (null: none
+   * qualified there); a row of the forecast run in fold k gets rule k.
+   */
+  foldRules: (FoldRule | null)[];
+  /** Fraction of folds whose rule is the all-rows one. */
+  foldAgreement: number;
+  /** Folds and seed of the row hash (the calibration's analysis settings). */
+  folds: number;
+  seed: number;
   /** The same rule on the rows that chose it (optimistic). */
   inSample: { precision: number; recall: number };
 }
@@ -129,6 +183,17 @@ export function chooseForecast(
   }
   const c = pool[sel.pick];
   const h = rates(sel.heldOut.tp, sel.heldOut.fp, sel.heldOut.fn);
+  const foldRules = sel.foldPicks.map((p, f): FoldRule | null => {
+    if (p === null) return null;
+    const fc = pool[p];
+    const bin = fc.fit.folds[f].bin ?? 0;
+    return {
+      predictor: { ...fc.id },
+      signal: fc.signal,
+      threshold: fc.signal === "binary" ? null : fc.fit.thresholds[bin],
+      bin,
+    };
+  });
   return {
     predictor: { ...c.id },
     signal: c.signal,
@@ -138,41 +203,87 @@ export function chooseForecast(
     computeFraction: c.compute / cal.targetCompute,
     expected: { precision: est(h.precision, h.precisionCI), recall: est(h.recall, h.recallCI) },
     inSample: { precision: c.precision, recall: c.recall },
+    counts: sel.heldOut,
+    foldRules,
+    foldAgreement: sel.agreement,
+    folds: cal.folds,
+    seed: cal.seed,
   };
 }
 
 /**
- * The rows a rule flags in a run, with the signal value of each: its
- * memorized rows (value 1) for a binary rule, else the rows whose signal bin
- * is ≤ the rule's bin, read chunk by chunk from the run's score source.
+ * The rows a forecast flags, cross-fitted: a row in fold k (the calibration's
+ * fold hash) is flagged by rule k, the rule chosen on the calibration's other
+ * folds, so the flagged set is exactly what the held-out numbers measured
+ * (one rule when every fold chose the same). A binary rule flags the run's
+ * memorized rows; a signal rule the rows whose bin is ≤ the rule's bin, read
+ * chunk by chunk. Rows ascending, with the signal value of each.
  */
 export function flagRows(
-  run: RunData,
-  choice: Pick<ForecastChoice, "signal" | "bin">,
+  runOf: (id: PredictorId) => RunData,
+  choice: Pick<ForecastChoice, "foldRules" | "folds" | "seed">,
 ): { rows: number[]; values: number[] } {
-  const l = run.continuation;
-  const rows: number[] = [], values: number[] = [];
-  const s = choice.signal;
-  if (s === "binary") {
-    for (const r of run.memorized) rows.push(r), values.push(1);
-    return { rows, values };
-  }
-  const src = run.source;
-  if (!src || (s === "prefix" && !src.prefix) || (s === "nll" && !src.nll)) {
-    throw new UserError(
-      `the forecast run's scores of ${label(run)} carry no ${s}: score it with this harness ` +
-        `(imported memorized-row lists are binary) or use --signal binary`,
-    );
-  }
-  for (let k = 0; k < src.chunks; k++) {
-    const c = src.chunk(k);
-    for (let i = 0; i < c.rows.length; i++) {
-      if (binOf(s, c, i, l) > choice.bin) continue;
-      rows.push(c.rows[i]);
-      values.push(s === "score" ? c.matches[i] / l : s === "prefix" ? c.prefix![i] : c.nll![i]);
+  const k = choice.folds;
+  const fold = (r: number) => (k > 1 ? foldOf(r, choice.seed, k) : 0);
+  const out: { row: number; value: number }[] = [];
+  choice.foldRules.forEach((rule, f) => {
+    if (rule === null) return;
+    const run = runOf(rule.predictor);
+    const l = run.continuation;
+    const s = rule.signal;
+    if (s === "binary") {
+      for (const r of run.memorized) if (fold(r) === f) out.push({ row: r, value: 1 });
+      return;
     }
-  }
-  return { rows, values };
+    const src = run.source;
+    if (!src || (s === "prefix" && !src.prefix) || (s === "nll" && !src.nll)) {
+      throw new UserError(
+        `the forecast run's scores of ${label(run)} carry no ${s}: score it with this harness ` +
+          `(imported memorized-row lists are binary) or use --signal binary`,
+      );
+    }
+    for (let c = 0; c < src.chunks; c++) {
+      const ch = src.chunk(c);
+      for (let i = 0; i < ch.rows.length; i++) {
+        const r = ch.rows[i];
+        if (fold(r) !== f || binOf(s, ch, i, l) > rule.bin) continue;
+        const value = s === "score"
+          ? ch.matches[i] / l
+          : s === "prefix"
+          ? ch.prefix![i]
+          : ch.nll![i];
+        out.push({ row: r, value });
+      }
+    }
+  });
+  out.sort((a, b) => a.row - b.row);
+  return { rows: out.map((o) => o.row), values: out.map((o) => o.value) };
+}
+
+/**
+ * The calibration's expectation as an interval for the value realized on
+ * `flagged` rows of another run: a Wilson interval with the effective size
+ * 1 / (1/n_calibration + 1/n_run) (the calibration's estimation error plus the
+ * run's own sampling noise), n the precision's and recall's denominators (the
+ * run's recall denominator estimated as flagged · precision / recall).
+ */
+export function predictionIntervals(
+  choice: Pick<ForecastChoice, "counts">,
+  flagged: number,
+): { precision: Estimate; recall: Estimate } {
+  const { tp, fp, fn } = choice.counts;
+  const p = tp + fp > 0 ? tp / (tp + fp) : 0;
+  const r = tp + fn > 0 ? tp / (tp + fn) : 0;
+  const eff = (a: number, b: number) => (a > 0 && b > 0 ? 1 / (1 / a + 1 / b) : Math.max(a, 0));
+  const interval = (value: number, n: number): Estimate => {
+    const ci = wilson(value * n, n);
+    return { value, lo: ci?.lo ?? 0, hi: ci?.hi ?? 1 };
+  };
+  const runPositives = r > 0 ? (flagged * p) / r : 0;
+  return {
+    precision: interval(p, eff(tp + fp, flagged)),
+    recall: interval(r, eff(tp + fn, runPositives)),
+  };
 }
 
 /** Realized precision and recall of flagged rows against a target's memorized rows (for checks). */

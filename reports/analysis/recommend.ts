@@ -155,7 +155,7 @@ export function recommend(
 export function ruleText(m: PredictorId & { signal: string; threshold: number | null }): string {
   return m.signal === "binary"
     ? `memorized by ${label(m)}`
-    : `${m.signal} ${m.signal === "nll" ? "≤" : "≥"} ${m.threshold} under ${label(m)}`;
+    : `${m.signal} ${m.signal === "nll" ? "<" : "≥"} ${m.threshold} under ${label(m)}`;
 }
 
 function noteOf(

@@ -86,7 +86,7 @@ function recommendationTable(s: Summary): string {
     const m = r.measured;
     const pick = m
       ? `${e(runLabel(m))}<br><span class="muted">${e(m.signal)}${
-        m.threshold === null ? "" : ` ${m.signal === "nll" ? "≤" : "≥"} ${e(thr(m.threshold))}`
+        m.threshold === null ? "" : ` ${m.signal === "nll" ? "&lt;" : "≥"} ${e(thr(m.threshold))}`
       }</span>`
       : `<span class="muted">none within budget</span>`;
     const fitted = r.fitted
@@ -228,9 +228,9 @@ function curveTable(s: Summary): string {
     num(c.averagePrecision),
     num(c.recallAtBinaryPrecision),
     c.best
-      ? `${c.signal === "nll" ? "≤" : "≥"} ${thr(c.best.threshold)} → ${num(c.best.precision)} / ${
-        num(c.best.recall)
-      }`
+      ? `${c.signal === "nll" ? "&lt;" : "≥"} ${thr(c.best.threshold)} → ${
+        num(c.best.precision)
+      } / ${num(c.best.recall)}`
       : "—",
   ]);
   return table(

@@ -1,0 +1,223 @@
+/**
+ * `deno task forecast CALIBRATION_RUN RUN`: applies what a calibration run
+ * (one with a trained target) learned to the cheap runs of another run that
+ * has no target yet, and writes the rows predicted to be memorized:
+ * `flagged.parquet` and `flagged.csv` (`index,signal`), `forecast.json`
+ * (predictor, signal, threshold, compute fraction, expected precision and
+ * recall with 95% intervals, the assumptions) and `forecast.html`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { parquetWriteBuffer } from "hyparquet-writer";
+import { readStoreRuns } from "../../engine/store/store_runs.ts";
+import type { RunData } from "../../engine/store/run_data.ts";
+import { writeAtomic } from "../../engine/store/store.ts";
+import { UserError } from "../../engine/errors.ts";
+import type { Experiment } from "../../engine/types.ts";
+import { analysisSettings, calibrate } from "../analysis/analysis.ts";
+import {
+  type Calibration,
+  chooseForecast,
+  flagRows,
+  type ForecastChoice,
+  type ForecastOptions,
+  predictionIntervals,
+} from "../analysis/forecast.ts";
+import { label } from "../analysis/runs.ts";
+import type { Estimate, PredictorId } from "../analysis/summary.ts";
+import { readExperimentSnapshot } from "./render.ts";
+import { forecastPage } from "./forecast_page.ts";
+
+/** What `forecast.json` holds. */
+export interface ForecastFile {
+  /** The calibration run: folder, experiment, target, rows it scored and memorized. */
+  calibration: {
+    run: string;
+    experiment: string;
+    target: PredictorId;
+    rowsScored: number;
+    memorized: number;
+  };
+  /** The run the rule was applied to. */
+  run: { run: string; experiment: string; rowsScored: number };
+  predictor: PredictorId;
+  signal: ForecastChoice["signal"];
+  /** Threshold (null for binary); `rule` says which side is flagged. */
+  threshold: number | null;
+  rule: string;
+  /** The predictor's compute as a fraction of the calibration target's. */
+  computeFraction: number;
+  /** `--budget`, when given. */
+  budget: number | null;
+  /** Rows flagged. */
+  flagged: number;
+  /**
+   * Held-out precision and recall of this choice on the calibration, with 95%
+   * intervals for the values realized on this run's rows (the calibration's
+   * estimation error plus this run's sampling noise; `calibration` holds the
+   * estimate's own Wilson intervals).
+   */
+  expected: {
+    precision: Estimate;
+    recall: Estimate;
+    calibration: { precision: Estimate; recall: Estimate };
+    /** Recall over all the target's memorized rows or only those the predictor scored. */
+    recallOver: "all" | "covered";
+    /** Folds of rows the choice was cross-fitted over. */
+    folds: number;
+    /** The minimum precision the choice was made at. */
+    minPrecision: number;
+  };
+  /** The same rule on the rows that chose it (optimistic; for comparison). */
+  inSample: { precision: number; recall: number };
+  /** The rule per fold of rows (chosen on the calibration's other folds). */
+  foldRules: ForecastChoice["foldRules"];
+  /** Fraction of folds whose rule is `rule`. */
+  foldAgreement: number;
+  /** What must hold for `expected` to apply. */
+  assumptions: string[];
+}
+
+/** Options of {@link runForecast}. */
+export interface ForecastRunOptions extends ForecastOptions {
+  /** Output folder (default `RUN/forecast`). */
+  output?: string;
+  /** Where progress lines go (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** Where the forecast files went. */
+export interface ForecastOutput {
+  dir: string;
+  files: string[];
+  forecast: ForecastFile;
+}
+
+/** The calibration facts a forecast needs, from a calibration's experiment and runs. */
+export function calibrationOf(exp: Experiment, runs: readonly RunData[]): Calibration {
+  if (!exp.target) {
+    throw new UserError(
+      `${exp.file}: the calibration run has no trained target (target: none); calibrate on a ` +
+        "run whose target was scored (the nano suite, imported Pythia evaluations)",
+    );
+  }
+  const core = calibrate(exp, runs);
+  const s = analysisSettings(exp);
+  return {
+    candidates: core.candidates,
+    positives: core.positives,
+    targetCompute: core.target.compute,
+    target: core.target.id,
+    minPrecision: s.minPrecision,
+    recallOver: s.recallOver,
+    folds: s.folds,
+    seed: s.seed,
+  };
+}
+
+/** The assumptions under which a calibration's numbers carry over. */
+export function assumptionsOf(cal: Calibration, choice: ForecastChoice): string[] {
+  return [
+    `The run's ${label(choice.predictor)} stands to its future target as the calibration's ` +
+    `${label(choice.predictor)} stands to ${label(cal.target)} (same model family, training ` +
+    "recipe, data distribution and memorization settings).",
+    `Precision and recall are the calibration's held-out values: the predictor, signal and ` +
+    `threshold were chosen on ${cal.folds - 1} of ${cal.folds} folds of rows and measured on ` +
+    "the remaining fold, summed over folds. Each row of this run is flagged by the rule of its " +
+    "fold (the same row hash), which is what those numbers measured; `rule` is the choice on " +
+    `all rows, shared by ${Math.round(choice.foldAgreement * cal.folds)} of ${cal.folds} folds.`,
+    "The intervals cover the calibration's sampling error and this run's own (95%, Wilson with " +
+    "the effective count of both), not a change of model family or data.",
+    cal.recallOver === "all"
+      ? "Recall counts every row the target will memorize among the rows the run scored; rows " +
+        "the cheap run did not score are missed."
+      : "Recall counts only the target's memorized rows that the predictor scored.",
+  ];
+}
+
+/** `index,signal` lines of the flagged rows. */
+export function flaggedCsv(rows: readonly number[], values: readonly number[]): string {
+  const lines = ["index,signal"];
+  for (let i = 0; i < rows.length; i++) lines.push(`${rows[i]},${values[i]}`);
+  return lines.join("\n") + "\n";
+}
+
+/** A Parquet file of the flagged rows (index INT64, signal DOUBLE). */
+export function flaggedParquet(rows: readonly number[], values: readonly number[]): Uint8Array {
+  return new Uint8Array(parquetWriteBuffer({
+    columnData: [
+      { name: "index", data: rows.map(BigInt), type: "INT64" },
+      { name: "signal", data: [...values], type: "DOUBLE" },
+    ],
+    rowGroupSize: Math.max(1, Math.min(rows.length, 1 << 20)),
+  }));
+}
+
+/** Reads both run folders, chooses the rule, flags the rows and writes the forecast files. */
+export async function runForecast(
+  calibrationDir: string,
+  runDir: string,
+  opts: ForecastRunOptions = {},
+): Promise<ForecastOutput> {
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const calExp = await readExperimentSnapshot(calibrationDir);
+  const calRuns = await readStoreRuns(calibrationDir);
+  const runExp = await readExperimentSnapshot(runDir);
+  const runRuns = await readStoreRuns(runDir);
+  if (runRuns.length === 0) {
+    throw new UserError(`${runDir}: the store holds no finished shard; score the run first`);
+  }
+  const cal = calibrationOf(calExp, calRuns);
+  const byId = new Map(runRuns.map((r) => [`${r.model}\0${r.step}`, r]));
+  const choice = chooseForecast(cal, (id) => byId.has(`${id.model}\0${id.step}`), opts);
+  const run = byId.get(`${choice.predictor.model}\0${choice.predictor.step}`)!;
+  const flagged = flagRows((id) => byId.get(`${id.model}\0${id.step}`)!, choice);
+  const expected = predictionIntervals(choice, flagged.rows.length);
+  const dir = opts.output ?? join(runDir, "forecast");
+  const target = calRuns.find((r) => r.model === cal.target.model && r.step === cal.target.step)!;
+  const forecast: ForecastFile = {
+    calibration: {
+      run: calibrationDir,
+      experiment: calExp.name,
+      target: cal.target,
+      rowsScored: target.scored.size,
+      memorized: target.memorized.length,
+    },
+    run: { run: runDir, experiment: runExp.name, rowsScored: run.scored.size },
+    predictor: choice.predictor,
+    signal: choice.signal,
+    threshold: choice.threshold,
+    rule: choice.rule,
+    computeFraction: choice.computeFraction,
+    budget: opts.budget ?? null,
+    flagged: flagged.rows.length,
+    expected: {
+      ...expected,
+      calibration: choice.expected,
+      recallOver: cal.recallOver,
+      folds: cal.folds,
+      minPrecision: cal.minPrecision,
+    },
+    inSample: choice.inSample,
+    foldRules: choice.foldRules,
+    foldAgreement: choice.foldAgreement,
+    assumptions: assumptionsOf(cal, choice),
+  };
+  const files = [
+    join(dir, "flagged.parquet"),
+    join(dir, "flagged.csv"),
+    join(dir, "forecast.json"),
+    join(dir, "forecast.html"),
+  ];
+  await writeAtomic(files[0], flaggedParquet(flagged.rows, flagged.values));
+  await writeAtomic(files[1], flaggedCsv(flagged.rows, flagged.values));
+  await writeAtomic(files[2], JSON.stringify(forecast, null, 2) + "\n");
+  await writeAtomic(files[3], forecastPage(forecast));
+  log(
+    `Forecast: ${choice.rule} flags ${flagged.rows.length} of ${run.scored.size} rows; ` +
+      `expected precision ${choice.expected.precision.value.toFixed(3)}, recall ` +
+      `${choice.expected.recall.value.toFixed(3)} (held out on ${calibrationDir})`,
+  );
+  return { dir, files, forecast };
+}
