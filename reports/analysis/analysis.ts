@@ -380,7 +380,7 @@ export function calibrate(
 ): CoreAnalysis & { runs: Run[]; target: Run } {
   checkTarget(exp, data);
   const runs = orderedRuns(exp, data);
-  const target = runs.find((r) => sameId(r.id, exp.target))!;
+  const target = runs.find((r) => sameId(r.id, trainedTarget(exp)))!;
   return { ...analyzeRuns(exp, runs, target), runs, target };
 }
 
