@@ -60,7 +60,7 @@ Deno.test("usage errors exit 2; --help exits 0", async () => {
   const help = await cli("--help");
   assert.equal(help.code, 0);
   assert.match(help.stdout, /deno task experiment \[FILE\] \[options\]/);
-  assert.match(help.stdout, /--shard-group I\/N/);
+  assert.match(help.stdout, /deno task <command> --help/);
   assertUserError(await cli("experiment", "--dryrun"), /Unknown option '--dryrun'/, "flag");
   assertUserError(await cli("frobnicate"), /unknown command "frobnicate"/, "command");
   assertUserError(
@@ -80,6 +80,61 @@ Deno.test("usage errors exit 2; --help exits 0", async () => {
     /--format xml: expected csv, parquet or dataset/,
     "export format",
   );
+});
+
+Deno.test("each subcommand has its own --help", async () => {
+  const expectations: [string[], RegExp, RegExp][] = [
+    [["experiment", "--help"], /--shard-group I\/N/, /--partial/],
+    [["report", "-h"], /--partial/, /--shard-group/],
+    [["export", "--help"], /--format csv\|parquet/, /--shard-group/],
+    [["help", "report"], /--partial/, /--shard-group/],
+  ];
+  for (const [args, want, notWant] of expectations) {
+    const r = await cli(...args);
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stdout, want, args.join(" "));
+    assert.doesNotMatch(r.stdout, notWant, args.join(" "));
+  }
+  // The global text lists every subcommand and points to the per-command help.
+  const global = await cli("--help");
+  for (const c of ["experiment", "report", "export"]) {
+    assert.match(global.stdout, new RegExp(`deno task ${c} `));
+  }
+  assert.match(global.stdout, /deno task <command> --help/);
+  // -h after `--` belongs to sbatch, not to us: the command runs (and fails on the missing file).
+  assertUserError(
+    await cli("experiment", "nope.yaml", "--slurm", "--", "-h"),
+    /nope\.yaml:1:1/,
+    "sbatch -h",
+  );
+});
+
+Deno.test("--dry-run --json prints the plan as one JSON object", async () => {
+  const r = await cli(
+    "experiment",
+    "experiments/pythia-deduped.yaml",
+    "--dry-run",
+    "--json",
+    "--shard-group",
+    "1/4",
+  );
+  assert.equal(r.code, 0, r.stderr);
+  const plan = JSON.parse(r.stdout);
+  assert.equal(plan.jobs, 4784);
+  assert.equal(plan.pending, 4784);
+  assert.equal(plan.finished, 0);
+  assert.equal(plan.totalRows, 146432000);
+  assert.equal(plan.rowsAssumed, true);
+  assert.match(plan.notes[0], /document\.bin is missing: assuming 146432000 rows/);
+  assert.equal(plan.shardGroup.index, 1);
+  assert.equal(plan.shardGroup.count, 4);
+  assert.ok(plan.shardGroup.jobs > 0 && plan.shardGroup.jobs < 4784, plan.shardGroup.jobs);
+  const c = plan.checkpoints.find((x: { model: string; step: number }) =>
+    x.model === "pythia-70m-deduped" && x.step === 23000
+  );
+  assert.deepEqual([c.rows, c.jobs, c.target], [23552000, 24, false]);
+  assert.equal(plan.checkpoints.filter((x: { target: boolean }) => x.target).length, 1);
+  assertUserError(await cli("experiment", "--json"), /--json goes with --dry-run/, "json alone");
 });
 
 Deno.test("--dry-run prints the paper-scale pythia plan without the files", async () => {

@@ -300,10 +300,7 @@ Deno.test({
       // The reference: a local run of the same experiment.
       const local = await loadExperiment(file, { output: localDir });
       await runExperiment(local, {
-        dryRun: false,
-        noReport: true,
         progress: false,
-        handleSignals: false,
         log: () => {},
       });
       const expected = await shardFiles(localDir);

@@ -80,10 +80,7 @@ async function setup(name: string) {
   const refYaml = await writeReducedExperiment(dir, { ...SHAPE, output: join(dir, "ref") });
   const ref = await loadExperiment(refYaml);
   const whole = await runExperiment(ref, {
-    dryRun: false,
-    noReport: true,
     progress: false,
-    handleSignals: false,
     log: () => {},
   });
   const sub = await Deno.makeTempDir({ prefix: "run", dir });

@@ -6,7 +6,8 @@ import { makeManifest, openStore, writeJson } from "../engine/store/store.ts";
 import type { CheckpointScores, Experiment, Job } from "../engine/types.ts";
 import { loadTokenizer } from "../engine/data/tokenizer.ts";
 import { escapeHtml } from "../reports/page/html.ts";
-import { missingJobs, renderReport } from "../reports/page/render.ts";
+import { renderReport } from "../reports/page/render.ts";
+import { missingInRuns } from "../engine/run/run_folder.ts";
 import { runDataFromScores } from "../engine/store/run_data.ts";
 import type { Summary } from "../reports/analysis/summary.ts";
 
@@ -176,7 +177,7 @@ Deno.test("renderReport says what to do when the folder is not a run", async () 
   }
 });
 
-Deno.test("missingJobs finds jobs whose rows are not all stored", () => {
+Deno.test("missingInRuns finds jobs whose rows are not all stored", () => {
   const job = (id: string, rows: number[]): Job => ({
     id,
     model: "m",
@@ -200,7 +201,7 @@ Deno.test("missingJobs finds jobs whose rows are not all stored", () => {
     job("d", [2, 3, 5]),
     { ...job("e", [0]), model: "other" },
   ];
-  assert.deepEqual(missingJobs(jobs, scores.map(runDataFromScores)).map((j) => j.id), [
+  assert.deepEqual(missingInRuns(jobs, scores.map(runDataFromScores)).map((j) => j.id), [
     "b",
     "d",
     "e",

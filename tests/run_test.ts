@@ -13,10 +13,7 @@ import type { CheckpointScores, Experiment } from "../engine/types.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 
 const quiet: RunOptions = {
-  dryRun: false,
-  noReport: true,
   progress: false,
-  handleSignals: false,
   log: () => {},
 };
 
@@ -146,4 +143,26 @@ Deno.test("a user error in a worker is not retried and reaches the caller as a U
   assert.ok(isUserError(error), String(error));
   assert.match(error.message, /300/);
   assert.deepEqual(notices.filter((n) => n.includes("retrying")), []);
+});
+
+Deno.test("a stopped signal ends the run with outcome interrupted, without exiting; a rerun scores all", async () => {
+  const exp = await reduced();
+  const controller = new AbortController();
+  controller.abort("test stop");
+  const notices: string[] = [];
+  const outcome = await runExperiment(exp, {
+    ...quiet,
+    signal: controller.signal,
+    log: (m) => notices.push(m),
+  });
+  assert.equal(outcome.interrupted, true);
+  assert.equal(outcome.scored, 0);
+  assert.ok(
+    notices.includes("Stopping: finishing the shards in flight (test stop)…"),
+    notices.join("\n"),
+  );
+  assert.ok(notices.some((n) => /^Interrupted: 0 of \d+ remaining shards done; rerun/.test(n)));
+  const resumed = await runExperiment(exp, quiet);
+  assert.equal(resumed.skipped, 0);
+  assert.deepEqual(await readCheckpointScores(exp.output), await direct(exp));
 });

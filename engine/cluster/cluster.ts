@@ -9,13 +9,10 @@
  * @module
  */
 import { existsSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { openTokenReader } from "../data/datasets.ts";
-import { UserError } from "../errors.ts";
-import { makePlan } from "../run/plan.ts";
-import { missingShards } from "../store/store.ts";
-import type { Experiment, Job } from "../types.ts";
+import { isUserError, UserError } from "../errors.ts";
+import { openRun, readExperimentSnapshot, type RunFolder } from "../run/run_folder.ts";
+import type { Job } from "../types.ts";
 
 /**
  * Splits jobs into `count` groups of similar estimated cost (`job.flops`).
@@ -112,33 +109,32 @@ export function formatMissing(missing: readonly Job[], plan: { jobs: readonly Jo
 
 /**
  * Checks that every shard of the run folder's experiment (its
- * `experiment.json` snapshot) is stored; throws a UserError listing the
- * missing shards and how to finish them otherwise. `deno task report` calls
- * this before rendering, so a cluster run is reported only once complete.
+ * `experiment.json` snapshot) is stored and returns the opened folder; throws
+ * a UserError listing the missing shards and how to finish them otherwise, or
+ * saying why completeness cannot be checked (no snapshot, unreadable data).
+ * An imported run folder (`import.json`) has no shards to expect: null.
+ * `deno task report` calls this before rendering, so a cluster run is
+ * reported only once complete.
  */
-export async function assertComplete(runDir: string): Promise<void> {
-  if (existsSync(join(runDir, "import.json"))) return; // imported scores: no shards to expect
-  let exp: Experiment;
+export async function assertComplete(runDir: string): Promise<RunFolder | null> {
+  if (existsSync(join(runDir, "import.json"))) return null; // imported scores: no shards to expect
+  const experiment = await readExperimentSnapshot(runDir);
+  let folder: RunFolder;
   try {
-    exp = JSON.parse(await readFile(join(runDir, "experiment.json"), "utf8")) as Experiment;
-  } catch {
-    return; // not a run folder of this harness (e.g. imported scores): nothing to check
+    folder = await openRun(runDir, { experiment });
+  } catch (e) {
+    if (!isUserError(e)) throw e;
+    throw new UserError(
+      `${runDir}: cannot check that every shard is stored: ${e.message} ` +
+        "Make the data readable here, or render what is stored with --partial.",
+    );
   }
-  let totalRows: number;
-  try {
-    const reader = await openTokenReader(exp.data);
-    totalRows = reader.rows;
-    await reader.close();
-  } catch {
-    return; // the data is not reachable here: the report notes it cannot check
-  }
-  const plan = makePlan(exp, totalRows);
-  const missing = await missingShards(runDir, plan);
-  if (missing.length === 0) return;
+  const { missing, plan } = folder;
+  if (missing.length === 0) return folder;
   throw new UserError(
     `${runDir}: ${missing.length} of ${plan.jobs.length} shards are missing, so the report ` +
       `would be partial:\n${formatMissing(missing, plan)}\n` +
-      `Score them with \`deno task experiment ${exp.file} --output ${runDir}\` ` +
+      `Score them with \`deno task experiment ${experiment.file} --output ${runDir}\` ` +
       `(or the same --slurm command again: only missing shards run), then rerun ` +
       `\`deno task report ${runDir}\`. Use --partial to render what is there.`,
   );

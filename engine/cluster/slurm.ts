@@ -12,11 +12,8 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { arraySpec, shardGroups } from "./cluster.ts";
-import { dataFacts } from "../data/datasets.ts";
 import { UserError } from "../errors.ts";
-import { makePlan, type Plan } from "../run/plan.ts";
-import { modelFingerprints } from "../store/fingerprint.ts";
-import { makeManifest, missingShards, readManifest } from "../store/store.ts";
+import { currentManifest, openRun, type RunFolder } from "../run/run_folder.ts";
 import type { Experiment, Job } from "../types.ts";
 
 /** Array tasks per submission when `--slurm-tasks` is not given (capped by the job count). */
@@ -220,8 +217,8 @@ export function projectDir(): string {
  * `sbatch --parsable` and the report job with `--dependency=afterany:<array>`.
  */
 export async function submitSlurm(exp: Experiment, opts: SlurmOptions): Promise<SlurmSubmission> {
-  const { rows: totalRows, fingerprint: dataFingerprint } = await dataFacts(exp.data);
-  const plan = makePlan(exp, totalRows);
+  const folder = await openRun(exp.output, { experiment: exp, fingerprint: true });
+  const plan = folder.plan;
   if (plan.jobs.length === 0) {
     throw new UserError(
       `${exp.file}: the plan has no jobs (no checkpoint has seen a selected row)`,
@@ -229,7 +226,7 @@ export async function submitSlurm(exp: Experiment, opts: SlurmOptions): Promise<
   }
   const count = Math.min(opts.tasks ?? DEFAULT_TASKS, plan.jobs.length);
   const missingIds = new Set(
-    (await pendingJobs(exp, plan, dataFingerprint)).map((j) => j.id),
+    (await pendingJobs(folder)).map((j) => j.id),
   );
   const groups = shardGroups(plan.jobs, count);
   const indices = groups.flatMap((g, i) => (g.some((j) => missingIds.has(j.id)) ? [i] : []));
@@ -300,22 +297,17 @@ export async function submitSlurm(exp: Experiment, opts: SlurmOptions): Promise<
  * its file changed, else the store's missing shards (the tasks then move the
  * stale scores aside, as a local run does).
  */
-async function pendingJobs(exp: Experiment, plan: Plan, dataFingerprint: string): Promise<Job[]> {
-  const stored = await readManifest(exp.output);
+async function pendingJobs(folder: RunFolder): Promise<Job[]> {
+  const { manifest: stored, plan } = folder;
   if (!stored) return plan.jobs;
-  // Cached in the run folder, so the array tasks need not hash the models again.
-  const fingerprints = await modelFingerprints(plan.jobs.map((j) => j.path), {
-    cache: join(exp.output, "fingerprints.json"),
-    log: (line) => console.error(line),
-  });
-  const now = makeManifest(exp, dataFingerprint, fingerprints);
+  const now = await currentManifest(folder);
   if (now.settingsHash !== stored.settingsHash) return plan.jobs;
   const before = new Map(stored.checkpoints.map((c) => [`${c.model}\0${c.step}`, c.fingerprint]));
   const changed = new Set(
     now.checkpoints.filter((c) => before.get(`${c.model}\0${c.step}`) !== c.fingerprint)
       .map((c) => `${c.model}\0${c.step}`),
   );
-  const missing = new Set((await missingShards(exp.output, plan)).map((j) => j.id));
+  const missing = new Set(folder.missing.map((j) => j.id));
   return plan.jobs.filter((j) => missing.has(j.id) || changed.has(`${j.model}\0${j.step}`));
 }
 

@@ -122,9 +122,7 @@ export function makePlan(exp: Experiment, totalRows: number, opts: PlanOptions =
       }
     }
   }
-  const done = opts.done ?? new Set<string>();
-  const finished = jobs.filter((j) => done.has(j.id)).map((j) => j.id);
-  return {
+  return markFinished({
     jobs,
     shards,
     rowsPerCheckpoint,
@@ -132,8 +130,8 @@ export function makePlan(exp: Experiment, totalRows: number, opts: PlanOptions =
     trainingFlops: training,
     totalRows,
     selectedRows: selection.length,
-    finished,
-    pendingFlops: jobs.reduce((a, j) => a + (done.has(j.id) ? 0 : j.flops), 0),
+    finished: [],
+    pendingFlops: 0,
     experiment: {
       name: exp.name,
       shardSize: exp.shardSize,
@@ -143,6 +141,15 @@ export function makePlan(exp: Experiment, totalRows: number, opts: PlanOptions =
       tokensPerRow: exp.memorization.context + exp.memorization.continuation,
       devices: exp.devices.length,
     },
+  }, opts.done ?? new Set());
+}
+
+/** The plan with the jobs in `done` finished (resume state): `finished` and `pendingFlops`. */
+export function markFinished(plan: Plan, done: ReadonlySet<string>): Plan {
+  return {
+    ...plan,
+    finished: plan.jobs.filter((j) => done.has(j.id)).map((j) => j.id),
+    pendingFlops: plan.jobs.reduce((a, j) => a + (done.has(j.id) ? 0 : j.flops), 0),
   };
 }
 
@@ -186,21 +193,13 @@ export function formatPlan(plan: Plan, notes: readonly string[] = []): string {
     `${"model".padEnd(22)} ${"step".padStart(8)} ${"rows scored".padStart(13)} ` +
       `${"jobs".padStart(6)} ${"scoring".padStart(12)} ${"training 6ND".padStart(12)}`,
   );
-  const jobsOf = new Map<string, { n: number; flops: number }>();
-  for (const j of plan.jobs) {
-    const key = `${j.model}/${j.step}`;
-    const acc = jobsOf.get(key) ?? { n: 0, flops: 0 };
-    jobsOf.set(key, { n: acc.n + 1, flops: acc.flops + j.flops });
-  }
-  plan.rowsPerCheckpoint.forEach((c, i) => {
-    const j = jobsOf.get(`${c.model}/${c.step}`) ?? { n: 0, flops: 0 };
-    const mark = c.model === e.target?.model && c.step === e.target?.step ? " (target)" : "";
+  for (const c of checkpointLines(plan)) {
     lines.push(
       `${c.model.padEnd(22)} ${String(c.step).padStart(8)} ${formatCount(c.rows).padStart(13)} ` +
-        `${formatCount(j.n).padStart(6)} ${formatFlops(j.flops).padStart(12)} ` +
-        `${formatFlops(plan.trainingFlops[i].flops).padStart(12)}${mark}`,
+        `${formatCount(c.jobs).padStart(6)} ${formatFlops(c.scoringFlops).padStart(12)} ` +
+        `${formatFlops(c.trainingFlops).padStart(12)}${c.target ? " (target)" : ""}`,
     );
-  });
+  }
   const pending = plan.jobs.length - plan.finished.length;
   lines.push(
     "",
@@ -210,4 +209,56 @@ export function formatPlan(plan: Plan, notes: readonly string[] = []): string {
         `finished; ${formatCount(pending)} to run (${formatFlops(plan.pendingFlops)})`,
   );
   return lines.join("\n");
+}
+
+/** One checkpoint's line of the plan: rows, jobs, scoring and training FLOPs. */
+export interface CheckpointLine {
+  model: string;
+  step: number;
+  rows: number;
+  jobs: number;
+  scoringFlops: number;
+  trainingFlops: number;
+  /** The experiment's target checkpoint. */
+  target: boolean;
+}
+
+/** The plan per checkpoint, in suite order (the table `--dry-run` prints). */
+export function checkpointLines(plan: Plan): CheckpointLine[] {
+  const e = plan.experiment;
+  const jobsOf = new Map<string, { n: number; flops: number }>();
+  for (const j of plan.jobs) {
+    const key = `${j.model}/${j.step}`;
+    const acc = jobsOf.get(key) ?? { n: 0, flops: 0 };
+    jobsOf.set(key, { n: acc.n + 1, flops: acc.flops + j.flops });
+  }
+  return plan.rowsPerCheckpoint.map((c, i) => {
+    const j = jobsOf.get(`${c.model}/${c.step}`) ?? { n: 0, flops: 0 };
+    return {
+      model: c.model,
+      step: c.step,
+      rows: c.rows,
+      jobs: j.n,
+      scoringFlops: j.flops,
+      trainingFlops: plan.trainingFlops[i].flops,
+      target: c.model === e.target?.model && c.step === e.target?.step,
+    };
+  });
+}
+
+/** The plan as plain JSON data for `--dry-run --json`: everything but the row lists. */
+export function planJson(plan: Plan, notes: readonly string[] = []): Record<string, unknown> {
+  return {
+    notes: [...notes],
+    experiment: plan.experiment,
+    totalRows: plan.totalRows,
+    selectedRows: plan.selectedRows,
+    shards: plan.shards,
+    jobs: plan.jobs.length,
+    finished: plan.finished.length,
+    pending: plan.jobs.length - plan.finished.length,
+    scoringFlops: plan.scoringFlops,
+    pendingFlops: plan.pendingFlops,
+    checkpoints: checkpointLines(plan),
+  };
 }

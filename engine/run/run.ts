@@ -1,42 +1,32 @@
 /**
- * Runs an experiment: plan → pool → store, then the report step. Finished
- * shards are skipped, so rerunning the same command resumes an interrupted or
- * crashed run. Ctrl-C stops handing out jobs, writes what is in flight (or drops
- * it after a grace period), says how to resume and exits with status 130; a
- * second Ctrl-C exits at once.
+ * Scores an experiment: plan → pool → store. Finished shards are
+ * skipped, so running it again resumes an interrupted or crashed run. When
+ * `signal` aborts (main.ts aborts it on Ctrl-C), no more jobs are handed out,
+ * the jobs in flight are written (or dropped after a grace period) and the
+ * outcome says `interrupted`. A library function: it neither exits the
+ * process nor renders the report (main.ts composes score → analyse → render).
  *
  * @module
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jobsForGroup } from "../cluster/cluster.ts";
-import { dataFacts } from "../data/datasets.ts";
-import { formatPlan, makePlan } from "./plan.ts";
 import { runPool, type WorkerTask } from "./pool.ts";
-import { type ProgressOptions, startProgress } from "./progress.ts";
-import {
-  appendJsonLine,
-  makeManifest,
-  missingShards,
-  openStore,
-  writeAtomic,
-  writeJson,
-} from "../store/store.ts";
-import { duplicateWeights, modelFingerprints } from "../store/fingerprint.ts";
+import { type ProgressDisplay, type ProgressOptions, startProgress } from "./progress.ts";
+import { currentManifest, planRun } from "./run_folder.ts";
+import { appendJsonLine, openStore, writeAtomic, writeJson } from "../store/store.ts";
+import { duplicateWeights } from "../store/fingerprint.ts";
 import type { Experiment, Job } from "../types.ts";
 
-/** Options of one `experiment` invocation. */
+/** Options of one scoring run. */
 export interface RunOptions {
-  /** Only print the plan. */
-  dryRun: boolean;
   /** Restrict to shard group I of N (0-based I), e.g. for Slurm array tasks. */
   shardGroup?: { index: number; count: number };
-  /** Skip the report step after scoring. */
-  noReport?: boolean;
-  /** Stops the run like Ctrl-C does, but returns `interrupted` instead of exiting (tests, embedding). */
+  /**
+   * Stops the run: no new jobs, jobs in flight are finished or dropped; the
+   * outcome is `interrupted`. A string `reason` is shown in the stop notice.
+   */
   signal?: AbortSignal;
-  /** Install the Ctrl-C handler (default true). */
-  handleSignals?: boolean;
   /** Progress display options, or false for none. */
   progress?: ProgressOptions | false;
   /** Where messages go (default: stderr). */
@@ -47,19 +37,20 @@ export interface RunOptions {
   workerUrl?: string | URL;
 }
 
-/** What a run did. */
+/** What a scoring run did. */
 export interface RunOutcome {
   /** Jobs scored in this invocation. */
   scored: number;
   /** Jobs already in the store. */
   skipped: number;
-  /** Path of the rendered report, when the report step ran. */
-  report?: string;
   /** True when the run stopped before every job was scored. */
-  interrupted?: boolean;
-  /** Rows scored in this invocation and the seconds it took. */
-  rows?: number;
-  seconds?: number;
+  interrupted: boolean;
+  /** Rows scored in this invocation. */
+  rows: number;
+  /** Seconds the scoring took. */
+  seconds: number;
+  /** The run folder. */
+  runDir: string;
 }
 
 /** The worker's task for one job of the experiment (what the pool ships to a worker thread). */
@@ -78,34 +69,23 @@ export function workerTask(
   };
 }
 
-/** Scores every pending job of the experiment and renders the report. */
-export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<RunOutcome> {
+/** Scores every pending job of the experiment (of its shard group) into its run folder. */
+export async function runExperiment(exp: Experiment, opts: RunOptions = {}): Promise<RunOutcome> {
   const log = opts.log ?? ((line: string) => console.error(line));
-  const { rows: totalRows, fingerprint: dataFingerprint } = await dataFacts(exp.data);
-  const plan = makePlan(exp, totalRows);
-  if (opts.dryRun) {
-    const missing = new Set((await missingShards(exp.output, plan)).map((j) => j.id));
-    const done = new Set(plan.jobs.filter((j) => !missing.has(j.id)).map((j) => j.id));
-    console.log(formatPlan(makePlan(exp, totalRows, { done })));
-    return { scored: 0, skipped: done.size };
-  }
+  const runDir = exp.output;
+  const planned = await planRun(exp, { fingerprint: true });
+  const plan = planned.plan;
   const group = opts.shardGroup;
   const jobs = group ? jobsForGroup(plan, group.index, group.count) : plan.jobs;
 
-  // Every checkpoint of the plan, not only this group's: concurrent shard groups
-  // then write identical manifests (no lost records when they race).
-  const runDir = exp.output;
-  const fingerprints = await modelFingerprints(plan.jobs.map((j) => j.path), {
-    cache: join(runDir, "fingerprints.json"),
-    log,
-  });
   const store = openStore(runDir, { onNotice: log });
-  const manifest = makeManifest(exp, dataFingerprint, fingerprints);
+  const manifest = await currentManifest(planned, log);
   for (const notice of await store.prepare(manifest)) log(notice);
   for (const warning of duplicateWeights(manifest.checkpoints)) log(`warning: ${warning}`);
   await writeJson(join(runDir, "experiment.json"), exp);
   await writeAtomic(join(runDir, "experiment.yaml"), await readFile(exp.file).catch(() => ""));
 
+  // Judged by the prepared (writable) store: a corrupt shard is moved aside and rescored.
   const pending: Job[] = [];
   for (const job of jobs) if (!(await store.isDone(job))) pending.push(job);
   const skipped = jobs.length - pending.length;
@@ -114,11 +94,7 @@ export async function runExperiment(exp: Experiment, opts: RunOptions): Promise<
     `${exp.name}: ${jobs.length} shards (${skipped} already done), ` +
       `scoring ${pending.length} (${pendingRows} rows) on ${exp.devices.length} worker(s) → ${runDir}`,
   );
-
-  const outcome = await scorePending(exp, pending, store, opts, log);
-  const result: RunOutcome = { skipped, ...outcome };
-  if (outcome.interrupted || opts.noReport) return result;
-  return { ...result, report: await reportStep(runDir, log) };
+  return { skipped, runDir, ...await scorePending(exp, pending, store, opts, log) };
 }
 
 async function scorePending(
@@ -131,21 +107,18 @@ async function scorePending(
   const started = new Date();
   const t0 = performance.now();
   const controller = new AbortController();
-  opts.signal?.addEventListener("abort", () => controller.abort(), { once: true });
-  let bySignal = false;
+  let display: ProgressDisplay | null = null;
   const say = (m: string) => display ? display.note(m) : log(m);
-  const onSigint = () => {
-    if (controller.signal.aborted) {
-      display?.stop();
-      log("Interrupted twice: exiting now; shards in flight are lost, finished ones are kept.");
-      Deno.exit(130);
-    }
-    bySignal = true;
-    say("Stopping: finishing the shards in flight (Ctrl-C again to quit at once)…");
+  const onAbort = () => {
+    const reason = opts.signal?.reason;
+    say(
+      "Stopping: finishing the shards in flight" +
+        (typeof reason === "string" ? ` (${reason})` : "") + "…",
+    );
     controller.abort();
   };
-  const handle = opts.handleSignals !== false && pending.length > 0;
-  if (handle) Deno.addSignalListener("SIGINT", onSigint);
+  if (opts.signal?.aborted) onAbort();
+  else opts.signal?.addEventListener("abort", onAbort, { once: true });
 
   const totalRows = pending.reduce((a, j) => a + j.rows.length, 0);
   let jobsDone = 0;
@@ -164,7 +137,7 @@ async function scorePending(
     },
     onNotice: say,
   });
-  const display = opts.progress === false || pending.length === 0 ? null : startProgress(() => ({
+  display = opts.progress === false || pending.length === 0 ? null : startProgress(() => ({
     totalRows,
     doneRows: run.rowsDone(),
     jobsTotal: pending.length,
@@ -187,7 +160,7 @@ async function scorePending(
     throw e;
   } finally {
     display?.stop();
-    if (handle) Deno.removeSignalListener("SIGINT", onSigint);
+    opts.signal?.removeEventListener("abort", onAbort);
   }
   const seconds = (performance.now() - t0) / 1000;
   if (pending.length > 0) {
@@ -207,7 +180,6 @@ async function scorePending(
         (dropped > 0 ? ` (${dropped} in flight dropped)` : "") +
         "; rerun the same command to resume.",
     );
-    if (bySignal) Deno.exit(130);
   } else if (pending.length > 0) {
     log(
       `Scored ${jobsDone} shards (${rowsDone} rows) in ${seconds.toFixed(1)}s ` +
@@ -219,26 +191,4 @@ async function scorePending(
 
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
-}
-
-/** Renders the report if the report module is implemented; returns its path. */
-async function reportStep(
-  runDir: string,
-  log: (line: string) => void,
-): Promise<string | undefined> {
-  const { renderReport } = await import("../../reports/page/render.ts");
-  try {
-    const rendered = await renderReport(runDir);
-    log(`Report: ${rendered.html}`);
-    return rendered.html;
-  } catch (e) {
-    if (e instanceof Error && /not implemented/.test(e.message)) {
-      log(
-        `Report step skipped: the report renderer is not implemented yet (scores are in ${runDir}).`,
-      );
-      return undefined;
-    }
-    log(`The report step failed; the scores are kept. Rerun it with: deno task report ${runDir}`);
-    throw e;
-  }
 }

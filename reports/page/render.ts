@@ -10,16 +10,19 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { loadDuplicates, openTokenReader } from "../../engine/data/datasets.ts";
-import { makePlan } from "../../engine/run/plan.ts";
+import {
+  missingInRuns,
+  planRun,
+  readExperimentSnapshot,
+  type RunFolder,
+} from "../../engine/run/run_folder.ts";
 import { readManifest } from "../../engine/store/store.ts";
 import { readStoreRuns } from "../../engine/store/store_runs.ts";
 import { readImportRecord } from "../../engine/store/imported_runs.ts";
 import { loadImportedInput } from "./imported_input.ts";
-import type { RunData } from "../../engine/store/run_data.ts";
-import { countInRanges } from "../../engine/store/rowset.ts";
 import { loadDecoder } from "../../engine/data/tokenizer.ts";
 import { UserError } from "../../engine/errors.ts";
-import type { Experiment, Job } from "../../engine/types.ts";
+import type { Experiment } from "../../engine/types.ts";
 import { type AnalysisInput, analyze, exampleRows } from "../analysis/analysis.ts";
 import { type RenderedReport, writeReport } from "./report_files.ts";
 
@@ -29,6 +32,8 @@ export { predictorsCsv, type RenderedReport, writeReport } from "./report_files.
 export interface RenderOptions {
   /** Where progress lines go (default: stderr). */
   log?: (line: string) => void;
+  /** The run folder as the completeness check opened it (its plan and missing shards are reused). */
+  run?: RunFolder;
 }
 
 /** Reads the run folder's store, analyses it and writes the report files. */
@@ -38,7 +43,7 @@ export async function renderReport(
 ): Promise<RenderedReport> {
   const t0 = performance.now();
   const log = opts.log ?? ((line: string) => console.error(line));
-  const input = await loadAnalysisInput(runDir, log);
+  const input = await loadAnalysisInput(runDir, log, opts.run);
   const t1 = performance.now();
   const summary = analyze(input);
   const t2 = performance.now();
@@ -50,20 +55,6 @@ export async function renderReport(
       `(reading ${s(t1 - t0)} s, analysis ${s(t2 - t1)} s, page ${out.seconds.toFixed(2)} s)`,
   );
   return { ...out, seconds };
-}
-
-/** Reads the experiment snapshot of a run folder. */
-export async function readExperimentSnapshot(runDir: string): Promise<Experiment> {
-  const path = join(runDir, "experiment.json");
-  try {
-    return JSON.parse(await readFile(path, "utf8")) as Experiment;
-  } catch (e) {
-    const what = (e as { code?: string }).code === "ENOENT" ? "not found" : (e as Error).message;
-    throw new UserError(
-      `${path}: ${what}. Give the run folder of a scored experiment ` +
-        "(runs/<name>, made by `deno task experiment <file>`).",
-    );
-  }
 }
 
 /** One line of `runs.jsonl` (written after each scoring invocation). */
@@ -89,16 +80,6 @@ async function readRunStats(runDir: string): Promise<RunStats[]> {
   }
 }
 
-/** Jobs whose rows are not all in the checkpoint's stored rows (job rows ascending). */
-export function missingJobs(jobs: Job[], runs: readonly RunData[]): Job[] {
-  const byRun = new Map(runs.map((s) => [`${s.model}\0${s.step}`, s.scored]));
-  return jobs.filter((job) => {
-    const scored = byRun.get(`${job.model}\0${job.step}`);
-    if (!scored) return job.rows.length > 0;
-    return countInRanges(job.rows, scored) !== job.rows.length;
-  });
-}
-
 /** `cpu × 2 workers, 1 thread each`-style lines, one per distinct device slot. */
 function deviceList(exp: Experiment): string[] {
   const counts = new Map<string, number>();
@@ -113,12 +94,17 @@ function quote(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
-/** Gathers everything `analyze` needs from a run folder (and the data, when reachable). */
+/**
+ * Gathers everything `analyze` needs from a run folder (and the data, when
+ * reachable: without it the report has no example text and no missing-shard
+ * list, and says so in a note). `opened`: the folder as already opened.
+ */
 export async function loadAnalysisInput(
   runDir: string,
   log: (line: string) => void = () => {},
+  opened?: RunFolder,
 ): Promise<AnalysisInput> {
-  const experiment = await readExperimentSnapshot(runDir);
+  const experiment = opened?.experiment ?? await readExperimentSnapshot(runDir);
   const record = await readImportRecord(runDir);
   if (record) return await loadImportedInput(runDir, experiment, record, log);
   const runs = await readStoreRuns(runDir);
@@ -135,19 +121,20 @@ export async function loadAnalysisInput(
   let exampleTokens: Map<number, ArrayLike<number>> | undefined;
   let duplicates: Uint32Array | null = null;
   try {
-    const reader = await openTokenReader(experiment.data);
-    try {
-      missing = missingJobs(makePlan(experiment, reader.rows).jobs, runs).map((j) => j.id);
-      const rows = exampleRows({ experiment, runs });
-      if (rows.length > 0) {
+    const jobs = opened?.missing ?? missingInRuns((await planRun(experiment)).plan.jobs, runs);
+    missing = jobs.map((j) => j.id);
+    const rows = exampleRows({ experiment, runs });
+    if (rows.length > 0) {
+      const reader = await openTokenReader(experiment.data);
+      try {
         const width = m.context + m.continuation;
         const tokens = await reader.readWindow(Uint32Array.from(rows), m.offset, width);
         exampleTokens = new Map(
           rows.map((r, i) => [r, tokens.subarray(i * width, (i + 1) * width)]),
         );
+      } finally {
+        await reader.close();
       }
-    } finally {
-      await reader.close();
     }
   } catch (e) {
     log(

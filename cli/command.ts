@@ -1,0 +1,78 @@
+/**
+ * What every subcommand of main.ts is made of: a {@link Command} (its help
+ * text and its run function), the {@link Context} main.ts hands it, and the
+ * argument helpers the commands share. To add a subcommand, write a module in
+ * cli/ exporting a Command and add it to the table in main.ts.
+ *
+ * @module
+ */
+import { existsSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { loadExperiment } from "../engine/config/config.ts";
+import { UserError } from "../engine/errors.ts";
+
+/** The experiment run when no file is given (the embedded nano suite). */
+export const DEFAULT_EXPERIMENT: string = fileURLToPath(
+  new URL("../experiments/nano.yaml", import.meta.url),
+);
+
+/** What main.ts gives a running command. */
+export interface Context {
+  /**
+   * A signal that aborts on the first Ctrl-C (its reason says what a second
+   * one does); main.ts listens for Ctrl-C only once a command asked for it.
+   */
+  stopSignal(): AbortSignal;
+}
+
+/** One subcommand of the command line. */
+export interface Command {
+  /** One line for the global `--help`: `usage  what it does`. */
+  synopsis: string;
+  /** The text of `deno task <command> --help`. */
+  help: string;
+  /** Runs the command with its arguments (after the command name); returns the exit status. */
+  run(args: string[], ctx: Context): Promise<number>;
+}
+
+/** Option declarations of node:util `parseArgs`. */
+export type Options = NonNullable<NonNullable<Parameters<typeof parseArgs>[0]>["options"]>;
+
+/** Parses a command's arguments strictly; a bad option is a UserError pointing to `--help`. */
+export function parse(
+  args: string[],
+  options: Options,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
+  } catch (e) {
+    throw new UserError(`${(e as Error).message.split("\n")[0]} (see --help)`);
+  }
+}
+
+/** The one positional argument (or `fallback`); more than one is a UserError. */
+export function onePositional(positionals: string[], what: string, fallback: string): string {
+  if (positionals.length > 1) {
+    throw new UserError(
+      `expected one ${what}, got ${positionals.length}: ${positionals.join(" ")}`,
+    );
+  }
+  return positionals[0] ?? fallback;
+}
+
+/** Resolves a run folder from a folder or an experiment file argument. */
+export async function runDirOf(target: string): Promise<string> {
+  if (!existsSync(target)) {
+    throw new UserError(
+      `${target}: no such run folder or experiment file (run \`deno task experiment\` first)`,
+    );
+  }
+  return statSync(target).isFile() ? (await loadExperiment(target)).output : target;
+}

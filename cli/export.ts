@@ -1,0 +1,43 @@
+/**
+ * `deno task export`: writes a run folder's per-row scores, one file per
+ * checkpoint (CSV `index,accuracy` as the reference files, or Parquet).
+ *
+ * @module
+ */
+import { UserError } from "../engine/errors.ts";
+import { type Command, DEFAULT_EXPERIMENT, onePositional, parse, runDirOf } from "./command.ts";
+
+/** The `export` subcommand. */
+export const exportCommand: Command = {
+  synopsis: "deno task export [RUN_DIR | FILE] [--format csv|parquet|dataset]\n" +
+    "                                             per-row scores per checkpoint, streamed: csv\n" +
+    "                                             (index,accuracy), parquet (every column), dataset\n" +
+    "                                             (Hive: exports/dataset/model=…/step=…/part-N.parquet)",
+  help: `deno task export [RUN_DIR | FILE] [--format csv|parquet|dataset]
+
+Writes the stored per-row scores of a run folder, streamed shard by shard, one
+file per checkpoint, and prints their paths. csv: index,accuracy (accuracy =
+matches / continuation, the reference files' format); parquet: index,
+accuracy, matches, prefix, nll; dataset: a Hive-partitioned Parquet dataset
+(exports/dataset/model=…/step=…/part-N.parquet).
+
+options:
+  --format csv|parquet|dataset (default csv)
+  -h, --help           this text`,
+  async run(args) {
+    const { values, positionals } = parse(args, { "format": { type: "string" } });
+    const format = values.format ?? "csv";
+    if (format !== "csv" && format !== "parquet" && format !== "dataset") {
+      throw new UserError(`--format ${format}: expected csv, parquet or dataset`);
+    }
+    const target = onePositional(positionals, "run folder or experiment file", DEFAULT_EXPERIMENT);
+    const runDir = await runDirOf(target);
+    const { exportScores } = await import("../engine/store/export.ts");
+    const written = await exportScores(runDir, format, {
+      log: (line) => console.error(line),
+    });
+    if (written.length === 0) throw new UserError(`${runDir}: no stored scores to export`);
+    for (const path of written) console.log(path);
+    return 0;
+  },
+};

@@ -1,0 +1,53 @@
+/**
+ * `deno task forecast`: a calibration run's held-out choice of predictor
+ * applied to another run's cheap runs (reports/page/forecast.ts).
+ *
+ * @module
+ */
+import { UserError } from "../engine/errors.ts";
+import { type Command, parse, runDirOf } from "./command.ts";
+
+/** The `forecast` subcommand. */
+export const forecastCommand: Command = {
+  synopsis: "deno task forecast CALIBRATION_RUN RUN [options]\n" +
+    "                                             flag the rows RUN's cheap runs predict its future\n" +
+    "                                             target will memorize, as calibrated on a run with\n" +
+    "                                             a trained target (flagged.parquet/csv, forecast.json)",
+  help: `deno task forecast CALIBRATION_RUN RUN [options]
+
+Flags the rows that RUN's cheap runs predict its future target will memorize,
+with the predictor, signal and thresholds chosen (cross-fitted) on
+CALIBRATION_RUN, a run with a trained target. Writes flagged.parquet,
+flagged.csv, forecast.json and forecast.html. Both arguments are run folders
+or experiment files.
+
+options:
+  --predictor MODEL@STEP  use this run (scored in both runs); default: the best held-out choice
+  --signal S           binary, score, prefix or nll
+  --budget F           only predictors costing at most F of the calibration target's compute
+  --output DIR         where the files go (default RUN/forecast)
+  -h, --help           this text`,
+  async run(args) {
+    const { values, positionals } = parse(args, {
+      "predictor": { type: "string" },
+      "signal": { type: "string" },
+      "budget": { type: "string" },
+      "output": { type: "string" },
+    });
+    if (positionals.length !== 2) {
+      throw new UserError(
+        `expected CALIBRATION_RUN RUN (two run folders or experiment files), got ${positionals.length}`,
+      );
+    }
+    const { parseForecastOptions } = await import("../reports/analysis/forecast.ts");
+    const opts = parseForecastOptions(values as Record<string, string | undefined>);
+    const [cal, run] = [await runDirOf(positionals[0]), await runDirOf(positionals[1])];
+    const { runForecast } = await import("../reports/page/forecast.ts");
+    const out = await runForecast(cal, run, {
+      ...opts,
+      ...(values.output !== undefined ? { output: values.output as string } : {}),
+    });
+    for (const f of out.files) console.log(f);
+    return 0;
+  },
+};

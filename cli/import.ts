@@ -1,0 +1,79 @@
+/**
+ * `deno task import`: scores produced elsewhere (Hugging Face
+ * pythia-memorized-evals, reference CSVs, this harness's exports) become a
+ * run folder, analysed and reported (reports/page/import_run.ts).
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { loadExperiment } from "../engine/config/config.ts";
+import { UserError } from "../engine/errors.ts";
+import { type Command, parse } from "./command.ts";
+
+/** The `import` subcommand. */
+export const importCommand: Command = {
+  synopsis: "deno task import DIR... [options]          scores produced elsewhere (Hugging Face\n" +
+    "                                             pythia-memorized-evals, reference CSVs, exports)\n" +
+    "                                             become a run folder, analysed and reported",
+  help: `deno task import DIR... [options]
+
+Turns scores produced elsewhere (Hugging Face pythia-memorized-evals, the
+reference per-rank CSVs, this harness's exports) into a run folder, analyses
+them and renders its report.
+
+options:
+  --experiment FILE    the suite (default: experiments/pythia-<suite>.yaml from the
+                       Hugging Face split names)
+  --rows A:B           restrict every run to rows [A, B) (the paper's heatmaps: 0:23552000);
+                       default: the rows each run has seen, [0, step × sequences_per_step)
+  --output RUN         run folder (default runs/<experiment name>-import)
+  --tokenizer FILE     tokenizer.json to decode the example rows (default: token ids)
+  --pattern REGEX      custom layout: a regular expression over each file's path with
+                       named groups (?<model>…) and (?<step>…)
+  -h, --help           this text`,
+  async run(args) {
+    const { values, positionals } = parse(args, {
+      "experiment": { type: "string" },
+      "rows": { type: "string" },
+      "output": { type: "string" },
+      "tokenizer": { type: "string" },
+      "pattern": { type: "string" },
+    });
+    if (positionals.length === 0) {
+      throw new UserError(
+        "import: give the folders (or files) to import, e.g. pythia-memorized-evals/",
+      );
+    }
+    const { importAndReport, parseRows, defaultExperimentFile } = await import(
+      "../reports/page/import_run.ts"
+    );
+    const rows = values.rows !== undefined ? parseRows(values.rows as string) : undefined;
+    const file = (values.experiment as string | undefined) ??
+      await defaultExperimentFile(
+        positionals,
+        fileURLToPath(new URL("../experiments", import.meta.url)),
+      );
+    if (!file) {
+      throw new UserError(
+        "import: no Hugging Face split names under the inputs to choose the suite from; " +
+          "give --experiment FILE (e.g. experiments/pythia-deduped.yaml)",
+      );
+    }
+    const exp = await loadExperiment(file);
+    const output = (values.output as string | undefined) ?? `runs/${exp.name}-import`;
+    const command = "deno task import " +
+      args.map((w) => /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`)
+        .join(" ");
+    const out = await importAndReport({
+      inputs: positionals,
+      experiment: exp,
+      output,
+      ...(rows ? { rows } : {}),
+      ...(values.pattern !== undefined ? { pattern: values.pattern as string } : {}),
+      ...(values.tokenizer !== undefined ? { tokenizer: values.tokenizer as string } : {}),
+      command,
+    });
+    console.log(`report: ${out.html}\nsummary: ${out.summary}\npredictors: ${out.csv}`);
+    return 0;
+  },
+};

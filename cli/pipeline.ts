@@ -1,0 +1,45 @@
+/**
+ * The pipeline of `deno task experiment`: score (engine/run/run.ts) →
+ * analyse → render (reports/page/render.ts). The scoring engine knows
+ * nothing of reports; this is where the two meet.
+ *
+ * @module
+ */
+import { runExperiment, type RunOptions, type RunOutcome } from "../engine/run/run.ts";
+import type { Experiment } from "../engine/types.ts";
+import { renderReport } from "../reports/page/render.ts";
+
+/** Options of {@link scoreAndReport}: the run's, and whether to render afterwards. */
+export interface PipelineOptions extends RunOptions {
+  /** Score only; render later with `deno task report`. */
+  noReport?: boolean;
+}
+
+/** What the pipeline did: the scoring outcome and the report's path when one was rendered. */
+export interface PipelineOutcome extends RunOutcome {
+  /** Path of report.html, when the report step ran. */
+  report?: string;
+}
+
+/**
+ * Scores every pending shard, then (unless interrupted or `noReport`)
+ * renders the report from the whole store. A failed report step keeps the
+ * scores and says how to rerun it.
+ */
+export async function scoreAndReport(
+  exp: Experiment,
+  opts: PipelineOptions = {},
+): Promise<PipelineOutcome> {
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const outcome = await runExperiment(exp, opts);
+  if (outcome.interrupted || opts.noReport) return outcome;
+  try {
+    const rendered = await renderReport(outcome.runDir, { log });
+    return { ...outcome, report: rendered.html };
+  } catch (e) {
+    log(
+      `The report step failed; the scores are kept. Rerun it with: deno task report ${outcome.runDir}`,
+    );
+    throw e;
+  }
+}
