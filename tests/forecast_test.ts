@@ -31,10 +31,7 @@ function nano(): Promise<{ exp: Experiment; scores: CheckpointScores[] }> {
       output: join(dir, "nano"),
     });
     await runExperiment(exp, {
-      dryRun: false,
-      noReport: true,
       progress: false,
-      handleSignals: false,
       log: () => {},
     });
     return { exp, scores: await readCheckpointScores(exp.output) };

@@ -26,7 +26,7 @@ import {
 } from "../analysis/forecast.ts";
 import { label } from "../analysis/runs.ts";
 import type { Estimate, PredictorId } from "../analysis/summary.ts";
-import { readExperimentSnapshot } from "./render.ts";
+import { readExperimentSnapshot } from "../../engine/run/run_folder.ts";
 import { forecastPage } from "./forecast_page.ts";
 
 /** What `forecast.json` holds. */
