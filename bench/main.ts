@@ -1,19 +1,22 @@
 /**
  * `deno task bench`: every benchmark, each measuring ratios side by side in
  * one run (scoring vs the reference algorithm and a MatMul peak; 1 vs 2
- * workers; analysis at scale). Select some with arguments:
- * `deno task bench scoring pool analysis`.
+ * workers; analysis at scale; a Pythia-shape model against transformers.js and
+ * the reference). Select some with arguments:
+ * `deno task bench scoring pool analysis pythia`.
  *
  * @module
  */
 import { runScoringBench } from "./scoring.ts";
 import { runPoolBench } from "./pool.ts";
 import { runAnalysisBench } from "./analysis.ts";
+import { runPythiaBench } from "./pythia.ts";
 
 const benches: Record<string, () => Promise<Record<string, number>>> = {
   scoring: () => runScoringBench(),
   pool: () => runPoolBench(),
   analysis: () => runAnalysisBench(),
+  pythia: () => runPythiaBench(),
 };
 
 const chosen = Deno.args.length > 0 ? Deno.args : Object.keys(benches);
