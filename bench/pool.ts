@@ -38,14 +38,15 @@ export function benchJobs(jobs: Job[], rows: number): Job[] {
 }
 
 /** One pool run: seconds in all, seconds from the first scored batch on, and CPU seconds used. */
-interface Timing {
+export interface Timing {
   total: number;
   steady: number;
   firstRows: number;
   cpu: number;
 }
 
-async function timePool(exp: Experiment, jobs: Job[], slots: DeviceSlot[]): Promise<Timing> {
+/** One pool run over `jobs` on `slots`: seconds in all and after start-up, CPU seconds. */
+export async function timePool(exp: Experiment, jobs: Job[], slots: DeviceSlot[]): Promise<Timing> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   let first = 0;

@@ -1,0 +1,151 @@
+/**
+ * `deno task bench devices`: chooses the device slots (workers × intra-op
+ * threads) for this machine and a model by a short trial of the real pool, and
+ * says why. Every split of the cores into workers × threads (1 × C, 2 × C/2,
+ * …, C × 1) scores the same rows in A B … B A order; the fastest after
+ * start-up wins, unless one with fewer workers is within {@link TOLERANCE} of
+ * it (each worker holds its own copy of the model: fewer workers, less
+ * memory). On a GPU (BENCH_DEVICE=cuda:0) the trial is 1 vs 2 workers.
+ *
+ * Model: BENCH_EXPERIMENT (an experiment file; its largest model's last
+ * checkpoint) or, by default, the random-init Pythia shape of the `pythia`
+ * bench (BENCH_SHAPE, default 70m) on random Megatron rows. Also BENCH_MODE
+ * (extractable | full), BENCH_TRIAL_ROWS (512), BENCH_CORES (the machine's).
+ *
+ * @module
+ */
+import { availableParallelism } from "node:os";
+import { resolve } from "node:path";
+import { loadExperiment } from "../engine/config/config.ts";
+import { openTokenReader } from "../engine/data/datasets.ts";
+import { makePlan } from "../engine/run/plan.ts";
+import type { DeviceSlot } from "../engine/types.ts";
+import { writeMegatron } from "./megatron.ts";
+import { neoxParams, PYTHIA, writeNeox } from "./neox.ts";
+import { benchJobs, timePool, type Timing } from "./pool.ts";
+
+/** A configuration with fewer workers within this fraction of the fastest is preferred. */
+export const TOLERANCE = 0.05;
+
+/** A candidate: workers on one device, threads each, and its measured rows/s. */
+export interface Candidate {
+  device: string;
+  workers: number;
+  threads: number;
+  rowsPerS?: number;
+}
+
+/** The splits of `cores` CPU cores into workers × threads (workers dividing the cores). */
+export function cpuCandidates(cores: number): Candidate[] {
+  const out: Candidate[] = [];
+  for (let w = 1; w <= cores; w++) {
+    if (cores % w === 0) out.push({ device: "cpu", workers: w, threads: cores / w });
+  }
+  return out;
+}
+
+/** Picks the fastest candidate, or one with fewer workers within {@link TOLERANCE}; says why. */
+export function choose(measured: Candidate[]): { best: Candidate; why: string } {
+  const fastest = measured.reduce((a, b) => (b.rowsPerS! > a.rowsPerS! ? b : a));
+  const close = measured.filter((c) => c.rowsPerS! >= fastest.rowsPerS! * (1 - TOLERANCE));
+  const best = close.reduce((a, b) => (b.workers < a.workers ? b : a));
+  const show = (c: Candidate) => `${c.workers} × ${c.threads} (${c.rowsPerS!.toFixed(1)} rows/s)`;
+  const why = best === fastest
+    ? `${show(best)} is the fastest${
+      measured.length > 1
+        ? `; the others: ${measured.filter((c) => c !== best).map(show).join(", ")}`
+        : ""
+    }`
+    : `${show(best)} is within ${TOLERANCE * 100}% of the fastest, ${show(fastest)}, ` +
+      `with fewer workers (each holds a copy of the model)`;
+  return { best, why };
+}
+
+async function defaultExperiment(): Promise<string> {
+  const shapeName = Deno.env.get("BENCH_SHAPE") ?? "70m";
+  const shape = PYTHIA[shapeName];
+  if (!shape) throw new Error(`BENCH_SHAPE ${shapeName}: expected one of ${Object.keys(PYTHIA)}`);
+  const root = resolve(`runs/bench/pythia-${shapeName}`);
+  const model = await writeNeox(`${root}-float32-inline`, {
+    shape,
+    dtype: "float32",
+    external: false,
+  });
+  const data = writeMegatron(`${root}-devices-data`, { rows: 1024, vocab: shape.vocab, seed: 9 });
+  const file = `${root}-devices.yaml`;
+  await Deno.writeTextFile(
+    file,
+    [
+      `name: devices-trial-${shapeName}`,
+      "suite:",
+      "  steps: [1]",
+      "  models:",
+      `    - name: pythia-${shapeName}`,
+      `      parameters: ${neoxParams(shape)}`,
+      `      vocab_size: ${shape.vocab}`,
+      `      checkpoints: { "1": ${JSON.stringify(model.path)} }`,
+      `data: { format: megatron, path: ${JSON.stringify(data)} }`,
+      `memorization: { mode: ${
+        Deno.env.get("BENCH_MODE") ?? "extractable"
+      }, suppressed_tokens: [0] }`,
+      "rows: seen",
+      "batch_size: 64",
+      "",
+    ].join("\n"),
+  );
+  return file;
+}
+
+/** Runs the trial; returns each candidate's rows/s and the choice. */
+export async function runDevicesBench(): Promise<Record<string, number>> {
+  const file = Deno.env.get("BENCH_EXPERIMENT") ?? await defaultExperiment();
+  const exp = await loadExperiment(file);
+  const reader = await openTokenReader(exp.data);
+  const totalRows = reader.rows;
+  await reader.close();
+  const largest = exp.suite.models.reduce((a, b) => (b.parameters > a.parameters ? b : a));
+  const checkpoint = largest.checkpoints.at(-1)!;
+  const jobs = benchJobs(
+    makePlan(exp, totalRows).jobs.filter((j) => j.path === checkpoint.path),
+    Number(Deno.env.get("BENCH_TRIAL_ROWS") ?? 512),
+  );
+  const rows = jobs.reduce((a, j) => a + j.rows.length, 0);
+  if (!rows) throw new Error(`${file}: no rows to score for ${checkpoint.path}`);
+  const device = Deno.env.get("BENCH_DEVICE") ?? "cpu";
+  const cores = Number(Deno.env.get("BENCH_CORES") ?? availableParallelism());
+  const candidates: Candidate[] = device === "cpu"
+    ? cpuCandidates(cores)
+    : [1, 2].map((workers) => ({ device, workers, threads: 1 }));
+  console.log(
+    `devices trial: ${checkpoint.path}, ${rows} rows per configuration, ${exp.memorization.mode}, ` +
+      `batch ${exp.batchSize}; ${candidates.map((c) => `${c.workers} × ${c.threads}`).join(", ")}`,
+  );
+  const timings = new Map<Candidate, Timing[]>();
+  const order = [...candidates, ...[...candidates].reverse()];
+  for (const c of order) {
+    const slots: DeviceSlot[] = Array(c.workers).fill({ device: c.device, threads: c.threads });
+    const t = await timePool(exp, jobs, slots);
+    timings.set(c, [...(timings.get(c) ?? []), t]);
+    console.log(
+      `  ${c.device} ${c.workers} × ${c.threads}: ${
+        ((rows - t.firstRows) / t.steady).toFixed(1)
+      } ` +
+        `rows/s after start-up (${t.total.toFixed(1)} s in all)`,
+    );
+  }
+  for (const c of candidates) {
+    const ts = timings.get(c)!;
+    const scored = ts.reduce((a, t) => a + rows - t.firstRows, 0);
+    c.rowsPerS = scored / ts.reduce((a, t) => a + t.steady, 0);
+  }
+  const { best, why } = choose(candidates);
+  console.log(`choice: ${why}.`);
+  console.log(
+    `experiment file:\ndevices:\n  - { device: ${best.device}, workers: ${best.workers}, threads: ${best.threads} }`,
+  );
+  const out: Record<string, number> = { rows, workers: best.workers, threads: best.threads };
+  for (const c of candidates) out[`rows_per_s_${c.workers}x${c.threads}`] = c.rowsPerS!;
+  return out;
+}
+
+if (import.meta.main) console.log(JSON.stringify(await runDevicesBench()));
