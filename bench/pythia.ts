@@ -13,7 +13,8 @@
  * Settings (environment): BENCH_SHAPE (70m; any key of PYTHIA), BENCH_ROWS
  * (1024), BENCH_REF_ROWS (32), BENCH_DTYPE (float32 | float16), BENCH_EXTERNAL
  * (1: weights in external data; transformers.js then reads the inline copy),
- * BENCH_THREADS (the machine's cores), BENCH_BATCHES (16,64).
+ * BENCH_THREADS (the machine's cores), BENCH_BATCHES (16,64), BENCH_DEVICE (the
+ * project's device, default cpu; e.g. cuda:0 — the other scorers stay on the CPU).
  *
  * @module
  */

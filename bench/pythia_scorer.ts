@@ -7,7 +7,7 @@
  * `extractable`, teacher-forced) matches and matched prefixes.
  *
  * Scorers: `extractable` and `full` (the project: the worker's loader and
- * scoring function), `reference` (the reference algorithm through a plain
+ * scoring function, on BENCH_DEVICE, default cpu), `reference` (the reference algorithm through a plain
  * onnxruntime session: no cache, full logits, l passes per row, argmax in
  * JavaScript), `transformers` (transformers.js `generate`, greedy, 32 new
  * tokens, end-of-text suppressed; `plant` is the same, also printing the
@@ -60,7 +60,8 @@ async function project(
   tokens: Int32Array,
   o: Opts,
 ): Promise<{ matches: number[]; prefix: number[]; generated?: number[][] }> {
-  const model = await loadModel(path, { device: "cpu", threads: o.threads });
+  const device = Deno.env.get("BENCH_DEVICE") ?? "cpu";
+  const model = await loadModel(path, { device, threads: o.threads });
   const matches: number[] = [], prefix: number[] = [];
   for (let s = 0; s < o.rows; s += o.batch) {
     const n = Math.min(o.batch, o.rows - s);
