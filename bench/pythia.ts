@@ -5,7 +5,8 @@
  * in which every 4th row continues with the model's own greedy output
  * (memorized) and the row after it the same with one token changed; then runs
  * each scorer in its own process (bench/pythia_scorer.ts) and reports rows/s
- * (the whole process, model loading included), peak RSS, the ratios, and the
+ * (the whole process, model loading included) and rows per CPU-second (which a
+ * busy machine disturbs less), peak RSS, the ratios, and the
  * per-row agreement of the project's scores with transformers.js and the
  * reference algorithm (no cache, full logits, via onnxruntime; run on the
  * first BENCH_REF_ROWS rows, as it is ~50× slower).
@@ -202,12 +203,16 @@ export async function runPythiaBench(): Promise<Record<string, number>> {
     disagree_extractable_full_prefix: agreeExt.length,
     reference_rows_per_s: r.reference.rowsPerS,
     extractable_over_transformers: ext.rowsPerS / tjs.rowsPerS,
+    extractable_over_transformers_per_cpu_s: tjs.cpuSeconds / tjs.rows /
+      (ext.cpuSeconds / ext.rows),
+    full_over_transformers_per_cpu_s: tjs.cpuSeconds / tjs.rows / (full.cpuSeconds / full.rows),
     full_over_transformers: full.rowsPerS / tjs.rowsPerS,
     extractable_over_reference: ext.rowsPerS / r.reference.rowsPerS,
     full_over_reference: full.rowsPerS / r.reference.rowsPerS,
   };
   for (const [name, x] of Object.entries(r)) {
     out[`${name}_rows_per_s`] = x.rowsPerS;
+    out[`${name}_rows_per_cpu_s`] = x.rows / x.cpuSeconds;
     out[`${name}_peak_rss_mb`] = x.peakRssMb;
   }
   if (batches.includes(16) && batches.includes(64)) {

@@ -34,6 +34,8 @@ export interface ScorerResult {
   seconds: number;
   rowsPerS: number;
   peakRssMb: number;
+  /** CPU seconds (user + system) of the process: rows per CPU-second hold up on a busy machine. */
+  cpuSeconds: number;
   matches: number[];
   prefix: number[];
   /** `plant` only: each row's 32 generated tokens. */
@@ -194,6 +196,7 @@ if (import.meta.main) {
     seconds,
     rowsPerS: o.rows / seconds,
     peakRssMb: peakRssMb(),
+    cpuSeconds: (process.resourceUsage().userCPUTime + process.resourceUsage().systemCPUTime) / 1e6,
     ...got,
   };
   console.log(JSON.stringify(result));

@@ -239,7 +239,6 @@ export function scoreHead(
     };
     nodes.push(
       node("Slice", [unembed.node.inputs[0], HEAD.start, p("end"), p("axis")], [HIDDEN_WINDOW]),
-      node("Slice", [unembed.node.inputs[0], p("zero"), p("zero"), p("axis")], [HIDDEN_EMPTY]),
       node("Shape", [HIDDEN_WINDOW], [p("window_shape")]),
       node("Gather", [p("window_shape"), p("one_scalar")], [p("window_len")]),
       node("Less", [p("scan_below"), p("window_len")], [p("use_scan")]),
@@ -281,18 +280,38 @@ export const SCAN_FROM = 8;
 /** Name of the hidden-state window the head projects. */
 export const HIDDEN_WINDOW = "score_head/hidden_window";
 
-/** Name of the empty hidden-state window fed to the graph's own (rewired) unembedding. */
-export const HIDDEN_EMPTY = "score_head/hidden_empty";
-
 /**
  * Returns the model bytes with the score head appended (the original bytes are
- * copied, never re-encoded), the unembedding rewired to the window when found.
+ * copied, never re-encoded). When the unembedding is found, the graph's own
+ * MatMul is replaced by an empty [B, 0, V] tensor of its type, so that the
+ * unembedding's weight is used by the head alone (a second user made ONNX
+ * Runtime keep a second copy of it: +103 MB at Pythia-70M's shape).
  */
-export function addScoreHead(bytes: Uint8Array, model: Model, logitsType: number): Uint8Array {
+export function addScoreHead(
+  bytes: Uint8Array,
+  model: Model,
+  logitsType: number,
+  vocab: number,
+): Uint8Array {
   const opset = model.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 17;
   const unembed = findUnembedding(model.graph);
   if (!unembed) return appendToGraph(bytes, scoreHead("logits", logitsType, undefined, opset));
-  const rewired = { ...unembed.node, inputs: [HIDDEN_EMPTY, ...unembed.node.inputs.slice(1)] };
-  const spliced = replaceGraphNode(bytes, unembed.index, rewired);
-  return appendToGraph(spliced, scoreHead("logits", logitsType, unembed, opset));
+  const p = (s: string) => `score_head/empty_logits/${s}`;
+  const zero = new Uint8Array(unembed.elemType === DataType.FLOAT16 ? 2 : 4);
+  const empty = node("ConstantOfShape", [p("shape")], [unembed.node.outputs[0]], [{
+    name: "value",
+    t: { name: p("value"), dims: [1], dataType: unembed.elemType, raw: zero },
+  }]);
+  const spliced = replaceGraphNode(bytes, unembed.index, empty);
+  const head = scoreHead("logits", logitsType, unembed, opset);
+  head.nodes!.push(
+    node("Shape", [unembed.node.inputs[0]], [p("hidden_shape")]),
+    node("Gather", [p("hidden_shape"), p("axis0")], [p("batch")]),
+    node("Concat", [p("batch"), p("zero_vocab")], [p("shape")], [{ name: "axis", i: 0 }]),
+  );
+  head.initializers!.push(
+    int64Tensor(p("axis0"), [1], [0]),
+    int64Tensor(p("zero_vocab"), [2], [0, vocab]),
+  );
+  return appendToGraph(spliced, head);
 }

@@ -129,7 +129,7 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
       );
     }
   }
-  const withHead = addScoreHead(bytes, parsed, info.logitsType);
+  const withHead = addScoreHead(bytes, parsed, info.logitsType, info.vocabSize);
   const device = parseDevice(opts.device);
   let session: ort.InferenceSession;
   try {
