@@ -145,6 +145,12 @@ export interface Experiment {
   /** Absolute path of the run folder (default `runs/<name>` beside main.ts's cwd). */
   output: string;
   analysis: AnalysisSettings;
+  /**
+   * `file:line:column` where fields that are checked after loading were
+   * written, keyed by path (`data.path`, `suite.models[0].path`, `rows.range`),
+   * so that a missing file or a range beyond the data is reported at its line.
+   */
+  locations?: Record<string, string>;
 }
 
 /** Per-row results of scoring a batch or a shard, columnar. */
