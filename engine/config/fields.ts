@@ -180,9 +180,10 @@ export function typeText(node: SchemaNode): string {
       return `list of ${node.items ? typeText(node.items) : "values"}` +
         (node.maxItems !== undefined ? ` (${node.minItems ?? 0} to ${num(node.maxItems)})` : "");
     case "object":
-      return typeof node.additionalProperties === "object"
-        ? `mapping STEP → ${typeText(node.additionalProperties)}`
-        : "mapping";
+      if (typeof node.additionalProperties === "object") {
+        return `mapping STEP → ${typeText(node.additionalProperties)}`;
+      }
+      return node.properties ? `{${Object.keys(node.properties).join(", ")}}` : "mapping";
   }
   return "value";
 }
