@@ -7,6 +7,7 @@
 import { jobsForGroup, parseShardGroup } from "../engine/cluster/cluster.ts";
 import { splitSlurmArgs } from "../engine/cluster/slurm.ts";
 import { loadExperiment } from "../engine/config/config.ts";
+import { checkInputFiles } from "../engine/config/paths.ts";
 import { UserError } from "../engine/errors.ts";
 import { formatPlan, planJson } from "../engine/run/plan.ts";
 import { openRun } from "../engine/run/run_folder.ts";
@@ -84,6 +85,7 @@ export const experimentCommand: Command = {
       console.log(await dryRun(exp, { shardGroup, json: values.json === true }));
       return 0;
     }
+    checkInputFiles(exp);
     const { scoreAndReport } = await import("./pipeline.ts");
     const outcome = await scoreAndReport(exp, {
       ...(shardGroup ? { shardGroup } : {}),

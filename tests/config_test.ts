@@ -355,3 +355,46 @@ Deno.test("rows: all scores every row of the data with every checkpoint; per mod
     /^exp\.yaml:7:13: suite\.models\[0\]\.rows: .*seen or all/,
   );
 });
+
+Deno.test("bounds are checked before anything is allocated", () => {
+  const steps = Array.from({ length: 10_000 }, (_, i) => i + 1).join(", ");
+  const models = Array.from(
+    { length: 11 },
+    (_, i) => `    - {name: m${i}, parameters: ${1000 + i}, path: "m${i}/s{step}.onnx"}`,
+  ).join("\n");
+  const many = BASE.replace("steps: [23, 43, 143]", `steps: [${steps}]`)
+    .replace(/ {2}models:\n[\s\S]*?data:/, `  models:\n${models}\ndata:`);
+  assert.match(
+    errorOf(many),
+    /^exp\.yaml:6:5: suite\.models: the models have 110000 checkpoints in all, more than the 100000/,
+  );
+  assert.match(
+    errorOf(BASE + "batch_size: 1e400\n"),
+    /^exp\.yaml:16:13: batch_size: a number beyond the largest double .* is not valid; expected a positive integer: rows per forward pass$/,
+  );
+  assert.match(
+    errorOf(BASE + "analysis: {budgets: [" + Array(1001).fill("0.1").join(", ") + "]}\n"),
+    /^exp\.yaml:16:21: analysis\.budgets: a list of 1001 entries is too long: at most 1000/,
+  );
+  assert.match(
+    errorOf(BASE + "rows: {range: [0, 4294967297]}\n"),
+    /^exp\.yaml:16:19: rows\.range\[1\]: 4294967297 is too large: at most 4294967296 allowed/,
+  );
+  assert.match(
+    errorOf("x".repeat(1024 * 1024 + 1)),
+    /^exp\.yaml:1:1: the experiment file has 1048577 characters, more than the 1048576 allowed/,
+  );
+});
+
+Deno.test("the positions of fields checked after loading are kept", () => {
+  const exp = parseExperiment(
+    BASE.replace("path: s2/step{step}.onnx", "checkpoints: {7: b7.onnx}") +
+      "rows: {range: [0, 9]}\n",
+    FILE,
+    { display: "exp.yaml" },
+  );
+  assert.equal(exp.locations?.["data.path"], "exp.yaml:14:9");
+  assert.equal(exp.locations?.["suite.models[0].path"], "exp.yaml:8:13");
+  assert.equal(exp.locations?.["suite.models[1].checkpoints.7"], "exp.yaml:11:24");
+  assert.equal(exp.locations?.["rows.range"], "exp.yaml:16:15");
+});

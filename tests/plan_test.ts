@@ -41,23 +41,34 @@ Deno.test("seen rows: all rows below the last step, capped at the data", () => {
   assert.equal(seenRows(Uint32Array.of(3, 10, 367, 368, 900), 23, 16).length, 3);
 });
 
-Deno.test("range rows: end capped at the data; a start past it is a user error", () => {
+Deno.test("range rows: within the data; a range or sample beyond it is an error at its line", () => {
   assert.deepEqual(Array.from(selectRows(experiment("rows: {range: [5, 9]}\n"), 100)), [
     5,
     6,
     7,
     8,
   ]);
-  assert.deepEqual(Array.from(selectRows(experiment("rows: {range: [97, 200]}\n"), 100)), [
-    97,
-    98,
-    99,
-  ]);
-  assert.throws(
-    () => selectRows(experiment("rows: {range: [100, 200]}\n"), 100),
-    (e: Error) =>
-      e instanceof UserError && /starts at 100 but the data has 100 rows/.test(e.message),
-  );
+  assert.equal(selectRows(experiment("rows: {range: [97, 100]}\n"), 100).length, 3);
+  for (
+    const [rows, pattern] of [
+      [
+        "rows: {range: [97, 200]}\n",
+        /exp\.yaml:16:15: rows\.range \[97, 200\] goes beyond/,
+      ],
+      ["rows: {range: [100, 200]}\n", /the data, which has 100 rows .*END ≤ 100/],
+      [
+        "rows: {sample: 101}\n",
+        /exp\.yaml:16:16: rows\.sample 101 is more than the 100/,
+      ],
+    ] as const
+  ) {
+    assert.throws(
+      () => selectRows(experiment(rows), 100),
+      (e: Error) => e instanceof UserError && pattern.test(e.message),
+      rows,
+    );
+  }
+  assert.equal(selectRows(experiment("rows: {sample: 100}\n"), 100).length, 100);
 });
 
 Deno.test("sampled rows: seeded, distinct, ascending, uniform, deterministic", () => {

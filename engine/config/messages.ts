@@ -165,7 +165,9 @@ export function fromZod(issues: readonly ZodIssue[], raw: unknown, base: YamlPat
     let message: string;
     if (asString) message = `${asString} (expected ${valid})`;
     else if (value === undefined) message = `required but missing; expected ${valid}`;
-    else if (issue.code === "too_big" && typeof value === "number" && Number.isFinite(value)) {
+    else if (typeof value === "number" && !Number.isFinite(value)) {
+      message = `${describe(value)} is not valid; expected ${valid}`;
+    } else if (issue.code === "too_big" && typeof value === "number") {
       message = `${value} is too large: at most ${Number(issue.maximum)} ` +
         `${issue.origin === "array" ? "entries " : ""}allowed; expected ${valid}`;
     } else if (issue.code === "too_big" && Array.isArray(value)) {

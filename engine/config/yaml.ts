@@ -31,6 +31,19 @@ export function readYaml(text: string, display: string): YamlText {
   };
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
+    if (/call stack/i.test(e.message)) {
+      // Where the parser ran out of stack depends on the machine: name the line's first
+      // opening bracket instead, where the deep nesting starts.
+      const lineStart = text.lastIndexOf("\n", e.pos[0] - 1) + 1;
+      const open = text.slice(lineStart, e.pos[0] + 1).search(/[[{]/);
+      throw new UserError(
+        `${
+          at(open >= 0 ? lineStart + open : e.pos[0])
+        }: the YAML nests too deeply here (lists or mappings inside each other ` +
+          `hundreds of levels down): an experiment file nests a few levels; see ` +
+          `docs/experiment-file.md.`,
+      );
+    }
     const hint = e.code === "DUPLICATE_KEY"
       ? "each key may appear once per mapping; remove or merge the repeated key"
       : "fix the YAML syntax (indentation with spaces, `key: value`, lists as `- item` " +

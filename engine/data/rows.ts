@@ -22,23 +22,37 @@ export function seenLimit(exp: Experiment, totalRows: number): number {
   return Math.min(totalRows, last * exp.suite.sequencesPerStep);
 }
 
-/** The ascending global rows the experiment scores, given the data's row count. */
+/**
+ * The ascending global rows the experiment scores, given the data's row count.
+ * A range or sample beyond the data is a {@link UserError} at the field's line,
+ * never clamped.
+ */
 export function selectRows(exp: Experiment, totalRows: number): Uint32Array {
   if (totalRows > 2 ** 32) {
     throw new UserError(`${exp.data.path}: ${totalRows} rows exceed the 2^32 rows supported`);
   }
   const limit = seenLimit(exp, totalRows);
   const sel = exp.rows;
+  const at = (field: string) => exp.locations?.[field] ?? exp.file;
   if (sel.kind === "range") {
-    if (sel.start >= totalRows) {
+    if (sel.end > totalRows) {
       throw new UserError(
-        `${exp.file}: rows.range starts at ${sel.start} but the data has ${totalRows} rows: ` +
-          `choose a range within [0, ${totalRows}).`,
+        `${at("rows.range")}: rows.range [${sel.start}, ${sel.end}] goes beyond the data, ` +
+          `which has ${totalRows} rows (${exp.data.path}): choose START < END ≤ ${totalRows}.`,
       );
     }
-    return iota(sel.start, Math.min(sel.end, totalRows));
+    return iota(sel.start, sel.end);
   }
-  if (sel.kind === "sample") return sampleRows(limit, sel.count, sel.seed);
+  if (sel.kind === "sample") {
+    if (sel.count > limit) {
+      throw new UserError(
+        `${at("rows.sample")}: rows.sample ${sel.count} is more than the ${limit} rows the ` +
+          `checkpoints have seen (of ${totalRows} in ${exp.data.path}): choose at most ` +
+          `${limit}, or rows: seen for all of them.`,
+      );
+    }
+    return sampleRows(limit, sel.count, sel.seed);
+  }
   if (sel.kind === "all") return iota(0, totalRows);
   return iota(0, limit);
 }
