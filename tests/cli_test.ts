@@ -3,43 +3,9 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { assertUserError, cli, ROOT } from "./cli.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BAD = join(ROOT, "tests", "fixtures", "bad-experiments");
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `deno run -P=run main.ts ...args` in the project folder. */
-async function cli(...args: string[]): Promise<Result> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=run", "main.ts", ...args],
-    cwd: ROOT,
-    env: { ONNXRUNTIME_NODE_INSTALL: "skip", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) =>
-    new TextDecoder().decode(b).split("\n")
-      .filter((l) => !l.includes("Permissions in the config file is an experimental feature"))
-      .join("\n");
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
-
-/** Asserts a bad-input exit: status 2, one `error:` paragraph, no stack trace. */
-function assertUserError(r: Result, pattern: RegExp, what: string): void {
-  assert.equal(r.code, 2, `${what}: exit ${r.code}, stderr: ${r.stderr}`);
-  const message = r.stderr.trim();
-  assert.match(message, /^error: /, what);
-  assert.match(message, pattern, what);
-  assert.ok(!/\n\s*\n/.test(message), `${what}: more than one paragraph: ${message}`);
-  assert.ok(!/^\s+at /m.test(message), `${what}: a stack trace: ${message}`);
-  assert.equal(r.stdout.trim(), "", what);
-}
 
 Deno.test("every bad experiment file exits 2 with file:line:column and no traceback", async () => {
   const files = (await readdir(BAD)).filter((f) => f.endsWith(".yaml")).sort();

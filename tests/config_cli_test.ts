@@ -2,34 +2,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { assertUserError, cli, ROOT } from "./cli.ts";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NANO = join(ROOT, "experiments", "nano");
-
-/** `deno run -P=run main.ts ...args` in the project folder: exit status and stderr. */
-async function cli(...args: string[]): Promise<{ code: number; stderr: string; stdout: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=run", "main.ts", ...args],
-    cwd: ROOT,
-    env: { ONNXRUNTIME_NODE_INSTALL: "skip", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) =>
-    new TextDecoder().decode(b).split("\n")
-      .filter((l) => !l.includes("Permissions in the config file is an experimental feature"))
-      .join("\n").trim();
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
-
-/** Exit 2, every line of the message at `file:line:column`, no stack trace. */
-function assertBadInput(r: { code: number; stderr: string }, pattern: RegExp, what: string): void {
-  assert.equal(r.code, 2, `${what}: exit ${r.code}: ${r.stderr}`);
-  assert.match(r.stderr, pattern, what);
-  assert.ok(!/^\s+at /m.test(r.stderr), `${what}: a stack trace: ${r.stderr}`);
-  assert.ok(!/\n\s*\n/.test(r.stderr), `${what}: more than one paragraph: ${r.stderr}`);
-}
 
 /** A nano-suite experiment with real data, written into `dir`; `extra` lines replace keys. */
 function nanoText(models: string, extra = ""): string {
@@ -69,8 +44,8 @@ Deno.test("files named by an experiment that are missing are exit 2 at their lin
     ).replace("  row_length: 65\n", "  row_length: 65\n  duplicates: nope.npy\n");
     await writeFile(file, text);
     const r = await cli("experiment", file);
-    assertBadInput(r, /^error: /, "missing files");
-    const lines = r.stderr.replace(/^error: /, "").split("\n");
+    assertUserError(r, /^error: /, "missing files");
+    const lines = r.stderr.trim().replace(/^error: /, "").split("\n");
     assert.deepEqual(lines, [
       `${file}:${position(text, "/etc/step143.onnx")}: suite.models[1].checkpoints.143: the ` +
       `checkpoint gone step 143 /etc/step143.onnx: it does not exist`,
@@ -89,7 +64,7 @@ Deno.test("files named by an experiment that are missing are exit 2 at their lin
     await writeFile(file, template);
     await Deno.mkdir(join(dir, "step23.onnx"));
     const t = await cli("experiment", file);
-    assertBadInput(t, /^error: /, "template");
+    assertUserError(t, /^error: /, "template");
     const at = `${file}:${position(template, `${dir}/step{step}.onnx`)}: suite.models[0].path: `;
     assert.ok(
       t.stderr.includes(`${at}the checkpoint s1 step 23 ${dir}/step23.onnx: it is a folder`),
@@ -130,7 +105,7 @@ Deno.test("a rows range or sample beyond the data is exit 2 at its line, not cla
       await writeFile(file, text);
       const r = await cli("experiment", file, "--dry-run");
       const at = position(text, rows.includes("range") ? "[0, 100000000]" : "100000}");
-      assertBadInput(r, new RegExp(`^error: ${file}:${at}: `), rows);
+      assertUserError(r, new RegExp(`^error: ${file}:${at}: `), rows);
       assert.match(r.stderr, pattern, rows);
     }
   } finally {
@@ -146,7 +121,7 @@ Deno.test("an experiment file over 1 MiB is refused unread, exit 2", async () =>
       "analysis:\n  budgets: [" + Array(400_000).fill("0.1").join(", ") + "]\n";
     await writeFile(file, text);
     const r = await cli("experiment", file, "--dry-run");
-    assertBadInput(
+    assertUserError(
       r,
       new RegExp(
         `^error: ${file}:1:1: cannot load the experiment file: it is ${text.length} bytes, ` +

@@ -1,0 +1,46 @@
+/**
+ * Runs the command line as a user would (`deno run -P=run main.ts ...`) for
+ * the tests, and asserts the bad-input contract: exit 2, one `error:`
+ * paragraph, no stack trace.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** Exit status and output of one command-line run. */
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `deno run -P=run main.ts ...args` in the project folder. */
+export async function cli(...args: string[]): Promise<Result> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-P=run", "main.ts", ...args],
+    cwd: ROOT,
+    env: { ONNXRUNTIME_NODE_INSTALL: "skip", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) =>
+    new TextDecoder().decode(b).split("\n")
+      .filter((l) => !l.includes("Permissions in the config file is an experimental feature"))
+      .join("\n");
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+/** Asserts a bad-input exit: status 2, one `error:` paragraph, no stack trace. */
+export function assertUserError(r: Result, pattern: RegExp, what: string): void {
+  assert.equal(r.code, 2, `${what}: exit ${r.code}, stderr: ${r.stderr}`);
+  const message = r.stderr.trim();
+  assert.match(message, /^error: /, what);
+  assert.match(message, pattern, what);
+  assert.ok(!/\n\s*\n/.test(message), `${what}: more than one paragraph: ${message}`);
+  assert.ok(!/^\s+at /m.test(message), `${what}: a stack trace: ${message}`);
+  assert.equal(r.stdout.trim(), "", what);
+}
