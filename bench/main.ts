@@ -3,7 +3,9 @@
  * one run (scoring vs the reference algorithm and a MatMul peak; 1 vs 2
  * workers; analysis at scale; a Pythia-shape model against transformers.js and
  * the reference; workers × threads chosen by trial). Select some with arguments:
- * `deno task bench scoring pool analysis pythia devices`.
+ * `deno task bench scoring pool analysis pythia devices`; `deno task bench
+ * import` (import, report and export at the published size, bench/import.ts)
+ * runs only when named.
  *
  * @module
  */
@@ -12,6 +14,7 @@ import { runPoolBench } from "./pool.ts";
 import { runAnalysisBench } from "./analysis.ts";
 import { runPythiaBench } from "./pythia.ts";
 import { runDevicesBench } from "./devices.ts";
+import { runImportBench } from "./import.ts";
 
 const benches: Record<string, () => Promise<Record<string, number>>> = {
   scoring: () => runScoringBench(),
@@ -19,9 +22,13 @@ const benches: Record<string, () => Promise<Record<string, number>>> = {
   analysis: () => runAnalysisBench(),
   pythia: () => runPythiaBench(),
   devices: () => runDevicesBench(),
+  import: () => runImportBench(),
 };
 
-const chosen = Deno.args.length > 0 ? Deno.args : Object.keys(benches);
+// The import benchmark writes GBs of synthetic data: only when named (`deno task bench import`).
+const chosen = Deno.args.length > 0
+  ? Deno.args
+  : Object.keys(benches).filter((b) => b !== "import");
 for (const name of chosen) {
   const bench = benches[name];
   if (!bench) {
