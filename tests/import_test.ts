@@ -381,3 +381,36 @@ Deno.test("import: every bad input is exit 2 naming the file (and the row)", asy
   }, /line 2: index 1 appears twice/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("import: --tokenizer decodes the example rows' tokens column", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "import_tok_" });
+  const exp = await experimentFile(dir, { steps: [143000] });
+  const hf = join(dir, "hf");
+  const ids = (r: number) => Array.from({ length: 64 }, (_, j) => BigInt(((r + j) % 400) + 10));
+  await writeHfParquet(join(hf, "deduped.12b", "0000.parquet"), [3, 7, 11], { tokenIds: ids });
+  await writeHfParquet(join(hf, "deduped.70m", "0000.parquet"), [7], { tokenIds: ids });
+  const tokenizer = new URL("../experiments/nano/tokenizer.json", import.meta.url).pathname;
+  const out = join(dir, "run");
+  const r = await cli([
+    "import",
+    hf,
+    "--experiment",
+    exp,
+    "--output",
+    out,
+    "--tokenizer",
+    tokenizer,
+  ]);
+  assert.equal(r.code, 0, r.err);
+  const s = await summaryOf(out);
+  const { loadTokenizer } = await import("../engine/data/tokenizer.ts");
+  const tok = await loadTokenizer(tokenizer);
+  assert.deepEqual(s.examples.map((x) => x.row), [3, 11, 7]); // caught by none first, then by 70M
+  for (const x of s.examples) {
+    const t = ids(x.row).map(Number);
+    assert.equal(x.context, tok.decode(t.slice(0, 32)));
+    assert.equal(x.continuation, tok.decode(t.slice(32, 64)));
+  }
+  assert.deepEqual(s.examples[2].caughtBy, [{ model: "pythia-70m-deduped", step: 143000 }]);
+  await Deno.remove(dir, { recursive: true });
+});

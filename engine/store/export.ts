@@ -32,6 +32,8 @@ import type { CheckpointScores } from "../types.ts";
 export type ExportFormat = "csv" | "parquet" | "dataset";
 /** Rows per Parquet row group. */
 export const ROW_GROUP = 1 << 20;
+/** Lines per write of a CSV export. */
+const CSV_LINES = 1 << 16;
 /** Rows per part file of the Hive dataset. */
 export const PART_ROWS = 1 << 23;
 
@@ -63,7 +65,16 @@ async function writeCsv(run: RunData, path: string): Promise<number> {
     await file.write("index,accuracy\n");
     for (let k = 0; k < run.source!.chunks; k++) {
       const c = run.source!.chunk(k);
-      await file.write(chunkCsv(c, run.continuation));
+      // Lines in slices of CSV_LINES: a few MB of text at a time.
+      for (let at = 0; at < c.rows.length; at += CSV_LINES) {
+        const end = Math.min(c.rows.length, at + CSV_LINES);
+        await file.write(
+          chunkCsv(
+            { rows: c.rows.subarray(at, end), matches: c.matches.subarray(at, end) },
+            run.continuation,
+          ),
+        );
+      }
       rows += c.rows.length;
     }
     await file.sync();
