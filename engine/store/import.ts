@@ -250,8 +250,11 @@ async function writeDense(
   hi: number,
   l: number,
   key: string,
-): Promise<{ scored: number[]; size: number; memorized: RowList; chunks: number }> {
+): Promise<
+  { scored: number[]; size: number; memorized: RowList; chunks: number; matchCounts: number[] }
+> {
   const scored: number[] = [];
+  const matchCounts = new Array<number>(l + 1).fill(0);
   const mem: number[] = [];
   let chunks = 0, size = 0;
   let rows = new Uint32Array(CHUNK_ROWS), n = 0;
@@ -278,12 +281,13 @@ async function writeDense(
     if (scored.length > 0 && scored[scored.length - 1] === r) scored[scored.length - 1] = r + 1;
     else scored.push(r, r + 1);
     size++;
+    matchCounts[Math.min(d.matches[r], l)]++;
     if ((d.prefix ? d.prefix[r] : d.matches[r]) >= l) mem.push(r);
     rows[n++] = r;
     if (n === CHUNK_ROWS) await flush();
   }
   await flush();
-  return { scored, size, memorized: Uint32Array.from(mem), chunks };
+  return { scored, size, memorized: Uint32Array.from(mem), chunks, matchCounts };
 }
 
 /** Imports the inputs into a new run folder; returns what `import.json` records. */
@@ -380,6 +384,7 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
           rowsReason: `per-row scores: the rows the files list, within ${seen}${restricted}`,
           files: [],
           chunks: w.chunks,
+          matchCounts: w.matchCounts,
           key,
         };
       }

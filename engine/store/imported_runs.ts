@@ -54,6 +54,8 @@ export interface ImportedRun {
   files: ImportedFile[];
   /** Chunk files (0 for memorized-row lists). */
   chunks: number;
+  /** Rows per matches value 0..l over the scored rows (per-row runs). */
+  matchCounts?: number[];
   /** Key stamped into its chunk files (hex). */
   key: string;
 }
@@ -164,6 +166,7 @@ export async function readImportedRuns(runDir: string, record: ImportRecord): Pr
       memorized,
     };
     if (run.chunks > 0) data.source = chunkSource(dir, run);
+    if (run.matchCounts) data.matchCounts = run.matchCounts;
     out.push(data);
   }
   return out;

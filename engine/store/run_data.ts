@@ -52,6 +52,11 @@ export interface RunData {
   memorized: RowList;
   /** Per-row scores; absent for runs known only by their memorized rows. */
   source?: ScoreSource;
+  /**
+   * Rows per matches value 0..l over the scored rows, when the reader counted
+   * them in its own pass (saves the analysis a pass over the source).
+   */
+  matchCounts?: number[];
 }
 
 /** Whether row i of a chunk is memorized: the matched prefix (or, without one, the matches) reaches l. */
@@ -75,9 +80,10 @@ export function scanSource(
   source: ScoreSource,
   l: number,
   where: string,
-): { scored: RowRanges; memorized: RowList } {
+): { scored: RowRanges; memorized: RowList; matchCounts: number[] } {
   const scored = rangesBuilder();
   const memorized = listBuilder();
+  const matchCounts = new Array<number>(l + 1).fill(0);
   let last = -1;
   for (let k = 0; k < source.chunks; k++) {
     const c = source.chunk(k);
@@ -88,10 +94,11 @@ export function scanSource(
       }
       last = r;
       scored.add(r);
+      matchCounts[Math.min(c.matches[i], l)]++;
       if (chunkMemorized(c, i, l)) memorized.add(r);
     }
   }
-  return { scored: scored.done(), memorized: memorized.done() };
+  return { scored: scored.done(), memorized: memorized.done(), matchCounts };
 }
 
 /** A run from scores held in memory (rows ascending). */

@@ -59,6 +59,7 @@ export async function readStoreRuns(runDir: string): Promise<RunData[]> {
     const key = shardKey(manifest.settingsHash, c.fingerprint);
     const paths: string[] = [];
     const scored = rangesBuilder(), memorized = listBuilder();
+    const matchCounts = new Array<number>(l + 1).fill(0);
     let last = -1;
     for (const name of names) {
       const path = join(dir, name);
@@ -73,6 +74,7 @@ export async function readStoreRuns(runDir: string): Promise<RunData[]> {
         }
         last = r;
         scored.add(r);
+        matchCounts[Math.min(shard.matches[i], l)]++;
         if (chunkMemorized(shard, i, l)) memorized.add(r);
       }
     }
@@ -83,6 +85,7 @@ export async function readStoreRuns(runDir: string): Promise<RunData[]> {
       continuation: l,
       scored: scored.done(),
       memorized: memorized.done(),
+      matchCounts,
       source: shardSource(paths, key),
     });
   }

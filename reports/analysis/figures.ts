@@ -93,7 +93,9 @@ export function correlationMatrix(runs: readonly RunData[]): Matrix {
 export function distribution(run: RunData): PredictorId & { counts: number[] } {
   const l = run.continuation;
   const counts = new Array<number>(l + 1).fill(0);
-  if (run.source) {
+  if (run.matchCounts) {
+    run.matchCounts.forEach((n, m) => (counts[m] = n));
+  } else if (run.source) {
     for (let k = 0; k < run.source.chunks; k++) {
       for (const m of run.source.chunk(k).matches) counts[Math.min(m, l)]++;
     }

@@ -163,12 +163,24 @@ export function signalRows(
   l: number,
   keep: (bin: number, row: number) => boolean,
 ): RowList {
-  const out = listBuilder();
+  return signalRowsMany(source, l, [{ signal, keep }])[0];
+}
+
+/** {@link signalRows} for several selections in one pass over the source. */
+export function signalRowsMany(
+  source: ScoreSource,
+  l: number,
+  wants: readonly { signal: Signal; keep: (bin: number, row: number) => boolean }[],
+): RowList[] {
+  const outs = wants.map(() => listBuilder());
+  if (wants.length === 0) return [];
   for (let k = 0; k < source.chunks; k++) {
     const c = source.chunk(k);
     for (let i = 0; i < c.rows.length; i++) {
-      if (keep(binOf(signal, c, i, l), c.rows[i])) out.add(c.rows[i]);
+      for (let w = 0; w < wants.length; w++) {
+        if (wants[w].keep(binOf(wants[w].signal, c, i, l), c.rows[i])) outs[w].add(c.rows[i]);
+      }
     }
   }
-  return out.done();
+  return outs.map((o) => o.done());
 }

@@ -21,7 +21,7 @@ import { crossFit } from "./crossfit.ts";
 import { type FoldSettings, heldOutOf, signalFolded } from "./heldout.ts";
 import type { Run } from "./runs.ts";
 import type { Candidate } from "./recommend.ts";
-import { signalHistograms, signalRows } from "./histograms.ts";
+import { type Signal, signalHistograms, signalRowsMany } from "./histograms.ts";
 
 /** Curve points kept per signal in the summary (the optimum is found at full resolution). */
 const MAX_POINTS = 120;
@@ -48,6 +48,7 @@ export function signalCurves(
   const curves: ThresholdCurve[] = [];
   const candidates: { candidate: Omit<Candidate, "index">; classifier: Classifier }[] = [];
   const hists = signalHistograms(s, l, target, { folds: folds.folds, seed: folds.seed });
+  const pending: { signal: Signal; keep: (b: number) => boolean; cls: Classifier }[] = [];
   for (const hist of hists) {
     const signal = hist.signal;
     const { points } = prCurve(hist);
@@ -68,10 +69,12 @@ export function signalCurves(
     if (bestBin === null) continue;
     // Score or prefix = l is the binary predictor itself: not a new candidate.
     if (signal !== "nll" && bestBin === 0) continue;
+    // Its rows are selected below, for every signal in one pass over the source.
     const cls: Classifier = {
       scored: folds.recallOver === "all" ? target.scored : run.scored,
-      memorized: signalRows(s, signal, l, (b) => b <= bestBin),
+      memorized: new Uint32Array(0),
     };
+    pending.push({ signal, keep: (b: number) => b <= bestBin, cls });
     const r = rates(fit.inSample.counts.tp, fit.inSample.counts.fp, fit.inSample.counts.fn);
     candidates.push({
       candidate: {
@@ -88,5 +91,6 @@ export function signalCurves(
       classifier: cls,
     });
   }
+  signalRowsMany(s, l, pending).forEach((rows, i) => (pending[i].cls.memorized = rows));
   return { curves, candidates };
 }
