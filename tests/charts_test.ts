@@ -131,27 +131,31 @@ Deno.test("charts render to SVG with Vega, drawing untrusted names as escaped te
   assert.ok(EVIL_MODEL.includes(PLANTED));
 });
 
-Deno.test("the frontier is the running best recall among predictors meeting the minimum precision", () => {
+Deno.test("the frontier line is the held-out frontier, and every recommended pick lies on it", () => {
   const summary = fixtureSummary();
   const frontier = buildCharts(summary).find((c) => c.id === "frontier")!;
   const layers = (frontier.spec as unknown as {
-    layer: { mark: { type: string; interpolate?: string }; data: { values: Row[] } }[];
+    layer: {
+      mark: { type: string; interpolate?: string; shape?: string };
+      data: { values: Row[] };
+    }[];
   }).layer;
   const line = layers.find((l) => l.mark.interpolate === "step-after")!.data.values;
-  const eligible = summary.predictors.filter((p) => (p.precision ?? 0) >= 0.9);
-  const expected: string[] = [];
-  let best = -1;
-  for (const p of [...eligible].sort((a, b) => a.compute - b.compute)) {
-    if ((p.recall ?? 0) > best) {
-      best = p.recall ?? 0;
-      expected.push(`${p.model} @ ${p.step}`);
-    }
-  }
-  assert.deepEqual(line.map((r) => r.run), expected);
-  assert.ok(expected.length >= 3);
-  for (let i = 1; i < line.length; i++) {
-    assert.ok((line[i].recall as number) > (line[i - 1].recall as number));
-    assert.ok((line[i].compute as number) >= (line[i - 1].compute as number));
+  assert.deepEqual(
+    line.map((r) => [r.run, r.compute, r.recall]),
+    summary.frontier.map((f) => [
+      `${f.measured!.model} @ ${f.measured!.step}`,
+      f.budget,
+      f.measured!.recall,
+    ]),
+  );
+  const picks = layers.find((l) => l.mark.shape === "diamond")!.data.values;
+  assert.equal(picks.length, summary.recommendations.filter((r) => r.measured).length);
+  for (const p of picks) {
+    assert.ok(
+      line.some((l) => l.compute === p.compute && l.recall === p.recall),
+      `pick ${p.run} at budget ${p.budget} is on the line`,
+    );
   }
 });
 
@@ -201,4 +205,25 @@ Deno.test("rate charts split runs into panels so each needs few colours", () => 
     "final step of each model": [`${EVIL_MODEL} @ 143`, "nano-s3 @ 143", "nano-s5 @ 143"],
     "checkpoints of nano-s5": ["nano-s5 @ 143"],
   });
+});
+
+Deno.test("precision–recall curves show the best run and signal per model, the rest on a menu", () => {
+  const summary = fixtureSummary();
+  const pr = buildCharts(summary).find((c) => c.id === "pr-curves")!;
+  const spec = pr.spec as unknown as {
+    data: { values: Row[] };
+    params: { name: string; bind: { input: string; options: string[] } }[];
+    transform: { filter: string }[];
+  };
+  assert.equal(spec.params[0].bind.input, "select");
+  assert.equal(spec.params[0].bind.options.length, 2);
+  assert.match(spec.transform[0].filter, /datum\.best/);
+  const best = new Map<string, Set<string>>();
+  for (const v of spec.data.values) {
+    if (!v.best) continue;
+    best.set(v.model as string, (best.get(v.model as string) ?? new Set()).add(v.curve as string));
+  }
+  const models = new Set(summary.curves.map((c) => c.model));
+  assert.equal(best.size, models.size);
+  for (const curves of best.values()) assert.equal(curves.size, 1);
 });

@@ -38,6 +38,7 @@ import {
   computeForRecalls,
   foldPositives,
   type FoldSettings,
+  heldOutFrontier,
   pointResamples,
   thresholdedPoints,
 } from "./heldout.ts";
@@ -200,6 +201,7 @@ export interface CoreAnalysis {
   scaling: Summary["scaling"];
   recommendations: Summary["recommendations"];
   computeForRecall: Summary["computeForRecall"];
+  frontier: Summary["frontier"];
   /** Every measured candidate with its cross-fit (for forecasts). */
   candidates: Candidate[];
   /** Recall's denominator per fold. */
@@ -362,6 +364,7 @@ export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run):
     scaling,
     recommendations,
     computeForRecall,
+    frontier: heldOutFrontier(candidates, settings.minPrecision, positives),
     candidates,
     positives,
     patterns,
@@ -448,6 +451,7 @@ export function analyze(input: AnalysisInput): Summary {
     scaling: core.scaling,
     recommendations: core.recommendations,
     computeForRecall: core.computeForRecall,
+    frontier: core.frontier,
     verdict: "",
     // Without any per-row score (memorized-row lists only) scores are binary: no distributions
     // or correlations of scores to show.

@@ -10,7 +10,13 @@
  *
  * @module
  */
-import type { ComputeForRecall, PredictorId, RecallOver, ThresholdCurve } from "./summary.ts";
+import type {
+  ComputeForRecall,
+  PredictorId,
+  RecallOver,
+  Recommendation,
+  ThresholdCurve,
+} from "./summary.ts";
 import type { Resamples, Run } from "./runs.ts";
 import { ListCursor, RangesCursor } from "../../engine/store/rowset.ts";
 import { foldOf, type LabelHistogram } from "./histograms.ts";
@@ -175,6 +181,24 @@ export function pointResamples(
   return { counts, classifiers: k, resamples };
 }
 
+/**
+ * The measured frontier, held out: the cross-fitted recommendation at every
+ * distinct candidate compute (ascending), i.e. the recall reached at the
+ * floor with that much compute.
+ */
+export function heldOutFrontier(
+  candidates: readonly Candidate[],
+  floor: number,
+  positives: readonly number[],
+): { budget: number; measured: Recommendation["measured"] }[] {
+  const selectable = candidates.map((c) => ({ compute: c.compute, fit: c.fit }));
+  const budgets = [...new Set(candidates.map((c) => c.compute))].sort((a, b) => a - b);
+  return budgets.map((budget) => ({
+    budget,
+    measured: measuredOf(candidates, selectHeldOut(selectable, budget, floor, positives)),
+  }));
+}
+
 /** What {@link computeForRecalls} needs. */
 export interface ComputeForRecallInput {
   recalls: readonly number[];
@@ -193,12 +217,7 @@ export interface ComputeForRecallInput {
  */
 export function computeForRecalls(input: ComputeForRecallInput): ComputeForRecall[] {
   const { candidates, minPrecision: floor, targetCompute: c0 } = input;
-  const selectable = candidates.map((c) => ({ compute: c.compute, fit: c.fit }));
-  const budgets = [...new Set(candidates.map((c) => c.compute))].sort((a, b) => a - b);
-  const frontier = budgets.map((budget) => {
-    const sel = selectHeldOut(selectable, budget, floor, input.positives);
-    return { budget, measured: measuredOf(candidates, sel) };
-  });
+  const frontier = heldOutFrontier(candidates, floor, input.positives);
   const steps = frontier.map((f) => ({
     budget: f.budget,
     recall: f.measured?.recall ?? 0,

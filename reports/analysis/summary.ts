@@ -362,6 +362,12 @@ export interface Summary {
   recommendations: Recommendation[];
   /** One per recall of the experiment's `analysis.recalls` (default 0.5, 0.8, 0.9, 0.95). */
   computeForRecall: ComputeForRecall[];
+  /**
+   * The measured frontier, held out: at every distinct candidate compute (a
+   * budget of exactly that many FLOPs), the recommendation's pick and its
+   * held-out precision and recall (null: nothing reaches the floor yet).
+   */
+  frontier: { budget: number; measured: Recommendation["measured"] }[];
   /** One paragraph in plain language. */
   verdict: string;
   /** Score correlations. */

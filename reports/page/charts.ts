@@ -128,35 +128,49 @@ function targetRule(summary: Summary) {
 
 function frontierChart(summary: Summary): Chart {
   const min = summary.experiment.minPrecision;
+  const covered = summary.experiment.recallOver === "covered";
   const all = summary.predictors
-    .filter((p) => p.recall !== null)
+    .filter((p) => (covered ? p.recall : p.recallAll) !== null)
     .map((p) => ({
       run: runLabel(p),
       model: p.model,
       compute: p.compute,
-      recall: p.recall,
+      recall: covered ? p.recall : p.recallAll,
       precision: p.precision,
       meets: (p.precision ?? 0) >= min ? `precision ≥ ${min}` : `precision < ${min}`,
     }));
-  const frontier: Row[] = [];
-  let best = -1;
-  for (const p of [...all].sort((a, b) => a.compute - b.compute)) {
-    if ((p.precision ?? 0) < min || (p.recall ?? 0) <= best) continue;
-    best = p.recall ?? 0;
-    frontier.push({ run: p.run, compute: p.compute, recall: best, precision: p.precision });
-  }
-  const picks = summary.recommendations.flatMap((r) =>
-    r.measured
+  // The held-out frontier: the recommendation at every candidate compute.
+  const frontier: Row[] = (summary.frontier ?? []).flatMap((f) =>
+    f.measured
+      ? [{
+        run: runLabel(f.measured),
+        signal: f.measured.signal,
+        compute: f.budget,
+        recall: f.measured.recall,
+        precision: f.measured.precision,
+      }]
+      : []
+  );
+  // A pick sits on the frontier at the budget's step: the largest candidate compute within it.
+  const stepOf = (budget: number) => {
+    let at = null as number | null;
+    for (const f of summary.frontier ?? []) if (f.budget <= budget * (1 + 1e-12)) at = f.budget;
+    return at;
+  };
+  const picks = summary.recommendations.flatMap((r) => {
+    const at = r.measured ? stepOf(r.budget) : null;
+    return r.measured && at !== null
       ? [{
         run: runLabel(r.measured),
         budget: r.budgetFraction,
         signal: r.measured.signal,
-        compute: r.measured.compute,
+        compute: at,
+        own: r.measured.compute,
         recall: r.measured.recall,
         precision: r.measured.precision,
       }]
-      : []
-  );
+      : [];
+  });
   const budgets = summary.recommendations.map((r) => ({
     budget: r.budgetFraction,
     compute: r.budget,
@@ -181,7 +195,7 @@ function frontierChart(summary: Summary): Chart {
     id: "frontier",
     title: "Equi-compute frontier",
     description:
-      `Every measured predictor; the step line is the best recall reachable at precision ≥ ${min} for a given compute; diamonds are the recommended picks, grey rules the budgets.`,
+      `Every measured predictor (binary memorization); the step line is the recall reached at precision ≥ ${min} for a given compute, held out (the choice of predictor and threshold cross-fitted over folds of rows); diamonds are the recommended picks on that line, grey rules the budgets.`,
     spec: unit({
       width: WIDTH,
       height: HEIGHT,
@@ -219,7 +233,12 @@ function frontierChart(summary: Summary): Chart {
           encoding: {
             x,
             y,
-            tooltip: [fmt("budget", "budget", ".3~g"), nom("signal", "signal"), ...runTip],
+            tooltip: [
+              fmt("budget", "budget", ".3~g"),
+              nom("signal", "signal"),
+              ...runTip,
+              fmt("own", "the pick's own compute", ".3~s"),
+            ],
           },
         },
       ],
@@ -227,10 +246,35 @@ function frontierChart(summary: Summary): Chart {
   };
 }
 
+/** Per model, the curve whose held-out recall at the floor is highest (then average precision). */
+function bestCurves(summary: Summary): Set<string> {
+  const score = (c: Summary["curves"][number]) => [
+    c.heldOut?.recall ?? -1,
+    c.averagePrecision ?? -1,
+  ];
+  const best = new Map<string, Summary["curves"][number]>();
+  for (const c of summary.curves) {
+    const b = best.get(c.model);
+    const [r, ap] = score(c);
+    if (!b) best.set(c.model, c);
+    else {
+      const [br, bap] = score(b);
+      if (r > br || (r === br && ap > bap)) best.set(c.model, c);
+    }
+  }
+  return new Set([...best.values()].map((c) => `${runLabel(c)} ${c.signal}`));
+}
+
+const SHOW_BEST = "the best run and signal per model";
+const SHOW_ALL = "every run and signal";
+
 function prChart(summary: Summary): Chart {
+  const best = bestCurves(summary);
   const values = summary.curves.flatMap((c) =>
     c.points.filter((p) => p.precision !== null).map((p) => ({
       run: runLabel(c),
+      curve: `${runLabel(c)} ${c.signal}`,
+      best: best.has(`${runLabel(c)} ${c.signal}`),
       model: c.model,
       step: c.step,
       signal: c.signal,
@@ -239,6 +283,7 @@ function prChart(summary: Summary): Chart {
       recall: p.recall,
     }))
   );
+  const min = summary.experiment.minPrecision;
   return {
     ...(values.length === 0
       ? { note: "Nothing to plot: no threshold gives a defined precision and recall." }
@@ -246,33 +291,37 @@ function prChart(summary: Summary): Chart {
     id: "pr-curves",
     title: "Precision–recall of thresholded predictors",
     description:
-      "Each cheap run's continuous signal (score, matched prefix, or likelihood) thresholded at every level, against the target's memorization.",
+      `Each cheap run's continuous signal (score, matched prefix, or likelihood) thresholded at every level, against the target's memorization (recall over the rows it scored). Shown: per model, the run and signal with the highest held-out recall at precision ≥ ${min}; the menu below the chart shows every curve.`,
     spec: unit({
+      width: WIDTH,
+      height: HEIGHT,
       data: { values },
-      facet: { column: nom("signal", "signal") },
-      spec: {
-        width: 260,
-        height: 240,
-        mark: { type: "line", point: { size: 14 } },
-        encoding: {
-          x: { field: "recall", type: "quantitative", title: "recall", scale: { domain: [0, 1] } },
-          y: {
-            field: "precision",
-            type: "quantitative",
-            title: "precision",
-            scale: { domain: [0, 1] },
-          },
-          color: nom("model", "model"),
-          detail: nom("run", "run"),
-          order: { field: "threshold", type: "quantitative" },
-          tooltip: [
-            nom("run", "run"),
-            nom("signal", "signal"),
-            fmt("threshold", "threshold", ".3~g"),
-            fmt("precision", "precision", ".3f"),
-            fmt("recall", "recall", ".3f"),
-          ],
+      params: [{
+        name: "show",
+        value: SHOW_BEST,
+        bind: { input: "select", options: [SHOW_BEST, SHOW_ALL], name: "curves: " },
+      }],
+      transform: [{ filter: `show === '${SHOW_ALL}' || datum.best` }],
+      mark: { type: "line", point: { size: 14 } },
+      encoding: {
+        x: { field: "recall", type: "quantitative", title: "recall", scale: { domain: [0, 1] } },
+        y: {
+          field: "precision",
+          type: "quantitative",
+          title: "precision",
+          scale: { domain: [0, 1] },
         },
+        color: nom("model", "model"),
+        strokeDash: nom("signal", "signal"),
+        detail: nom("curve", "curve"),
+        order: { field: "threshold", type: "quantitative" },
+        tooltip: [
+          nom("run", "run"),
+          nom("signal", "signal"),
+          fmt("threshold", "threshold", ".3~g"),
+          fmt("precision", "precision", ".3f"),
+          fmt("recall", "recall", ".3f"),
+        ],
       },
     }),
   };
