@@ -69,6 +69,8 @@ Deno.test("every chart of the fixture compiles with Vega-Lite without warnings",
   assert.deepEqual(compiled.map((c) => c.chart.id), [
     "scaling-recall",
     "scaling-precision",
+    "scaling-recall-thresholded",
+    "scaling-precision-thresholded",
     "frontier",
     "pr-curves",
     "distributions",

@@ -16,7 +16,9 @@ import {
   predictionIntervals,
   realized,
 } from "../reports/analysis/forecast.ts";
-import { calibrationOf, type ForecastFile } from "../reports/page/forecast.ts";
+import { calibrationOf, type ForecastFile, runForecast } from "../reports/page/forecast.ts";
+import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
+import { parse, stringify } from "yaml";
 import { UserError } from "../engine/errors.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -160,4 +162,47 @@ Deno.test("forecast options: MODEL@STEP, signals, budgets in (0, 1]", () => {
   assert.throws(() => parseForecastOptions({ predictor: "nano-s3" }), UserError);
   assert.throws(() => parseForecastOptions({ signal: "loss" }), /binary, score, prefix, nll/);
   assert.throws(() => parseForecastOptions({ budget: "0" }), UserError);
+});
+
+Deno.test({
+  name:
+    "a run without a trained target scores, reports its runs, and takes a forecast from a calibration run",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { exp: calibration } = await nano();
+    const dir = await Deno.makeTempDir({ prefix: "forecast_none" });
+    const file = await writeReducedExperiment(dir, {
+      models: 2,
+      steps: 2,
+      rows: 384,
+      shardSize: 128,
+      batchSize: 64,
+      output: join(dir, "cheap"),
+    });
+    const doc = parse(await readFile(file, "utf8"));
+    doc.target = "none";
+    await writeFile(file, stringify(doc));
+    const exp = await loadExperiment(file);
+    assert.equal(exp.target, undefined);
+    await runExperiment(exp, {
+      dryRun: false,
+      progress: false,
+      handleSignals: false,
+      log: () => {},
+    });
+    const summary = JSON.parse(await readFile(join(exp.output, "summary.json"), "utf8"));
+    assert.equal(summary.kind, "runs");
+    assert.deepEqual(
+      summary.runs.map((r: { model: string; step: number }) => `${r.model}@${r.step}`),
+      ["nano-s1@123", "nano-s1@143", "nano-s2@123", "nano-s2@143"],
+    );
+    assert.ok(summary.runs.every((r: { rowsScored: number }) => r.rowsScored > 0));
+    assert.match(await readFile(join(exp.output, "report.html"), "utf8"), /deno task forecast/);
+    const out = await runForecast(calibration.output, exp.output, { log: () => {} });
+    assert.ok(["nano-s1", "nano-s2"].includes(out.forecast.predictor.model));
+    assert.equal(out.forecast.run.experiment, exp.name);
+    const csv = (await readFile(join(exp.output, "forecast", "flagged.csv"), "utf8")).trim();
+    assert.equal(csv.split("\n").length - 1, out.forecast.flagged);
+  },
 });

@@ -26,8 +26,12 @@ import type { Summary } from "../analysis/summary.ts";
 
 export { type Chart, CHART_CONFIG, OKABE_ITO, runLabel } from "./chart_style.ts";
 
-function scalingChart(summary: Summary, metric: "recall" | "precision"): Chart {
-  const fits = summary.scaling.filter((s) => s.metric === metric);
+function scalingChart(
+  summary: Summary,
+  metric: "recall" | "precision",
+  kind: "binary" | "thresholded" = "binary",
+): Chart {
+  const fits = summary.scaling.filter((s) => s.metric === metric && (s.kind ?? "binary") === kind);
   const band: Row[] = [];
   const points: Row[] = [];
   for (const fit of fits) {
@@ -67,17 +71,21 @@ function scalingChart(summary: Summary, metric: "recall" | "precision"): Chart {
     ...(points.length === 0
       ? { note: `Nothing to plot: no predictor has a defined ${metric} against the target.` }
       : {}),
-    id: `scaling-${metric}`,
-    title: `${metric[0].toUpperCase()}${metric.slice(1)} against compute`,
-    description:
-      `Measured ${metric} of each predictor family (points), the fitted law (line) and its bootstrap band; the dashed rule is the target's compute.`,
+    id: kind === "binary" ? `scaling-${metric}` : `scaling-${metric}-thresholded`,
+    title: `${metric[0].toUpperCase()}${metric.slice(1)} against compute` +
+      (kind === "binary" ? "" : " (thresholded signals)"),
+    description: `Measured ${metric} of each predictor family (points: ${
+      kind === "binary"
+        ? "each run's own memorization"
+        : "each run's best thresholded signal, chosen and measured out of sample"
+    }), the fitted law (line) and its bootstrap band; the dashed rule is the target's compute.`,
     spec: unit({
       width: WIDTH,
       height: HEIGHT,
       layer: [
         {
           data: { values: band },
-          mark: { type: "area", opacity: 0.18 },
+          mark: { type: "area", opacity: 0.18, clip: true },
           encoding: {
             x,
             y: { ...y, field: "lo" },
@@ -88,7 +96,7 @@ function scalingChart(summary: Summary, metric: "recall" | "precision"): Chart {
         },
         {
           data: { values: band },
-          mark: { type: "line" },
+          mark: { type: "line", clip: true },
           encoding: { x, y: { ...y, field: "value" }, color, tooltip: lineTip },
         },
         {
@@ -370,6 +378,12 @@ export function buildCharts(summary: Summary): Chart[] {
   const charts: (Chart | null)[] = [
     scalingChart(summary, "recall"),
     scalingChart(summary, "precision"),
+    ...(summary.scaling.some((f) => f.kind === "thresholded")
+      ? [
+        scalingChart(summary, "recall", "thresholded"),
+        scalingChart(summary, "precision", "thresholded"),
+      ]
+      : []),
     frontierChart(summary),
     summary.curves.length > 0 ? prChart(summary) : null,
     summary.distributions.length > 0 ? distributionChart(summary) : null,

@@ -170,6 +170,9 @@ function predictorRows(list: PredictorRow[]): string[][] {
     String(p.rowsCompared),
     ci(p.precision, p.precisionCI),
     ci(p.recall, p.recallCI),
+    `${ci(p.recallAll, p.recallAllCI)}<br><span class="muted">covers ${
+      pct(p.memorizedCoverage, 0)
+    }</span>`,
     num(p.f1),
     e(pct(p.predictorRate, 2)),
   ]);
@@ -182,7 +185,8 @@ const PREDICTOR_HEAD = [
   "compute",
   "rows",
   "precision [95% CI]",
-  "recall [95% CI]",
+  "recall, rows it scored [95% CI]",
+  "recall, all memorized rows [95% CI]",
   "F1",
   "memorized",
 ];
@@ -207,6 +211,7 @@ function scalingTable(s: Summary): string {
     const best = f.fits[0];
     return [
       e(f.family),
+      e(f.kind ?? "binary"),
       e(f.metric),
       f.chosen ? e(f.chosen) : "—",
       best ? `<code>${e(best.formula)}</code>` : "—",
@@ -216,7 +221,16 @@ function scalingTable(s: Summary): string {
     ];
   });
   return table(
-    ["family", "metric", "form", "fit", "RMSE", "LOO RMSE", "largest point: predicted vs actual"],
+    [
+      "family",
+      "kind",
+      "metric",
+      "form",
+      "fit",
+      "RMSE",
+      "LOO RMSE",
+      "largest point: predicted vs actual",
+    ],
     rows,
   );
 }

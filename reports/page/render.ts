@@ -23,7 +23,9 @@ import { loadImportedInput } from "./imported_input.ts";
 import { loadDecoder } from "../../engine/data/tokenizer.ts";
 import { UserError } from "../../engine/errors.ts";
 import type { Experiment } from "../../engine/types.ts";
-import { type AnalysisInput, analyze, exampleRows } from "../analysis/analysis.ts";
+import { type AnalysisInput, analyze, exampleRows, inputRuns } from "../analysis/analysis.ts";
+import { runsSummary } from "../analysis/runs_summary.ts";
+import { writeRunsReport } from "./runs_report.ts";
 import { type RenderedReport, writeReport } from "./report_files.ts";
 
 export { predictorsCsv, type RenderedReport, writeReport } from "./report_files.ts";
@@ -44,6 +46,12 @@ export async function renderReport(
   const t0 = performance.now();
   const log = opts.log ?? ((line: string) => console.error(line));
   const input = await loadAnalysisInput(runDir, log, opts.run);
+  if (!input.experiment.target) {
+    // target: none: report what was scored; forecasts come from `deno task forecast`.
+    const out = await writeRunsReport(runsSummary(input.experiment, inputRuns(input)), runDir);
+    log(`Rendered ${out.html} (no trained target: the scored runs only)`);
+    return out;
+  }
   const t1 = performance.now();
   const summary = analyze(input);
   const t2 = performance.now();

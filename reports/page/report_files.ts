@@ -61,6 +61,10 @@ const CSV_COLUMNS = [
   "target_rate",
   "compute",
   "compute_fraction",
+  "memorized_coverage",
+  "recall_all",
+  "recall_all_lo",
+  "recall_all_hi",
 ];
 
 /** The predictor table as CSV (RFC 4180; empty cell = undefined). */
@@ -90,6 +94,10 @@ export function predictorsCsv(summary: Summary): string {
         p.targetRate,
         p.compute,
         p.computeFraction,
+        p.memorizedCoverage,
+        p.recallAll,
+        p.recallAllCI?.lo,
+        p.recallAllCI?.hi,
       ].map((v) => (v === null || v === undefined ? "" : String(v))).join(","),
     );
   }
