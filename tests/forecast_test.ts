@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
 import { parquetReadObjects } from "hyparquet";
 import { loadExperiment } from "../engine/config/config.ts";
 import { runExperiment } from "../engine/run/run.ts";
+import { scoreAndReport } from "../cli/pipeline.ts";
 import { readCheckpointScores } from "../engine/store/store.ts";
 import { runDataFromScores } from "../engine/store/run_data.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
@@ -185,12 +186,7 @@ Deno.test({
     await writeFile(file, stringify(doc));
     const exp = await loadExperiment(file);
     assert.equal(exp.target, undefined);
-    await runExperiment(exp, {
-      dryRun: false,
-      progress: false,
-      handleSignals: false,
-      log: () => {},
-    });
+    await scoreAndReport(exp, { progress: false, log: () => {} });
     const summary = JSON.parse(await readFile(join(exp.output, "summary.json"), "utf8"));
     assert.equal(summary.kind, "runs");
     assert.deepEqual(
