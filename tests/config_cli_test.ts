@@ -133,3 +133,26 @@ Deno.test("an experiment file over 1 MiB is refused unread, exit 2", async () =>
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("a shard size that makes millions of jobs is exit 2 at its line before the plan", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "config-cli-"));
+  try {
+    const file = join(dir, "paper.yaml");
+    const paper = await Deno.readTextFile(join(ROOT, "experiments", "pythia-deduped.yaml"));
+    const text = paper.replace(/^shard_size: \d+$/m, "shard_size: 1");
+    assert.notEqual(text, paper);
+    await writeFile(file, text);
+    const r = await cli("experiment", file, "--dry-run", "--output", join(dir, "run"));
+    const [line] = position(text, "shard_size: 1\n").split(":");
+    assertUserError(
+      r,
+      new RegExp(
+        `^error: ${file}:${line}:13: shard_size 1 makes 4\\d{9} jobs .*more ` +
+          `than the 1000000 allowed: choose shard_size ≥ \\d+`,
+      ),
+      "shard_size 1",
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -36,6 +36,7 @@ const LIMIT_TEXT: Record<keyof typeof LIMITS, string> = {
   threads: "intra-op threads per worker",
   batchSize: "batch_size",
   shardSize: "shard_size",
+  jobs: "jobs of a plan (checkpoints × shards of the rows each scores)",
   rows: "row indices of rows.range and rows.sample",
   tokenId: "token ids",
   suppressedTokens: "entries of memorization.suppressed_tokens",

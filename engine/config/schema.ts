@@ -53,6 +53,8 @@ export const LIMITS = {
   batchSize: 65_536,
   /** Rows per shard. */
   shardSize: 16_777_216,
+  /** Jobs of a plan (checkpoints × shards), checked before the plan is built. */
+  jobs: 1_000_000,
   /** Row indices and sample sizes (the store addresses rows with 32 bits). */
   rows: 2 ** 32,
   /** Token ids. */

@@ -10,7 +10,9 @@
  *
  * @module
  */
+import { LIMITS } from "../config/schema.ts";
 import { checkpointRows, selectRows } from "../data/rows.ts";
+import { UserError } from "../errors.ts";
 import type { Experiment, Job, ModelSpec } from "../types.ts";
 
 /** Rows scored by one checkpoint. */
@@ -101,6 +103,7 @@ export function makePlan(exp: Experiment, totalRows: number, opts: PlanOptions =
       training.push({ model: m.name, step: c.step, flops: trainingFlops(exp, m, c.step) });
     }
   }
+  checkJobCount(exp, rowsPerCheckpoint);
   const order = exp.suite.models.map((m, i) => ({ m, i }))
     .sort((a, b) => b.m.parameters - a.m.parameters || a.i - b.i);
   const jobs: Job[] = [];
@@ -151,6 +154,19 @@ export function markFinished(plan: Plan, done: ReadonlySet<string>): Plan {
     finished: plan.jobs.filter((j) => done.has(j.id)).map((j) => j.id),
     pendingFlops: plan.jobs.reduce((a, j) => a + (done.has(j.id) ? 0 : j.flops), 0),
   };
+}
+
+/** Refuses a plan of more than {@link LIMITS.jobs} jobs before any job is made. */
+function checkJobCount(exp: Experiment, perCheckpoint: readonly CheckpointRows[]): void {
+  const jobs = perCheckpoint.reduce((a, c) => a + Math.ceil(c.rows / exp.shardSize), 0);
+  if (jobs <= LIMITS.jobs) return;
+  const rows = perCheckpoint.reduce((a, c) => a + c.rows, 0);
+  throw new UserError(
+    `${exp.locations?.["shard_size"] ?? exp.file}: shard_size ${exp.shardSize} makes ` +
+      `${jobs} jobs (checkpoints × shards), more than the ${LIMITS.jobs} allowed: choose ` +
+      `shard_size ≥ ${Math.ceil(rows / (LIMITS.jobs - perCheckpoint.length))} (the default is ` +
+      `65536).`,
+  );
 }
 
 /** FLOPs in human units: `1.23 PFLOP`. */
