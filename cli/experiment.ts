@@ -7,7 +7,7 @@
 import { jobsForGroup, parseShardGroup } from "../engine/cluster/cluster.ts";
 import { splitSlurmArgs } from "../engine/cluster/slurm.ts";
 import { loadExperiment } from "../engine/config/config.ts";
-import { checkInputFiles } from "../engine/config/paths.ts";
+import { checkInputFiles, namedFiles, unreadable } from "../engine/config/paths.ts";
 import { UserError } from "../engine/errors.ts";
 import { formatPlan, planJson } from "../engine/run/plan.ts";
 import { openRun } from "../engine/run/run_folder.ts";
@@ -127,5 +127,16 @@ export async function dryRun(
       `--shard-group ${group.index}/${group.count} runs ${groupJobs} of the ${plan.jobs.length} jobs`,
     ]
     : [];
-  return formatPlan(plan, [...notes, ...groupNote]);
+  return formatPlan(plan, [...notes, ...groupNote, ...missingFilesNote(exp)]);
+}
+
+/** A note on the checkpoint files scoring would need that are not there (the plan needs none). */
+function missingFilesNote(exp: Experiment): string[] {
+  const files = namedFiles(exp).filter((f) => f.what.startsWith("checkpoint"));
+  const missing = files.filter((f) => unreadable(f.path) !== undefined);
+  if (missing.length === 0) return [];
+  return [
+    `${missing.length} of ${files.length} checkpoint files cannot be read (first: ` +
+    `${missing[0].path}, ${missing[0].field} at ${missing[0].at}); scoring needs them`,
+  ];
 }

@@ -109,8 +109,8 @@ const modelSchema = z.strictObject({
     }),
   rows: z.enum(["seen", "all"]).optional().meta({
     description: "seen or all: which selected rows this model's checkpoints score (all: also " +
-      "rows not trained on yet, so its continuous signals forecast them; default: all under " +
-      "rows: all, else seen)",
+      "rows not trained on yet, so its continuous signals forecast them, see docs/analysis.md; " +
+      "default: all under rows: all, else seen)",
     examples: ["all"],
   }),
 }).meta({
@@ -234,7 +234,8 @@ const targetSchema = z.union([
   }),
 ]).optional().meta({
   description: "a mapping {model: NAME, step: STEP}, or none for a run without a trained " +
-    "target (default: the largest model, its last step)",
+    "target, which scores and reports what it has and is what deno task forecast applies a " +
+    "calibration to (default: the largest model, its last step)",
   examples: [{ model: "pythia-12b", step: 143000 }, "none"],
 });
 
