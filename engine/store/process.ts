@@ -1,11 +1,13 @@
 /**
- * Whether a process of this host is still running, for telling a stale lock
- * or temporary file (its writer was killed) from a live one. Deno's own ways
+ * Facts about processes that Deno does not offer within a scoring run's
+ * permissions: whether a process of this host is still running (telling a
+ * stale lock or temporary file, whose writer was killed, from a live one) and
+ * whether a signal was ignored at startup (`nohup`). Deno's own ways
  * need more permissions than a scoring run has (`Deno.kill` wants
  * `--allow-run`, `/proc` wants `--allow-all`), so this calls the C library's
- * `kill(pid, 0)` through FFI, which the run already needs for ONNX Runtime.
- * Where that is impossible the answer is "unknown", which callers treat as
- * running (never take over what may be alive).
+ * `kill(pid, 0)` and `sigaction` through FFI, which the run already needs for
+ * ONNX Runtime. Where that is impossible a process counts as running (never
+ * take over what may be alive) and a signal as not ignored.
  *
  * @module
  */
@@ -14,6 +16,7 @@ type Libc = {
   symbols: {
     kill: (pid: number, sig: number) => number;
     errno: () => Deno.PointerValue;
+    sigaction: (sig: number, act: null, old: BigUint64Array) => number;
   };
 };
 
@@ -27,11 +30,13 @@ function openLibc(): Libc | null {
       libc = Deno.dlopen("libc.so.6", {
         kill: { parameters: ["i32", "i32"], result: "i32" },
         errno: { name: "__errno_location", parameters: [], result: "pointer" },
+        sigaction: { parameters: ["i32", "pointer", "buffer"], result: "i32" },
       }) as unknown as Libc;
     } else if (os === "darwin") {
       libc = Deno.dlopen("libSystem.dylib", {
         kill: { parameters: ["i32", "i32"], result: "i32" },
         errno: { name: "__error", parameters: [], result: "pointer" },
+        sigaction: { parameters: ["i32", "pointer", "buffer"], result: "i32" },
       }) as unknown as Libc;
     } else libc = null;
   } catch {
@@ -70,4 +75,20 @@ export function bootTime(): number {
   } catch {
     return 0;
   }
+}
+
+const SIGNAL_NUMBERS: Partial<Record<Deno.Signal, number>> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+/**
+ * Whether `signal` was set to be ignored when this process started (e.g.
+ * SIGHUP under `nohup`), read with `sigaction` before any listener replaces
+ * it; false when it cannot be told.
+ */
+export function signalIgnored(signal: Deno.Signal): boolean {
+  const n = SIGNAL_NUMBERS[signal];
+  const c = openLibc();
+  if (n === undefined || !c) return false;
+  // struct sigaction starts with the handler on Linux and macOS; SIG_IGN is 1.
+  const old = new BigUint64Array(32);
+  return c.symbols.sigaction(n, null, old) === 0 && old[0] === 1n;
 }

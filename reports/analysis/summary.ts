@@ -465,5 +465,7 @@ export interface Summary {
       /** Files under the inputs that matched no layout. */
       ignored: string[];
     } | null;
+    /** Problems of the inputs worth a banner, e.g. identical weights under two checkpoints (absent: none). */
+    warnings?: string[];
   };
 }

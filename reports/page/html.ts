@@ -382,7 +382,16 @@ ${ignored}`;
 }
 
 function banner(s: Summary): string {
-  const missing = s.run.missingShards;
+  return warningBanner(s.run.warnings ?? []) + missingBanner(s.run.missingShards);
+}
+
+function warningBanner(warnings: string[]): string {
+  if (warnings.length === 0) return "";
+  const items = warnings.map((w) => `<li>${e(w)}</li>`).join("");
+  return `<div class="banner" role="alert"><strong>Warning:</strong><ul>${items}</ul></div>`;
+}
+
+function missingBanner(missing: string[]): string {
   if (missing.length === 0) return "";
   const shown = missing.slice(0, 20).map((m) => `<li><code>${e(m)}</code></li>`).join("");
   const more = missing.length > 20 ? `<li>… and ${missing.length - 20} more</li>` : "";

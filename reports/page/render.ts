@@ -16,6 +16,7 @@ import {
   readExperimentSnapshot,
   type RunFolder,
 } from "../../engine/run/run_folder.ts";
+import { duplicateWeights } from "../../engine/store/fingerprint.ts";
 import { readManifest } from "../../engine/store/store.ts";
 import { readStoreRuns } from "../../engine/store/store_runs.ts";
 import { readImportRecord } from "../../engine/store/imported_runs.ts";
@@ -165,6 +166,8 @@ export async function loadAnalysisInput(
     (manifest?.checkpoints ?? []).map((c) => [`${c.model}\0${c.step}`, c.fingerprint]),
   );
   const dataFingerprint = manifest?.settings.data;
+  const warnings = duplicateWeights(manifest?.checkpoints ?? []);
+  for (const w of warnings) log(`warning: ${w}`);
   return {
     experiment,
     runs,
@@ -190,6 +193,7 @@ export async function loadAnalysisInput(
         fingerprint: typeof dataFingerprint === "string" ? dataFingerprint : null,
       },
       missingShards: missing,
+      ...(warnings.length > 0 ? { warnings } : {}),
     },
   };
 }
