@@ -7,8 +7,10 @@
  * switch on with `MEMO_EXIT_WITH_PARENT=1`). The first stop request lets the
  * run finish or drop what is in flight; a second one exits at once.
  *
- * SIGHUP is left alone when it was ignored at startup (`nohup`), so a run
- * started with nohup keeps running after a logout.
+ * SIGHUP is only noted when it was ignored at startup (`nohup`), so a run
+ * started with nohup keeps running after a logout. (A listener is installed
+ * all the same: Deno 2.9 catches SIGHUP itself, and after one SIGHUP without a
+ * listener its other signal listeners no longer fire.)
  *
  * @module
  */
@@ -37,6 +39,8 @@ export const EXIT_WITH_PARENT = "MEMO_EXIT_WITH_PARENT";
 export interface WatchOptions {
   /** Called on the first stop request. */
   onStop: (stop: StopRequest) => void;
+  /** Told when a SIGHUP is ignored because it was ignored at startup (nohup). */
+  onIgnored?: (signal: Deno.Signal) => void;
   /** Called on a second request (default: exit at once with its status). */
   onSecond?: (stop: StopRequest) => void;
   /** Watch the parent pid (default: when {@link EXIT_WITH_PARENT} is `1`). */
@@ -70,7 +74,7 @@ const exitWithParent = (() => {
 export function watchStops(opts: WatchOptions): StopWatch {
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT"]
-    : (["SIGINT", "SIGTERM", "SIGHUP"] as Deno.Signal[]).filter((s) => !ignoredAtStart.has(s));
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
   let first: StopRequest | null = null;
   const request = (reason: StopRequest["reason"]) => {
     const stop = { reason, exitCode: STOP_EXIT[reason] };
@@ -80,7 +84,12 @@ export function watchStops(opts: WatchOptions): StopWatch {
     } else if (opts.onSecond) opts.onSecond(stop);
     else Deno.exit(stop.exitCode);
   };
-  const listeners = signals.map((s) => [s, () => request(s as StopRequest["reason"])] as const);
+  const listeners = signals.map((s) =>
+    [
+      s,
+      () => ignoredAtStart.has(s) ? opts.onIgnored?.(s) : request(s as StopRequest["reason"]),
+    ] as const
+  );
   for (const [s, fn] of listeners) Deno.addSignalListener(s, fn);
   let timer: ReturnType<typeof setInterval> | undefined;
   if (opts.watchParent ?? exitWithParent) {

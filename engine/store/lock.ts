@@ -21,7 +21,7 @@ import { hostname } from "node:os";
 import { mkdir, open, readdir, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
-import { writeError } from "./atomic.ts";
+import { removeLeftovers, writeError } from "./atomic.ts";
 import { bootTime, processState } from "./process.ts";
 
 /** Who holds a lock (the lock file's JSON). */
@@ -125,6 +125,29 @@ export async function lockRunFolder(dir: string, opts: LockOptions): Promise<Run
       }
     },
   };
+}
+
+/**
+ * Takes a run folder for writing ({@link lockRunFolder}) and removes the
+ * temporary files that killed writers left in it: every one under the
+ * exclusive lock, only those of dead processes of this host under a shard
+ * group's lock (other groups may be writing). Says how many it removed.
+ */
+export async function claimRunFolder(dir: string, opts: LockOptions): Promise<RunLock> {
+  const lock = await lockRunFolder(dir, opts);
+  try {
+    const removed = await removeLeftovers(dir, opts.group === undefined);
+    if (removed.length > 0) {
+      opts.log?.(
+        `Removed ${removed.length} leftover temporary file${removed.length > 1 ? "s" : ""} ` +
+          `of an interrupted run in ${dir}.`,
+      );
+    }
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+  return lock;
 }
 
 /**
