@@ -11,6 +11,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { loadExperiment } from "../engine/config/config.ts";
 import { UserError } from "../engine/errors.ts";
+import type { StopRequest } from "../engine/run/signals.ts";
+import { claimRunFolder } from "../engine/store/lock.ts";
 
 /** The experiment run when no file is given (the embedded nano suite). */
 export const DEFAULT_EXPERIMENT: string = fileURLToPath(
@@ -20,10 +22,35 @@ export const DEFAULT_EXPERIMENT: string = fileURLToPath(
 /** What main.ts gives a running command. */
 export interface Context {
   /**
-   * A signal that aborts on the first Ctrl-C (its reason says what a second
-   * one does); main.ts listens for Ctrl-C only once a command asked for it.
+   * A signal that aborts on the first stop request (SIGINT, SIGTERM, SIGHUP,
+   * the end of the `deno task` parent) with the {@link StopRequest} as its
+   * reason. A command that never asks for it is stopped by exiting at once.
    */
   stopSignal(): AbortSignal;
+  /** The stop request that aborted the signal, if any (its `exitCode` is the command's). */
+  stopped(): StopRequest | null;
+}
+
+/** The `--wait` option of the commands that write a run folder. */
+export const WAIT_OPTION = { "wait": { type: "boolean" } } as const;
+
+/**
+ * Runs `fn` holding the run folder's exclusive lock (engine/store/lock.ts):
+ * refuses naming the holder when another process writes the folder, or with
+ * `wait` waits for it. Leftover temporary files of killed runs are removed.
+ */
+export async function withRunFolder<T>(
+  dir: string,
+  purpose: string,
+  wait: boolean,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const lock = await claimRunFolder(dir, { purpose, wait, log: (l) => console.error(l) });
+  try {
+    return await fn();
+  } finally {
+    await lock.release();
+  }
 }
 
 /** One subcommand of the command line. */

@@ -12,7 +12,7 @@ import { UserError } from "../engine/errors.ts";
 import { formatPlan, planJson } from "../engine/run/plan.ts";
 import { openRun } from "../engine/run/run_folder.ts";
 import type { Experiment } from "../engine/types.ts";
-import { type Command, DEFAULT_EXPERIMENT, parse } from "./command.ts";
+import { type Command, DEFAULT_EXPERIMENT, parse, WAIT_OPTION } from "./command.ts";
 
 /** Help text of `deno task experiment --help`. */
 const HELP = `deno task experiment [FILE] [options]
@@ -28,6 +28,8 @@ options:
   --output DIR         run folder (default: the file's output:, else runs/<name>)
   --shard-group I/N    run only shard group I of N (0-based), e.g. on a cluster node
   --no-report          score only; render later with \`deno task report\`
+  --wait               when another process writes the run folder, wait for it
+                       instead of refusing
   --slurm              submit shard groups as a Slurm job array plus a report job;
                        arguments after -- go to sbatch
   --slurm-dry-run      write the Slurm scripts without submitting
@@ -35,7 +37,8 @@ options:
   -h, --help           this text
 
 FILE defaults to experiments/nano.yaml (the embedded nano suite).
-Ctrl-C stops after the shards in flight (exit 130); rerun the same command to resume.
+Ctrl-C, SIGTERM and SIGHUP stop after the shards in flight (exit 130, 143, 129);
+rerun the same command to resume. --debug adds stack traces to errors.
 
 examples:
   deno task experiment                                  # the nano suite, end to end
@@ -55,6 +58,7 @@ export const experimentCommand: Command = {
       "shard-group": { type: "string" },
       "output": { type: "string" },
       "no-report": { type: "boolean" },
+      ...WAIT_OPTION,
     });
     if (positionals.length > 1) {
       throw new UserError(
@@ -90,8 +94,11 @@ export const experimentCommand: Command = {
     const outcome = await scoreAndReport(exp, {
       ...(shardGroup ? { shardGroup } : {}),
       noReport: values["no-report"] === true,
+      wait: values.wait === true,
       signal: ctx.stopSignal(),
     });
+    const stop = ctx.stopped();
+    if (stop) return stop.exitCode;
     if (outcome.interrupted) return 130;
     console.log(
       `scored ${outcome.scored} jobs, ${outcome.skipped} already done` +

@@ -8,7 +8,8 @@
 import { fileURLToPath } from "node:url";
 import { loadExperiment } from "../engine/config/config.ts";
 import { UserError } from "../engine/errors.ts";
-import { type Command, parse } from "./command.ts";
+import { resolve } from "node:path";
+import { type Command, parse, WAIT_OPTION, withRunFolder } from "./command.ts";
 
 /** The `import` subcommand. */
 export const importCommand: Command = {
@@ -30,6 +31,7 @@ options:
   --tokenizer FILE     tokenizer.json to decode the example rows (default: token ids)
   --pattern REGEX      custom layout: a regular expression over each file's path with
                        named groups (?<model>…) and (?<step>…)
+  --wait               when another process writes the run folder, wait for it
   -h, --help           this text`,
   async run(args) {
     const { values, positionals } = parse(args, {
@@ -38,6 +40,7 @@ options:
       "output": { type: "string" },
       "tokenizer": { type: "string" },
       "pattern": { type: "string" },
+      ...WAIT_OPTION,
     });
     if (positionals.length === 0) {
       throw new UserError(
@@ -64,15 +67,21 @@ options:
     const command = "deno task import " +
       args.map((w) => /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`)
         .join(" ");
-    const out = await importAndReport({
-      inputs: positionals,
-      experiment: exp,
-      output,
-      ...(rows ? { rows } : {}),
-      ...(values.pattern !== undefined ? { pattern: values.pattern as string } : {}),
-      ...(values.tokenizer !== undefined ? { tokenizer: values.tokenizer as string } : {}),
-      command,
-    });
+    const out = await withRunFolder(
+      resolve(output),
+      "import",
+      values.wait === true,
+      () =>
+        importAndReport({
+          inputs: positionals,
+          experiment: exp,
+          output,
+          ...(rows ? { rows } : {}),
+          ...(values.pattern !== undefined ? { pattern: values.pattern as string } : {}),
+          ...(values.tokenizer !== undefined ? { tokenizer: values.tokenizer as string } : {}),
+          command,
+        }),
+    );
     console.log(`report: ${out.html}\nsummary: ${out.summary}\npredictors: ${out.csv}`);
     return 0;
   },

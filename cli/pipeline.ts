@@ -5,7 +5,12 @@
  *
  * @module
  */
-import { runExperiment, type RunOptions, type RunOutcome } from "../engine/run/run.ts";
+import {
+  lockForScoring,
+  runExperiment,
+  type RunOptions,
+  type RunOutcome,
+} from "../engine/run/run.ts";
 import type { Experiment } from "../engine/types.ts";
 import { renderReport } from "../reports/page/render.ts";
 
@@ -23,15 +28,27 @@ export interface PipelineOutcome extends RunOutcome {
 
 /**
  * Scores every pending shard, then (unless interrupted or `noReport`)
- * renders the report from the whole store. A failed report step keeps the
- * scores and says how to rerun it.
+ * renders the report from the whole store, both under the run folder's lock.
+ * A failed report step keeps the scores and says how to rerun it.
  */
 export async function scoreAndReport(
   exp: Experiment,
   opts: PipelineOptions = {},
 ): Promise<PipelineOutcome> {
+  const lock = await lockForScoring(exp, opts);
+  if (!lock) {
+    return { scored: 0, skipped: 0, interrupted: true, rows: 0, seconds: 0, runDir: exp.output };
+  }
+  try {
+    return await scoreAndRender(exp, opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function scoreAndRender(exp: Experiment, opts: PipelineOptions): Promise<PipelineOutcome> {
   const log = opts.log ?? ((line: string) => console.error(line));
-  const outcome = await runExperiment(exp, opts);
+  const outcome = await runExperiment(exp, { ...opts, holdsLock: true });
   if (outcome.interrupted || opts.noReport) return outcome;
   try {
     const rendered = await renderReport(outcome.runDir, { log });

@@ -5,7 +5,15 @@
  * @module
  */
 import { assertComplete } from "../engine/cluster/cluster.ts";
-import { type Command, DEFAULT_EXPERIMENT, onePositional, parse, runDirOf } from "./command.ts";
+import {
+  type Command,
+  DEFAULT_EXPERIMENT,
+  onePositional,
+  parse,
+  runDirOf,
+  WAIT_OPTION,
+  withRunFolder,
+} from "./command.ts";
 
 /** The `report` subcommand. */
 export const reportCommand: Command = {
@@ -18,17 +26,20 @@ stored scores, without scoring. A FILE (experiment YAML) means its run folder.
 
 options:
   --partial            render even when shards are missing (default: list them, exit 2)
+  --wait               when another process writes the run folder, wait for it
   -h, --help           this text
 
 RUN_DIR | FILE defaults to experiments/nano.yaml's run folder.`,
   async run(args) {
-    const { values, positionals } = parse(args, { "partial": { type: "boolean" } });
+    const { values, positionals } = parse(args, { "partial": { type: "boolean" }, ...WAIT_OPTION });
     const target = onePositional(positionals, "run folder or experiment file", DEFAULT_EXPERIMENT);
     const runDir = await runDirOf(target);
-    // A cluster run is reported once every shard is in; otherwise list the missing ones.
-    const run = values.partial ? undefined : await assertComplete(runDir);
-    const { renderReport } = await import("../reports/page/render.ts");
-    const out = await renderReport(runDir, run ? { run } : {});
+    const out = await withRunFolder(runDir, "report", values.wait === true, async () => {
+      // A cluster run is reported once every shard is in; otherwise list the missing ones.
+      const run = values.partial ? undefined : await assertComplete(runDir);
+      const { renderReport } = await import("../reports/page/render.ts");
+      return await renderReport(runDir, run ? { run } : {});
+    });
     console.log(`report: ${out.html}\nsummary: ${out.summary}\npredictors: ${out.csv}`);
     return 0;
   },

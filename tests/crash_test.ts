@@ -105,7 +105,7 @@ Deno.test("a run stopped with SIGINT says how to resume, exits 130 and resumes b
   assert.equal(status.code, 130, stderr);
   assert.match(
     stderr,
-    /Interrupted: \d+ of \d+ remaining shards done.*; rerun the same command to resume\./,
+    /Interrupted by SIGINT: \d+ of \d+ remaining shards done.*; rerun the same command to resume\./,
   );
   assert.ok(kept.length < t.total, `the run finished before the interrupt (${kept.length} shards)`);
   const scored = await rerun(t.yaml, t.out);

@@ -392,7 +392,13 @@ async function interrupted(
   }
   stop(child);
   const status = await output;
-  return { status, stderr: new TextDecoder().decode(status.stderr), kept: await shardFiles(out) };
+  let stderr = "";
+  try {
+    stderr = new TextDecoder().decode(status.stderr);
+  } catch {
+    // not piped
+  }
+  return { status, stderr, kept: await shardFiles(out) };
 }
 
 for (const [signal, code] of [["SIGTERM", 143], ["SIGHUP", 129]] as const) {

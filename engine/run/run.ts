@@ -1,10 +1,13 @@
 /**
  * Scores an experiment: plan → pool → store. Finished shards are
- * skipped, so running it again resumes an interrupted or crashed run. When
- * `signal` aborts (main.ts aborts it on Ctrl-C), no more jobs are handed out,
- * the jobs in flight are written (or dropped after a grace period) and the
- * outcome says `interrupted`. A library function: it neither exits the
- * process nor renders the report (main.ts composes score → analyse → render).
+ * skipped, so running it again resumes an interrupted or crashed run. The run
+ * holds the run folder's lock throughout (engine/store/lock.ts: exclusive, or
+ * shared among the shard groups of one split). When `signal` aborts (main.ts
+ * aborts it on SIGINT, SIGTERM, SIGHUP or the end of the `deno task` parent),
+ * no more jobs are handed out, the jobs in flight are written (or dropped after
+ * a grace period), the stop is recorded in `runs.jsonl` and the outcome says
+ * `interrupted`. A library function: it neither exits the process nor renders
+ * the report (main.ts composes score → analyse → render).
  *
  * @module
  */
@@ -16,6 +19,8 @@ import { type ProgressDisplay, type ProgressOptions, startProgress } from "./pro
 import { currentManifest, planRun } from "./run_folder.ts";
 import { appendJsonLine, openStore, writeAtomic, writeJson } from "../store/store.ts";
 import { duplicateWeights } from "../store/fingerprint.ts";
+import { claimRunFolder, type RunLock, withFolderLock } from "../store/lock.ts";
+import { describeStop, type StopRequest } from "./signals.ts";
 import type { Experiment, Job } from "../types.ts";
 
 /** Options of one scoring run. */
@@ -24,9 +29,15 @@ export interface RunOptions {
   shardGroup?: { index: number; count: number };
   /**
    * Stops the run: no new jobs, jobs in flight are finished or dropped; the
-   * outcome is `interrupted`. A string `reason` is shown in the stop notice.
+   * outcome is `interrupted`. A {@link StopRequest} as the reason is named in
+   * the notices and recorded in `runs.jsonl` (`stopped`); a string reason is
+   * shown in the stop notice.
    */
   signal?: AbortSignal;
+  /** Wait for another writer of the run folder to finish instead of refusing (`--wait`). */
+  wait?: boolean;
+  /** The caller holds the run folder's lock ({@link lockForScoring}), e.g. to render under it too. */
+  holdsLock?: boolean;
   /** Progress display options, or false for none. */
   progress?: ProgressOptions | false;
   /** Where messages go (default: stderr). */
@@ -77,10 +88,52 @@ export async function runExperiment(exp: Experiment, opts: RunOptions = {}): Pro
   const plan = planned.plan;
   const group = opts.shardGroup;
   const jobs = group ? jobsForGroup(plan, group.index, group.count) : plan.jobs;
+  if (opts.holdsLock) return await scoreJobs(exp, planned, jobs, opts, log);
+  const lock = await lockForScoring(exp, opts);
+  if (!lock) return { scored: 0, skipped: 0, interrupted: true, rows: 0, seconds: 0, runDir };
+  try {
+    return await scoreJobs(exp, planned, jobs, opts, log);
+  } finally {
+    await lock.release();
+  }
+}
 
+/**
+ * Takes the run folder for scoring: its exclusive lock, or with `shardGroup`
+ * the lock shared by the groups of that split (refusing, or with `wait`
+ * waiting, while another process holds it), and removes what killed runs left.
+ * Returns null when `signal` stopped the wait.
+ */
+export async function lockForScoring(exp: Experiment, opts: RunOptions): Promise<RunLock | null> {
+  const log = opts.log ?? ((line: string) => console.error(line));
+  try {
+    return await claimRunFolder(exp.output, {
+      purpose: "scoring",
+      ...(opts.shardGroup ? { group: opts.shardGroup } : {}),
+      wait: opts.wait === true,
+      log,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  } catch (e) {
+    if (!opts.signal?.aborted) throw e;
+    log("Stopped while waiting for the run folder; nothing was scored.");
+    return null;
+  }
+}
+
+async function scoreJobs(
+  exp: Experiment,
+  planned: Awaited<ReturnType<typeof planRun>>,
+  jobs: Job[],
+  opts: RunOptions,
+  log: (line: string) => void,
+): Promise<RunOutcome> {
+  const runDir = exp.output;
   const store = openStore(runDir, { onNotice: log });
-  const manifest = await currentManifest(planned, log);
-  for (const notice of await store.prepare(manifest)) log(notice);
+  // A group hashes only its own checkpoints; groups update the manifest one at a time.
+  const manifest = await currentManifest(planned, log, opts.shardGroup ? jobs : undefined);
+  const moved = await withFolderLock(runDir, "manifest", () => store.prepare(manifest), log);
+  for (const notice of moved) log(notice);
   for (const warning of duplicateWeights(manifest.checkpoints)) log(`warning: ${warning}`);
   await writeJson(join(runDir, "experiment.json"), exp);
   await writeAtomic(join(runDir, "experiment.yaml"), await readFile(exp.file).catch(() => ""));
@@ -109,11 +162,14 @@ async function scorePending(
   const controller = new AbortController();
   let display: ProgressDisplay | null = null;
   const say = (m: string) => display ? display.note(m) : log(m);
+  const stopReason = () => stopOf(opts.signal?.reason);
   const onAbort = () => {
     const reason = opts.signal?.reason;
+    const why = stopReason();
     say(
-      "Stopping: finishing the shards in flight" +
-        (typeof reason === "string" ? ` (${reason})` : "") + "…",
+      `Stopping${why ? ` (${describeStop(why)})` : ""}: finishing the shards in flight` +
+        (why ? " (stop again to quit at once)" : typeof reason === "string" ? ` (${reason})` : "") +
+        "…",
     );
     controller.abort();
   };
@@ -172,11 +228,16 @@ async function scorePending(
       shards: jobsDone,
       devices: exp.devices,
       ...(interrupted ? { interrupted } : {}),
+      ...(interrupted && stopReason() ? { stopped: stopReason() } : {}),
     });
   }
   if (interrupted) {
+    const why = stopReason();
     log(
-      `Interrupted: ${jobsDone} of ${pending.length} remaining shards done` +
+      `Interrupted${
+        why ? ` by ${why === "parent" ? "the end of the parent process" : why}` : ""
+      }: ` +
+        `${jobsDone} of ${pending.length} remaining shards done` +
         (dropped > 0 ? ` (${dropped} in flight dropped)` : "") +
         "; rerun the same command to resume.",
     );
@@ -187,6 +248,12 @@ async function scorePending(
     );
   }
   return { scored: jobsDone, interrupted, rows: rowsDone, seconds };
+}
+
+/** The stop reason carried by an abort signal's reason (a {@link StopRequest} from main.ts), if any. */
+function stopOf(reason: unknown): StopRequest["reason"] | null {
+  const r = (reason as Partial<StopRequest> | undefined)?.reason;
+  return r === "SIGINT" || r === "SIGTERM" || r === "SIGHUP" || r === "parent" ? r : null;
 }
 
 function round(x: number): number {

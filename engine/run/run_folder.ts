@@ -116,19 +116,22 @@ export async function openRun(dir: string, opts: OpenRunOptions = {}): Promise<R
 
 /**
  * The manifest of the experiment as it is now: the data's fingerprint (plan
- * with `fingerprint: true`) and one per checkpoint of the plan, of every shard
- * group, so concurrent groups write identical manifests. Model fingerprints
- * are cached in `<run>/fingerprints.json`, so array tasks need not hash the
- * models again.
+ * with `fingerprint: true`) and the fingerprints of the checkpoints of `jobs`
+ * (default: the whole plan; a shard group passes its own, and the other
+ * checkpoints are listed as unknown, keeping their stored records when
+ * `Store.prepare` merges, which shard groups do one at a time). Model
+ * fingerprints are cached in `<run>/fingerprints.json`, so array tasks need
+ * not hash the models again.
  */
 export async function currentManifest(
   run: PlannedRun,
   log: (line: string) => void = (line) => console.error(line),
+  jobs: readonly Job[] = run.plan.jobs,
 ): Promise<Manifest> {
   if (run.dataFingerprint === null) {
     throw new Error("currentManifest: plan the run with fingerprint: true");
   }
-  const fingerprints = await modelFingerprints(run.plan.jobs.map((j) => j.path), {
+  const fingerprints = await modelFingerprints(jobs.map((j) => j.path), {
     cache: join(run.experiment.output, "fingerprints.json"),
     log,
   });

@@ -41,8 +41,8 @@ export interface WatchOptions {
   onStop: (stop: StopRequest) => void;
   /** Told when a SIGHUP is ignored because it was ignored at startup (nohup). */
   onIgnored?: (signal: Deno.Signal) => void;
-  /** Called on a second request (default: exit at once with its status). */
-  onSecond?: (stop: StopRequest) => void;
+  /** Called on every later request (main.ts exits at once). */
+  onSecond: (stop: StopRequest) => void;
   /** Watch the parent pid (default: when {@link EXIT_WITH_PARENT} is `1`). */
   watchParent?: boolean;
   /** Parent poll interval (default 1000 ms). */
@@ -81,8 +81,7 @@ export function watchStops(opts: WatchOptions): StopWatch {
     if (first === null) {
       first = stop;
       opts.onStop(stop);
-    } else if (opts.onSecond) opts.onSecond(stop);
-    else Deno.exit(stop.exitCode);
+    } else opts.onSecond(stop);
   };
   const listeners = signals.map((s) =>
     [
