@@ -54,7 +54,9 @@ export interface Manifest {
 /**
  * Builds the manifest of an experiment from its data and model fingerprints
  * (by checkpoint path: a {@link ModelFingerprint}, or only the key part).
- * Checkpoints without a fingerprint are left out.
+ * A checkpoint without a fingerprint (one this shard group does not score) is
+ * listed with an empty one, meaning unknown: {@link Store.prepare} keeps its
+ * stored record, and the list keeps the experiment's order.
  */
 export function makeManifest(
   exp: Experiment,
@@ -76,7 +78,6 @@ export function makeManifest(
   for (const m of exp.suite.models) {
     for (const c of m.checkpoints) {
       const f = fingerprints.get(c.path);
-      if (!f) continue;
       const record: CheckpointRecord = {
         model: m.name,
         step: c.step,
@@ -84,7 +85,7 @@ export function makeManifest(
         fingerprint: "",
       };
       if (typeof f === "string") record.fingerprint = f;
-      else Object.assign(record, { fingerprint: f.fingerprint, weights: f.weights });
+      else if (f) Object.assign(record, { fingerprint: f.fingerprint, weights: f.weights });
       checkpoints.push(record);
     }
   }
@@ -221,7 +222,7 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
         for (const c of next.checkpoints) {
           const prev = before.get(`${c.model}\0${c.step}`);
           const dir = join(runDir, "scores", c.model, `step${c.step}`);
-          if (prev && prev.fingerprint !== c.fingerprint && await exists(dir)) {
+          if (c.fingerprint && prev && prev.fingerprint !== c.fingerprint && await exists(dir)) {
             const to = join(runDir, "stale", `${c.model}-step${c.step}-${stamp}`);
             await mkdir(join(runDir, "stale"), { recursive: true });
             await rename(dir, to);
@@ -234,7 +235,7 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
       if (old && old.settingsHash === next.settingsHash) {
         for (const c of old.checkpoints) merged.set(`${c.model}\0${c.step}`, c);
       }
-      for (const c of next.checkpoints) merged.set(`${c.model}\0${c.step}`, c);
+      for (const c of next.checkpoints) if (c.fingerprint) merged.set(`${c.model}\0${c.step}`, c);
       manifest = { ...next, checkpoints: [...merged.values()] };
       const order = new Map(next.checkpoints.map((c, i) => [`${c.model}\0${c.step}`, i]));
       manifest.checkpoints.sort((a, b) =>
