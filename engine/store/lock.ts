@@ -1,5 +1,5 @@
 /**
- * One writer per run folder. Scoring and the report take
+ * One writer per run folder. Scoring, the report and imports take
  * `<run>/locks/run.lock` (exclusive); a shard group (`--shard-group I/N`, e.g.
  * a Slurm array task) takes `<run>/locks/group-I-of-N.lock`, which excludes the
  * exclusive lock, the same group and groups of another split, but not the other
