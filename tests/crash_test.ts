@@ -1,27 +1,14 @@
 import assert from "node:assert/strict";
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadExperiment } from "../engine/config/config.ts";
 import { runExperiment } from "../engine/run/run.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
+import { shardFiles } from "./fixtures/shard_files.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SHAPE = { models: 2, steps: 2, rows: 768, shardSize: 32, batchSize: 32 };
-
-/** Finished shard files under `<out>/scores/<model>/<step>/`, sorted (safe while a run writes). */
-async function shardFiles(out: string): Promise<string[]> {
-  const list = async (dir: string) => await readdir(dir).catch(() => [] as string[]);
-  const found: string[] = [];
-  for (const model of await list(join(out, "scores"))) {
-    for (const step of await list(join(out, "scores", model))) {
-      for (const name of await list(join(out, "scores", model, step))) {
-        if (/^shard\d+\.bin$/.test(name)) found.push(join(model, step, name));
-      }
-    }
-  }
-  return found.sort();
-}
 
 function experimentCommand(yaml: string): Deno.Command {
   return new Deno.Command(Deno.execPath(), {

@@ -15,6 +15,7 @@ import { parse, stringify } from "yaml";
 import { processState } from "../engine/store/process.ts";
 import { readCheckpointScores } from "../engine/store/store.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
+import { shardFiles } from "./fixtures/shard_files.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const NANO = join(ROOT, "experiments", "nano");
@@ -59,20 +60,6 @@ function expectCode(r: Result, code: number) {
 async function cp(from: string, to: string) {
   const out = await new Deno.Command("cp", { args: ["-a", from, to] }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-}
-
-/** Finished shard files of a run folder, relative to `scores/`, sorted. */
-async function shardFiles(out: string): Promise<string[]> {
-  const list = async (dir: string) => await readdir(dir).catch(() => [] as string[]);
-  const found: string[] = [];
-  for (const model of await list(join(out, "scores"))) {
-    for (const step of await list(join(out, "scores", model))) {
-      for (const name of await list(join(out, "scores", model, step))) {
-        if (/^shard\d+\.bin$/.test(name)) found.push(join(model, step, name));
-      }
-    }
-  }
-  return found.sort();
 }
 
 /** Every file under a folder whose name ends in `.tmp`. */
