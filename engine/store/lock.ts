@@ -54,7 +54,7 @@ export interface LockOptions {
   log?: (line: string) => void;
   /** Poll interval while waiting (default 2000 ms). */
   pollMs?: number;
-  /** Stops waiting (the promise then rejects with the abort reason). */
+  /** Stops waiting (the promise then rejects with the abort reason); a free folder is still taken. */
   signal?: AbortSignal;
 }
 
@@ -95,11 +95,11 @@ export async function lockRunFolder(dir: string, opts: LockOptions): Promise<Run
   const log = opts.log ?? (() => {});
   let waiting = false;
   for (;;) {
-    opts.signal?.throwIfAborted();
     const conflict = await tryLock(locks, name, holder, opts.group, log);
     if (conflict === null) break;
     const message = busyMessage(dir, join(locks, conflict.file), conflict.holder);
     if (!opts.wait) throw new UserError(`${message} Rerun with --wait to start when it is done.`);
+    opts.signal?.throwIfAborted();
     if (!waiting) log(`${message} Waiting (--wait)…`);
     waiting = true;
     await sleep((opts.pollMs ?? 2000) * (0.75 + Math.random() / 2), opts.signal);
