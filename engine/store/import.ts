@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
@@ -325,6 +325,8 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
   await rm(staging, { recursive: true, force: true });
   const records: ImportedRun[] = [];
   try {
+    const bytesAll = runs.flatMap((r) => r.files).reduce((a, f) => a + statSync(f.path).size, 0);
+    let bytesDone = 0;
     for (const run of runs) {
       const t = performance.now();
       const limit = run.step * sps;
@@ -395,11 +397,16 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
         rows: counts[i],
       }));
       records.push(rec);
+      bytesDone += rec.files.reduce((a, f) => a + f.bytes, 0);
+      const elapsed = (performance.now() - t0) / 1000;
+      const rate = bytesDone / Math.max(elapsed, 1e-9);
       log(
-        `imported ${run.model}@${run.step}: ${run.files.length} file(s), ${rec.memorized} ` +
-          `memorized of ${rec.scoredRows} scored rows (${
-            ((performance.now() - t) / 1000).toFixed(1)
-          } s)`,
+        `imported ${records.length}/${runs.length} ${run.model}@${run.step}: ` +
+          `${run.files.length} file(s), ${rec.memorized} memorized of ${rec.scoredRows} scored ` +
+          `rows (${((performance.now() - t) / 1000).toFixed(1)} s; ${
+            (rate / 2 ** 20).toFixed(1)
+          } ` +
+          `MB/s, ETA ${Math.round((bytesAll - bytesDone) / rate)} s)`,
       );
     }
     const record: ImportRecord = {
