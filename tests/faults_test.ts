@@ -357,6 +357,30 @@ Deno.test("an output folder outside the writable folders is exit 2 naming it, no
   assert.equal(await Deno.stat(out).then(() => true, () => false), false);
 });
 
+Deno.test("a failure while running is one paragraph and exit 1; the stack trace only with --debug", async () => {
+  const out = join(small.dir, "failing");
+  // A job that always throws in its worker (the pool's fault hook): the run fails after 3 tries.
+  const env = { MEMO_FAULT: "throw:nano-s1/step143/shard00000:99" };
+  const plain = await cli(["experiment", small.yaml, "--no-report", "--output", out], env);
+  expectCode(plain, 1);
+  assertNoStack(plain);
+  assert.match(
+    plain.stderr,
+    /failed: job nano-s1\/step143\/shard00000 \(.*step143\.onnx\) failed 3 times/,
+  );
+  assert.match(plain.stderr, /\(--debug shows where\)/);
+  const debug = await cli(
+    ["experiment", small.yaml, "--no-report", "--output", out, "--debug"],
+    env,
+  );
+  expectCode(debug, 1);
+  assert.match(debug.stderr, /^\s+at /m);
+  // The other shards were kept, and a run without the fault finishes the folder.
+  const r = await small.run(out);
+  expectCode(r, 0);
+  await assertSameScores(out, small.ref);
+});
+
 const long = await suite(LONG);
 
 /** Starts a run, waits for ≥ 2 finished shards, then calls `stop`; returns the shards kept. */
