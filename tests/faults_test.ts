@@ -511,6 +511,17 @@ Deno.test({
       const kept = await shardFiles(out);
       assert.ok(kept.length > 0 && kept.length < SMALL_SHARDS, `${kept.length} shards kept`);
       await readCheckpointScores(out); // every kept shard verifies
+      // An export onto the full disk fails the same way, and leaves no partial file either.
+      for (const format of ["csv", "parquet"]) {
+        const exported = await cli(["export", out, "--format", format]);
+        expectCode(exported, 1);
+        assertNoStack(exported);
+        assert.match(
+          exported.stderr,
+          new RegExp(`writing ${out}/exports/\\S+ failed: no space left`),
+        );
+        assert.deepEqual(await tmpFiles(out), []);
+      }
       // With --debug, the same failure also shows where it happened.
       const debug = await small.run(out, "--debug");
       expectCode(debug, 1);

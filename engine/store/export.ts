@@ -20,9 +20,10 @@
  *
  * @module
  */
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { mkdir, open, rename, rm, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileWriter, ParquetWriter } from "hyparquet-writer";
+import { writeError } from "./atomic.ts";
 import { readStoreRuns } from "./store_runs.ts";
 import { readImportedRuns, readImportRecord } from "./imported_runs.ts";
 import { chunkMemorized, type RunData, type ScoreChunk } from "./run_data.ts";
@@ -56,8 +57,27 @@ export function scoresToCsv(scores: CheckpointScores): string {
 
 const tmpName = (path: string) => `${path}.${Deno.pid}.tmp`;
 
+/**
+ * What a failed export write becomes: its temporary file removed, and a file
+ * system error (disk full above all) one that names the file being written.
+ */
+async function failedWrite(path: string, tmp: string, e: unknown): Promise<unknown> {
+  await unlink(tmp).catch(() => {});
+  return typeof (e as { code?: unknown })?.code === "string" || e instanceof Deno.errors.NotCapable
+    ? writeError(path, e)
+    : e;
+}
+
 async function writeCsv(run: RunData, path: string): Promise<number> {
   const tmp = tmpName(path);
+  try {
+    return await writeCsvTo(run, path, tmp);
+  } catch (e) {
+    throw await failedWrite(path, tmp, e);
+  }
+}
+
+async function writeCsvTo(run: RunData, path: string, tmp: string): Promise<number> {
   await mkdir(dirname(path), { recursive: true });
   const file = await open(tmp, "w");
   let rows = 0;
@@ -199,6 +219,12 @@ class ParquetParts {
     await this.#close();
     return this.parts;
   }
+
+  /** After a failure: removes the part being written; returns the error to throw. */
+  async abort(e: unknown): Promise<unknown> {
+    this.#writer = null;
+    return this.#tmp ? await failedWrite(this.#path, this.#tmp, e) : e;
+  }
 }
 
 /** The runs of a run folder with per-row scores: the store's, or an import's. */
@@ -252,8 +278,12 @@ export async function exportScores(
         dataset ? opts.partRows ?? PART_ROWS : Infinity,
         opts.rowGroup ?? ROW_GROUP,
       );
-      for (let k = 0; k < run.source!.chunks; k++) await parts.add(run.source!.chunk(k));
-      written.push(...await parts.finish());
+      try {
+        for (let k = 0; k < run.source!.chunks; k++) await parts.add(run.source!.chunk(k));
+        written.push(...await parts.finish());
+      } catch (e) {
+        throw await parts.abort(e);
+      }
       rows = parts.rows;
     }
     const s = (performance.now() - t) / 1000;
