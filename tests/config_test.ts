@@ -258,6 +258,20 @@ Deno.test("misspelt keys are rejected with the nearest valid key", () => {
   assert.match(errorOf(BASE + "Analysis: {}\n"), /did you mean "analysis"/);
   assert.match(errorOf(BASE + "devices: [{device: cpu, worker: 2}]\n"), /did you mean "workers"/);
   assert.match(errorOf(BASE + "zzzzzz: 1\n"), /unknown key "zzzzzz" at the top level; Valid/);
+  // Inside a field with alternatives, the alternative the misspelt key was meant for.
+  assert.match(
+    errorOf(BASE + "rows: {sampel: 100}\n"),
+    /^exp\.yaml:16:8: unknown key "sampel" in rows; did you mean "sample"\?/,
+  );
+  assert.match(errorOf(BASE + "rows: {rnage: [0, 5]}\n"), /did you mean "range"\?/);
+  assert.match(
+    errorOf(BASE + "target: {modle: s1}\n"),
+    /^exp\.yaml:16:10: unknown key "modle" in target; did you mean "model"\? Valid keys: model, step\.$/,
+  );
+  assert.match(
+    errorOf(BASE + "rows: {}\n"),
+    /^exp\.yaml:16:7: rows: a mapping is not valid; expected seen, all, \{range/,
+  );
   assert.equal(nearest("shardSize", validKeys([])), "shard_size");
   assert.equal(nearest("contxt", validKeys(["memorization"])), "context");
   assert.equal(nearest("qqqq", validKeys(["memorization"])), undefined);

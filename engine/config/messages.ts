@@ -101,18 +101,29 @@ function closestOption(issue: ZodIssue & { code: "invalid_union" }): ZodIssue[] 
   const misses = (issues: readonly ZodIssue[]) =>
     issues.reduce(
       (a, i) =>
-        a + (i.path.length === 0
+        a + (i.code === "unrecognized_keys"
+          ? i.keys.length
+          : i.path.length === 0
           ? 10
-          : i.code === "unrecognized_keys" || (i.code === "invalid_type" && i.path.length === 1)
+          : i.code === "invalid_type" && i.path.length === 1
           ? 1
           : 0),
       0,
     );
-  const scored = issue.errors.map((errors) => ({ errors, misses: misses(errors) }))
-    .sort((a, b) => a.misses - b.misses);
+  // Between equal misses, the option whose missing key a misspelt key is nearest to.
+  const misspelt = (issues: readonly ZodIssue[]) => {
+    const missing = issues.filter((i) => i.code === "invalid_type" && i.path.length === 1)
+      .map((i) => String(i.path[0]));
+    return issues.filter((i) => i.code === "unrecognized_keys")
+      .flatMap((i) => i.keys).filter((k) => nearest(k, missing) !== undefined).length;
+  };
+  const scored = issue.errors
+    .map((errors) => ({ errors, misses: misses(errors), misspelt: misspelt(errors) }))
+    .sort((a, b) => a.misses - b.misses || b.misspelt - a.misspelt);
   if (scored.length === 0) return undefined;
-  if (scored.length > 1 && scored[1].misses === scored[0].misses) return undefined;
-  return scored[0].errors;
+  const [best, next] = scored;
+  if (next && next.misses === best.misses && next.misspelt === best.misspelt) return undefined;
+  return best.errors;
 }
 
 /** Flattens union issues into the issues of their closest option, with full paths. */
