@@ -23,6 +23,7 @@ export function schemaFileText(): string {
 
 const LIMIT_TEXT: Record<keyof typeof LIMITS, string> = {
   fileBytes: "bytes of an experiment file",
+  depth: "levels of lists and mappings inside each other",
   aliasNodes: "nodes that YAML aliases (`*name`) may add, all aliases together",
   models: "models of a suite",
   steps: "entries of one steps list or checkpoints mapping",

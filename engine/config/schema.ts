@@ -27,6 +27,8 @@ export const DEFAULT_RECALLS = [0.5, 0.8, 0.9, 0.95];
 export const LIMITS = {
   /** Bytes of an experiment file (the paper's setup is ~6 KB). */
   fileBytes: 1024 * 1024,
+  /** Levels of lists and mappings inside each other. */
+  depth: 64,
   /** Nodes that YAML aliases (`*name`) may add to the document, all aliases together. */
   aliasNodes: 10_000,
   /** Models of a suite. */

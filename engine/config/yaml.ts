@@ -31,25 +31,14 @@ export function readYaml(text: string, display: string): YamlText {
   };
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
-    if (/call stack/i.test(e.message)) {
-      // Where the parser ran out of stack depends on the machine: name the line's first
-      // opening bracket instead, where the deep nesting starts.
-      const lineStart = text.lastIndexOf("\n", e.pos[0] - 1) + 1;
-      const open = text.slice(lineStart, e.pos[0] + 1).search(/[[{]/);
-      throw new UserError(
-        `${
-          at(open >= 0 ? lineStart + open : e.pos[0])
-        }: the YAML nests too deeply here (lists or mappings inside each other ` +
-          `hundreds of levels down): an experiment file nests a few levels; see ` +
-          `docs/experiment-file.md.`,
-      );
-    }
+    if (/call stack/i.test(e.message)) throw tooDeep(text, e.pos[0], at);
     const hint = e.code === "DUPLICATE_KEY"
       ? "each key may appear once per mapping; remove or merge the repeated key"
       : "fix the YAML syntax (indentation with spaces, `key: value`, lists as `- item` " +
         "or `[a, b]`)";
     throw new UserError(`${at(e.pos[0])}: YAML syntax error: ${e.message}; ${hint}.`);
   }
+  checkDepth(doc, text, at);
   checkAliases(doc, at);
   let value: unknown;
   try {
@@ -59,6 +48,34 @@ export function readYaml(text: string, display: string): YamlText {
     throw new UserError(`${at(0)}: the YAML cannot be read: ${(e as Error).message}.`);
   }
   return { value, where: (path, atKey = false) => at(locate(doc, path, atKey)) };
+}
+
+/**
+ * The error for nesting deeper than {@link LIMITS.depth} levels, at the line's
+ * first opening bracket (where the parser gave up depends on the machine's stack).
+ */
+function tooDeep(text: string, offset: number, at: (offset: number) => string): UserError {
+  const lineStart = text.lastIndexOf("\n", offset - 1) + 1;
+  const open = text.slice(lineStart, offset + 1).search(/[[{]/);
+  return new UserError(
+    `${at(open >= 0 ? lineStart + open : offset)}: the YAML nests too deeply here (more than ` +
+      `${LIMITS.depth} lists or mappings inside each other): an experiment file nests a few ` +
+      `levels; see docs/experiment-file.md.`,
+  );
+}
+
+/** Refuses nesting deeper than {@link LIMITS.depth}, without recursion (before anything recurses). */
+function checkDepth(doc: Document, text: string, at: (offset: number) => string): void {
+  const stack: [unknown, number][] = [[doc.contents, 0]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (!isMap(node) && !isSeq(node)) continue;
+    if (depth >= LIMITS.depth) throw tooDeep(text, rangeStart(node) ?? 0, at);
+    for (const item of node.items) {
+      if (isPair(item)) stack.push([item.key, depth + 1], [item.value, depth + 1]);
+      else stack.push([item, depth + 1]);
+    }
+  }
 }
 
 /**
