@@ -1,7 +1,7 @@
 /**
  * Writes Megatron (GPT-NeoX MMapIndexedDataset) token data of random rows:
  * `<prefix>.bin` (uint16 tokens, rows back to back) and `<prefix>.idx`
- * (DESIGN.md, "Pythia facts"), generated and written a block of rows at a time.
+ * (docs/design.md, "Pythia facts"), generated and written a block of rows at a time.
  *
  * @module
  */

@@ -43,7 +43,7 @@ export interface NeoxShape {
   rotaryPct?: number;
 }
 
-/** Pythia's shapes (DESIGN.md, "Pythia facts"). */
+/** Pythia's shapes (docs/design.md, "Pythia facts"). */
 export const PYTHIA: Record<string, NeoxShape> = {
   "70m": { layers: 6, d: 512, heads: 8, vocab: 50304 },
   "160m": { layers: 12, d: 768, heads: 12, vocab: 50304 },

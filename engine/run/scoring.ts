@@ -1,8 +1,9 @@
 /**
- * Batched memorization scores (DESIGN.md, "Definitions"). Mode `extractable`:
- * one teacher-forced pass over the first k + l − 1 tokens gives, per row, the
- * exact matched prefix of greedy generation (hence `memorized`), the
- * teacher-forced matches and the continuation's mean negative log-likelihood.
+ * Batched memorization scores (docs/design.md, "Definitions"). Mode
+ * `extractable`: one teacher-forced pass over the first k + l − 1 tokens
+ * gives, per row, the exact matched prefix of greedy generation (hence
+ * `memorized`; exact by the lemma in docs/design.md), the teacher-forced
+ * matches and the continuation's mean negative log-likelihood.
  * Mode `full`: free-running greedy generation (with the KV cache: a prompt pass
  * and l − 1 batched steps, the least work that gives the exact score), so
  * `matches` equals free-running greedy generation; its NLL is reported only for
