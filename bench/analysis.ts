@@ -22,7 +22,7 @@ import {
   restrictList,
   type RowList,
 } from "../engine/store/rowset.ts";
-import { seededRandom } from "../reports/analysis/stats.ts";
+import { seededRandom } from "../engine/random.ts";
 
 const MODELS: [string, number, number][] = [
   // name, total parameters, relative memorization (recall-like) at the last step

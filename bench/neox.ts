@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { seededRandom } from "../engine/random.ts";
 import { closeSync, openSync, writeSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -417,12 +418,6 @@ export function halfBytes(v: Float32Array): Uint8Array {
 
 /** A seeded generator of values with mean 0 and standard deviation 1 (uniform in ±√3). */
 export function gaussianish(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  const scale = (2 * Math.sqrt(3)) / 2 ** 32;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) * scale - Math.sqrt(3);
-  };
+  const uniform = seededRandom(seed);
+  return () => (uniform() * 2 - 1) * Math.sqrt(3);
 }

@@ -6,7 +6,7 @@ import {
   recallOf,
   selectHeldOut,
 } from "../reports/analysis/crossfit.ts";
-import { seededRandom } from "../reports/analysis/stats.ts";
+import { seededRandom } from "../engine/random.ts";
 import { foldOf as foldOfRow } from "../reports/analysis/histograms.ts";
 
 const f64 = (v: number[]) => Float64Array.from(v);

@@ -8,7 +8,8 @@ import {
   rates,
 } from "../reports/analysis/metrics.ts";
 import { listBuilder, rangesBuilder } from "../engine/store/rowset.ts";
-import { poisson, quantile, seededRandom, wilson } from "../reports/analysis/stats.ts";
+import { seededRandom } from "../engine/random.ts";
+import { poisson, quantile, wilson } from "../reports/analysis/stats.ts";
 
 function ranges(rows: number[]) {
   const b = rangesBuilder();

@@ -3,7 +3,8 @@ import { fileURLToPath } from "node:url";
 import { loadExperiment, parseExperiment } from "../engine/config/config.ts";
 import { UserError } from "../engine/errors.ts";
 import { formatFlops, formatPlan, jobId, makePlan } from "../engine/run/plan.ts";
-import { sampleRows, seenLimit, seenRows, selectRows, xoshiro128 } from "../engine/data/rows.ts";
+import { sampleRows, seenLimit, seenRows, selectRows } from "../engine/data/rows.ts";
+import { xoshiro128 } from "../engine/random.ts";
 import type { Experiment } from "../engine/types.ts";
 
 const SUITE = `suite:

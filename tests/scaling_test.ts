@@ -11,7 +11,7 @@ import {
   saturatingPower,
   saturatingPowerFloor,
 } from "../reports/analysis/scaling.ts";
-import { seededRandom } from "../reports/analysis/stats.ts";
+import { seededRandom } from "../engine/random.ts";
 
 const XS = [-3, -2.5, -2, -1.6, -1.2, -0.8, -0.5, -0.25];
 

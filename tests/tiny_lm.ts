@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { seededRandom } from "../engine/random.ts";
 import {
   type Attribute,
   DataType,
@@ -44,15 +45,10 @@ export interface TinyModel {
   files: Map<string, Uint8Array>;
 }
 
-/** A seeded uniform random generator in [-1, 1). */
+/** A seeded uniform random generator in [-1, 1) (engine/random.ts). */
 export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) / 2 ** 32) * 2 - 1;
-  };
+  const uniform = seededRandom(seed);
+  return () => uniform() * 2 - 1;
 }
 
 /** Builds a tiny causal LM (defaults: 2 layers, 2 heads × 4, vocabulary 37). */

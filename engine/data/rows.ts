@@ -5,12 +5,13 @@
  * step s scores the prefix of it below s · sequences_per_step.
  *
  * The sample is deterministic across platforms: xoshiro128** seeded by
- * splitmix32, 32-bit integer math only, and a bitmap of chosen rows (Floyd's
+ * splitmix32 (engine/random.ts), 32-bit integer math only, and a bitmap of chosen rows (Floyd's
  * algorithm), so the output is sorted without a sort and works for any N.
  *
  * @module
  */
 import { UserError } from "../errors.ts";
+import { xoshiro128 } from "../random.ts";
 import type { Experiment, ModelSpec } from "../types.ts";
 
 /** Rows any checkpoint of the suite has seen: max step · sequences_per_step, capped at the data. */
@@ -111,34 +112,6 @@ export function sampleRows(population: number, count: number, seed: number): Uin
     }
   }
   return out;
-}
-
-/** A xoshiro128** generator of 32-bit unsigned integers, seeded through splitmix32. */
-export function xoshiro128(seed: number): () => number {
-  let x = (seed >>> 0) ^ Math.imul(Math.floor(seed / 2 ** 32) >>> 0, 0x9e3779b9);
-  const split = () => {
-    x = (x + 0x9e3779b9) | 0;
-    let z = x;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return (z ^ (z >>> 16)) >>> 0;
-  };
-  let a = split(), b = split(), c = split(), d = split();
-  return () => {
-    const r = Math.imul(rotl(Math.imul(b, 5), 7), 9) >>> 0;
-    const t = b << 9;
-    c ^= a;
-    d ^= b;
-    b ^= c;
-    a ^= d;
-    c ^= t;
-    d = rotl(d, 11);
-    return r;
-  };
-}
-
-function rotl(v: number, k: number): number {
-  return (v << k) | (v >>> (32 - k));
 }
 
 /** Uniform integer in [0, n) for n ≤ 2^32 from 53 random bits (exact in doubles). */

@@ -28,7 +28,8 @@ import { bootstrapConfusions, type Classifier, confusion, rates } from "./metric
 import { label, type Resamples, rowSpace, type Run, runFromData } from "./runs.ts";
 import { type RunData, runDataFromScores } from "../../engine/store/run_data.ts";
 import { listHas, RangesCursor } from "../../engine/store/rowset.ts";
-import { poisson, seededRandom } from "./stats.ts";
+import { seededRandom } from "../../engine/random.ts";
+import { poisson } from "./stats.ts";
 import { type FamilyPoint, fitScaling, type FittedLaw, makeFamilies } from "./families.ts";
 import { type Candidate, recommend } from "./recommend.ts";
 import { signalCurves } from "./signals.ts";

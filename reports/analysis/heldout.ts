@@ -25,7 +25,8 @@ import { type Candidate, measuredOf } from "./recommend.ts";
 import { rates } from "./metrics.ts";
 import type { FittedLaw } from "./families.ts";
 import { computeForRecall, measuredComputeForRecall } from "./compute_for_recall.ts";
-import { poisson, type Random } from "./stats.ts";
+import type { Random } from "../../engine/random.ts";
+import { poisson } from "./stats.ts";
 
 /** How rows are folded and recall is counted. */
 export interface FoldSettings {

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { hash32 } from "../../engine/random.ts";
 import type { ScoreChunk, ScoreSource } from "../../engine/store/run_data.ts";
 import {
   listBuilder,
@@ -40,10 +41,7 @@ export type Signal = "score" | "prefix" | "nll";
 
 /** The fold of a row: a seeded 32-bit hash (murmur3 finalizer) of its index, mod `folds`. */
 export function foldOf(row: number, seed: number, folds: number = FOLDS): number {
-  let h = (row ^ Math.imul((seed >>> 0) ^ Math.floor(seed / 2 ** 32), 0x9e3779b9)) | 0;
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return ((h ^ (h >>> 16)) >>> 0) % folds;
+  return hash32(row, seed) % folds;
 }
 
 /** Number of bins of a signal. */

@@ -1,26 +1,12 @@
 /**
- * Small statistics used by the analysis: a seeded PRNG, Poisson sampling for
- * the Poisson bootstrap, Wilson score intervals and quantiles.
+ * Small statistics used by the analysis: Poisson sampling for the Poisson
+ * bootstrap (from a seeded engine/random.ts stream), Wilson score intervals
+ * and quantiles.
  *
  * @module
  */
+import type { Random } from "../../engine/random.ts";
 import type { Interval } from "./summary.ts";
-
-/** A deterministic uniform generator in [0, 1). */
-export type Random = () => number;
-
-/** A seeded PRNG (SplitMix32 mixing of a Weyl sequence): the same seed gives the same stream. */
-export function seededRandom(seed: number): Random {
-  let state = (seed >>> 0) ^ 0x9e3779b9;
-  return () => {
-    state = (state + 0x9e3779b9) | 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    z ^= z >>> 16;
-    return (z >>> 0) / 4294967296;
-  };
-}
 
 /** log(k!) by summation for small k and Stirling's series beyond. */
 function logFactorial(k: number): number {
