@@ -314,8 +314,9 @@ Deno.test({
       assert.deepEqual([stale.indices, stale.missing], [[0, 1, 2, 3], expected.size]);
 
       // Shard group 1 is killed midway: once one of its shards is stored we
-      // scancel it, and its last job always fails, so the group can never
-      // finish in this submission whatever the timing.
+      // scancel it, and its last job always fails (a folder sits where its
+      // shard file goes, so the shard cannot be written), so the group can
+      // never finish in this submission whatever the timing.
       const exp = await loadExperiment(file, { output: slurmDir });
       const reader = await openTokenReader(exp.data);
       const plan = makePlan(exp, reader.rows);
@@ -325,20 +326,23 @@ Deno.test({
       const victim = jobsForGroup(plan, 1, TASKS);
       assert.ok(victim.length >= 3, `group 1 has ${victim.length} jobs`);
       const victimFiles = victim.map((j) => shardPath(j.model, j.step, j.shard));
-      const env = { ...cluster.env, MEMO_FAULT: `throw:${victim.at(-1)!.id}:99` };
+      const blocker = join(slurmDir, victimFiles.at(-1)!);
+      await Deno.mkdir(join(blocker, "blocks-the-shard"), { recursive: true });
 
-      const first = await submit(file, slurmDir, env);
+      const first = await submit(file, slurmDir, cluster.env);
       const [s1] = await submissions(slurmDir);
       assert.equal(s1.count, TASKS, first);
       assert.deepEqual(s1.indices, [0, 1, 2, 3]);
       let killed = "";
       for (let i = 0; i < 600 && !killed; i++) {
-        const stored = await Promise.all(victimFiles.map((p) => exists(join(slurmDir, p))));
+        const stored = await Promise.all(
+          victimFiles.slice(0, -1).map((p) => exists(join(slurmDir, p))),
+        );
         if (stored.some(Boolean)) {
           const task = `${s1.arrayJob}_1`;
           const query = ["-h", "-o", "%T", "-j", task];
           const state = await cluster.client("squeue", query).catch(() => "");
-          // A task that already failed on its injected fault cannot be cancelled: that is fine.
+          // A task that already failed on its unwritable shard cannot be cancelled: that is fine.
           await cluster.client("scancel", [task]).catch(() => "");
           killed = state.trim() || "already over";
         }
@@ -366,8 +370,9 @@ Deno.test({
       const before = new Map<string, Deno.FileInfo>();
       for (const p of partial.keys()) before.set(p, await Deno.stat(join(slurmDir, p)));
 
-      // Resubmitting (same command, no fault) submits only group 1 and
-      // scores only its missing shards.
+      // Resubmitting (same command, the blocking folder gone) submits only
+      // group 1 and scores only its missing shards.
+      await Deno.remove(blocker, { recursive: true });
       await submit(file, slurmDir, cluster.env);
       const [, s2] = await submissions(slurmDir);
       assert.deepEqual(s2.indices, [1]);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { parseFault } from "./fixtures/faults.ts";
 import { orderJobs, pickJob, type PoolOptions, runPool, slotLabels } from "../engine/run/pool.ts";
 import type { Job, RowScores } from "../engine/types.ts";
 
@@ -115,7 +116,7 @@ Deno.test("a job whose worker dies is retried and the run completes", async () =
   const notices: string[] = [];
   const outcome = await runPool({
     ...options(list, results),
-    fault: "crash:b/step1/shard00002:2",
+    workerOptions: parseFault("crash:b/step1/shard00002:2"),
     onNotice: (m) => notices.push(m),
   }).done;
   assert.equal(outcome.done.length, list.length);
@@ -128,7 +129,8 @@ Deno.test("a job that keeps failing stops the run with its error; finished jobs 
   const list = jobs();
   const results = new Map<string, RowScores>();
   await assert.rejects(
-    runPool({ ...options(list, results), fault: "throw:c/step1/shard00001:99" }).done,
+    runPool({ ...options(list, results), workerOptions: parseFault("throw:c/step1/shard00001:99") })
+      .done,
     /job c\/step1\/shard00001 \(\/x\/c\.onnx\) failed 3 times on cpu#\d; last error: injected fault/,
   );
   assert.ok(results.size > 0 && !results.has("c/step1/shard00001"));

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { withFault } from "./fixtures/faults.ts";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { loadExperiment } from "../engine/config/config.ts";
@@ -106,7 +107,7 @@ Deno.test("a job whose worker dies is retried and the run completes", async () =
   const notices: string[] = [];
   const outcome = await runExperiment(exp, {
     ...quiet,
-    fault: `crash:${victim}:2`,
+    ...withFault(`crash:${victim}:2`),
     log: (m) => notices.push(m),
   });
   assert.equal(outcome.interrupted, false);
@@ -121,7 +122,7 @@ Deno.test("a permanently failing job stops the run with a clear message and keep
   await reader.close();
   const victim = jobs.at(-1)!.id;
   await assert.rejects(
-    runExperiment(exp, { ...quiet, fault: `throw:${victim}:99` }),
+    runExperiment(exp, { ...quiet, ...withFault(`throw:${victim}:99`) }),
     new RegExp(
       `job ${
         victim.replaceAll("/", "\\/")

@@ -30,12 +30,6 @@ export interface WorkerTask {
   vocabSize?: number;
   /** 1 for the first try of the job. */
   attempt: number;
-  /**
-   * Testing hook: `crash` makes the worker exit, `throw` makes the job throw,
-   * each while `attempt <= faultTimes` (see {@link parseFault}).
-   */
-  fault?: "crash" | "throw";
-  faultTimes?: number;
 }
 
 /** What the worker thread is started with. */
@@ -47,18 +41,25 @@ export interface WorkerSetup {
    * worker that sees the stop flag set between batches abandons its job.
    */
   progress: SharedArrayBuffer;
+  /** {@link PoolOptions.workerOptions}, for a worker module other than engine/run/worker.ts. */
+  options?: unknown;
 }
 
 /** Options of {@link runPool}. */
 export interface PoolOptions {
   slots: DeviceSlot[];
   jobs: Job[];
-  /** Builds the worker message of a job (everything but `attempt` and fault fields). */
-  task: (job: Job) => Omit<WorkerTask, "attempt" | "fault" | "faultTimes">;
+  /** Builds the worker message of a job (everything but `attempt`). */
+  task: (job: Job) => Omit<WorkerTask, "attempt">;
   /** Called with each finished job's scores (e.g. writes the shard); awaited. */
   onResult: (job: Job, scores: RowScores) => Promise<void>;
-  /** Worker module (default: engine/run/worker.ts). */
+  /**
+   * Worker module (default: engine/run/worker.ts). The seam for tests: a
+   * module that wraps or replaces the real worker (e.g. injects faults).
+   */
   workerUrl?: string | URL;
+  /** Handed to every worker as `workerData.options` (for a custom {@link workerUrl}). */
+  workerOptions?: unknown;
   /** Tries per job before the run stops (default 3). */
   maxAttempts?: number;
   /**
@@ -68,8 +69,6 @@ export interface PoolOptions {
   signal?: AbortSignal;
   /** How long in-flight jobs may take after `signal` aborts (default 10000 ms). */
   graceMs?: number;
-  /** Testing hook, e.g. `crash:m1/step3/shard00000:1` (see {@link parseFault}). */
-  fault?: string;
   /** Informational messages (retries). */
   onNotice?: (message: string) => void;
 }
@@ -92,22 +91,6 @@ export interface PoolRun {
   status(): SlotStatus[];
   /** Rows scored so far, including partial jobs in flight. */
   rowsDone(): number;
-}
-
-/** Parses the fault hook `kind:jobId:times` (`crash` exits the worker, `throw` throws). */
-export function parseFault(spec: string | undefined): {
-  kind: "crash" | "throw";
-  job: string;
-  times: number;
-} | null {
-  if (!spec) return null;
-  const m = /^(crash|throw):(.+):(\d+)$/.exec(spec);
-  if (!m) {
-    throw new Error(
-      `MEMO_FAULT must look like crash:<job id>:<times> or throw:<job id>:<times>, got ${spec}`,
-    );
-  }
-  return { kind: m[1] as "crash" | "throw", job: m[2], times: Number(m[3]) };
 }
 
 /** Labels of slots: the device, with `#i` when a device has several slots. */
@@ -159,7 +142,6 @@ export function pickJob(
 export function runPool(opts: PoolOptions): PoolRun {
   if (opts.slots.length === 0) throw new Error("runPool: no device slots");
   const maxAttempts = opts.maxAttempts ?? 3;
-  const fault = parseFault(opts.fault);
   const labels = slotLabels(opts.slots);
   const filename = String(opts.workerUrl ?? new URL("./worker.ts", import.meta.url));
   const progress = opts.slots.map(() => new SharedArrayBuffer(8));
@@ -170,7 +152,12 @@ export function runPool(opts: PoolOptions): PoolRun {
       minThreads: 1,
       maxThreads: 1,
       idleTimeout: Infinity,
-      workerData: { device: s.device, threads: s.threads, progress: progress[i] } as WorkerSetup,
+      workerData: {
+        device: s.device,
+        threads: s.threads,
+        progress: progress[i],
+        ...(opts.workerOptions !== undefined ? { options: opts.workerOptions } : {}),
+      } as WorkerSetup,
     })
   );
   const pending = orderJobs(opts.jobs);
@@ -208,12 +195,7 @@ export function runPool(opts: PoolOptions): PoolRun {
       current[slot] = job;
       loaded[slot] = job.path;
       Atomics.store(counters[slot], 0, 0);
-      const hit = fault && job.id === fault.job ? fault : null;
-      const task: WorkerTask = {
-        ...opts.task(job),
-        attempt,
-        ...(hit ? { fault: hit.kind, faultTimes: hit.times } : {}),
-      };
+      const task: WorkerTask = { ...opts.task(job), attempt };
       pools[slot].run(task).then(
         async (buffer: ArrayBuffer) => {
           const scores = unpackScores(job.rows, buffer);

@@ -42,10 +42,10 @@ export interface RunOptions {
   progress?: ProgressOptions | false;
   /** Where messages go (default: stderr). */
   log?: (line: string) => void;
-  /** Fault-injection testing hook (default: the `MEMO_FAULT` environment variable). */
-  fault?: string;
-  /** Worker module (tests only; default engine/run/worker.ts). */
+  /** Worker module (default engine/run/worker.ts): the seam where tests wrap the real worker. */
   workerUrl?: string | URL;
+  /** Options for that worker module (`workerData.options`). */
+  workerOptions?: unknown;
 }
 
 /** What a scoring run did. */
@@ -68,7 +68,7 @@ export interface RunOutcome {
 export function workerTask(
   exp: Experiment,
   job: Job,
-): Omit<WorkerTask, "attempt" | "fault" | "faultTimes"> {
+): Omit<WorkerTask, "attempt"> {
   return {
     id: job.id,
     path: job.path,
@@ -183,7 +183,7 @@ async function scorePending(
     slots: exp.devices,
     jobs: pending,
     workerUrl: opts.workerUrl,
-    fault: opts.fault ?? Deno.env.get("MEMO_FAULT"),
+    workerOptions: opts.workerOptions,
     signal: controller.signal,
     task: (job) => workerTask(exp, job),
     onResult: async (job, scores) => {

@@ -5,10 +5,6 @@
  * scores packed into one ArrayBuffer that is moved (not copied) to the main
  * thread. Progress (rows scored of the current job) goes to a shared counter.
  *
- * Testing hook: a task with `fault: "crash"` exits the worker thread and one
- * with `fault: "throw"` throws, while `attempt <= faultTimes` (set through the
- * `MEMO_FAULT=crash:<job id>:<times>` environment variable of `experiment`).
- *
  * @module
  */
 import { move, workerData } from "piscina";
@@ -63,10 +59,6 @@ export default async function scoreJob(task: WorkerTask): Promise<unknown> {
 }
 
 async function score(task: WorkerTask): Promise<unknown> {
-  if (task.fault && task.attempt <= (task.faultTimes ?? 0)) {
-    if (task.fault === "crash") Deno.exit(70);
-    throw new Error(`injected fault in ${task.id} (try ${task.attempt})`);
-  }
   const rows = new Uint32Array(task.rows);
   const n = rows.length;
   const m = task.memorization;
