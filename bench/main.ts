@@ -29,15 +29,16 @@ const benches: Record<string, () => Promise<Record<string, number>>> = {
 const chosen = Deno.args.length > 0
   ? Deno.args
   : Object.keys(benches).filter((b) => b !== "import");
-for (const name of chosen) {
-  const bench = benches[name];
-  if (!bench) {
-    console.error(
-      `unknown benchmark "${name}"; expected one of: ${Object.keys(benches).join(", ")}`,
-    );
-    Deno.exit(2);
+const unknown = chosen.filter((name) => !Object.hasOwn(benches, name));
+if (unknown.length > 0) {
+  console.error(
+    `unknown benchmark "${unknown[0]}"; expected one of: ${Object.keys(benches).join(", ")}`,
+  );
+  Deno.exitCode = 2;
+} else {
+  for (const name of chosen) {
+    console.log(`\n== ${name} ==`);
+    const results = await benches[name]();
+    console.log(JSON.stringify({ bench: name, ...results }));
   }
-  console.log(`\n== ${name} ==`);
-  const results = await bench();
-  console.log(JSON.stringify({ bench: name, ...results }));
 }
