@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { parseFixture, yamlValue } from "./fixtures/experiment.ts";
 import type { CheckpointScores, Experiment, ModelSpec } from "../engine/types.ts";
 import { analyze, exampleRows } from "../reports/analysis/analysis.ts";
 import { UserError } from "../engine/errors.ts";
@@ -17,7 +18,7 @@ import {
 import { runFromScores } from "../reports/analysis/runs.ts";
 import { runDataFromScores } from "../engine/store/run_data.ts";
 
-/** A typed experiment for tests: the paper's settings unless overridden. */
+/** An experiment for tests (through the real parser): the paper's settings unless overridden. */
 function experiment(
   models: { name: string; parameters: number; steps: number[] }[],
   target: { model: string; step: number },
@@ -27,41 +28,30 @@ function experiment(
     tokensPerSequence: 2048,
   },
 ): Experiment {
-  const specs: ModelSpec[] = models.map((m) => ({
-    name: m.name,
-    parameters: m.parameters,
-    checkpoints: m.steps.map((step) => ({ step, path: `/m/${m.name}/${step}.onnx` })),
-  }));
-  return {
-    name: "test",
-    file: "/tmp/test.yaml",
-    suite: { models: specs, ...suite, endOfTextId: 0 },
-    data: { format: "raw", path: "/tmp/data.bin", rowLength: 2049, dtype: "uint16" },
-    memorization: {
-      offset: 0,
-      context: 32,
-      continuation: 32,
-      mode: "extractable",
-      suppressedTokens: [0],
-    },
-    rows: { kind: "seen" },
-    target,
-    devices: [{ device: "cpu", threads: 1 }],
-    batchSize: 8,
-    shardSize: 1024,
-    output: "/tmp/run",
-    analysis: {
-      minPrecision: 0.9,
-      budgets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3],
-      bootstrap: 20,
-      seed: 0,
-      parameterCount: "total",
-      folds: 5,
-      recallOver: "all",
-      recalls: [0.5, 0.8, 0.9, 0.95],
-      ...over,
-    },
-  };
+  const analysis = { budgets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3], bootstrap: 20, ...over };
+  const snake = (k: string) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return parseFixture(
+    `name: test
+suite:
+  sequences_per_step: ${suite.sequencesPerStep}
+  tokens_per_sequence: ${suite.tokensPerSequence}
+  models:
+${
+      models.map((m) =>
+        `    - name: ${yamlValue(m.name)}\n      parameters: ${m.parameters}\n` +
+        `      steps: ${yamlValue(m.steps)}\n      path: ${yamlValue(`/m/${m.name}/{step}.onnx`)}`
+      ).join("\n")
+    }
+data: {format: raw, path: /tmp/data.bin, row_length: 2049}
+target: {model: ${yamlValue(target.model)}, step: ${target.step}}
+batch_size: 8
+shard_size: 1024
+output: /tmp/run
+analysis:
+${Object.entries(analysis).map(([k, v]) => `  ${snake(k)}: ${yamlValue(v)}`).join("\n")}
+`,
+    { dir: "/tmp" },
+  );
 }
 
 // The paper (Biderman et al. 2023, Table/Figure: smaller fully trained Pythia models predicting 12B).
@@ -170,7 +160,7 @@ Deno.test("the paper's confusion matrices reproduce its precision and recall to 
 });
 
 Deno.test("a missing target is a user error naming the runs that exist", () => {
-  const exp = experiment([{ name: "a", parameters: 10, steps: [1] }], { model: "a", step: 2 });
+  const exp = experiment([{ name: "a", parameters: 10, steps: [1, 2] }], { model: "a", step: 2 });
   const scores: CheckpointScores[] = [
     { model: "a", step: 1, continuation: 4, rows: Uint32Array.of(0), matches: Uint8Array.of(4) },
   ];

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { parseFixture } from "./fixtures/experiment.ts";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parquetMetadata, parquetReadObjects } from "hyparquet";
@@ -16,26 +17,18 @@ const scores: Required<CheckpointScores> = {
   nll: Float32Array.from([0.25, 1.5, 3]),
 };
 
-/** A one-checkpoint experiment (only the fields the store and the export read). */
+/** A one-checkpoint experiment. */
 function experiment(model: string, step: number, shardSize: number, dir: string): Experiment {
-  return {
-    name: "t",
-    file: join(dir, "t.yaml"),
-    suite: {
-      models: [{ name: model, parameters: 1, checkpoints: [{ step, path: "/m.onnx" }] }],
-      sequencesPerStep: 4,
-    },
-    data: { format: "raw", path: "/d" },
-    memorization: {
-      offset: 0,
-      context: 32,
-      continuation: 32,
-      mode: "extractable",
-      suppressedTokens: [0],
-    },
-    rows: { kind: "seen" },
-    shardSize,
-  } as unknown as Experiment;
+  return parseFixture(
+    `name: t
+suite:
+  sequences_per_step: 4
+  models: [{name: ${model}, parameters: 1, checkpoints: {${step}: /m.onnx}}]
+data: {format: raw, path: /d, row_length: 64}
+shard_size: ${shardSize}
+`,
+    { dir, output: dir },
+  );
 }
 
 Deno.test("scoresToCsv writes the reference index,accuracy format", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { loadExperiment, parseExperiment } from "../engine/config/config.ts";
+import { loadExperiment } from "../engine/config/config.ts";
+import { parseFixture } from "./fixtures/experiment.ts";
 import { UserError } from "../engine/errors.ts";
 import { formatFlops, formatPlan, jobId, makePlan } from "../engine/run/plan.ts";
 import { sampleRows, seenLimit, seenRows, selectRows } from "../engine/data/rows.ts";
@@ -25,7 +26,7 @@ shard_size: 1000
 `;
 
 function experiment(extra = ""): Experiment {
-  return parseExperiment(SUITE + extra, "/tmp/plan/exp.yaml");
+  return parseFixture(SUITE + extra, { dir: "/tmp/plan", name: "exp" });
 }
 
 Deno.test("seen rows: all rows below the last step, capped at the data", () => {

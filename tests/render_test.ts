@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { parseFixture } from "./fixtures/experiment.ts";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { makePlan } from "../engine/run/plan.ts";
@@ -15,45 +16,24 @@ const ROWS = 64;
 const ROW_LENGTH = 70;
 
 function experiment(dir: string): Experiment {
-  const model = (name: string, parameters: number) => ({
-    name,
-    parameters,
-    checkpoints: [2, 4].map((step) => ({ step, path: join(dir, `${name}-${step}.onnx`) })),
-  });
-  return {
-    name: "render-test",
-    file: join(dir, "render-test.yaml"),
-    suite: {
-      models: [model("small", 1000), model("big", 4000)],
-      sequencesPerStep: 16,
-      tokensPerSequence: 64,
-      endOfTextId: 0,
-    },
-    data: { format: "raw", path: join(dir, "data.bin"), rowLength: ROW_LENGTH, dtype: "uint16" },
-    memorization: {
-      offset: 0,
-      context: 32,
-      continuation: 32,
-      mode: "extractable",
-      suppressedTokens: [0],
-    },
-    rows: { kind: "seen" },
-    target: { model: "big", step: 4 },
-    devices: [{ device: "cpu", threads: 1 }, { device: "cpu", threads: 1 }],
-    batchSize: 8,
-    shardSize: 32,
-    output: dir,
-    analysis: {
-      minPrecision: 0.5,
-      budgets: [0.1, 0.5],
-      bootstrap: 20,
-      seed: 0,
-      parameterCount: "total",
-      folds: 5,
-      recallOver: "all",
-      recalls: [0.5, 0.8, 0.9, 0.95],
-    },
-  };
+  return parseFixture(
+    `name: render-test
+suite:
+  sequences_per_step: 16
+  tokens_per_sequence: 64
+  steps: [2, 4]
+  models:
+    - {name: small, parameters: 1000, path: "small-{step}.onnx"}
+    - {name: big, parameters: 4000, path: "big-{step}.onnx"}
+data: {format: raw, path: data.bin, row_length: ${ROW_LENGTH}, dtype: uint16}
+target: {model: big, step: 4}
+devices: [{device: cpu, workers: 2, threads: 1}]
+batch_size: 8
+shard_size: 32
+analysis: {min_precision: 0.5, budgets: [0.1, 0.5], bootstrap: 20}
+`,
+    { dir, name: "render-test", output: dir },
+  );
 }
 
 /** Row r is memorized by `big` when r % 4 == 0, by `small` when r % 8 == 0. */

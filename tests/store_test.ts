@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { parseFixture } from "./fixtures/experiment.ts";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { isUserError } from "../engine/errors.ts";
 import { join } from "node:path";
@@ -15,43 +16,23 @@ import {
 import type { Experiment, Job, RowScores } from "../engine/types.ts";
 
 function experiment(dir: string, context = 32): Experiment {
-  return {
-    name: "t",
-    file: join(dir, "t.yaml"),
-    suite: {
-      models: [
-        { name: "m1", parameters: 10, checkpoints: [{ step: 1, path: join(dir, "m1.onnx") }] },
-        { name: "m2", parameters: 20, checkpoints: [{ step: 1, path: join(dir, "m2.onnx") }] },
-      ],
-      sequencesPerStep: 4,
-      tokensPerSequence: 8,
-      endOfTextId: 0,
-    },
-    data: { format: "raw", path: join(dir, "data.bin") },
-    memorization: {
-      offset: 0,
-      context,
-      continuation: 32,
-      mode: "extractable",
-      suppressedTokens: [0],
-    },
-    rows: { kind: "seen" },
-    target: { model: "m2", step: 1 },
-    devices: [{ device: "cpu", threads: 1 }],
-    batchSize: 4,
-    shardSize: 3,
-    output: dir,
-    analysis: {
-      minPrecision: 0.9,
-      budgets: [0.1],
-      bootstrap: 10,
-      seed: 0,
-      parameterCount: "total",
-      folds: 5,
-      recallOver: "all",
-      recalls: [0.5, 0.8, 0.9, 0.95],
-    },
-  };
+  return parseFixture(
+    `name: t
+suite:
+  sequences_per_step: 4
+  tokens_per_sequence: 8
+  models:
+    - {name: m1, parameters: 10, checkpoints: {1: m1.onnx}}
+    - {name: m2, parameters: 20, checkpoints: {1: m2.onnx}}
+data: {format: raw, path: data.bin, row_length: 64}
+memorization: {context: ${context}, continuation: 32}
+target: {model: m2, step: 1}
+batch_size: 4
+shard_size: 3
+analysis: {budgets: [0.1], bootstrap: 10}
+`,
+    { dir, output: dir },
+  );
 }
 
 function job(model: string, shard: number, rows: number[]): Job {
