@@ -35,6 +35,7 @@ export interface Checkpoint {
 
 /** One model (size) of the suite. */
 export interface ModelSpec {
+  /** Name used in messages, run folders and `target:` (no slash). */
   name: string;
   /** Total parameter count (used for compute C = 6·N·D by default). */
   parameters: number;
@@ -55,6 +56,7 @@ export interface ModelSpec {
 
 /** The suite: models × checkpoints plus how steps map to training rows. */
 export interface Suite {
+  /** The models of the suite, in the experiment file's order. */
   models: ModelSpec[];
   /** Rows (training sequences) consumed per optimizer step (Pythia: 1024). */
   sequencesPerStep: number;
@@ -71,6 +73,7 @@ export type DataFormat = "megatron" | "raw" | "npy";
 
 /** Where the training rows are. */
 export interface DataSpec {
+  /** The file layout of the token data. */
   format: DataFormat;
   /** Absolute path: the `.bin` (megatron: the prefix or `.bin`/`.idx`), the raw `.bin`, or the `.npy`. */
   path: string;
@@ -95,6 +98,7 @@ export type RowSelection =
 
 /** One device slot of the worker pool, e.g. `cpu`, `cuda:0`, `webgpu:0`. */
 export interface DeviceSlot {
+  /** `cpu`, `cuda:N` or `webgpu:N`. */
   device: string;
   /** Intra-op threads of the ONNX session. */
   threads: number;
@@ -126,9 +130,13 @@ export interface Experiment {
   name: string;
   /** Absolute path of the experiment file. */
   file: string;
+  /** The experiment file (absolute path). */
   suite: Suite;
+  /** The models, their checkpoints and the training schedule. */
   data: DataSpec;
+  /** The token data the checkpoints were trained on. */
   memorization: MemorizationSettings;
+  /** Context, continuation and mode of the memorization test. */
   rows: RowSelection;
   /**
    * The model whose memorization is predicted, at a step (default: the largest
@@ -144,6 +152,7 @@ export interface Experiment {
   shardSize: number;
   /** Absolute path of the run folder (default `runs/<name>` beside main.ts's cwd). */
   output: string;
+  /** Settings of the analysis (precision floor, budgets, bootstrap, folds). */
   analysis: AnalysisSettings;
   /**
    * `file:line:column` where fields that are checked after loading were
@@ -169,7 +178,9 @@ export interface RowScores {
 export interface Job {
   /** Stable id, e.g. `m3/step143/shard0007`. */
   id: string;
+  /** Model name. */
   model: string;
+  /** Checkpoint step. */
   step: number;
   /** Absolute ONNX path of the checkpoint. */
   path: string;
@@ -183,11 +194,15 @@ export interface Job {
 
 /** The scores of one checkpoint over all rows it scored (read from the store or imported). */
 export interface CheckpointScores {
+  /** Model name. */
   model: string;
+  /** Checkpoint step. */
   step: number;
   /** Continuation length l the matches are out of. */
   continuation: number;
+  /** Scored rows, ascending. */
   rows: Uint32Array;
+  /** Matched continuation tokens per row (0..l). */
   matches: Uint8Array;
   /** Absent for imported scores that carry only accuracy. */
   prefix?: Uint8Array;

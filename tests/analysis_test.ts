@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseFixture, yamlValue } from "./fixtures/experiment.ts";
-import type { CheckpointScores, Experiment, ModelSpec } from "../engine/types.ts";
+import type { CheckpointScores, Experiment } from "../engine/types.ts";
 import { analyze, exampleRows } from "../reports/analysis/analysis.ts";
 import { UserError } from "../engine/errors.ts";
 import { bestWithin, type Candidate, recommend } from "../reports/analysis/recommend.ts";

@@ -17,15 +17,21 @@ import type { Experiment, Job, ModelSpec } from "../types.ts";
 
 /** Rows scored by one checkpoint. */
 export interface CheckpointRows {
+  /** Model name. */
   model: string;
+  /** Checkpoint step. */
   step: number;
+  /** Rows it scores. */
   rows: number;
 }
 
 /** Training compute of one checkpoint (a predictor): C = 6 · N · D. */
 export interface TrainingFlops {
+  /** Model name. */
   model: string;
+  /** Checkpoint step. */
   step: number;
+  /** Training FLOPs 6 · N · D. */
   flops: number;
 }
 

@@ -56,6 +56,7 @@ import { type RowList, sortDistinct } from "./rowset.ts";
 export interface ImportOptions {
   /** Folders (searched recursively) or files. */
   inputs: string[];
+  /** The experiment the scores belong to (suite, memorization settings). */
   experiment: Experiment;
   /** The run folder to create. */
   output: string;

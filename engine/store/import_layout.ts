@@ -35,9 +35,13 @@ export type InputKind = "memorized" | "accuracy" | "export";
 
 /** One input file and its run. */
 export interface InputFile {
+  /** The file. */
   path: string;
+  /** Model name (of the experiment). */
   model: string;
+  /** Checkpoint step. */
   step: number;
+  /** What the file holds. */
   kind: InputKind;
   /** Which layout matched (for the report). */
   layout: "hf-split-folder" | "hf-data" | "reference-csv" | "export" | "export-hive" | "pattern";

@@ -29,9 +29,13 @@ export const IMPORT_VERSION = 1;
 
 /** One imported input file. */
 export interface ImportedFile {
+  /** The file as given. */
   path: string;
+  /** Which layout matched. */
   layout: InputFile["layout"];
+  /** Size in bytes. */
   bytes: number;
+  /** SHA-256 of its bytes (hex). */
   sha256: string;
   /** Records (Parquet rows, CSV lines with data) read from it. */
   rows: number;
@@ -39,18 +43,25 @@ export interface ImportedFile {
 
 /** One imported (model, step) run. */
 export interface ImportedRun {
+  /** Model name. */
   model: string;
+  /** Checkpoint step. */
   step: number;
+  /** What its files held. */
   kind: InputKind;
   /** Per-row columns it carries (none for memorized-row lists). */
   columns: ("matches" | "prefix" | "nll")[];
+  /** Continuation length l the scores are out of. */
   continuation: number;
   /** Scored rows as flat `[start, end, …]` ranges. */
   scored: number[];
+  /** Number of scored rows. */
   scoredRows: number;
+  /** Number of memorized rows. */
   memorized: number;
   /** Why these rows count as scored. */
   rowsReason: string;
+  /** The files it was read from. */
   files: ImportedFile[];
   /** Chunk files (0 for memorized-row lists). */
   chunks: number;
@@ -62,13 +73,19 @@ export interface ImportedRun {
 
 /** `import.json`. */
 export interface ImportRecord {
+  /** Version of the import format. */
   version: number;
+  /** The command that made the import. */
   command: string;
+  /** When it started (ISO 8601). */
   startedAt: string;
+  /** How long it took (seconds). */
   seconds: number;
+  /** The experiment's name. */
   experiment: string;
   /** `--rows A:B` when given. */
   rows: { start: number; end: number } | null;
+  /** Every imported run. */
   runs: ImportedRun[];
   /** Files under the inputs that match no layout (not imported). */
   ignored: string[];

@@ -18,7 +18,9 @@ export type RowList = Uint32Array;
 
 /** Sorted disjoint half-open ranges `[bounds[2i], bounds[2i+1])`, non-adjacent, with their total size. */
 export interface RowRanges {
+  /** Range bounds: start and end of range i at 2i and 2i + 1. */
   readonly bounds: Float64Array;
+  /** Rows in all ranges together. */
   readonly size: number;
 }
 

@@ -14,6 +14,7 @@ import { listBuilder, rangesBuilder, type RowList, type RowRanges } from "./rows
 
 /** Per-row scores of a contiguous part of a run, rows ascending. */
 export interface ScoreChunk {
+  /** Rows of the chunk, ascending. */
   rows: Uint32Array;
   /** Matched continuation tokens 0..l. */
   matches: Uint8Array;
@@ -42,7 +43,9 @@ export interface ScoreSource {
 
 /** One run for the analysis: scored and memorized rows, and its per-row scores when it has them. */
 export interface RunData {
+  /** Model name. */
   model: string;
+  /** Checkpoint step. */
   step: number;
   /** Continuation length l that matches and prefixes are out of. */
   continuation: number;

@@ -29,8 +29,11 @@ import type { CheckpointScores, Experiment, Job, RowScores } from "../types.ts";
 
 /** A checkpoint as recorded in the manifest. */
 export interface CheckpointRecord {
+  /** Model name. */
   model: string;
+  /** Checkpoint step. */
   step: number;
+  /** ONNX path of the checkpoint. */
   path: string;
   /** The shards' key part for the model (engine/store/fingerprint.ts). */
   fingerprint: string;
@@ -42,12 +45,15 @@ export { writeAtomic } from "./atomic.ts";
 
 /** `<run>/manifest.json`: what produced the stored scores. */
 export interface Manifest {
+  /** Version of the store format. */
   version: number;
+  /** The experiment's name. */
   experiment: string;
   /** Hash of {@link Manifest.settings}. */
   settingsHash: string;
   /** Everything besides the model that affects a score. */
   settings: Record<string, unknown>;
+  /** Every checkpoint that has stored scores. */
   checkpoints: CheckpointRecord[];
 }
 

@@ -20,7 +20,7 @@ import type {
 import type { Resamples, Run } from "./runs.ts";
 import { ListCursor, RangesCursor } from "../../engine/store/rowset.ts";
 import { foldOf, type LabelHistogram } from "./histograms.ts";
-import { type Counts, crossFit, type FoldedSignal, selectHeldOut } from "./crossfit.ts";
+import { type Counts, type crossFit, type FoldedSignal, selectHeldOut } from "./crossfit.ts";
 import { type Candidate, measuredOf } from "./recommend.ts";
 import { rates } from "./metrics.ts";
 import type { FittedLaw } from "./families.ts";

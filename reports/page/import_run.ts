@@ -19,13 +19,21 @@ import { stat } from "node:fs/promises";
 
 /** Options of {@link importAndReport}. */
 export interface ImportRunOptions {
+  /** Folders (searched recursively) or files to import. */
   inputs: string[];
+  /** The experiment the scores belong to. */
   experiment: Experiment;
+  /** The run folder to create. */
   output: string;
+  /** Restrict every run to rows `[start, end)`. */
   rows?: { start: number; end: number };
+  /** A regular expression over each path with groups `model` and `step`. */
   pattern?: string;
+  /** A tokenizer.json to decode the example rows. */
   tokenizer?: string;
+  /** The command line, recorded in `import.json`. */
   command: string;
+  /** Progress lines (default: stderr). */
   log?: (line: string) => void;
 }
 

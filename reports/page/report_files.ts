@@ -13,8 +13,11 @@ import { vendorScripts } from "./vendor.ts";
 
 /** Where the rendered files are. */
 export interface RenderedReport {
+  /** Path of report.html. */
   html: string;
+  /** Path of summary.json. */
   summary: string;
+  /** Path of predictors.csv. */
   csv: string;
   /** Wall time of the render (whole render for renderReport, writing only for writeReport). */
   seconds: number;
