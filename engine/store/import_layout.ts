@@ -156,34 +156,36 @@ export function classify(
     if (!run) throw new UserError(`${path}: split "${hf.split}" is not <suite>.<size>[.<step>]`);
     return { path, ...run, kind: "memorized", layout: hf.layout };
   }
-  const ref = /(?:^|\/)memorization_(?<model>.+)_(?<step>[^_/]+)\/rank-\d+\.csv$/.exec(rel);
-  if (ref?.groups) {
+  // Path layouts with `model` and `step` groups: the reference CSVs and this harness's exports.
+  const layouts: [RegExp, InputKind, InputFile["layout"], (name: string) => string][] = [
+    [
+      /(?:^|\/)memorization_(?<model>.+)_(?<step>[^_/]+)\/rank-\d+\.csv$/,
+      "accuracy",
+      "reference-csv",
+      (name) => name,
+    ],
+    [
+      /(?:^|\/)model=(?<model>[^/]+)\/step=(?<step>[^/]+)\/part-\d+\.parquet$/,
+      "export",
+      "export-hive",
+      decodeURIComponent,
+    ],
+    [
+      /(?:^|\/)(?<model>[^/]+)\/step(?<step>[^/.]+)\.(?<ext>csv|parquet)$/,
+      "export",
+      "export",
+      decodeURIComponent,
+    ],
+  ];
+  for (const [re, kind, layout, name] of layouts) {
+    const groups = re.exec(rel)?.groups;
+    if (!groups) continue;
     return {
       path,
-      model: modelFor(exp, ref.groups.model, path),
-      step: parseStep(ref.groups.step, path),
-      kind: "accuracy",
-      layout: "reference-csv",
-    };
-  }
-  const hive = /(?:^|\/)model=(?<model>[^/]+)\/step=(?<step>[^/]+)\/part-\d+\.parquet$/.exec(rel);
-  if (hive?.groups) {
-    return {
-      path,
-      model: modelFor(exp, decodeURIComponent(hive.groups.model), path),
-      step: parseStep(hive.groups.step, path),
-      kind: "export",
-      layout: "export-hive",
-    };
-  }
-  const own = /(?:^|\/)(?<model>[^/]+)\/step(?<step>[^/.]+)\.(?<ext>csv|parquet)$/.exec(rel);
-  if (own?.groups) {
-    return {
-      path,
-      model: modelFor(exp, decodeURIComponent(own.groups.model), path),
-      step: parseStep(own.groups.step, path),
-      kind: "export",
-      layout: "export",
+      model: modelFor(exp, name(groups.model), path),
+      step: parseStep(groups.step, path),
+      kind,
+      layout,
     };
   }
   return null;

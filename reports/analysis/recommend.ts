@@ -11,6 +11,7 @@
  */
 import type {
   Interval,
+  MeasuredPoint,
   PredictorId,
   PredictorKind,
   RecallOver,
@@ -22,19 +23,13 @@ import { percent } from "./stats.ts";
 import { type CrossFit, selectHeldOut, type Selection } from "./crossfit.ts";
 import { rates } from "./metrics.ts";
 
-/** A measured candidate: a binary predictor or a thresholded signal of a run. */
-export interface Candidate {
+/**
+ * A measured candidate: a binary predictor or a thresholded signal of a run,
+ * with its threshold chosen on all rows and its in-sample precision and
+ * recall (over the analysis's `recallOver` rows).
+ */
+export interface Candidate extends MeasuredPoint {
   id: PredictorId;
-  signal: "binary" | "score" | "prefix" | "nll";
-  /** The threshold chosen on all rows (null for a binary predictor). */
-  threshold: number | null;
-  /** In-sample precision (on the rows that chose the threshold). */
-  precision: number;
-  precisionCI: Interval | null;
-  /** In-sample recall over the analysis's `recallOver` rows. */
-  recall: number;
-  recallCI: Interval | null;
-  compute: number;
   /** Index among the bootstrap classifiers. */
   index: number;
   /** The candidate's cross-fit over folds of rows. */

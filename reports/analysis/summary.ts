@@ -197,6 +197,28 @@ export interface ScalingFit {
   looLargest: { compute: number; predicted: number; actual: number } | null;
 }
 
+/**
+ * A measured predictor: a binary predictor or a signal at a threshold, its
+ * precision and recall with 95% Wilson intervals (held out or in-sample, as
+ * the field holding it says), and its compute.
+ */
+export interface MeasuredPoint {
+  /** `binary` (memorized or not) or the thresholded signal. */
+  signal: "binary" | "score" | "prefix" | "nll";
+  /** The signal's threshold (null for a binary predictor). */
+  threshold: number | null;
+  /** Precision. */
+  precision: number;
+  /** Wilson score interval (95%) of the precision. */
+  precisionCI: Interval | null;
+  /** Recall (for a recommendation: the recall reached at the floor within its budget). */
+  recall: number;
+  /** Wilson score interval (95%) of the recall. */
+  recallCI: Interval | null;
+  /** Training compute C = 6 · N · D of the predictor. */
+  compute: number;
+}
+
 /** The equi-compute answer for one budget. */
 export interface Recommendation {
   /** Budget as a fraction of the target's compute. */
@@ -216,18 +238,7 @@ export interface Recommendation {
    * `inSample` is the pick's own value on the rows that chose it.
    */
   measured:
-    | (PredictorId & {
-      signal: "binary" | "score" | "prefix" | "nll";
-      threshold: number | null;
-      /** Held-out precision of the choice. */
-      precision: number;
-      /** Wilson score interval (95%) of the held-out precision. */
-      precisionCI: Interval | null;
-      /** Held-out recall of the choice: the recall reached at the floor within this budget. */
-      recall: number;
-      /** Wilson score interval (95%) of the held-out recall. */
-      recallCI: Interval | null;
-      compute: number;
+    | (PredictorId & MeasuredPoint & {
       /** The pick's precision and recall on the rows that chose it (optimistic). */
       inSample: { precision: number; recall: number };
       /** Fraction of folds whose choice (made on the other folds) is this pick. */
