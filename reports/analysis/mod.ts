@@ -80,3 +80,4 @@ export type { ScoreSource } from "../../engine/store/run_data.ts";
 export type { Suite } from "../../engine/types.ts";
 export type { Summary } from "./summary.ts";
 export type { ThresholdCurve } from "./summary.ts";
+export type { MeasuredPoint } from "./summary.ts";

@@ -90,3 +90,4 @@ export type { Checkpoint } from "../../engine/types.ts";
 export type { CheckpointRows } from "../../engine/run/plan.ts";
 export type { ScoreChunk } from "../../engine/store/run_data.ts";
 export type { TrainingFlops } from "../../engine/run/plan.ts";
+export type { MeasuredPoint } from "../analysis/summary.ts";
