@@ -22,7 +22,7 @@ import {
   restrictList,
   type RowList,
 } from "../engine/store/rowset.ts";
-import { seededRandom } from "../engine/random.ts";
+import { mix32, seededRandom } from "../engine/random.ts";
 
 const MODELS: [string, number, number][] = [
   // name, total parameters, relative memorization (recall-like) at the last step
@@ -76,12 +76,6 @@ export function syntheticExperiment(rows: number, bootstrap = 200): Experiment {
   };
 }
 
-function mix(x: number): number {
-  x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
-  x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
-  return (x ^ (x >>> 16)) >>> 0;
-}
-
 /**
  * Synthetic runs as row sets: row r has a latent memorability z_r and a
  * group g_r; run (m, s) memorizes it when r < s·rowsPerStep and
@@ -116,7 +110,7 @@ export function syntheticRuns(exp: Experiment, rows: number): Run[] {
     (_, g) => runs.map((_, i) => i).sort((a, b) => runs[b].t[g] - runs[a].t[g]),
   );
   for (let r = 0; r < rows; r++) {
-    const h = mix(r + 0x9e3779b9);
+    const h = mix32(r + 0x9e3779b9);
     const z = (h >>> 6) / 67108864;
     const g = h & (GROUPS - 1);
     for (const i of order[g]) {

@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { mix32 } from "../engine/random.ts";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { loadExperiment } from "../engine/config/config.ts";
@@ -60,12 +61,6 @@ export function splitCounts(
   ];
 }
 
-function mix(x: number): number {
-  x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
-  x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
-  return (x ^ (x >>> 16)) >>> 0;
-}
-
 /** Memorized rows of runs (seen = step × sps rows) with the given counts, nested through a latent. */
 export function memorizedRows(
   runs: { step: number; count: number }[],
@@ -76,9 +71,9 @@ export function memorizedRows(
   const state = runs.map((r, i) => {
     const seen = r.step * sps;
     const q = r.count / seen;
-    let s = mix(seed * 1000 + i + 1);
+    let s = mix32(seed * 1000 + i + 1);
     const t = Float64Array.from({ length: GROUPS }, () => {
-      s = mix(s + 0x9e3779b9);
+      s = mix32(s + 0x9e3779b9);
       return q * (1 + 0.3 * (2 * (s / 2 ** 32) - 1));
     });
     return { seen, t, rows: listBuilder(r.count + (r.count >> 2)) };
@@ -88,7 +83,7 @@ export function memorizedRows(
     (_, g) => state.map((_, i) => i).sort((a, b) => state[b].t[g] - state[a].t[g]),
   );
   for (let r = 0; r < last; r++) {
-    const h = mix((r ^ seed * 0x27d4eb2d) + 0x9e3779b9);
+    const h = mix32((r ^ seed * 0x27d4eb2d) + 0x9e3779b9);
     const z = (h >>> 6) / 67108864;
     const g = h & (GROUPS - 1);
     for (const i of order[g]) {
@@ -120,7 +115,7 @@ async function generateHf(
           dir,
           "hf",
           "data",
-          `${splits[i].split}-0000${k}-of-00002-${(mix(i * 7 + k) >>> 0).toString(16)}.parquet`,
+          `${splits[i].split}-0000${k}-of-00002-${(mix32(i * 7 + k) >>> 0).toString(16)}.parquet`,
         );
         await writeHfParquet(path, part, { tokens, rowGroupSize: 1 << 18 });
         files[suite].push(path);
@@ -170,7 +165,7 @@ async function generateStore(dir: string, sps: number): Promise<string> {
     while (j < list.length && list[j] < job.rows[0]) j++;
     for (let i = 0; i < n; i++) {
       const r = job.rows[i];
-      const h = mix(r * 31 + job.step);
+      const h = mix32(r * 31 + job.step);
       if (j < list.length && list[j] === r) {
         j++;
         matches[i] = prefix[i] = 32;

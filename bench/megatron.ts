@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { splitmix32 } from "../engine/random.ts";
 import { closeSync, openSync, writeSync } from "node:fs";
 
 /** Options of {@link writeMegatron}. */
@@ -21,17 +22,14 @@ export interface MegatronOptions {
 export function writeMegatron(prefix: string, o: MegatronOptions): string {
   const len = o.rowLength ?? 2049;
   if (o.vocab > 65536) throw new Error(`vocabulary ${o.vocab} does not fit uint16 tokens`);
-  let s = (o.seed ?? 1) >>> 0 || 1;
+  const next = splitmix32(o.seed ?? 1);
   const bin = openSync(`${prefix}.bin`, "w");
   try {
     const block = new Uint16Array(len * 256);
     for (let at = 0; at < o.rows; at += 256) {
       const n = Math.min(256, o.rows - at) * len;
       for (let i = 0; i < n; i++) {
-        s ^= s << 13;
-        s ^= s >>> 17;
-        s ^= s << 5;
-        block[i] = 1 + ((s >>> 0) % (o.vocab - 1));
+        block[i] = 1 + (next() % (o.vocab - 1));
       }
       writeSync(bin, new Uint8Array(block.buffer, 0, n * 2));
     }
