@@ -31,13 +31,28 @@ export async function writeReport(
   const t0 = performance.now();
   const charts = buildCharts(summary).map((chart) => ({ chart, vega: compileChart(chart) }));
   const html = await renderHtml(summary, charts, await vendorScripts());
+  return await writeReportFiles(outDir, summary, predictorsCsv(summary), html, t0);
+}
+
+/**
+ * Writes a report's three files atomically (summary.json first, report.html
+ * last, so a page never points to a missing summary); `t0` is when the
+ * render started (for `seconds`).
+ */
+export async function writeReportFiles(
+  outDir: string,
+  summary: unknown,
+  csv: string,
+  html: string,
+  t0: number,
+): Promise<RenderedReport> {
   const paths = {
     html: join(outDir, "report.html"),
     summary: join(outDir, "summary.json"),
     csv: join(outDir, "predictors.csv"),
   };
   await writeAtomic(paths.summary, JSON.stringify(summary, null, 2) + "\n");
-  await writeAtomic(paths.csv, predictorsCsv(summary));
+  await writeAtomic(paths.csv, csv);
   await writeAtomic(paths.html, html);
   return { ...paths, seconds: (performance.now() - t0) / 1000 };
 }

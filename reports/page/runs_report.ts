@@ -5,12 +5,10 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { writeAtomic } from "../../engine/store/store.ts";
 import type { RunsSummary } from "../analysis/runs_summary.ts";
 import { escapeHtml as e } from "./html.ts";
 import { PAGE_STYLE } from "./page_assets.ts";
-import type { RenderedReport } from "./report_files.ts";
+import { type RenderedReport, writeReportFiles } from "./report_files.ts";
 
 /** The page of a runs summary (static: no script; the CSP allows only the inline style). */
 export function runsPage(s: RunsSummary): string {
@@ -53,13 +51,5 @@ export function runsCsv(s: RunsSummary): string {
 /** Writes report.html, summary.json and predictors.csv of a runs summary. */
 export async function writeRunsReport(s: RunsSummary, outDir: string): Promise<RenderedReport> {
   const t0 = performance.now();
-  const paths = {
-    html: join(outDir, "report.html"),
-    summary: join(outDir, "summary.json"),
-    csv: join(outDir, "predictors.csv"),
-  };
-  await writeAtomic(paths.summary, JSON.stringify(s, null, 2) + "\n");
-  await writeAtomic(paths.csv, runsCsv(s));
-  await writeAtomic(paths.html, runsPage(s));
-  return { ...paths, seconds: (performance.now() - t0) / 1000 };
+  return await writeReportFiles(outDir, s, runsCsv(s), runsPage(s), t0);
 }
