@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { PYTHIA, writeNeox } from "../bench/neox.ts";
+import { neoxParams, PYTHIA, writeNeox } from "../bench/neox.ts";
 import { writeMegatron } from "../bench/megatron.ts";
 import { openTokenReader } from "../engine/data/datasets.ts";
 import { loadModel } from "../engine/model/model.ts";
@@ -94,4 +94,18 @@ Deno.test("engine = reference on a random-init Pythia-70M-shape GPT-NeoX (fp32, 
     );
     console.log(`${dtype}: reference matches ${ref.map((r) => r.matches)}, nll ${[...ext.nll]}`);
   }
+});
+
+Deno.test("the generator's shapes have Pythia's parameter counts", () => {
+  const counts = Object.fromEntries(Object.entries(PYTHIA).map(([k, s]) => [k, neoxParams(s)]));
+  assert.deepEqual(counts, {
+    "70m": 70_426_624,
+    "160m": 162_322_944,
+    "410m": 405_334_016,
+    "1b": 1_011_781_632,
+    "1.4b": 1_414_647_808,
+    "2.8b": 2_775_208_960,
+    "6.9b": 6_857_302_016,
+    "12b": 11_846_072_320,
+  });
 });
