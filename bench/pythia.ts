@@ -59,13 +59,11 @@ async function runScorer(
   const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
   const r = JSON.parse(line) as ScorerResult;
   const load = `${before} → ${loadavg()}`;
+  const perCpu = (r.rows / r.cpuSeconds).toFixed(2);
   console.log(
-    `${scorer.padEnd(12)} batch ${String(batch).padStart(3)}: ${
-      r.rowsPerS.toFixed(2).padStart(7)
-    } rows/s ` +
-      `(${r.rows} rows in ${r.seconds.toFixed(1)} s), peak RSS ${
-        r.peakRssMb.toFixed(0)
-      } MB, loadavg ${load}`,
+    `${scorer.padEnd(12)} batch ${String(batch).padStart(3)}: ${r.rowsPerS.toFixed(2)} rows/s, ` +
+      `${perCpu} rows per CPU-s (${r.rows} rows in ${r.seconds.toFixed(1)} s), ` +
+      `peak RSS ${r.peakRssMb.toFixed(0)} MB, loadavg ${load}`,
   );
   return { ...r, load };
 }
@@ -209,6 +207,10 @@ export async function runPythiaBench(): Promise<Record<string, number>> {
     full_over_transformers: full.rowsPerS / tjs.rowsPerS,
     extractable_over_reference: ext.rowsPerS / r.reference.rowsPerS,
     full_over_reference: full.rowsPerS / r.reference.rowsPerS,
+    extractable_over_reference_per_cpu_s: r.reference.cpuSeconds / r.reference.rows /
+      (ext.cpuSeconds / ext.rows),
+    full_over_reference_per_cpu_s: r.reference.cpuSeconds / r.reference.rows /
+      (full.cpuSeconds / full.rows),
   };
   for (const [name, x] of Object.entries(r)) {
     out[`${name}_rows_per_s`] = x.rowsPerS;
@@ -218,6 +220,9 @@ export async function runPythiaBench(): Promise<Record<string, number>> {
   if (batches.includes(16) && batches.includes(64)) {
     out.extractable_batch64_over_16 = r.extractable64.rowsPerS / r.extractable16.rowsPerS;
     out.full_batch64_over_16 = r.full64.rowsPerS / r.full16.rowsPerS;
+    const cpu = (x: ScorerResult) => x.rows / x.cpuSeconds;
+    out.extractable_batch64_over_16_per_cpu_s = cpu(r.extractable64) / cpu(r.extractable16);
+    out.full_batch64_over_16_per_cpu_s = cpu(r.full64) / cpu(r.full16);
   }
   out.extractable_peak_rss_over_weights_mb = ext.peakRssMb - weightsMb;
   out.full_peak_rss_over_weights_mb = full.peakRssMb - weightsMb;
