@@ -21,7 +21,7 @@ import { openTokenReader } from "../engine/data/datasets.ts";
 import { makePlan } from "../engine/run/plan.ts";
 import type { DeviceSlot } from "../engine/types.ts";
 import { writeMegatron } from "./megatron.ts";
-import { neoxParams, PYTHIA, writeNeox } from "./neox.ts";
+import { ensureNeox, neoxParams, PYTHIA } from "./neox.ts";
 import { benchJobs, timePool, type Timing } from "./pool.ts";
 
 /** A configuration with fewer workers within this fraction of the fastest is preferred. */
@@ -66,34 +66,41 @@ async function defaultExperiment(): Promise<string> {
   const shape = PYTHIA[shapeName];
   if (!shape) throw new Error(`BENCH_SHAPE ${shapeName}: expected one of ${Object.keys(PYTHIA)}`);
   const root = resolve(`runs/bench/pythia-${shapeName}`);
-  const model = await writeNeox(`${root}-float32-inline`, {
+  const model = await ensureNeox(`${root}-float32-inline`, {
     shape,
     dtype: "float32",
     external: false,
   });
   const data = writeMegatron(`${root}-devices-data`, { rows: 1024, vocab: shape.vocab, seed: 9 });
   const file = `${root}-devices.yaml`;
-  await Deno.writeTextFile(
-    file,
-    [
-      `name: devices-trial-${shapeName}`,
-      "suite:",
-      "  steps: [1]",
-      "  models:",
-      `    - name: pythia-${shapeName}`,
-      `      parameters: ${neoxParams(shape)}`,
-      `      vocab_size: ${shape.vocab}`,
-      `      checkpoints: { "1": ${JSON.stringify(model.path)} }`,
-      `data: { format: megatron, path: ${JSON.stringify(data)} }`,
-      `memorization: { mode: ${
-        Deno.env.get("BENCH_MODE") ?? "extractable"
-      }, suppressed_tokens: [0] }`,
-      "rows: seen",
-      "batch_size: 64",
-      "",
-    ].join("\n"),
-  );
+  const mode = Deno.env.get("BENCH_MODE") === "full" ? "full" : "extractable";
+  await Deno.writeTextFile(file, trialExperiment(shapeName, model.path, data, mode));
   return file;
+}
+
+/** The experiment file of a trial: one model, one checkpoint, its first 1024 rows. */
+export function trialExperiment(
+  name: string,
+  model: string,
+  data: string,
+  mode: "extractable" | "full",
+): string {
+  const shape = PYTHIA[name];
+  return [
+    `name: devices-trial-${name}`,
+    "suite:",
+    "  steps: [1]",
+    "  models:",
+    `    - name: pythia-${name}`,
+    `      parameters: ${neoxParams(shape)}`,
+    `      vocab_size: ${shape.vocab}`,
+    `      checkpoints: { "1": ${JSON.stringify(model)} }`,
+    `data: { format: megatron, path: ${JSON.stringify(data)} }`,
+    `memorization: { mode: ${mode}, suppressed_tokens: [0] }`,
+    "rows: seen",
+    "batch_size: 64",
+    "",
+  ].join("\n");
 }
 
 /** Runs the trial; returns each candidate's rows/s and the choice. */

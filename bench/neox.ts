@@ -421,3 +421,22 @@ export function gaussianish(seed: number): () => number {
   const uniform = seededRandom(seed);
   return () => (uniform() * 2 - 1) * Math.sqrt(3);
 }
+
+/**
+ * {@link writeNeox} unless `dir` already holds the same model (a marker written
+ * last records the options), so a bench never rewrites a model another
+ * process may be reading.
+ */
+export async function ensureNeox(dir: string, o: NeoxOptions): Promise<NeoxFiles> {
+  const marker = join(dir, "neox.json");
+  const key = JSON.stringify({ ...o, seed: o.seed ?? 1 });
+  try {
+    const saved = JSON.parse(await Deno.readTextFile(marker));
+    if (JSON.stringify(saved.options) === key) return saved.files as NeoxFiles;
+  } catch {
+    // absent or unreadable: (re)build
+  }
+  const files = await writeNeox(dir, o);
+  await writeFile(marker, JSON.stringify({ options: JSON.parse(key), files }));
+  return files;
+}

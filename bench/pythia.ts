@@ -23,7 +23,7 @@ import { availableParallelism, loadavg as osLoadavg } from "node:os";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { writeMegatron } from "./megatron.ts";
-import { PYTHIA, writeNeox } from "./neox.ts";
+import { ensureNeox, PYTHIA } from "./neox.ts";
 import type { ScorerResult } from "./pythia_scorer.ts";
 
 const K = 32, L = 32, ROW = 2049;
@@ -139,9 +139,9 @@ export async function runPythiaBench(): Promise<Record<string, number>> {
   const batches = env("BENCH_BATCHES", "16,64").split(",").map(Number);
   const root = `runs/bench/pythia-${shapeName}`;
   const t0 = performance.now();
-  const inline = await writeNeox(`${root}-${dtype}-inline`, { shape, dtype, external: false });
+  const inline = await ensureNeox(`${root}-${dtype}-inline`, { shape, dtype, external: false });
   const project = external
-    ? await writeNeox(`${root}-${dtype}-external`, { shape, dtype, external: true })
+    ? await ensureNeox(`${root}-${dtype}-external`, { shape, dtype, external: true })
     : inline;
   const data = `${root}-data-${rows}`;
   // The marker is written last: data left by an interrupted run is made again.

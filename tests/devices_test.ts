@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { choose, cpuCandidates } from "../bench/devices.ts";
+import { choose, cpuCandidates, trialExperiment } from "../bench/devices.ts";
+import { writeMegatron } from "../bench/megatron.ts";
+import { loadExperiment } from "../engine/config/config.ts";
+import { openTokenReader } from "../engine/data/datasets.ts";
+import { makePlan } from "../engine/run/plan.ts";
+import { tempDir } from "./tiny_lm.ts";
 
 Deno.test("device trial candidates split the cores into workers × threads", () => {
   assert.deepEqual(
@@ -22,4 +27,20 @@ Deno.test("the device choice is the fastest, or fewer workers within 5% of it, w
   const close = choose([c(1, 48.5), c(2, 50), c(4, 49)]);
   assert.equal(close.best.workers, 1);
   assert.match(close.why, /1 × 4 \(48\.5 rows\/s\) is within 5% of the fastest, 2 × 2 \(50\.0/);
+});
+
+Deno.test("the trial's experiment file is valid: one checkpoint, its first 1024 rows", async () => {
+  await using tmp = await tempDir();
+  const data = writeMegatron(`${tmp.path}/data`, { rows: 1100, vocab: 50304, rowLength: 65 });
+  await Deno.writeFile(`${tmp.path}/m.onnx`, new Uint8Array(1));
+  const file = `${tmp.path}/trial.yaml`;
+  await Deno.writeTextFile(file, trialExperiment("70m", `${tmp.path}/m.onnx`, data, "full"));
+  const exp = await loadExperiment(file);
+  assert.equal(exp.suite.models.length, 1);
+  assert.equal(exp.suite.models[0].parameters, 70_426_624);
+  assert.equal(exp.memorization.mode, "full");
+  const reader = await openTokenReader(exp.data);
+  const plan = makePlan(exp, reader.rows);
+  await reader.close();
+  assert.equal(plan.jobs.reduce((n, j) => n + j.rows.length, 0), 1024);
 });
