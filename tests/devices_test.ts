@@ -43,4 +43,5 @@ Deno.test("the trial's experiment file is valid: one checkpoint, its first 1024 
   const plan = makePlan(exp, reader.rows);
   await reader.close();
   assert.equal(plan.jobs.reduce((n, j) => n + j.rows.length, 0), 1024);
+  assert.equal(plan.jobs.length, 16);
 });
