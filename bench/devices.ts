@@ -2,8 +2,8 @@
  * `deno task bench devices`: chooses the device slots (workers × intra-op
  * threads) for this machine and a model by a short trial of the real pool, and
  * says why. Every split of the cores into workers × threads (1 × C, 2 × C/2,
- * …, C × 1) scores the same rows in A B … B A order; the fastest after
- * start-up wins, unless one with fewer workers is within {@link TOLERANCE} of
+ * …, C × 1) scores the same rows in A B … B A order; the fastest (whole runs,
+ * model loading included) wins, unless one with fewer workers is within {@link TOLERANCE} of
  * it (each worker holds its own copy of the model: fewer workers, less
  * memory). On a GPU (BENCH_DEVICE=cuda:0) the trial is 1 vs 2 workers.
  *
@@ -134,17 +134,15 @@ export async function runDevicesBench(): Promise<Record<string, number>> {
     const slots: DeviceSlot[] = Array(c.workers).fill({ device: c.device, threads: c.threads });
     const t = await timePool(exp, jobs, slots);
     timings.set(c, [...(timings.get(c) ?? []), t]);
+    const rate = (rows / t.total).toFixed(1);
     console.log(
-      `  ${c.device} ${c.workers} × ${c.threads}: ${
-        ((rows - t.firstRows) / t.steady).toFixed(1)
-      } ` +
-        `rows/s after start-up (${t.total.toFixed(1)} s in all)`,
+      `  ${c.device} ${c.workers} × ${c.threads}: ${rate} rows/s (${t.total.toFixed(1)} s)`,
     );
   }
+  // Whole runs, loading included: with few jobs per worker, "after start-up" is not measurable.
   for (const c of candidates) {
     const ts = timings.get(c)!;
-    const scored = ts.reduce((a, t) => a + rows - t.firstRows, 0);
-    c.rowsPerS = scored / ts.reduce((a, t) => a + t.steady, 0);
+    c.rowsPerS = (rows * ts.length) / ts.reduce((a, t) => a + t.total, 0);
   }
   const { best, why } = choose(candidates);
   console.log(`choice: ${why}.`);
