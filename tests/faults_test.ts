@@ -348,7 +348,9 @@ Deno.test("leftover temporary files of a killed run are removed at the next star
 });
 
 Deno.test("an output folder outside the writable folders is exit 2 naming it, not Deno's hint", async () => {
-  const out = join(ROOT, "tests", `.faults-out-${Deno.pid}`);
+  // Outside both writable folders (<repo>/runs and /tmp) wherever the checkout lives: a folder
+  // inside the checkout would be under /tmp when the repository is cloned there.
+  const out = join("/var/tmp", `.memo-faults-out-${Deno.pid}`);
   const r = await small.run(out);
   expectCode(r, 2);
   assertNoStack(r);
