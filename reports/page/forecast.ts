@@ -25,59 +25,11 @@ import {
   predictionIntervals,
 } from "../analysis/forecast.ts";
 import { label } from "../analysis/runs.ts";
-import type { Estimate, PredictorId } from "../analysis/summary.ts";
 import { readExperimentSnapshot } from "../../engine/run/run_folder.ts";
 import { forecastPage } from "./forecast_page.ts";
+import type { ForecastFile } from "../analysis/forecast.ts";
 
-/** What `forecast.json` holds. */
-export interface ForecastFile {
-  /** The calibration run: folder, experiment, target, rows it scored and memorized. */
-  calibration: {
-    run: string;
-    experiment: string;
-    target: PredictorId;
-    rowsScored: number;
-    memorized: number;
-  };
-  /** The run the rule was applied to. */
-  run: { run: string; experiment: string; rowsScored: number };
-  predictor: PredictorId;
-  signal: ForecastChoice["signal"];
-  /** Threshold (null for binary); `rule` says which side is flagged. */
-  threshold: number | null;
-  rule: string;
-  /** The predictor's compute as a fraction of the calibration target's. */
-  computeFraction: number;
-  /** `--budget`, when given. */
-  budget: number | null;
-  /** Rows flagged. */
-  flagged: number;
-  /**
-   * Held-out precision and recall of this choice on the calibration, with 95%
-   * intervals for the values realized on this run's rows (the calibration's
-   * estimation error plus this run's sampling noise; `calibration` holds the
-   * estimate's own Wilson intervals).
-   */
-  expected: {
-    precision: Estimate;
-    recall: Estimate;
-    calibration: { precision: Estimate; recall: Estimate };
-    /** Recall over all the target's memorized rows or only those the predictor scored. */
-    recallOver: "all" | "covered";
-    /** Folds of rows the choice was cross-fitted over. */
-    folds: number;
-    /** The minimum precision the choice was made at. */
-    minPrecision: number;
-  };
-  /** The same rule on the rows that chose it (optimistic; for comparison). */
-  inSample: { precision: number; recall: number };
-  /** The rule per fold of rows (chosen on the calibration's other folds). */
-  foldRules: ForecastChoice["foldRules"];
-  /** Fraction of folds whose rule is `rule`. */
-  foldAgreement: number;
-  /** What must hold for `expected` to apply. */
-  assumptions: string[];
-}
+export type { ForecastFile };
 
 /** Options of {@link runForecast}. */
 export interface ForecastRunOptions extends ForecastOptions {

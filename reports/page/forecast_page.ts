@@ -8,7 +8,7 @@
  */
 import { escapeHtml as e } from "./html.ts";
 import { PAGE_STYLE } from "./page_assets.ts";
-import type { ForecastFile } from "./forecast.ts";
+import type { ForecastFile } from "../analysis/forecast.ts";
 import type { Estimate } from "../analysis/summary.ts";
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
