@@ -108,3 +108,16 @@ Deno.test("analytic Jacobians match central finite differences", () => {
     }
   }
 });
+
+Deno.test("formulas write each fitted sign once (a negative slope or exponent is not '+ -' or '−−')", () => {
+  assert.equal(linearLog.formula([0.5, -0.25], 1e18), "y = 0.5 − 0.25·log10(C/1.00e+18)");
+  assert.equal(linearLog.formula([0.5, 0.25], 1e18), "y = 0.5 + 0.25·log10(C/1.00e+18)");
+  assert.equal(
+    saturatingPower.formula([0.3, -0.1092], 1e18),
+    "1 − y = 0.3·(C/1.00e+18)^(0.1092)",
+  );
+  assert.equal(
+    saturatingPowerFloor.formula([0.3, 0.5, 0.02], 1e18),
+    "1 − y = 0.02 + 0.3·(C/1.00e+18)^(−0.5)",
+  );
+});

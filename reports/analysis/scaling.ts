@@ -31,6 +31,10 @@ const LN10 = Math.LN10;
 const sig = (z: number) => 1 / (1 + Math.exp(-z));
 const fmt = (v: number) => Number(v.toPrecision(4)).toString();
 const c0s = (c0: number) => c0.toExponential(2);
+/** `+ v` or `− |v|`: a fitted term added to what precedes it. */
+const plus = (v: number) => (v < 0 ? `− ${fmt(-v)}` : `+ ${fmt(v)}`);
+/** The exponent `−α` written with one sign (a negative α reads as a positive exponent). */
+const negPow = (a: number) => (a < 0 ? fmt(-a) : `−${fmt(a)}`);
 
 /** Ordinary least squares of y on x: [intercept, slope] (slope 0 when x is constant). */
 export function linearFit(xs: readonly number[], ys: readonly number[]): [number, number] {
@@ -53,7 +57,7 @@ export const linearLog: Form = {
   predict: (p, x) => p[0] + p[1] * x,
   jacobian: (_p, x) => [1, x],
   starts: (xs, ys) => [linearFit(xs, ys)],
-  formula: (p, c0) => `y = ${fmt(p[0])} + ${fmt(p[1])}·log10(C/${c0s(c0)})`,
+  formula: (p, c0) => `y = ${fmt(p[0])} ${plus(p[1])}·log10(C/${c0s(c0)})`,
 };
 
 /** logit(y) = a + b·log10(C/C0), fitted in y (not in logit space). */
@@ -73,7 +77,7 @@ export const logitLinearLog: Form = {
     });
     return [linearFit(xs, z), [0, 1]];
   },
-  formula: (p, c0) => `logit(y) = ${fmt(p[0])} + ${fmt(p[1])}·log10(C/${c0s(c0)})`,
+  formula: (p, c0) => `logit(y) = ${fmt(p[0])} ${plus(p[1])}·log10(C/${c0s(c0)})`,
 };
 
 const ALPHAS = Array.from({ length: 40 }, (_, i) => 0.02 * Math.pow(1.16, i));
@@ -103,7 +107,7 @@ export const saturatingPower: Form = {
     }).sort((s, t) => s.rss - t.rss);
     return scored.slice(0, 2).map((s) => s.p);
   },
-  formula: (p, c0) => `1 − y = ${fmt(p[0])}·(C/${c0s(c0)})^(−${fmt(p[1])})`,
+  formula: (p, c0) => `1 − y = ${fmt(p[0])}·(C/${c0s(c0)})^(${negPow(p[1])})`,
 };
 
 /** 1 − y = E + A·(C/C0)^(−α): saturating at 1 − E. */
@@ -125,7 +129,7 @@ export const saturatingPowerFloor: Form = {
     }).sort((s, t) => s.rss - t.rss);
     return scored.slice(0, 2).map((s) => s.p);
   },
-  formula: (p, c0) => `1 − y = ${fmt(p[2])} + ${fmt(p[0])}·(C/${c0s(c0)})^(−${fmt(p[1])})`,
+  formula: (p, c0) => `1 − y = ${fmt(p[2])} ${plus(p[0])}·(C/${c0s(c0)})^(${negPow(p[1])})`,
 };
 
 /** Forms tried for recall. */
