@@ -37,11 +37,18 @@ export function parseDevice(device: string): Device {
   return { name, id: Number(m[2] ?? 0), howToEnable: HOW[name] };
 }
 
-/** Session options for a device: one provider, no fallback, all graph optimizations, no arena. */
+/**
+ * Session options for a device: one provider, no fallback, all graph
+ * optimizations; ONNX Runtime's CPU memory arena only where `arena` is set.
+ * `MEMO_ORT_PROFILE=<prefix>` writes ONNX Runtime's per-node profile (JSON, one
+ * file per session) for performance work.
+ */
 export function sessionOptions(
   device: Device,
   threads: number,
+  arena = true,
 ): ort.InferenceSession.SessionOptions {
+  const profile = Deno.env.get("MEMO_ORT_PROFILE");
   const provider: ort.InferenceSession.ExecutionProviderConfig = device.name === "cuda"
     ? { name: "cuda", deviceId: device.id }
     : device.name;
@@ -51,11 +58,11 @@ export function sessionOptions(
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
     executionMode: "sequential",
-    // Greedy steps change shapes every step: ONNX Runtime's CPU arena and memory
-    // patterns then only fragment (measured at Pythia-70M's shape, batch 64, side by
-    // side: full mode 32 rows/s with both, 45 without; extractable unchanged).
-    enableCpuMemArena: false,
+    // See LoadOptions.arena (engine/model/model.ts) for when the arena pays. Memory
+    // patterns are off: shapes change every greedy step.
+    enableCpuMemArena: arena,
     enableMemPattern: false,
     logSeverityLevel: 3,
+    ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
   };
 }
