@@ -63,7 +63,7 @@ async function project(
   o: Opts,
 ): Promise<{ matches: number[]; prefix: number[]; generated?: number[][] }> {
   const device = Deno.env.get("BENCH_DEVICE") ?? "cpu";
-  const model = await loadModel(path, { device, threads: o.threads, arena: mode !== "full" });
+  const model = await loadModel(path, { device, threads: o.threads });
   const matches: number[] = [], prefix: number[] = [];
   for (let s = 0; s < o.rows; s += o.batch) {
     const n = Math.min(o.batch, o.rows - s);

@@ -40,6 +40,14 @@ export const HEAD = {
   logprob: "score_logprob",
 } as const;
 
+/** The names the head reads its window start and targets from and writes its outputs to. */
+export interface HeadNames {
+  targets: string;
+  start: string;
+  argmax: string;
+  logprob: string;
+}
+
 /** Minimum default-domain opset the head needs (Slice with inputs, GatherElements). */
 export const MIN_OPSET = 11;
 
@@ -169,14 +177,17 @@ export function scoreHead(
   logitsType: number,
   unembed?: Unembedding & { vocab: number },
   opset = 17,
+  io: HeadNames = HEAD,
+  outerNodes?: Node[],
 ): Partial<Graph> {
   const p = (s: string) => `score_head/${s}`;
-  const nodes: Node[] = [
+  const nodes: Node[] = [];
+  (outerNodes ?? nodes).push(
     node("IsInf", [HEAD.suppress], [p("is_suppressed")], [{ name: "detect_positive", i: 0 }]),
     node("Cast", [p("is_suppressed")], [p("suppressed01")], [{ name: "to", i: DataType.INT64 }]),
     node("ReduceSum", [p("suppressed01")], [p("suppressed_count")]),
     node("Add", [p("suppressed_count"), p("one")], [p("k")]),
-  ];
+  );
   const initializers = [
     int64Tensor(p("end"), [1], [2 ** 40]),
     int64Tensor(p("zero"), [1], [0]),
@@ -194,23 +205,23 @@ export function scoreHead(
     return `${x}_f32`;
   };
   if (!unembed) {
-    nodes.push(node("Slice", [logits, HEAD.start, p("end"), p("axis")], [p("window")]));
+    nodes.push(node("Slice", [logits, io.start, p("end"), p("axis")], [p("window")]));
     const window = toFloat(p("window"), logitsType, nodes);
-    nodes.push(node("Reshape", [HEAD.targets, p("target_shape")], [p("targets3")]));
+    nodes.push(node("Reshape", [io.targets, p("target_shape")], [p("targets3")]));
     nodes.push(
       ...logSumExp(window, 2, opset, p("lse"), p),
       node("GatherElements", [window, p("targets3")], [p("target_logit")], [{
         name: "axis",
         i: 2,
       }]),
-      node("Sub", [p("target_logit"), p("lse")], [HEAD.logprob]),
+      node("Sub", [p("target_logit"), p("lse")], [io.logprob]),
       ...suppressedArgMax(window, p("k"), 2, null, { value: p("best"), id: p("best_id") }, p),
-      node("Reshape", [p("best_id"), p("argmax_shape2")], [HEAD.argmax]),
+      node("Reshape", [p("best_id"), p("argmax_shape2")], [io.argmax]),
     );
   } else {
     // The hidden window as [B·L, hidden], the targets as [B·L, 1].
     nodes.push(
-      node("Slice", [unembed.node.inputs[0], HEAD.start, p("end"), p("axis")], [HIDDEN_WINDOW]),
+      node("Slice", [unembed.node.inputs[0], io.start, p("end"), p("axis")], [HIDDEN_WINDOW]),
       node("Shape", [HIDDEN_WINDOW], [p("window_shape")]),
       node("Slice", [p("window_shape"), p("zero"), p("two"), p("zero")], [p("bl")]),
       node("Gather", [p("window_shape"), p("two")], [p("hidden_size")]),
@@ -219,7 +230,7 @@ export function scoreHead(
       ]),
       node("Reshape", [HIDDEN_WINDOW, p("flat_dims")], [p("hidden_flat")]),
       node("Concat", [p("one"), p("hidden_size")], [p("row_dims")], [{ name: "axis", i: 0 }]),
-      node("Reshape", [HEAD.targets, p("col_shape")], [p("targets_col")]),
+      node("Reshape", [io.targets, p("col_shape")], [p("targets_col")]),
       node("Cast", [p("k")], [p("k_f32")], [{ name: "to", i: DataType.FLOAT }]),
     );
     initializers.push(
@@ -258,8 +269,10 @@ export function scoreHead(
         );
         hidden = q("hidden");
       }
-      nodes.push(
+      (outerNodes ?? nodes).push(
         node("Slice", [unembed.node.inputs[1], q("from"), q("to"), p("axis_last")], [q("weight")]),
+      );
+      nodes.push(
         { ...unembed.node, name: q("unembed"), inputs: [hidden, q("weight")], outputs: [q("mm")] },
       );
       let x = q("mm");
@@ -307,8 +320,8 @@ export function scoreHead(
         { name: "axis", i: 1 },
       ]),
       node("Concat", [p("bl"), p("one")], [p("logprob_shape")], [{ name: "axis", i: 0 }]),
-      node("Reshape", [p("logprob_col"), p("logprob_shape")], [HEAD.logprob]),
-      node("Reshape", [p("argmax_col"), p("bl")], [HEAD.argmax]),
+      node("Reshape", [p("logprob_col"), p("logprob_shape")], [io.logprob]),
+      node("Reshape", [p("argmax_col"), p("bl")], [io.argmax]),
     );
   }
   const inputs: ValueInfo[] = [

@@ -17,6 +17,7 @@ import { stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { addScoreHead, HEAD } from "./graph.ts";
+import { buildGreedyLoop, LOOP } from "./loop.ts";
 import {
   externalLocations,
   inspectModel,
@@ -28,40 +29,33 @@ import { type ModelFile, readModelFile } from "./model_file.ts";
 import { DataType, type Model, parseModel } from "./onnx_proto.ts";
 import { parseDevice, sessionOptions } from "./providers.ts";
 
-/** Key/value cache of a batch: per layer key then value, each [B, heads, length, headDim]. */
-export interface Past {
-  length: number;
-  tensors: ort.Tensor[];
-}
-
-/** One forward pass through the model and its score head. */
+/** One forward pass through the model and its score head, optionally followed by greedy steps. */
 export interface ForwardRequest {
   /** Token ids, batch × length, row-major. */
   ids: BigInt64Array;
   batch: number;
   length: number;
-  /** Cache of the earlier positions (with-past/merged only); absent: none. */
-  past?: Past;
   /** First position (0-based within `ids`) returned by the head. */
   start: number;
-  /** Targets for the log-probabilities, batch × (length − start). */
+  /**
+   * Targets for the log-probabilities, batch × (length − start + steps): the
+   * pass's window, then one per greedy step.
+   */
   targets: BigInt64Array;
   /** 0 or −∞ per vocabulary id (−∞: never chosen by ArgMax). */
   suppress: Float32Array;
-  /** Also return the cache of all positions (with-past/merged only). */
-  wantPresent?: boolean;
   /**
-   * With `wantPresent`: one buffer per cache tensor that ONNX Runtime writes the
-   * cache into (from byte 0), saving a copy and an allocation per step.
+   * Greedy steps after the pass (models with a cache only; the pass's window must
+   * then be its last position): step s is fed the previous greedy id, with the KV
+   * cache kept inside ONNX Runtime (engine/model/loop.ts).
    */
-  presentInto?: ArrayBuffer[];
+  steps?: number;
 }
 
-/** The head's outputs: greedy ids and target log-probabilities, batch × (length − start). */
+/** The head's outputs: greedy ids and target log-probabilities, batch × (length − start + steps). */
 export interface ForwardResult {
   argmax: BigInt64Array;
   logprob: Float32Array;
-  present?: Past;
 }
 
 /** A loaded causal language model with the score head. */
@@ -94,15 +88,6 @@ export interface LoadOptions {
   threads: number;
   /** Declared vocabulary size; must match the graph's. */
   vocabSize?: number;
-  /**
-   * ONNX Runtime's CPU memory arena (default on). It reuses the head's chunk
-   * buffers and the pass's activations instead of fresh pages from the system
-   * each time: `extractable` at Pythia-70M's shape, batch 64, 72 rows/s with it
-   * and 61 without, peak RSS 626 against 846 MB. Greedy steps (`full`), whose
-   * shapes change every step, gain nothing from it and it keeps ~200 MB more, so
-   * workers scoring in `full` mode turn it off.
-   */
-  arena?: boolean;
 }
 
 /** Loads an ONNX causal LM with the score head on a device (throws UserError on a bad model). */
@@ -138,11 +123,13 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
       );
     }
   }
-  const withHead = addScoreHead(bytes, parsed, info.logitsType, info.vocabSize);
+  const withHead = info.interface === "no-cache"
+    ? addScoreHead(bytes, parsed, info.logitsType, info.vocabSize)
+    : buildGreedyLoop(bytes, parsed, info);
   const device = parseDevice(opts.device);
   let session: ort.InferenceSession;
   try {
-    const options = sessionOptions(device, opts.threads, opts.arena ?? true);
+    const options = sessionOptions(device, opts.threads);
     // Loaded from bytes, ORT resolves external data (the weights read in place from
     // the model file itself, and any external data files) against this folder.
     options.extra = { session: { model_external_initializers_file_folder_path: dirname(file) } };
@@ -164,70 +151,54 @@ function makeModel(
   info: ModelInfo,
   session: ort.InferenceSession,
 ): LanguageModel {
-  const f16 = info.pastType === DataType.FLOAT16;
-  const cacheType = f16 ? "float16" : "float32";
   const idsTensor = (data: BigInt64Array, dims: number[]) =>
     info.idsType === DataType.INT32
       ? new ort.Tensor("int32", Int32Array.from(data, Number), dims)
       : new ort.Tensor("int64", data, dims);
+  const looped = info.interface !== "no-cache";
   const forward = async (req: ForwardRequest): Promise<ForwardResult> => {
     const { batch, length } = req;
-    const pastLen = req.past?.length ?? 0;
+    const steps = req.steps ?? 0;
+    const window = length - req.start;
+    if (steps && (!looped || window !== 1)) {
+      throw new Error(`${path}: greedy steps need a cache and a one-position window`);
+    }
     const feeds: Record<string, ort.Tensor> = {
-      input_ids: idsTensor(req.ids, [batch, length]),
-      [HEAD.targets]: new ort.Tensor("int64", req.targets, [batch, length - req.start]),
+      [HEAD.targets]: new ort.Tensor("int64", req.targets, [batch, window + steps]),
       [HEAD.suppress]: new ort.Tensor("float32", req.suppress, [info.vocabSize]),
       [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(req.start)), [1]),
     };
-    if (info.hasAttentionMask) {
-      const total = pastLen + length;
-      feeds.attention_mask = idsTensor(new BigInt64Array(batch * total).fill(1n), [batch, total]);
-    }
-    if (info.hasPositionIds) {
-      const pos = new BigInt64Array(batch * length);
-      for (let i = 0; i < pos.length; i++) pos[i] = BigInt(pastLen + (i % length));
-      feeds.position_ids = idsTensor(pos, [batch, length]);
-    }
-    if (info.interface !== "no-cache") {
-      info.pastNames.forEach((name, i) => {
-        feeds[name] = req.past?.tensors[i] ??
-          new ort.Tensor(
-            cacheType,
-            f16 ? new Uint16Array(0) : new Float32Array(0),
-            [batch, info.heads, 0, info.headDim],
-          );
-      });
-      if (info.interface === "merged") {
-        feeds.use_cache_branch = new ort.Tensor("bool", Uint8Array.of(req.past ? 1 : 0), [1]);
+    if (looped) {
+      feeds[LOOP.ids] = new ort.Tensor("int64", req.ids, [batch, length]);
+      feeds[LOOP.trips] = new ort.Tensor("int64", BigInt64Array.of(BigInt(1 + steps)), []);
+    } else {
+      feeds.input_ids = idsTensor(req.ids, [batch, length]);
+      if (info.hasAttentionMask) {
+        feeds.attention_mask = idsTensor(new BigInt64Array(batch * length).fill(1n), [
+          batch,
+          length,
+        ]);
       }
-    } else if (req.past) throw new Error(`${path}: a no-cache model takes no past`);
-    const present = req.wantPresent && info.interface !== "no-cache";
-    const fetches: Record<string, ort.Tensor | null> = {
-      [HEAD.argmax]: null,
-      [HEAD.logprob]: null,
-    };
-    const into = present && req.presentInto
-      ? req.presentInto.map((buf) => {
-        const dims = [batch, info.heads, pastLen + length, info.headDim];
-        const size = dims.reduce((a, b) => a * b, 1);
-        const view = f16 ? new Uint16Array(buf, 0, size) : new Float32Array(buf, 0, size);
-        return nativeFloat16(new ort.Tensor(cacheType, view, dims));
-      })
-      : null;
-    if (present) info.presentNames.forEach((n, i) => fetches[n] = into?.[i] ?? null);
-    for (const t of Object.values(feeds)) nativeFloat16(t);
-    const out = await session.run(feeds, fetches);
-    const result: ForwardResult = {
-      argmax: out[HEAD.argmax].data as BigInt64Array,
-      logprob: out[HEAD.logprob].data as Float32Array,
-    };
-    if (present) {
-      result.present = {
-        length: pastLen + length,
-        tensors: into ?? info.presentNames.map((n) => out[n]),
-      };
+      if (info.hasPositionIds) {
+        const pos = new BigInt64Array(batch * length);
+        for (let i = 0; i < pos.length; i++) pos[i] = BigInt(i % length);
+        feeds.position_ids = idsTensor(pos, [batch, length]);
+      }
     }
-    return result;
+    const out = await session.run(feeds, [HEAD.argmax, HEAD.logprob]);
+    const argmax = out[HEAD.argmax].data as BigInt64Array;
+    const logprob = out[HEAD.logprob].data as Float32Array;
+    if (!steps) return { argmax, logprob };
+    // [1 + steps, batch, 1] → batch × (1 + steps).
+    const n = 1 + steps;
+    const a = new BigInt64Array(batch * n), lp = new Float32Array(batch * n);
+    for (let j = 0; j < n; j++) {
+      for (let b = 0; b < batch; b++) {
+        a[b * n + j] = argmax[j * batch + b];
+        lp[b * n + j] = logprob[j * batch + b];
+      }
+    }
+    return { argmax: a, logprob: lp };
   };
   return {
     path,
@@ -245,21 +216,6 @@ function makeModel(
     forward,
     release: () => session.release(),
   };
-}
-
-/**
- * Makes a float16 tensor readable by ORT's native binding: onnxruntime-common
- * stores float16 data as a `Float16Array` where one exists (Deno), which the
- * binding does not accept as a typed array; a `Uint16Array` view of the same
- * bytes is what it reads.
- */
-export function nativeFloat16(t: ort.Tensor): ort.Tensor {
-  const data = t.data as ArrayBufferView;
-  if (t.type === "float16" && !(data instanceof Uint16Array)) {
-    const view = new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
-    (t as unknown as { cpuData: Uint16Array }).cpuData = view;
-  }
-  return t;
 }
 
 /**

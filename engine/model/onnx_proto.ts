@@ -43,6 +43,8 @@ export interface Attribute {
   ints?: number[];
   t?: Tensor;
   g?: Graph;
+  /** An encoded GraphProto (written as is; for subgraphs assembled from copied bytes). */
+  graphBytes?: Uint8Array;
 }
 
 /** A graph node. */
@@ -366,6 +368,7 @@ function encodeAttribute(a: Attribute): Uint8Array {
   else if (a.s !== undefined) w.string(4, a.s).int(20, 3);
   else if (a.t !== undefined) w.bytes(5, encodeTensor(a.t)).int(20, 4);
   else if (a.g !== undefined) w.bytes(6, encodeGraph(a.g)).int(20, 5);
+  else if (a.graphBytes !== undefined) w.bytes(6, a.graphBytes).int(20, 5);
   else if (a.ints !== undefined) {
     for (const v of a.ints) w.int(8, v);
     w.int(20, 7);
@@ -423,6 +426,43 @@ export function encodeModel(m: Model): Uint8Array {
     w.bytes(8, op.finish());
   }
   return w.bytes(7, encodeGraph(m.graph)).finish();
+}
+
+/** A model's bytes taken apart at its (first) graph: each part a list of whole encoded fields. */
+export interface SplitModel {
+  /** The ModelProto's fields other than the graph (IR version, opsets, producer, ...). */
+  model: Uint8Array[];
+  /** The graph's fields by kind: NodeProto (1), TensorProto and sparse initializers (5, 15). */
+  nodes: Uint8Array[];
+  initializers: Uint8Array[];
+  /** The graph's name (field 2), if any. */
+  name: Uint8Array[];
+}
+
+/** Splits model bytes into its fields (copied byte for byte; inputs, outputs and value_info dropped). */
+export function splitModel(model: Uint8Array): SplitModel {
+  const out: SplitModel = { model: [], nodes: [], initializers: [], name: [] };
+  let seen = false;
+  for (const top of fields(model)) {
+    const whole = model.subarray(top.start, top.end);
+    if (top.no !== 7 || seen) {
+      out.model.push(whole);
+      continue;
+    }
+    seen = true;
+    for (const f of fields(top.bytes)) {
+      const part = top.bytes.subarray(f.start, f.end);
+      if (f.no === 1) out.nodes.push(part);
+      else if (f.no === 5 || f.no === 15) out.initializers.push(part);
+      else if (f.no === 2) out.name.push(part);
+    }
+  }
+  return out;
+}
+
+/** Concatenates encoded parts. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  return concat(...parts);
 }
 
 /** Returns model bytes whose graph is extended by `extra` (nodes, inputs, outputs, initializers). */

@@ -137,16 +137,16 @@ function tally(
 
 /**
  * Free-running greedy generation with the KV cache, every row of the batch in
- * every step (so the weights are read once per step for the whole batch): one
- * pass over the k context tokens with the head on its last position, then
- * l − 1 single-token steps fed the previous greedy token. This is the least
- * work that gives the exact score: a row is verified against its true
- * continuation as it generates (generation equals teacher forcing up to the
- * first mismatch), and no position is computed twice. Each step's target is
- * the true token, so the log-probabilities are teacher-forced up to the first
- * mismatch (the NLL is exact, and reported, for rows whose prefix reaches
- * l − 1). The cache lives in two preallocated buffer sets used in turn: a step
- * reads one and ONNX Runtime writes the grown cache straight into the other.
+ * every step (so the weights are read once per step for the whole batch), in
+ * one session run (engine/model/loop.ts: the cache stays inside ONNX
+ * Runtime): one pass over the k context tokens with the head on its last
+ * position, then l − 1 single-token steps fed the previous greedy token. This
+ * is the least work that gives the exact score: a row is verified against its
+ * true continuation as it generates (generation equals teacher forcing up to
+ * the first mismatch), and no position is computed twice. Each step's target
+ * is the true token, so the log-probabilities are teacher-forced up to the
+ * first mismatch (the NLL is exact, and reported, for rows whose prefix
+ * reaches l − 1).
  */
 async function freeRunning(
   model: LanguageModel,
@@ -157,53 +157,22 @@ async function freeRunning(
   suppress: Float32Array,
 ): Promise<BatchScores> {
   const width = k + l;
-  const elem = model.dtype === "float16" ? 2 : 4;
-  const size = batch * model.heads * (k + l) * model.headDim * elem;
-  const sets = [0, 1].map(() =>
-    Array.from({ length: 2 * model.layers }, () => new ArrayBuffer(size))
-  );
-  const argmax = new BigInt64Array(batch * l);
-  const logprob = new Float32Array(batch * l);
   const ids = new BigInt64Array(batch * k);
-  const targets = new BigInt64Array(batch);
+  const targets = new BigInt64Array(batch * l);
   for (let b = 0; b < batch; b++) {
     for (let i = 0; i < k; i++) ids[b * k + i] = BigInt(tokens[b * width + i]);
-    targets[b] = BigInt(tokens[b * width + k]);
+    for (let j = 0; j < l; j++) targets[b * l + j] = BigInt(tokens[b * width + k + j]);
   }
-  let out = await model.forward({
+  const out = await model.forward({
     ids,
     batch,
     length: k,
     start: k - 1,
     targets,
     suppress,
-    wantPresent: l > 1,
-    presentInto: sets[0],
+    steps: l - 1,
   });
-  for (let j = 0;; j++) {
-    for (let b = 0; b < batch; b++) {
-      argmax[b * l + j] = out.argmax[b];
-      logprob[b * l + j] = out.logprob[b];
-    }
-    if (j === l - 1) break;
-    const step = new BigInt64Array(batch);
-    for (let b = 0; b < batch; b++) {
-      step[b] = out.argmax[b];
-      targets[b] = BigInt(tokens[b * width + k + j + 1]);
-    }
-    out = await model.forward({
-      ids: step,
-      batch,
-      length: 1,
-      past: out.present!,
-      start: 0,
-      targets,
-      suppress,
-      wantPresent: j + 1 < l - 1,
-      presentInto: sets[(j + 1) % 2],
-    });
-  }
-  return tally(argmax, logprob, tokens, batch, k, l, l - 1);
+  return tally(out.argmax, out.logprob, tokens, batch, k, l, l - 1);
 }
 
 /** Greedy steps without a cache: at step j the active rows are re-run over k + j tokens. */

@@ -30,7 +30,6 @@ async function modelFor(task: WorkerTask): Promise<LanguageModel> {
         device: setup.device,
         threads: setup.threads,
         vocabSize: task.vocabSize,
-        arena: task.memorization.mode !== "full",
       }),
     };
     cached.model.catch(() => (cached = null));
