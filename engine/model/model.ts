@@ -73,6 +73,11 @@ export interface LanguageModel {
   readonly hasPositionIds: boolean;
   /** Weight MatMul/Gemm FLOPs per token (2 × weight elements; embeddings excluded). */
   readonly matmulFlopsPerToken: number;
+  /**
+   * Most tokens one teacher-forced pass should hold ({@link CPU_PASS_TOKENS} on
+   * the CPU, unbounded on GPUs); scoring splits larger batches into passes.
+   */
+  readonly passTokens: number;
   /** Weight MatMul FLOPs of one row's pass over `length` tokens whose head window is `window`. */
   passFlops(length: number, window: number): number;
   /** Runs one forward pass (blocks the thread while ORT computes). */
@@ -143,13 +148,25 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
     }
     throw new UserError(`${file}: ONNX Runtime cannot load the model (${msg}).`);
   }
-  return makeModel(file, info, session);
+  return makeModel(file, info, session, device.name === "cpu" ? CPU_PASS_TOKENS : Infinity);
 }
+
+/**
+ * Tokens per teacher-forced pass on the CPU. ONNX Runtime's float32 MatMul
+ * (MLAS) runs ~10% slower on [4032, 512] × [512, 2048] than on [1008, 512] ×
+ * [512, 2048] on the 2-core development machine (374–381 against 414–426
+ * GFLOP/s: the larger output leaves the cache), and `extractable` at
+ * Pythia-70M's shape ran 73 rows/s at batch 64 against 79–82 at batch 8, 16 and
+ * 32. Batches above this are scored in passes of this many tokens at most, so
+ * a larger batch is never slower; the activations stay bounded too.
+ */
+export const CPU_PASS_TOKENS = 2048;
 
 function makeModel(
   path: string,
   info: ModelInfo,
   session: ort.InferenceSession,
+  passTokens: number,
 ): LanguageModel {
   const idsTensor = (data: BigInt64Array, dims: number[]) =>
     info.idsType === DataType.INT32
@@ -210,6 +227,7 @@ function makeModel(
     dtype: info.logitsType === DataType.FLOAT16 ? "float16" : "float32",
     hasPositionIds: info.hasPositionIds,
     matmulFlopsPerToken: info.matmulFlopsPerToken,
+    passTokens,
     passFlops: (length, window) =>
       (info.matmulFlopsPerToken - info.unembeddingFlopsPerToken) * length +
       info.unembeddingFlopsPerToken * window,
