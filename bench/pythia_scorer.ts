@@ -102,7 +102,8 @@ async function reference(path: string, tokens: Int32Array, o: Opts) {
       const ids = BigInt64Array.from(seqs.flat(), BigInt);
       const out = (await session.run(plainFeeds(info, ids, n, len), ["logits"])).logits;
       const data = out.data as Float32Array | Uint16Array;
-      const f16 = out.type === "float16";
+      // float16 logits come as a Float16Array where the runtime has one (Deno), else as bits.
+      const f16 = out.type === "float16" && data instanceof Uint16Array;
       const value = (i: number) => f16 ? half(data[i]) : data[i];
       for (let b = 0; b < n; b++) {
         const at = (b * len + len - 1) * V;

@@ -221,7 +221,12 @@ export function scoreHead(
   } else {
     // The hidden window as [B·L, hidden], the targets as [B·L, 1].
     nodes.push(
-      node("Slice", [unembed.node.inputs[0], io.start, p("end"), p("axis")], [HIDDEN_WINDOW]),
+      node("Slice", [
+        unembed.node.inputs[0],
+        io.start,
+        p("end"),
+        p("axis"),
+      ], [HIDDEN_WINDOW]),
       node("Shape", [HIDDEN_WINDOW], [p("window_shape")]),
       node("Slice", [p("window_shape"), p("zero"), p("two"), p("zero")], [p("bl")]),
       node("Gather", [p("window_shape"), p("two")], [p("hidden_size")]),
@@ -348,6 +353,22 @@ function floatScalar(name: string, value: number): Tensor {
 /** Name of the hidden-state window the head projects. */
 export const HIDDEN_WINDOW = "score_head/hidden_window";
 
+/*
+ * Why a float16 unembedding on the CPU is not replaced by the head's projection:
+ * ONNX Runtime's CPU has no float16 MatMul; it runs float16 nodes in float32
+ * between casts it inserts, drops each inserted cast to float16 that a cast back
+ * to float32 follows, and runs an "isolated" float16 node (the final LayerNorm,
+ * whose consumer is the unembedding) in float32 too. Which values get rounded to
+ * float16 therefore depends on the graph around the unembedding: windowing the
+ * hidden state in float16 changed near-tied greedy tokens against the plain model
+ * (2 rows of 64 at Pythia-70M's shape; 6 when the logits also skipped their
+ * rounding). So on the CPU such a model keeps its own unembedding and the head
+ * cuts its window from the model's logits (the vocabulary projection then runs
+ * on every position of a pass; scoring makes passes of at most
+ * `CPU_FLOAT16_PASS_TOKENS` tokens, engine/model/model.ts). On GPUs float16 runs
+ * natively and the head projects as for float32.
+ */
+
 /**
  * Returns the model bytes with the score head appended (the original bytes are
  * copied, never re-encoded). When the unembedding is found, the graph's own
@@ -360,10 +381,15 @@ export function addScoreHead(
   model: Model,
   logitsType: number,
   vocab: number,
+  onCpu = false,
 ): Uint8Array {
   const opset = model.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 17;
-  const unembed = findUnembedding(model.graph);
-  if (!unembed) return appendToGraph(bytes, scoreHead("logits", logitsType, undefined, opset));
+  const found = findUnembedding(model.graph);
+  // A float16 unembedding on the CPU keeps the model's own logits (see the comment above).
+  const unembed = onCpu && found?.elemType === DataType.FLOAT16 ? null : found;
+  if (!unembed) {
+    return appendToGraph(bytes, scoreHead("logits", logitsType, undefined, opset));
+  }
   const p = (s: string) => `score_head/empty_logits/${s}`;
   const zero = new Uint8Array(unembed.elemType === DataType.FLOAT16 ? 2 : 4);
   const empty = node("ConstantOfShape", [p("shape")], [unembed.node.outputs[0]], [{

@@ -6,8 +6,9 @@
  * the cache; the body computes the attention mask, the positions (and the
  * merged model's `use_cache_branch`) from the cache's length, runs the score
  * head (engine/model/graph.ts) on its window, and feeds its last greedy id to
- * the next iteration. The initializers stay in the outer graph, where the
- * body reads them, so every weight has one user and one copy.
+ * the next iteration. The model's initializers move into the body with its
+ * nodes, so ONNX Runtime optimizes the body as it would the model's own graph
+ * (every weight still has one user and one copy).
  *
  * Iteration 0 runs over the fed ids with the head from `score_start`;
  * iterations 1… run one token each (the previous greedy id), with the head on
@@ -58,18 +59,23 @@ function scalarTensor(
 }
 
 /** Returns the looped model's bytes (see the module doc); `bytes` is the model as read. */
-export function buildGreedyLoop(bytes: Uint8Array, model: Model, info: ModelInfo): Uint8Array {
+export function buildGreedyLoop(
+  bytes: Uint8Array,
+  model: Model,
+  info: ModelInfo,
+): Uint8Array {
   if (info.interface === "no-cache") throw new Error("the greedy loop needs a model with a cache");
   const opset = model.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 17;
   const split = splitModel(bytes);
   const g = model.graph;
   const unembed = findUnembedding(g);
-  const inits = new Set(g.initializers.map((t) => t.name));
   const l = (s: string) => `loop/${s}`;
   const outer: Node[] = [];
   // The body's nodes in topological order: `body` (inputs prepared), the model's, then `post`.
   const body: Node[] = [];
   const post: Node[] = [];
+  // The head's nodes that depend on no window (the suppression count, the weight slices).
+  const headPre: Node[] = [];
   const outerInits: Tensor[] = [];
   const idsType = info.idsType;
   const asIds = (x: string, out: string, into: Node[]) => {
@@ -138,14 +144,13 @@ export function buildGreedyLoop(bytes: Uint8Array, model: Model, info: ModelInfo
     argmax: l("argmax"),
     logprob: l("logprob"),
   };
-  const weightOuter = unembed && inits.has(unembed.node.inputs[1]) ? outer : body;
   const head = scoreHead(
     "logits",
     info.logitsType,
     unembed ? { ...unembed, vocab: info.vocabSize } : undefined,
     opset,
     io,
-    outer,
+    headPre,
   );
   if (unembed) {
     nodes = nodes.slice();
@@ -168,17 +173,8 @@ export function buildGreedyLoop(bytes: Uint8Array, model: Model, info: ModelInfo
       }]),
     );
     outerInits.push(int64Tensor(l("zero_vocab"), [2], [0, info.vocabSize]));
-    // The weight slices belong in the outer graph (folded once) unless the weight is computed.
-    if (weightOuter === body) {
-      const slices = outer.filter((n) =>
-        n.opType === "Slice" && n.inputs[0] === unembed.node.inputs[1]
-      );
-      for (const s of slices) outer.splice(outer.indexOf(s), 1);
-      post.push(...slices);
-    }
   }
-  post.push(...head.nodes!);
-  outerInits.push(...head.initializers!);
+  post.push(...headPre, ...head.nodes!);
   // The next iteration's ids: the last position's greedy id.
   post.push(
     node("Slice", [l("argmax"), l("minus_one"), l("end"), l("one")], [l("next64")]),
@@ -191,12 +187,18 @@ export function buildGreedyLoop(bytes: Uint8Array, model: Model, info: ModelInfo
     elemType: info.pastType,
     dims: ["batch", info.heads, null, info.headDim],
   });
+  // The model's initializers (and the head's constants) live in the body, so that ONNX
+  // Runtime optimizes the body as it would the model's own graph: with the weights in
+  // the outer scope it folded no cast of a float16 weight and fused no scaled MatMul
+  // (attention), and the float16 numerics differed from the plain model's.
   const bodyGraph = concatBytes(
     encodeGraph({ nodes: body }),
     ...nodes,
+    ...split.initializers,
     encodeGraph({
       name: "greedy_step",
       nodes: post,
+      initializers: head.initializers,
       inputs: [
         { name: l("iter"), elemType: DataType.INT64, dims: [] },
         { name: l("cond_in"), elemType: DataType.BOOL, dims: [] },
@@ -257,7 +259,6 @@ export function buildGreedyLoop(bytes: Uint8Array, model: Model, info: ModelInfo
   );
   const outerGraph = concatBytes(
     ...split.name,
-    ...split.initializers,
     encodeGraph({
       nodes: outer,
       initializers: outerInits,

@@ -128,10 +128,13 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
       );
     }
   }
-  const withHead = info.interface === "no-cache"
-    ? addScoreHead(bytes, parsed, info.logitsType, info.vocabSize)
-    : buildGreedyLoop(bytes, parsed, info);
   const device = parseDevice(opts.device);
+  const cpu = device.name === "cpu";
+  const half = info.pastType === DataType.FLOAT16 || info.logitsType === DataType.FLOAT16;
+  const steps: StepMode = info.interface === "no-cache" ? "none" : cpu && half ? "stepped" : "loop";
+  const withHead = steps === "loop"
+    ? buildGreedyLoop(bytes, parsed, info)
+    : addScoreHead(bytes, parsed, info.logitsType, info.vocabSize, cpu);
   let session: ort.InferenceSession;
   try {
     const options = sessionOptions(device, opts.threads);
@@ -148,7 +151,8 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
     }
     throw new UserError(`${file}: ONNX Runtime cannot load the model (${msg}).`);
   }
-  return makeModel(file, info, session, device.name === "cpu" ? CPU_PASS_TOKENS : Infinity);
+  const passTokens = !cpu ? Infinity : half ? CPU_FLOAT16_PASS_TOKENS : CPU_PASS_TOKENS;
+  return makeModel(file, info, session, passTokens, steps);
 }
 
 /**
@@ -162,60 +166,155 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
  */
 export const CPU_PASS_TOKENS = 2048;
 
+/**
+ * Tokens per pass for float16 models on the CPU, whose head cuts its window
+ * from the model's own [batch, tokens, vocabulary] logits (engine/model/graph.ts,
+ * the comment on addScoreHead): 512 tokens are 52 MB of float16 logits at Pythia's vocabulary.
+ */
+export const CPU_FLOAT16_PASS_TOKENS = 512;
+
+/**
+ * How a model runs greedy steps: `loop` in one session run (engine/model/loop.ts),
+ * `stepped` one session run per step with the cache through JavaScript, `none`
+ * (no cache: scoring re-runs the prefix). `stepped` is for float16 models on the
+ * CPU, which keep their own graph around the unembedding (engine/model/graph.ts,
+ * the comment on addScoreHead): ONNX Runtime also optimizes a Loop's body less than a graph
+ * (no cast of a float16 weight folded, no scaled MatMul fused), which in float16
+ * can move a near-tie. In float32 the loop changes no score measured (every
+ * agreement test, 1024 bench rows); on GPUs float16 runs natively.
+ */
+type StepMode = "loop" | "stepped" | "none";
+
 function makeModel(
   path: string,
   info: ModelInfo,
   session: ort.InferenceSession,
   passTokens: number,
+  stepMode: StepMode,
 ): LanguageModel {
   const idsTensor = (data: BigInt64Array, dims: number[]) =>
     info.idsType === DataType.INT32
       ? new ort.Tensor("int32", Int32Array.from(data, Number), dims)
       : new ort.Tensor("int64", data, dims);
-  const looped = info.interface !== "no-cache";
+  const cacheType = info.pastType === DataType.FLOAT16 ? "float16" : "float32";
+  /** One run of the plain (headed) graph over `ids` after `past` (stepped and no-cache models). */
+  const pass = async (
+    ids: BigInt64Array,
+    batch: number,
+    length: number,
+    start: number,
+    targets: BigInt64Array,
+    suppress: Float32Array,
+    past: { length: number; tensors: ort.Tensor[] } | null,
+    wantPresent: boolean,
+  ) => {
+    const pastLen = past?.length ?? 0;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: idsTensor(ids, [batch, length]),
+      [HEAD.targets]: new ort.Tensor("int64", targets, [batch, length - start]),
+      [HEAD.suppress]: new ort.Tensor("float32", suppress, [info.vocabSize]),
+      [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(start)), [1]),
+    };
+    if (info.hasAttentionMask) {
+      const total = pastLen + length;
+      feeds.attention_mask = idsTensor(new BigInt64Array(batch * total).fill(1n), [batch, total]);
+    }
+    if (info.hasPositionIds) {
+      const pos = new BigInt64Array(batch * length);
+      for (let i = 0; i < pos.length; i++) pos[i] = BigInt(pastLen + (i % length));
+      feeds.position_ids = idsTensor(pos, [batch, length]);
+    }
+    if (info.interface !== "no-cache") {
+      info.pastNames.forEach((name, i) => {
+        feeds[name] = past?.tensors[i] ??
+          new ort.Tensor(
+            cacheType,
+            cacheType === "float16" ? new Uint16Array(0) : new Float32Array(0),
+            [batch, info.heads, 0, info.headDim],
+          );
+      });
+      if (info.interface === "merged") {
+        feeds.use_cache_branch = new ort.Tensor("bool", Uint8Array.of(past ? 1 : 0), [1]);
+      }
+    }
+    for (const t of Object.values(feeds)) nativeFloat16(t);
+    const fetch = [HEAD.argmax, HEAD.logprob, ...(wantPresent ? info.presentNames : [])];
+    const out = await session.run(feeds, fetch);
+    return {
+      argmax: out[HEAD.argmax].data as BigInt64Array,
+      logprob: out[HEAD.logprob].data as Float32Array,
+      present: wantPresent
+        ? { length: pastLen + length, tensors: info.presentNames.map((n) => out[n]) }
+        : null,
+    };
+  };
+  /** Rows of per-step outputs ([steps][batch]) as batch × steps, row-major. */
+  const byRow = (
+    parts: { argmax: ArrayLike<bigint>; logprob: ArrayLike<number> }[],
+    batch: number,
+  ) => {
+    const n = parts.length;
+    const argmax = new BigInt64Array(batch * n), logprob = new Float32Array(batch * n);
+    parts.forEach((p, j) => {
+      for (let b = 0; b < batch; b++) {
+        argmax[b * n + j] = p.argmax[b];
+        logprob[b * n + j] = p.logprob[b];
+      }
+    });
+    return { argmax, logprob };
+  };
   const forward = async (req: ForwardRequest): Promise<ForwardResult> => {
     const { batch, length } = req;
     const steps = req.steps ?? 0;
     const window = length - req.start;
-    if (steps && (!looped || window !== 1)) {
+    if (steps && (stepMode === "none" || window !== 1)) {
       throw new Error(`${path}: greedy steps need a cache and a one-position window`);
+    }
+    if (stepMode !== "loop") {
+      const column = (j: number) => {
+        const t = new BigInt64Array(batch);
+        for (let b = 0; b < batch; b++) t[b] = req.targets[b * (window + steps) + window - 1 + j];
+        return t;
+      };
+      if (!steps) {
+        const r = await pass(
+          req.ids,
+          batch,
+          length,
+          req.start,
+          req.targets,
+          req.suppress,
+          null,
+          false,
+        );
+        return { argmax: r.argmax, logprob: r.logprob };
+      }
+      let r = await pass(req.ids, batch, length, req.start, column(0), req.suppress, null, true);
+      const parts = [r];
+      for (let j = 1; j <= steps; j++) {
+        const next = BigInt64Array.from(r.argmax);
+        r = await pass(next, batch, 1, 0, column(j), req.suppress, r.present, j < steps);
+        parts.push(r);
+      }
+      return byRow(parts, batch);
     }
     const feeds: Record<string, ort.Tensor> = {
       [HEAD.targets]: new ort.Tensor("int64", req.targets, [batch, window + steps]),
       [HEAD.suppress]: new ort.Tensor("float32", req.suppress, [info.vocabSize]),
       [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(req.start)), [1]),
+      [LOOP.ids]: new ort.Tensor("int64", req.ids, [batch, length]),
+      [LOOP.trips]: new ort.Tensor("int64", BigInt64Array.of(BigInt(1 + steps)), []),
     };
-    if (looped) {
-      feeds[LOOP.ids] = new ort.Tensor("int64", req.ids, [batch, length]);
-      feeds[LOOP.trips] = new ort.Tensor("int64", BigInt64Array.of(BigInt(1 + steps)), []);
-    } else {
-      feeds.input_ids = idsTensor(req.ids, [batch, length]);
-      if (info.hasAttentionMask) {
-        feeds.attention_mask = idsTensor(new BigInt64Array(batch * length).fill(1n), [
-          batch,
-          length,
-        ]);
-      }
-      if (info.hasPositionIds) {
-        const pos = new BigInt64Array(batch * length);
-        for (let i = 0; i < pos.length; i++) pos[i] = BigInt(i % length);
-        feeds.position_ids = idsTensor(pos, [batch, length]);
-      }
-    }
     const out = await session.run(feeds, [HEAD.argmax, HEAD.logprob]);
     const argmax = out[HEAD.argmax].data as BigInt64Array;
     const logprob = out[HEAD.logprob].data as Float32Array;
     if (!steps) return { argmax, logprob };
     // [1 + steps, batch, 1] → batch × (1 + steps).
-    const n = 1 + steps;
-    const a = new BigInt64Array(batch * n), lp = new Float32Array(batch * n);
-    for (let j = 0; j < n; j++) {
-      for (let b = 0; b < batch; b++) {
-        a[b * n + j] = argmax[j * batch + b];
-        lp[b * n + j] = logprob[j * batch + b];
-      }
-    }
-    return { argmax: a, logprob: lp };
+    const parts = Array.from({ length: 1 + steps }, (_, j) => ({
+      argmax: argmax.subarray(j * batch, (j + 1) * batch),
+      logprob: logprob.subarray(j * batch, (j + 1) * batch),
+    }));
+    return byRow(parts, batch);
   };
   return {
     path,
@@ -234,6 +333,21 @@ function makeModel(
     forward,
     release: () => session.release(),
   };
+}
+
+/**
+ * Makes a float16 tensor readable by ORT's native binding: onnxruntime-common
+ * stores float16 data as a `Float16Array` where one exists (Deno), which the
+ * binding does not accept as a typed array; a `Uint16Array` view of the same
+ * bytes is what it reads.
+ */
+function nativeFloat16(t: ort.Tensor): ort.Tensor {
+  const data = t.data as ArrayBufferView;
+  if (t.type === "float16" && !(data instanceof Uint16Array)) {
+    const view = new Uint16Array(data.buffer, data.byteOffset, data.byteLength / 2);
+    (t as unknown as { cpuData: Uint16Array }).cpuData = view;
+  }
+  return t;
 }
 
 /**
