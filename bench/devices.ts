@@ -19,47 +19,13 @@ import { resolve } from "node:path";
 import { loadExperiment } from "../engine/config/config.ts";
 import { openTokenReader } from "../engine/data/datasets.ts";
 import { makePlan } from "../engine/run/plan.ts";
-import type { DeviceSlot } from "../engine/types.ts";
 import { writeMegatron } from "./megatron.ts";
 import { ensureNeox, neoxParams, PYTHIA } from "./neox.ts";
-import { benchJobs, timePool, type Timing } from "./pool.ts";
+import { benchJobs } from "./pool.ts";
+import { type Candidate, choose, cpuCandidates, measureCandidates } from "../engine/run/devices.ts";
+import { workerTask } from "../engine/run/run.ts";
 
-/** A configuration with fewer workers within this fraction of the fastest is preferred. */
-export const TOLERANCE = 0.05;
-
-/** A candidate: workers on one device, threads each, and its measured rows/s. */
-export interface Candidate {
-  device: string;
-  workers: number;
-  threads: number;
-  rowsPerS?: number;
-}
-
-/** The splits of `cores` CPU cores into workers × threads (workers dividing the cores). */
-export function cpuCandidates(cores: number): Candidate[] {
-  const out: Candidate[] = [];
-  for (let w = 1; w <= cores; w++) {
-    if (cores % w === 0) out.push({ device: "cpu", workers: w, threads: cores / w });
-  }
-  return out;
-}
-
-/** Picks the fastest candidate, or one with fewer workers within {@link TOLERANCE}; says why. */
-export function choose(measured: Candidate[]): { best: Candidate; why: string } {
-  const fastest = measured.reduce((a, b) => (b.rowsPerS! > a.rowsPerS! ? b : a));
-  const close = measured.filter((c) => c.rowsPerS! >= fastest.rowsPerS! * (1 - TOLERANCE));
-  const best = close.reduce((a, b) => (b.workers < a.workers ? b : a));
-  const show = (c: Candidate) => `${c.workers} × ${c.threads} (${c.rowsPerS!.toFixed(1)} rows/s)`;
-  const why = best === fastest
-    ? `${show(best)} is the fastest${
-      measured.length > 1
-        ? `; the others: ${measured.filter((c) => c !== best).map(show).join(", ")}`
-        : ""
-    }`
-    : `${show(best)} is within ${TOLERANCE * 100}% of the fastest, ${show(fastest)}, ` +
-      `with fewer workers (each holds a copy of the model)`;
-  return { best, why };
-}
+export { choose, cpuCandidates, TOLERANCE } from "../engine/run/devices.ts";
 
 async function defaultExperiment(): Promise<string> {
   const shapeName = Deno.env.get("BENCH_SHAPE") ?? "70m";
@@ -128,29 +94,18 @@ export async function runDevicesBench(): Promise<Record<string, number>> {
     `devices trial: ${checkpoint.path}, ${rows} rows per configuration, ${exp.memorization.mode}, ` +
       `batch ${exp.batchSize}; ${candidates.map((c) => `${c.workers} × ${c.threads}`).join(", ")}`,
   );
-  const timings = new Map<Candidate, Timing[]>();
-  const order = [...candidates, ...[...candidates].reverse()];
-  for (const c of order) {
-    const slots: DeviceSlot[] = Array(c.workers).fill({ device: c.device, threads: c.threads });
-    const t = await timePool(exp, jobs, slots);
-    timings.set(c, [...(timings.get(c) ?? []), t]);
-    const rate = (rows / t.total).toFixed(1);
-    console.log(
-      `  ${c.device} ${c.workers} × ${c.threads}: ${rate} rows/s (${t.total.toFixed(1)} s)`,
-    );
-  }
   // Whole runs, loading included: with few jobs per worker, "after start-up" is not measurable.
-  for (const c of candidates) {
-    const ts = timings.get(c)!;
-    c.rowsPerS = (rows * ts.length) / ts.reduce((a, t) => a + t.total, 0);
-  }
-  const { best, why } = choose(candidates);
+  const measured = await measureCandidates(candidates, jobs, (job) => workerTask(exp, job), {
+    steady: false,
+    log: console.log,
+  });
+  const { best, why } = choose(measured);
   console.log(`choice: ${why}.`);
   console.log(
     `experiment file:\ndevices:\n  - { device: ${best.device}, workers: ${best.workers}, threads: ${best.threads} }`,
   );
   const out: Record<string, number> = { rows, workers: best.workers, threads: best.threads };
-  for (const c of candidates) out[`rows_per_s_${c.workers}x${c.threads}`] = c.rowsPerS!;
+  for (const c of measured) out[`rows_per_s_${c.workers}x${c.threads}`] = c.rowsPerS!;
   return out;
 }
 

@@ -144,8 +144,13 @@ export interface Experiment {
    * models whose trained target does not exist yet (see `deno task forecast`).
    */
   target?: { model: string; step: number };
-  /** Device slots, one worker each. */
+  /** Device slots, one worker each (with `devicesAuto`, until the trial replaces them). */
   devices: DeviceSlot[];
+  /**
+   * `devices: auto`: the CPU's workers × threads are chosen by a short trial when
+   * scoring starts (engine/run/devices.ts).
+   */
+  devicesAuto?: boolean;
   /** Rows per forward pass. */
   batchSize: number;
   /** Rows per shard (the unit of work, storage and resume). */

@@ -68,6 +68,7 @@ export function build(raw: RawExperiment, ctx: BuildContext): {
     rows: buildRows(raw.rows, report),
     ...(target ? { target } : {}),
     devices,
+    ...(raw.devices === "auto" ? { devicesAuto: true } : {}),
     batchSize: raw.batch_size,
     shardSize: raw.shard_size,
     output,
@@ -318,7 +319,10 @@ function buildRows(rows: RawExperiment["rows"], report: Report): RowSelection {
 
 /** One slot per worker; the total is checked before any slot is made. */
 function buildDevices(raw: RawExperiment, report: Report): DeviceSlot[] {
-  const entries = raw.devices ?? [{ device: "cpu", workers: 1, threads: undefined }];
+  // `auto`: the default slot until the trial at the start of scoring (engine/run/devices.ts).
+  const entries = raw.devices === undefined || raw.devices === "auto"
+    ? [{ device: "cpu", workers: 1, threads: undefined }]
+    : raw.devices;
   const total = entries.reduce((a, d) => a + d.workers, 0);
   if (total > LIMITS.slots) {
     report(

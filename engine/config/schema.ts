@@ -315,9 +315,16 @@ export const experimentSchema = z.strictObject({
   memorization: memorizationSchema,
   rows: rowsSchema,
   target: targetSchema,
-  devices: z.array(deviceSchema).min(1).max(LIMITS.devices).optional().meta({
-    description: "a non-empty list of {device, workers, threads} (default: one cpu worker)",
-    examples: [[{ device: "cuda:0", workers: 2 }]],
+  devices: z.union([
+    z.literal("auto").meta({
+      description: "auto: split this machine's CPU cores into workers × threads by a short " +
+        "trial when scoring starts (kept in the run folder per host)",
+    }),
+    z.array(deviceSchema).min(1).max(LIMITS.devices),
+  ]).optional().meta({
+    description: "auto, or a non-empty list of {device, workers, threads} (default: one cpu " +
+      "worker with all cores)",
+    examples: ["auto", [{ device: "cuda:0", workers: 2 }]],
   }),
   batch_size: int(1, LIMITS.batchSize).default(64).meta({
     description: "a positive integer: rows per forward pass",

@@ -60,6 +60,8 @@ export interface Plan {
     mode: "extractable" | "full";
     tokensPerRow: number;
     devices: number;
+    /** `devices: auto`: the slots are chosen by a trial when scoring starts. */
+    devicesAuto?: boolean;
   };
 }
 
@@ -149,6 +151,7 @@ export function makePlan(exp: Experiment, totalRows: number, opts: PlanOptions =
       mode: exp.memorization.mode,
       tokensPerRow: exp.memorization.context + exp.memorization.continuation,
       devices: exp.devices.length,
+      ...(exp.devicesAuto ? { devicesAuto: true } : {}),
     },
   }, opts.done ?? new Set());
 }
@@ -202,7 +205,9 @@ export function formatPlan(plan: Plan, notes: readonly string[] = []): string {
       (e.target ? `${e.target.model} step ${e.target.step}` : "none (no trained target)"),
     `rows: ${formatCount(plan.selectedRows)} selected of ${formatCount(plan.totalRows)} in the ` +
       `data; ${plan.shards} shards of ≤ ${formatCount(e.shardSize)} rows; batch ${e.batchSize}; ` +
-      `${e.devices} device slots`,
+      (e.devicesAuto
+        ? "device slots chosen by a trial when scoring starts (devices: auto)"
+        : `${e.devices} device slots`),
     `jobs: ${formatCount(plan.jobs.length)} (model × step × shard), ` +
       (plan.jobs.length > 0
         ? `${formatCount(minRows)}–${formatCount(maxRows)} rows per job`

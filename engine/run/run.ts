@@ -15,6 +15,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jobsForGroup } from "../cluster/cluster.ts";
 import { runPool, type WorkerTask } from "./pool.ts";
+import { autoDevices } from "./devices.ts";
 import { type ProgressDisplay, type ProgressOptions, startProgress } from "./progress.ts";
 import { currentManifest, planRun } from "./run_folder.ts";
 import { appendJsonLine, openStore, writeAtomic, writeJson } from "../store/store.ts";
@@ -135,12 +136,15 @@ async function scoreJobs(
   const moved = await withFolderLock(runDir, "manifest", () => store.prepare(manifest), log);
   for (const notice of moved) log(notice);
   for (const warning of duplicateWeights(manifest.checkpoints)) log(`warning: ${warning}`);
-  await writeJson(join(runDir, "experiment.json"), exp);
-  await writeAtomic(join(runDir, "experiment.yaml"), await readFile(exp.file).catch(() => ""));
 
   // Judged by the prepared (writable) store: a corrupt shard is moved aside and rescored.
   const pending: Job[] = [];
   for (const job of jobs) if (!(await store.isDone(job))) pending.push(job);
+  if (exp.devicesAuto && pending.length > 0) {
+    exp = { ...exp, devices: await autoDevices(exp, pending, (job) => workerTask(exp, job), log) };
+  }
+  await writeJson(join(runDir, "experiment.json"), exp);
+  await writeAtomic(join(runDir, "experiment.yaml"), await readFile(exp.file).catch(() => ""));
   const skipped = jobs.length - pending.length;
   const pendingRows = pending.reduce((a, j) => a + j.rows.length, 0);
   log(
