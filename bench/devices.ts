@@ -40,7 +40,10 @@ async function defaultExperiment(): Promise<string> {
   const data = writeMegatron(`${root}-devices-data`, { rows: 1024, vocab: shape.vocab, seed: 9 });
   const file = `${root}-devices.yaml`;
   const mode = Deno.env.get("BENCH_MODE") === "full" ? "full" : "extractable";
-  await Deno.writeTextFile(file, trialExperiment(shapeName, model.path, data, mode));
+  await Deno.writeTextFile(
+    file,
+    trialExperiment(shapeName, resolve(model.path), resolve(data), mode),
+  );
   return file;
 }
 

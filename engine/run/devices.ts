@@ -6,9 +6,12 @@
  * alike); the fastest wins unless a split with fewer workers is within
  * {@link TOLERANCE} of it (each worker holds its own copy of the model: fewer
  * workers, less memory). For a run the trial is of the slowest checkpoint to
- * score (the largest model's last), on rows of its first pending shard, and
- * its rates are those after start-up (model loading excluded, as a real shard
- * amortizes it); the scores of the trial are discarded. The choice is kept in
+ * score (the largest model's last), on rows of its first pending shard (4 ×
+ * batch × cores of them, in jobs of one batch), and its rates are whole runs,
+ * loading included (the workers of a split load in parallel, so loading costs
+ * every split about the same; a rate "after the first batch" favours more
+ * workers when each has only a few batches); the scores of the trial are
+ * discarded. The choice is kept in
  * `<run>/devices/<host>.json` and reused while the host, its cores, the
  * checkpoint, the mode and the batch size are the same.
  *
@@ -90,7 +93,8 @@ export async function timeSlots(
 
 /**
  * Measures each candidate on `jobs` (A B … B A) and returns them with
- * `rowsPerS` set: after start-up with `steady`, else whole runs.
+ * `rowsPerS` set: whole runs, or with `steady` the rows after the first
+ * finished batch over the time after it (fair only with many batches per worker).
  */
 export async function measureCandidates(
   candidates: Candidate[],
@@ -108,8 +112,11 @@ export async function measureCandidates(
     const t = await timeSlots(jobs, slots, task);
     timings.set(c, [...(timings.get(c) ?? []), t]);
     opts.log(
-      `  ${c.device} ${c.workers} × ${c.threads}: ${(rows / t.total).toFixed(1)} rows/s in all, ` +
-        `${((rows - t.firstRows) / t.steady).toFixed(1)} after start-up (${t.total.toFixed(1)} s)`,
+      `  ${c.device} ${c.workers} × ${c.threads}: ` +
+        (opts.steady
+          ? `${((rows - t.firstRows) / t.steady).toFixed(1)} rows/s after the first batch`
+          : `${(rows / t.total).toFixed(1)} rows/s`) +
+        ` (${t.total.toFixed(1)} s in all)`,
     );
   }
   return candidates.map((c) => {
@@ -195,7 +202,7 @@ export async function autoDevices(
     } ` +
       `workers × threads on ${rows} rows of ${slowest.id} (A B … B A; its scores are discarded)`,
   );
-  const measured = await measureCandidates(candidates, jobs, task, { steady: true, log });
+  const measured = await measureCandidates(candidates, jobs, task, { steady: false, log });
   const { best, why } = choose(measured);
   log(`devices: auto → ${best.workers} × ${best.threads}: ${why}`);
   await writeJson(
