@@ -6,9 +6,10 @@
  * the cache; the body computes the attention mask, the positions (and the
  * merged model's `use_cache_branch`) from the cache's length, runs the score
  * head (engine/model/graph.ts) on its window, and feeds its last greedy id to
- * the next iteration. The model's initializers move into the body with its
- * nodes, so ONNX Runtime optimizes the body as it would the model's own graph
- * (every weight still has one user and one copy).
+ * the next iteration. The initializers stay in the outer graph, where the body
+ * reads them (every weight has one user and one copy; moved into the body they
+ * were held twice over: +160 MB at Pythia-70M's shape), and so do the head's
+ * weight slices, folded once.
  *
  * Iteration 0 runs over the fed ids with the head from `score_start`;
  * iterations 1… run one token each (the previous greedy id), with the head on
@@ -174,7 +175,13 @@ export function buildGreedyLoop(
     );
     outerInits.push(int64Tensor(l("zero_vocab"), [2], [0, info.vocabSize]));
   }
-  post.push(...headPre, ...head.nodes!);
+  // The weight slices (and the suppression count) are folded once in the outer graph,
+  // unless the weight is computed by the model's nodes (then they follow those).
+  const weightIsInitializer = !unembed ||
+    g.initializers.some((t) => t.name === unembed.node.inputs[1]);
+  if (weightIsInitializer) outer.push(...headPre);
+  else post.push(...headPre);
+  post.push(...head.nodes!);
   // The next iteration's ids: the last position's greedy id.
   post.push(
     node("Slice", [l("argmax"), l("minus_one"), l("end"), l("one")], [l("next64")]),
@@ -187,18 +194,12 @@ export function buildGreedyLoop(
     elemType: info.pastType,
     dims: ["batch", info.heads, null, info.headDim],
   });
-  // The model's initializers (and the head's constants) live in the body, so that ONNX
-  // Runtime optimizes the body as it would the model's own graph: with the weights in
-  // the outer scope it folded no cast of a float16 weight and fused no scaled MatMul
-  // (attention), and the float16 numerics differed from the plain model's.
   const bodyGraph = concatBytes(
     encodeGraph({ nodes: body }),
     ...nodes,
-    ...split.initializers,
     encodeGraph({
       name: "greedy_step",
       nodes: post,
-      initializers: head.initializers,
       inputs: [
         { name: l("iter"), elemType: DataType.INT64, dims: [] },
         { name: l("cond_in"), elemType: DataType.BOOL, dims: [] },
@@ -257,8 +258,10 @@ export function buildGreedyLoop(
     int64Tensor(l("cache_dims"), [3], [info.heads, 0, info.headDim]),
     scalarTensor(l("cond"), DataType.BOOL, Uint8Array.of(1)),
   );
+  outerInits.push(...head.initializers!);
   const outerGraph = concatBytes(
     ...split.name,
+    ...split.initializers,
     encodeGraph({
       nodes: outer,
       initializers: outerInits,

@@ -270,6 +270,24 @@ function makeModel(
     if (steps && (stepMode === "none" || window !== 1)) {
       throw new Error(`${path}: greedy steps need a cache and a one-position window`);
     }
+    const perPass = Math.max(1, Math.floor(passTokens / length));
+    if (stepMode === "stepped" && steps && batch > perPass) {
+      // The model's own logits over the prompt: rows in groups of at most passTokens tokens.
+      const n = window + steps;
+      const argmax = new BigInt64Array(batch * n), logprob = new Float32Array(batch * n);
+      for (let from = 0; from < batch; from += perPass) {
+        const rows = Math.min(perPass, batch - from);
+        const part = await forward({
+          ...req,
+          batch: rows,
+          ids: req.ids.subarray(from * length, (from + rows) * length),
+          targets: req.targets.subarray(from * n, (from + rows) * n),
+        });
+        argmax.set(part.argmax, from * n);
+        logprob.set(part.logprob, from * n);
+      }
+      return { argmax, logprob };
+    }
     if (stepMode !== "loop") {
       const column = (j: number) => {
         const t = new BigInt64Array(batch);
