@@ -135,3 +135,24 @@ Deno.test("assertComplete lists missing shards, and says when it cannot check", 
         e.message.includes("--partial"),
     );
   }));
+
+Deno.test("rows: seen over data shorter than what the checkpoints saw is scored with a note, never silently", async () => {
+  await withDir(async (dir) => {
+    // 100 steps × 4 sequences = 400 rows seen; the data has 300.
+    const exp = await experimentFromYaml(
+      dir,
+      YAML.replace("shard_size: 150", "rows: seen\nshard_size: 150"),
+    );
+    await writeFile(join(dir, "data.bin"), new Uint8Array(300 * 20 * 2));
+    const folder = await openRun(join(dir, "run"), { experiment: exp });
+    assert.equal(folder.plan.selectedRows, 300);
+    const note = folder.notes.find((n) => /rows: seen/.test(n));
+    assert.ok(note, folder.notes.join("\n"));
+    assert.match(note, /seen 400 rows .* has 300; scoring those 300/);
+    assert.match(note, /:\d+:\d+: rows: seen/, "at the line of rows");
+    // Data covering what was seen: no note.
+    await writeFile(join(dir, "data.bin"), new Uint8Array(400 * 20 * 2));
+    const full = await openRun(join(dir, "run"), { experiment: exp });
+    assert.ok(!full.notes.some((n) => /rows: seen/.test(n)));
+  });
+});

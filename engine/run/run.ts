@@ -136,6 +136,7 @@ async function scoreJobs(
   const moved = await withFolderLock(runDir, "manifest", () => store.prepare(manifest), log);
   for (const notice of moved) log(notice);
   for (const warning of duplicateWeights(manifest.checkpoints)) log(`warning: ${warning}`);
+  for (const note of planned.notes) log(`note: ${note}`);
 
   // Judged by the prepared (writable) store: a corrupt shard is moved aside and rescored.
   const pending: Job[] = [];

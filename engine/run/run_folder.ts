@@ -90,6 +90,15 @@ export async function planRun(
     totalRows = reader.rows;
     await reader.close();
   }
+  const seen = seenLimit(experiment, Number.MAX_SAFE_INTEGER);
+  if (!rowsAssumed && experiment.rows.kind === "seen" && totalRows < seen) {
+    notes.push(
+      `${experiment.locations?.["rows"] ?? experiment.file}: rows: seen: the checkpoints have ` +
+        `seen ${seen} rows (max step × sequences_per_step) but ${file} has ${totalRows}; ` +
+        `scoring those ${totalRows}, so the later checkpoints score fewer rows than they were ` +
+        `trained on (give the whole training data, or rows.range to say so)`,
+    );
+  }
   const plan = makePlan(experiment, totalRows);
   return { experiment, totalRows, rowsAssumed, dataFingerprint, plan, notes };
 }
