@@ -5,7 +5,15 @@
  * @module
  */
 import { UserError } from "../engine/errors.ts";
-import { type Command, DEFAULT_EXPERIMENT, onePositional, parse, runDirOf } from "./command.ts";
+import {
+  type Command,
+  DEFAULT_EXPERIMENT,
+  onePositional,
+  parse,
+  runDirOf,
+  WAIT_OPTION,
+  withRunFolder,
+} from "./command.ts";
 
 /** The `export` subcommand. */
 export const exportCommand: Command = {
@@ -23,9 +31,10 @@ accuracy, matches, prefix, nll; dataset: a Hive-partitioned Parquet dataset
 
 options:
   --format csv|parquet|dataset (default csv)
+  --wait               when another process writes the run folder, wait for it
   -h, --help           this text`,
   async run(args) {
-    const { values, positionals } = parse(args, { "format": { type: "string" } });
+    const { values, positionals } = parse(args, { "format": { type: "string" }, ...WAIT_OPTION });
     const format = values.format ?? "csv";
     if (format !== "csv" && format !== "parquet" && format !== "dataset") {
       throw new UserError(`--format ${format}: expected csv, parquet or dataset`);
@@ -33,9 +42,13 @@ options:
     const target = onePositional(positionals, "run folder or experiment file", DEFAULT_EXPERIMENT);
     const runDir = await runDirOf(target);
     const { exportScores } = await import("../engine/store/export.ts");
-    const written = await exportScores(runDir, format, {
-      log: (line) => console.error(line),
-    });
+    // The folder's lock: a scoring run must not move shards aside while they are read.
+    const written = await withRunFolder(
+      runDir,
+      "export",
+      values.wait === true,
+      () => exportScores(runDir, format, { log: (line) => console.error(line) }),
+    );
     if (written.length === 0) throw new UserError(`${runDir}: no stored scores to export`);
     for (const path of written) console.log(path);
     return 0;

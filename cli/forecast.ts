@@ -5,7 +5,7 @@
  * @module
  */
 import { UserError } from "../engine/errors.ts";
-import { type Command, parse, runDirOf } from "./command.ts";
+import { type Command, parse, runDirOf, WAIT_OPTION, withRunFolder } from "./command.ts";
 
 /** The `forecast` subcommand. */
 export const forecastCommand: Command = {
@@ -26,6 +26,7 @@ options:
   --signal S           binary, score, prefix or nll
   --budget F           only predictors costing at most F of the calibration target's compute
   --output DIR         where the files go (default RUN/forecast)
+  --wait               when another process writes either run folder, wait for it
   -h, --help           this text`,
   async run(args) {
     const { values, positionals } = parse(args, {
@@ -33,6 +34,7 @@ options:
       "signal": { type: "string" },
       "budget": { type: "string" },
       "output": { type: "string" },
+      ...WAIT_OPTION,
     });
     if (positionals.length !== 2) {
       throw new UserError(
@@ -43,10 +45,20 @@ options:
     const opts = parseForecastOptions(values as Record<string, string | undefined>);
     const [cal, run] = [await runDirOf(positionals[0]), await runDirOf(positionals[1])];
     const { runForecast } = await import("../reports/page/forecast.ts");
-    const out = await runForecast(cal, run, {
-      ...opts,
-      ...(values.output !== undefined ? { output: values.output as string } : {}),
-    });
+    const forecast = () =>
+      runForecast(cal, run, {
+        ...opts,
+        ...(values.output !== undefined ? { output: values.output as string } : {}),
+      });
+    // Both folders' locks, in path order (two forecasts crossing with --wait cannot deadlock).
+    const [first, second] = [...new Set([cal, run])].sort();
+    const wait = values.wait === true;
+    const out = await withRunFolder(
+      first,
+      "forecast",
+      wait,
+      () => second ? withRunFolder(second, "forecast", wait, forecast) : forecast(),
+    );
     for (const f of out.files) console.log(f);
     return 0;
   },

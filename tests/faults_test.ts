@@ -302,6 +302,13 @@ Deno.test("a second writer on a run folder refuses naming the holder, or waits w
   const report = await cli(["report", out]);
   expectCode(report, 2);
   assert.match(report.stderr, new RegExp(`in use: scoring by pid ${holder.pid}`));
+  // Export and forecast read the shards a scoring run may move aside: they refuse too.
+  for (const args of [["export", out], ["forecast", out, out]]) {
+    const r = await cli(args);
+    expectCode(r, 2);
+    assertNoStack(r);
+    assert.match(r.stderr, new RegExp(`in use: scoring by pid ${holder.pid}`), args.join(" "));
+  }
 
   const waiting = command(["experiment", small.yaml, "--no-report", "--output", out, "--wait"])
     .output();
