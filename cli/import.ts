@@ -8,7 +8,7 @@
 import { fileURLToPath } from "node:url";
 import { loadExperiment } from "../engine/config/config.ts";
 import { UserError } from "../engine/errors.ts";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { type Command, parse, WAIT_OPTION, withRunFolder } from "./command.ts";
 
 /** The `import` subcommand. */
@@ -23,8 +23,11 @@ reference per-rank CSVs, this harness's exports) into a run folder, analyses
 them and renders its report.
 
 options:
-  --experiment FILE    the suite (default: experiments/pythia-<suite>.yaml from the
-                       Hugging Face split names)
+  --experiment FILE    the suite (default: experiments/pythia-<suite>.yaml from --suite
+                       or the Hugging Face split names)
+  --suite duped|deduped import only this Pythia suite's Hugging Face splits (a whole
+                       download of pythia-memorized-evals holds both; without it a split
+                       of the other suite is an error)
   --rows A:B           restrict every run to rows [A, B) (the paper's heatmaps: 0:23552000);
                        default: the rows each run has seen, [0, step × sequences_per_step)
   --output RUN         run folder (default runs/<experiment name>-import)
@@ -40,8 +43,13 @@ options:
       "output": { type: "string" },
       "tokenizer": { type: "string" },
       "pattern": { type: "string" },
+      "suite": { type: "string" },
       ...WAIT_OPTION,
     });
+    const suite = values.suite as string | undefined;
+    if (suite !== undefined && suite !== "duped" && suite !== "deduped") {
+      throw new UserError(`--suite ${suite}: expected duped or deduped`);
+    }
     if (positionals.length === 0) {
       throw new UserError(
         "import: give the folders (or files) to import, e.g. pythia-memorized-evals/",
@@ -51,11 +59,10 @@ options:
       "../reports/page/import_run.ts"
     );
     const rows = values.rows !== undefined ? parseRows(values.rows as string) : undefined;
+    const experiments = fileURLToPath(new URL("../experiments", import.meta.url));
     const file = (values.experiment as string | undefined) ??
-      await defaultExperimentFile(
-        positionals,
-        fileURLToPath(new URL("../experiments", import.meta.url)),
-      );
+      (suite ? join(experiments, `pythia-${suite}.yaml`) : undefined) ??
+      await defaultExperimentFile(positionals, experiments);
     if (!file) {
       throw new UserError(
         "import: no Hugging Face split names under the inputs to choose the suite from; " +
@@ -78,6 +85,7 @@ options:
           output,
           ...(rows ? { rows } : {}),
           ...(values.pattern !== undefined ? { pattern: values.pattern as string } : {}),
+          ...(suite !== undefined ? { suite: suite as "duped" | "deduped" } : {}),
           ...(values.tokenizer !== undefined ? { tokenizer: values.tokenizer as string } : {}),
           command,
         }),

@@ -23,8 +23,12 @@ const HOLDER = fileURLToPath(new URL("./fixtures/hold_lock.ts", import.meta.url)
 /** 2 models × 2 steps × 8 shards of 32 rows: quick to score. */
 const SMALL = { models: 2, steps: 2, rows: 256, shardSize: 32, batchSize: 32 };
 const SMALL_SHARDS = 32;
-/** 96 shards: long enough to be interrupted mid-run. */
-const LONG = { models: 2, steps: 2, rows: 768, shardSize: 32, batchSize: 32 };
+/**
+ * 192 shards at batch 8: several seconds of scoring, so that a stop lands mid-run (the child of
+ * a killed parent notices within a second; 96 shards at batch 32 took under a second once
+ * scoring got faster).
+ */
+const LONG = { models: 2, steps: 4, rows: 768, shardSize: 32, batchSize: 8 };
 
 interface Result {
   code: number;

@@ -414,3 +414,46 @@ Deno.test("import: --tokenizer decodes the example rows' tokens column", async (
   assert.deepEqual(s.examples[2].caughtBy, [{ model: "pythia-70m-deduped", step: 143000 }]);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("import: --suite takes one suite's splits from a download holding both", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "import_suite_" });
+  const exp = await experimentFile(dir, { steps: [143000] });
+  const hf = join(dir, "hf");
+  await writeHfParquet(join(hf, "deduped.12b", "0000.parquet"), [3, 7, 11]);
+  await writeHfParquet(join(hf, "deduped.70m", "0000.parquet"), [7]);
+  await writeHfParquet(join(hf, "duped.12b", "0000.parquet"), [1, 2]);
+  // Without --suite, the other suite's split is refused, and the message says what to do.
+  const refused = await cli(["import", hf, "--experiment", exp, "--output", join(dir, "a")]);
+  assert.equal(refused.code, 2, refused.err);
+  assert.match(refused.err, /duped\.12b.*give --suite deduped/s);
+  // With it, only the deduped splits are imported, and the skipped files are named.
+  const out = join(dir, "b");
+  const r = await cli(["import", hf, "--experiment", exp, "--suite", "deduped", "--output", out]);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /1 file\(s\) of the other suite skipped \(--suite deduped\): .*duped\.12b/);
+  const s = await summaryOf(out);
+  assert.deepEqual([...new Set(s.predictors.map((p) => p.model))].sort(), [
+    "pythia-12b-deduped",
+    "pythia-70m-deduped",
+  ]);
+  // The target's memorized rows are deduped.12b's 3, 7, 11 (not duped.12b's 1, 2).
+  const p70 = row(s, "pythia-70m-deduped", 143000);
+  assert.deepEqual([p70.tp, p70.fp, p70.fn], [1, 0, 2]);
+  // --suite and an experiment of the other suite disagree; a bad value says the valid ones.
+  const other = await cli([
+    "import",
+    hf,
+    "--experiment",
+    exp,
+    "--suite",
+    "duped",
+    "--output",
+    join(dir, "c"),
+  ]);
+  assert.equal(other.code, 2);
+  assert.match(other.err, /--suite duped: the experiment .* is the deduped suite/);
+  const bad = await cli(["import", hf, "--suite", "both", "--output", join(dir, "d")]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--suite both: expected duped or deduped/);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -31,7 +31,7 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { UserError } from "../errors.ts";
 import type { Experiment } from "../types.ts";
-import { findInputs, type InputFile } from "./import_layout.ts";
+import { experimentSuite, findInputs, type InputFile } from "./import_layout.ts";
 import {
   fileDigest,
   forEachCsvRow,
@@ -64,6 +64,11 @@ export interface ImportOptions {
   rows?: { start: number; end: number };
   /** Custom layout: a regular expression over the relative path with groups `model` and `step`. */
   pattern?: string;
+  /**
+   * `--suite`: the experiment's Pythia suite; Hugging Face splits of the other
+   * suite are skipped (a whole download holds both) instead of refused.
+   */
+  suite?: "duped" | "deduped";
   /** The command line, recorded in `import.json`. */
   command: string;
   /** Progress lines (default: stderr). */
@@ -304,7 +309,23 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
         "import into another folder (--output)",
     );
   }
-  const { files, ignored } = await findInputs(opts.inputs, exp, opts.pattern);
+  const suite = experimentSuite(exp);
+  if (opts.suite !== undefined && opts.suite !== suite) {
+    throw new UserError(
+      `--suite ${opts.suite}: the experiment ${exp.file} is the ${suite} suite; give ` +
+        `--experiment experiments/pythia-${opts.suite}.yaml, or --suite ${suite}`,
+    );
+  }
+  const { files, ignored, otherSuite } = await findInputs(opts.inputs, exp, opts.pattern, {
+    skipOtherSuite: opts.suite !== undefined,
+  });
+  if (otherSuite.length > 0) {
+    log(
+      `Note: ${otherSuite.length} file(s) of the other suite skipped (--suite ${suite}): ${
+        otherSuite.slice(0, 3).join(", ")
+      }${otherSuite.length > 3 ? ", …" : ""}`,
+    );
+  }
   if (files.length === 0) {
     throw new UserError(
       `no importable file under ${opts.inputs.join(", ")}: expected Hugging Face splits ` +

@@ -91,8 +91,9 @@ export function splitRun(
   if (suite !== want) {
     throw new UserError(
       `${file}: split "${split}" is of the ${suite} suite but the experiment ${exp.file} is ` +
-        `the ${want} suite; import only the ${want}.* splits, or give ` +
-        `--experiment experiments/pythia-${suite}.yaml for the ${suite} ones`,
+        `the ${want} suite; give --suite ${want} to import only the ${want}.* splits (a whole ` +
+        `download holds both), or --experiment experiments/pythia-${suite}.yaml for the ` +
+        `${suite} ones`,
     );
   }
   if (!PYTHIA_SIZES.includes(size)) {
@@ -214,7 +215,8 @@ export async function findInputs(
   dirs: readonly string[],
   exp: Experiment,
   pattern?: string,
-): Promise<{ files: InputFile[]; ignored: string[] }> {
+  opts: { skipOtherSuite?: boolean } = {},
+): Promise<{ files: InputFile[]; ignored: string[]; otherSuite: string[] }> {
   let re: RegExp | undefined;
   if (pattern !== undefined) {
     try {
@@ -223,7 +225,8 @@ export async function findInputs(
       throw new UserError(`--pattern ${pattern}: ${(e as Error).message}`);
     }
   }
-  const files: InputFile[] = [], ignored: string[] = [];
+  const files: InputFile[] = [], ignored: string[] = [], otherSuite: string[] = [];
+  const want = experimentSuite(exp);
   for (const dir of dirs) {
     let info;
     try {
@@ -237,10 +240,15 @@ export async function findInputs(
     ]];
     for (const [rel, path] of list) {
       if (/(^|\/)\./.test(rel)) continue; // hidden files (.gitattributes, .cache)
+      const split = opts.skipOtherSuite && !re?.test(rel) ? hfSplit(rel)?.split : undefined;
+      if (split && SPLIT.exec(split)?.groups?.suite !== want) {
+        otherSuite.push(path);
+        continue;
+      }
       const f = classify(rel, path, exp, re);
       if (f) files.push(f);
       else ignored.push(path);
     }
   }
-  return { files, ignored };
+  return { files, ignored, otherSuite };
 }

@@ -29,6 +29,8 @@ export interface ImportRunOptions {
   rows?: { start: number; end: number };
   /** A regular expression over each path with groups `model` and `step`. */
   pattern?: string;
+  /** Import only this Pythia suite's Hugging Face splits. */
+  suite?: "duped" | "deduped";
   /** A tokenizer.json to decode the example rows. */
   tokenizer?: string;
   /** The command line, recorded in `import.json`. */
@@ -62,6 +64,7 @@ export async function importAndReport(opts: ImportRunOptions): Promise<RenderedR
     output: exp.output,
     ...(opts.rows ? { rows: opts.rows } : {}),
     ...(opts.pattern !== undefined ? { pattern: opts.pattern } : {}),
+    ...(opts.suite !== undefined ? { suite: opts.suite } : {}),
     command: opts.command,
     log,
   });
