@@ -457,3 +457,26 @@ Deno.test("import: --suite takes one suite's splits from a download holding both
   assert.match(bad.err, /--suite both: expected duped or deduped/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("import: what a killed import left is cleaned up, and a swapped-out import put back", async () => {
+  const { recoverImportFolder } = await import("../engine/store/import.ts");
+  const dir = await Deno.makeTempDir({ prefix: "import_recover_" });
+  // Killed while staging: the staging folder goes; the last import stays.
+  await Deno.mkdir(join(dir, "imported.partial-4242", "m"), { recursive: true });
+  await Deno.mkdir(join(dir, "imported"));
+  const notes: string[] = [];
+  await recoverImportFolder(dir, (l) => notes.push(l));
+  assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name), ["imported"]);
+  assert.match(notes[0], /removed .*imported\.partial-4242, left by an import that was stopped/);
+  // Killed between the two renames of the swap: the previous import is put back.
+  await Deno.remove(join(dir, "imported"));
+  await Deno.mkdir(join(dir, "imported.old-77", "kept"), { recursive: true });
+  await recoverImportFolder(dir, (l) => notes.push(l));
+  assert.ok((await Deno.stat(join(dir, "imported", "kept"))).isDirectory);
+  assert.match(notes.at(-1)!, /restored .*imported from imported\.old-77/);
+  // A leftover old copy beside a complete import is removed.
+  await Deno.mkdir(join(dir, "imported.old-78"));
+  await recoverImportFolder(dir, () => {});
+  assert.deepEqual((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name), ["imported"]);
+  await Deno.remove(dir, { recursive: true });
+});

@@ -26,7 +26,7 @@
  * @module
  */
 import { existsSync, statSync } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { UserError } from "../errors.ts";
@@ -343,6 +343,7 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
     );
   }
   const runs = groupRuns(files, exp);
+  await recoverImportFolder(opts.output, log);
   const staging = join(opts.output, `imported.partial-${Deno.pid}`);
   await rm(staging, { recursive: true, force: true });
   const records: ImportedRun[] = [];
@@ -455,4 +456,34 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
     await rm(staging, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * Cleans what a killed import left in `output` (the caller holds the folder's
+ * lock, so no other import is running): staging folders `imported.partial-*`
+ * are removed, and a previous import moved aside (`imported.old-*`) while its
+ * successor was being swapped in is put back when `imported` is missing, else
+ * removed.
+ */
+export async function recoverImportFolder(
+  output: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const names = await readdir(output).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.startsWith("imported.partial-"))) {
+    await rm(join(output, name), { recursive: true, force: true });
+    log(`Note: removed ${join(output, name)}, left by an import that was stopped.`);
+  }
+  const old = names.filter((n) => n.startsWith("imported.old-")).sort();
+  if (old.length === 0) return;
+  if (!names.includes("imported")) {
+    await rename(join(output, old[old.length - 1]), join(output, "imported"));
+    log(
+      `Note: restored ${join(output, "imported")} from ${
+        old[old.length - 1]
+      }, moved aside by an import that was stopped.`,
+    );
+    old.pop();
+  }
+  for (const name of old) await rm(join(output, name), { recursive: true, force: true });
 }
