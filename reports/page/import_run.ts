@@ -8,7 +8,7 @@
  */
 import { resolve } from "node:path";
 import { join } from "node:path";
-import { importRuns } from "../../engine/store/import.ts";
+import { type ImportOptions, importRuns } from "../../engine/store/import.ts";
 import { writeJson } from "../../engine/store/store.ts";
 import { UserError } from "../../engine/errors.ts";
 import type { Experiment } from "../../engine/types.ts";
@@ -17,26 +17,10 @@ import { type RenderedReport, renderReport } from "./render.ts";
 import { walk } from "../../engine/store/import_layout.ts";
 import { stat } from "node:fs/promises";
 
-/** Options of {@link importAndReport}. */
-export interface ImportRunOptions {
-  /** Folders (searched recursively) or files to import. */
-  inputs: string[];
-  /** The experiment the scores belong to. */
-  experiment: Experiment;
-  /** The run folder to create. */
-  output: string;
-  /** Restrict every run to rows `[start, end)`. */
-  rows?: { start: number; end: number };
-  /** A regular expression over each path with groups `model` and `step`. */
-  pattern?: string;
-  /** Import only this Pythia suite's Hugging Face splits. */
-  suite?: "duped" | "deduped";
+/** Options of {@link importAndReport}: those of the import, and a tokenizer for the examples. */
+export interface ImportRunOptions extends ImportOptions {
   /** A tokenizer.json to decode the example rows. */
   tokenizer?: string;
-  /** The command line, recorded in `import.json`. */
-  command: string;
-  /** Progress lines (default: stderr). */
-  log?: (line: string) => void;
 }
 
 /** Imports, snapshots the experiment and renders the report; returns the report's files. */
