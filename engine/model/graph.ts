@@ -192,7 +192,6 @@ export function scoreHead(
     int64Tensor(p("end"), [1], [2 ** 40]),
     int64Tensor(p("zero"), [1], [0]),
     int64Tensor(p("axis"), [1], [1]),
-    int64Tensor(p("axes0"), [1], [0]),
     int64Tensor(p("axes1"), [1], [1]),
     int64Tensor(p("axes2"), [1], [2]),
     int64Tensor(p("one"), [1], [1]),
@@ -353,6 +352,36 @@ function floatScalar(name: string, value: number): Tensor {
 /** Name of the hidden-state window the head projects. */
 export const HIDDEN_WINDOW = "score_head/hidden_window";
 
+/**
+ * The nodes that stand in the model's graph for its unembedding MatMul (in its
+ * place, in topological order): an empty [batch, 0, vocab] tensor of its type
+ * under its output name, so that the unembedding's weight is used by the head
+ * alone (a second user made ONNX Runtime keep a second copy of it: +103 MB at
+ * Pythia-70M's shape), and the graph's own logits cost nothing.
+ */
+export function emptyUnembedding(
+  unembed: Unembedding,
+  vocab: number,
+): { nodes: Node[]; initializers: Tensor[] } {
+  const p = (s: string) => `score_head/empty_logits/${s}`;
+  const zero = new Uint8Array(unembed.elemType === DataType.FLOAT16 ? 2 : 4);
+  return {
+    nodes: [
+      node("Shape", [unembed.node.inputs[0]], [p("hidden_shape")]),
+      node("Gather", [p("hidden_shape"), p("axis0")], [p("batch")]),
+      node("Concat", [p("batch"), p("zero_vocab")], [p("shape")], [{ name: "axis", i: 0 }]),
+      node("ConstantOfShape", [p("shape")], [unembed.node.outputs[0]], [{
+        name: "value",
+        t: { name: p("value"), dims: [1], dataType: unembed.elemType, raw: zero },
+      }]),
+    ],
+    initializers: [
+      int64Tensor(p("axis0"), [1], [0]),
+      int64Tensor(p("zero_vocab"), [2], [0, vocab]),
+    ],
+  };
+}
+
 /*
  * Why a float16 unembedding on the CPU is not replaced by the head's projection:
  * ONNX Runtime's CPU has no float16 MatMul; it runs float16 nodes in float32
@@ -372,9 +401,7 @@ export const HIDDEN_WINDOW = "score_head/hidden_window";
 /**
  * Returns the model bytes with the score head appended (the original bytes are
  * copied, never re-encoded). When the unembedding is found, the graph's own
- * MatMul is replaced by an empty [B, 0, V] tensor of its type, so that the
- * unembedding's weight is used by the head alone (a second user made ONNX
- * Runtime keep a second copy of it: +103 MB at Pythia-70M's shape).
+ * MatMul is replaced by {@link emptyUnembedding}.
  */
 export function addScoreHead(
   bytes: Uint8Array,
@@ -390,22 +417,9 @@ export function addScoreHead(
   if (!unembed) {
     return appendToGraph(bytes, scoreHead("logits", logitsType, undefined, opset));
   }
-  const p = (s: string) => `score_head/empty_logits/${s}`;
-  const zero = new Uint8Array(unembed.elemType === DataType.FLOAT16 ? 2 : 4);
-  const empty = node("ConstantOfShape", [p("shape")], [unembed.node.outputs[0]], [{
-    name: "value",
-    t: { name: p("value"), dims: [1], dataType: unembed.elemType, raw: zero },
-  }]);
-  const spliced = replaceGraphNode(bytes, unembed.index, empty);
+  const empty = emptyUnembedding(unembed, vocab);
+  const spliced = replaceGraphNode(bytes, unembed.index, empty.nodes);
   const head = scoreHead("logits", logitsType, { ...unembed, vocab }, opset);
-  head.nodes!.push(
-    node("Shape", [unembed.node.inputs[0]], [p("hidden_shape")]),
-    node("Gather", [p("hidden_shape"), p("axis0")], [p("batch")]),
-    node("Concat", [p("batch"), p("zero_vocab")], [p("shape")], [{ name: "axis", i: 0 }]),
-  );
-  head.initializers!.push(
-    int64Tensor(p("axis0"), [1], [0]),
-    int64Tensor(p("zero_vocab"), [2], [0, vocab]),
-  );
+  head.initializers!.push(...empty.initializers);
   return appendToGraph(spliced, head);
 }

@@ -37,7 +37,7 @@ import {
   type Tensor,
   type ValueInfo,
 } from "./onnx_proto.ts";
-import { findUnembedding, HEAD, scoreHead } from "./graph.ts";
+import { emptyUnembedding, findUnembedding, HEAD, scoreHead } from "./graph.ts";
 import type { ModelInfo } from "./model_info.ts";
 
 /** Inputs of the looped model besides the head's (`score_targets`, `score_suppress`, `score_start`). */
@@ -154,26 +154,10 @@ export function buildGreedyLoop(
     headPre,
   );
   if (unembed) {
+    const empty = emptyUnembedding(unembed, info.vocabSize);
     nodes = nodes.slice();
-    nodes[unembed.index] = encodeField(
-      1,
-      encodeNode(node("ConstantOfShape", [l("empty_logits_dims")], [unembed.node.outputs[0]], [{
-        name: "value",
-        t: {
-          name: l("empty_value"),
-          dims: [1],
-          dataType: unembed.elemType,
-          raw: zeroOf(unembed.elemType),
-        },
-      }])),
-    );
-    body.push(
-      node("Concat", [l("batch"), l("zero_vocab")], [l("empty_logits_dims")], [{
-        name: "axis",
-        i: 0,
-      }]),
-    );
-    outerInits.push(int64Tensor(l("zero_vocab"), [2], [0, info.vocabSize]));
+    nodes[unembed.index] = concatBytes(...empty.nodes.map((n) => encodeField(1, encodeNode(n))));
+    outerInits.push(...empty.initializers);
   }
   // The weight slices (and the suppression count) are folded once in the outer graph,
   // unless the weight is computed by the model's nodes (then they follow those).

@@ -73,11 +73,6 @@ export interface LanguageModel {
   readonly hasPositionIds: boolean;
   /** Weight MatMul/Gemm FLOPs per token (2 × weight elements; embeddings excluded). */
   readonly matmulFlopsPerToken: number;
-  /**
-   * Most tokens one teacher-forced pass should hold ({@link CPU_PASS_TOKENS} on
-   * the CPU, unbounded on GPUs); scoring splits larger batches into passes.
-   */
-  readonly passTokens: number;
   /** Weight MatMul FLOPs of one row's pass over `length` tokens whose head window is `window`. */
   passFlops(length: number, window: number): number;
   /** Runs one forward pass (blocks the thread while ORT computes). */
@@ -161,8 +156,8 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
  * [512, 2048] on the 2-core development machine (374–381 against 414–426
  * GFLOP/s: the larger output leaves the cache), and `extractable` at
  * Pythia-70M's shape ran 73 rows/s at batch 64 against 79–82 at batch 8, 16 and
- * 32. Batches above this are scored in passes of this many tokens at most, so
- * a larger batch is never slower; the activations stay bounded too.
+ * 32. `forward` splits larger batches into passes of this many tokens at
+ * most, so a larger batch is never slower; the activations stay bounded too.
  */
 export const CPU_PASS_TOKENS = 2048;
 
@@ -270,9 +265,11 @@ function makeModel(
     if (steps && (stepMode === "none" || window !== 1)) {
       throw new Error(`${path}: greedy steps need a cache and a one-position window`);
     }
+    // Passes of at most passTokens tokens (CPU_PASS_TOKENS, CPU_FLOAT16_PASS_TOKENS): rows are
+    // independent, so a batch is split by rows; not the loop's greedy steps, which gain from
+    // the whole batch (the weights are read once per step for all its rows).
     const perPass = Math.max(1, Math.floor(passTokens / length));
-    if (stepMode === "stepped" && steps && batch > perPass) {
-      // The model's own logits over the prompt: rows in groups of at most passTokens tokens.
+    if (batch > perPass && (!steps || stepMode === "stepped")) {
       const n = window + steps;
       const argmax = new BigInt64Array(batch * n), logprob = new Float32Array(batch * n);
       for (let from = 0; from < batch; from += perPass) {
@@ -344,7 +341,6 @@ function makeModel(
     dtype: info.logitsType === DataType.FLOAT16 ? "float16" : "float32",
     hasPositionIds: info.hasPositionIds,
     matmulFlopsPerToken: info.matmulFlopsPerToken,
-    passTokens,
     passFlops: (length, window) =>
       (info.matmulFlopsPerToken - info.unembeddingFlopsPerToken) * length +
       info.unembeddingFlopsPerToken * window,

@@ -476,15 +476,21 @@ export function appendToGraph(model: Uint8Array, extra: Partial<Graph>): Uint8Ar
 
 /**
  * Returns model bytes with node `index` of the (first) graph replaced by
- * `replacement`; everything else is copied byte for byte.
+ * `replacement` (one node or several, in order); everything else is copied byte for byte.
  */
-export function replaceGraphNode(model: Uint8Array, index: number, replacement: Node): Uint8Array {
+export function replaceGraphNode(
+  model: Uint8Array,
+  index: number,
+  replacement: Node | Node[],
+): Uint8Array {
   for (const g of fields(model)) {
     if (g.no !== 7) continue;
     let i = 0;
     for (const n of fields(g.bytes)) {
       if (n.no !== 1 || i++ !== index) continue;
-      const nodeField = new Writer().bytes(1, encodeNode(replacement)).finish();
+      const nodeField = concat(
+        ...[replacement].flat().map((r) => new Writer().bytes(1, encodeNode(r)).finish()),
+      );
       const graph = concat(g.bytes.subarray(0, n.start), nodeField, g.bytes.subarray(n.end));
       const graphField = new Writer().bytes(7, graph).finish();
       return concat(model.subarray(0, g.start), graphField, model.subarray(g.end));

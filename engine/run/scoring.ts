@@ -84,28 +84,6 @@ export async function scoreBatch(
     return await freeRunning(model, tokens, batch, k, l, suppress);
   }
   const t = k + l - 1;
-  const perPass = Math.max(1, Math.floor(model.passTokens / t));
-  if (batch > perPass) {
-    // Teacher-forced passes of at most model.passTokens tokens (see CPU_PASS_TOKENS).
-    const out = {
-      matches: new Uint8Array(batch),
-      prefix: new Uint8Array(batch),
-      nll: new Float32Array(batch),
-    };
-    for (let from = 0; from < batch; from += perPass) {
-      const n = Math.min(perPass, batch - from);
-      const part = await scoreBatch(
-        model,
-        tokens.subarray(from * width, (from + n) * width),
-        n,
-        settings,
-      );
-      out.matches.set(part.matches, from);
-      out.prefix.set(part.prefix, from);
-      out.nll.set(part.nll, from);
-    }
-    return out;
-  }
   const ids = new BigInt64Array(batch * t);
   const targets = new BigInt64Array(batch * l);
   for (let b = 0; b < batch; b++) {
