@@ -13,7 +13,7 @@ import { loadExperiment } from "../engine/config/config.ts";
 import { workerTask } from "../engine/run/run.ts";
 import { openTokenReader } from "../engine/data/datasets.ts";
 import { makePlan } from "../engine/run/plan.ts";
-import { runPool } from "../engine/run/pool.ts";
+import { timeSlots, type TrialTiming } from "../engine/run/devices.ts";
 import type { DeviceSlot, Experiment, Job } from "../engine/types.ts";
 
 /** Rows scored per configuration (enough for several seconds of work per worker). */
@@ -37,40 +37,17 @@ export function benchJobs(jobs: Job[], rows: number): Job[] {
   return out;
 }
 
-/** One pool run: seconds in all, seconds from the first scored batch on, and CPU seconds used. */
-export interface Timing {
-  total: number;
-  steady: number;
-  firstRows: number;
+/** One pool run ({@link TrialTiming}) and the CPU seconds it used. */
+export interface Timing extends TrialTiming {
   cpu: number;
 }
 
 /** One pool run over `jobs` on `slots`: seconds in all and after start-up, CPU seconds. */
 export async function timePool(exp: Experiment, jobs: Job[], slots: DeviceSlot[]): Promise<Timing> {
   const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  let first = 0;
-  let firstRows = 0;
-  const run = runPool({
-    slots,
-    jobs,
-    task: (job) => workerTask(exp, job),
-    onResult: () => Promise.resolve(),
-  });
-  const poll = setInterval(() => {
-    const rows = run.rowsDone();
-    if (first === 0 && rows > 0) [first, firstRows] = [performance.now(), rows];
-  }, 5);
-  await run.done;
-  clearInterval(poll);
-  const end = performance.now();
+  const t = await timeSlots(jobs, slots, (job) => workerTask(exp, job));
   const used = process.cpuUsage(cpu0);
-  return {
-    total: (end - t0) / 1000,
-    steady: (end - (first || t0)) / 1000,
-    firstRows,
-    cpu: (used.user + used.system) / 1e6,
-  };
+  return { ...t, cpu: (used.user + used.system) / 1e6 };
 }
 
 /** Runs the pool benchmark (default: experiments/nano.yaml); returns rows/s of 1 and 2 workers and their ratio. */
