@@ -3,7 +3,7 @@
  * threads) for this machine and a model by a short trial of the real pool, and
  * says why. Every split of the cores into workers × threads (1 × C, 2 × C/2,
  * …, C × 1) scores the same rows in A B … B A order; the fastest (whole runs,
- * model loading included) wins, unless one with fewer workers is within {@link TOLERANCE} of
+ * model loading included) wins, unless one with fewer workers is within 5% of
  * it (each worker holds its own copy of the model: fewer workers, less
  * memory). On a GPU (BENCH_DEVICE=cuda:0) the trial is 1 vs 2 workers.
  *
@@ -24,8 +24,6 @@ import { ensureNeox, neoxParams, PYTHIA } from "./neox.ts";
 import { benchJobs } from "./pool.ts";
 import { type Candidate, choose, cpuCandidates, measureCandidates } from "../engine/run/devices.ts";
 import { workerTask } from "../engine/run/run.ts";
-
-export { choose, cpuCandidates, TOLERANCE } from "../engine/run/devices.ts";
 
 async function defaultExperiment(): Promise<string> {
   const shapeName = Deno.env.get("BENCH_SHAPE") ?? "70m";
