@@ -181,11 +181,8 @@ export async function autoDevices(
   const kept = await readFile(file, "utf8").then((t) => JSON.parse(t) as DevicesChoice).catch(
     () => null,
   );
-  if (
-    kept && kept.host === key.host && kept.cores === key.cores &&
-    kept.checkpoint === key.checkpoint && kept.mode === key.mode &&
-    kept.batchSize === key.batchSize
-  ) {
+  const same = kept && (Object.keys(key) as (keyof typeof key)[]).every((k) => kept[k] === key[k]);
+  if (same) {
     log(
       `devices: auto → ${kept.workers} × ${kept.threads} (chosen ${kept.at}: ${kept.why}; ${file})`,
     );
