@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { PAPER_12B_CHECKPOINTS, PAPER_SIZES, PYTHIA_12B_PARAMETERS } from "./fixtures/paper.ts";
 import { parseFixture, yamlValue } from "./fixtures/experiment.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
 import { analyze, exampleRows } from "../reports/analysis/analysis.ts";
@@ -54,27 +55,8 @@ ${Object.entries(analysis).map(([k, v]) => `  ${snake(k)}: ${yamlValue(v)}`).joi
   );
 }
 
-// The paper (Biderman et al. 2023, Table/Figure: smaller fully trained Pythia models predicting 12B).
-const PYTHIA = [
-  { name: "70M", parameters: 70426624, precision: 0.956, recall: 0.197 },
-  { name: "160M", parameters: 162322944, precision: 0.948, recall: 0.289 },
-  { name: "410M", parameters: 405334016, precision: 0.940, recall: 0.401 },
-  { name: "1B", parameters: 1011781632, precision: 0.931, recall: 0.512 },
-  { name: "1.4B", parameters: 1414647808, precision: 0.926, recall: 0.554 },
-  { name: "2.8B", parameters: 2775208960, precision: 0.909, recall: 0.658 },
-  { name: "6.9B", parameters: 6857302016, precision: 0.884, recall: 0.795 },
-];
-const P12B = 11846072320;
-
-// Checkpoints of 12B predicting final 12B (the paper's Figure: 23M…126M sequences seen).
-const CHECKPOINTS = [
-  { step: 23000, precision: 0.918, recall: 0.5 },
-  { step: 43000, precision: 0.915, recall: 0.575 },
-  { step: 63000, precision: 0.913, recall: 0.641 },
-  { step: 83000, precision: 0.911, recall: 0.712 },
-  { step: 103000, precision: 0.916, recall: 0.809 },
-  { step: 123000, precision: 0.943, recall: 0.916 },
-];
+// The paper's numbers, with each model named as the fixture's size token says (70M, …).
+const PYTHIA = PAPER_SIZES.map((m) => ({ ...m, name: m.size.toUpperCase() }));
 
 Deno.test("the paper's confusion matrices reproduce its precision and recall to three decimals", () => {
   // 7 rows per step (Pythia: 1024), so step 143000 has seen 1,001,000 rows.
@@ -108,13 +90,17 @@ Deno.test("the paper's confusion matrices reproduce its precision and recall to 
   for (const m of PYTHIA) {
     scores.push(scoresOf(m.name, 143000, predictor(n, m.precision, m.recall)));
   }
-  for (const c of CHECKPOINTS) {
+  for (const c of PAPER_12B_CHECKPOINTS) {
     scores.push(scoresOf("12B", c.step, predictor(c.step * sps, c.precision, c.recall)));
   }
   const exp = experiment(
     [
       ...PYTHIA.map((m) => ({ ...m, steps: [143000] })),
-      { name: "12B", parameters: P12B, steps: [...CHECKPOINTS.map((c) => c.step), 143000] },
+      {
+        name: "12B",
+        parameters: PYTHIA_12B_PARAMETERS,
+        steps: [...PAPER_12B_CHECKPOINTS.map((c) => c.step), 143000],
+      },
     ],
     { model: "12B", step: 143000 },
     { bootstrap: 10 },
@@ -131,10 +117,10 @@ Deno.test("the paper's confusion matrices reproduce its precision and recall to 
     assert.equal(row.coverage, 1);
     assert.equal(row.tp + row.fp + row.fn + row.tn, n);
     assert.ok(row.precisionCI!.lo < m.precision && m.precision < row.precisionCI!.hi);
-    assert.equal(row.computeFraction, m.parameters / P12B);
+    assert.equal(row.computeFraction, m.parameters / PYTHIA_12B_PARAMETERS);
     assert.equal(row.compute, 6 * m.parameters * 143000 * sps * 2048);
   }
-  for (const c of CHECKPOINTS) {
+  for (const c of PAPER_12B_CHECKPOINTS) {
     const row = s.predictors.find((p) => p.model === "12B" && p.step === c.step)!;
     assert.equal(Number(row.precision!.toFixed(3)), c.precision, `12B@${c.step} precision`);
     assert.equal(Number(row.recall!.toFixed(3)), c.recall, `12B@${c.step} recall`);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { PAPER_PAIRS } from "./fixtures/paper.ts";
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { main } from "../main.ts";
@@ -223,23 +224,6 @@ Deno.test("import: reference per-rank CSVs and a custom pattern give per-row sco
   await Deno.remove(dir, { recursive: true });
 });
 
-// The paper (Biderman et al. 2023): smaller final models and 12B checkpoints predicting 12B.
-const PAPER = [
-  { size: "70m", step: 143000, precision: 0.956, recall: 0.197 },
-  { size: "160m", step: 143000, precision: 0.948, recall: 0.289 },
-  { size: "410m", step: 143000, precision: 0.940, recall: 0.401 },
-  { size: "1b", step: 143000, precision: 0.931, recall: 0.512 },
-  { size: "1.4b", step: 143000, precision: 0.926, recall: 0.554 },
-  { size: "2.8b", step: 143000, precision: 0.909, recall: 0.658 },
-  { size: "6.9b", step: 143000, precision: 0.884, recall: 0.795 },
-  { size: "12b", step: 23000, precision: 0.918, recall: 0.5 },
-  { size: "12b", step: 43000, precision: 0.915, recall: 0.575 },
-  { size: "12b", step: 63000, precision: 0.913, recall: 0.641 },
-  { size: "12b", step: 83000, precision: 0.911, recall: 0.712 },
-  { size: "12b", step: 103000, precision: 0.916, recall: 0.809 },
-  { size: "12b", step: 123000, precision: 0.943, recall: 0.916 },
-];
-
 Deno.test("import: the paper's 13 precision/recall pairs through deno task import", async () => {
   const dir = await Deno.makeTempDir({ prefix: "import_paper_" });
   const sps = 7;
@@ -252,7 +236,7 @@ Deno.test("import: the paper's 13 precision/recall pairs through deno task impor
   for (const r of target) isTarget[r] = 1;
   const hf = join(dir, "hf");
   await writeHfParquet(join(hf, "deduped.12b", "0000.parquet"), target, { tokens: 4 });
-  for (const p of PAPER) {
+  for (const p of PAPER_PAIRS) {
     const seen = p.step * sps;
     const mem = target.filter((r) => r < seen);
     const tp = Math.round(p.recall * mem.length);
@@ -274,7 +258,7 @@ Deno.test("import: the paper's 13 precision/recall pairs through deno task impor
   const s = await summaryOf(out);
   assert.equal(s.target.memorized, positives);
   assert.equal(s.target.rate.toFixed(4), "0.0162");
-  for (const p of PAPER) {
+  for (const p of PAPER_PAIRS) {
     const q = row(s, `pythia-${p.size}-deduped`, p.step);
     assert.equal(Number(q.precision!.toFixed(3)), p.precision, `${p.size}@${p.step} precision`);
     assert.equal(Number(q.recall!.toFixed(3)), p.recall, `${p.size}@${p.step} recall`);
