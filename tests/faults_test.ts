@@ -24,11 +24,11 @@ const HOLDER = fileURLToPath(new URL("./fixtures/hold_lock.ts", import.meta.url)
 const SMALL = { models: 2, steps: 2, rows: 256, shardSize: 32, batchSize: 32 };
 const SMALL_SHARDS = 32;
 /**
- * 192 shards at batch 8: several seconds of scoring, so that a stop lands mid-run (the child of
- * a killed parent notices within a second; 96 shards at batch 32 took under a second once
- * scoring got faster).
+ * 480 shards of all five nano models: ~4.5 s of scoring on the 2-core development machine, so
+ * that a stop lands mid-run (the child of a killed parent notices within a second; 96 shards of
+ * two models took under a second once scoring got faster).
  */
-const LONG = { models: 2, steps: 4, rows: 768, shardSize: 32, batchSize: 8 };
+const LONG = { models: 5, steps: 4, rows: 768, shardSize: 32, batchSize: 32 };
 
 interface Result {
   code: number;
@@ -109,7 +109,8 @@ async function suite(shape: typeof SMALL) {
   const dir = await Deno.makeTempDir({ prefix: "faults_" });
   const inputs = join(dir, "inputs");
   await Deno.mkdir(inputs);
-  for (const part of ["s1", "s2", "data", "tokenizer.json"]) {
+  const models = Array.from({ length: shape.models }, (_, i) => `s${i + 1}`);
+  for (const part of [...models, "data", "tokenizer.json"]) {
     await cp(join(NANO, part), join(inputs, part));
   }
   const base = await writeReducedExperiment(dir, { ...shape, output: join(dir, "ref") });
