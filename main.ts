@@ -2,7 +2,7 @@
  * Command line of the memorization forecasting harness: a table of
  * subcommands (each a {@link Command} in cli/, with its own `--help`), the
  * exit status policy and stop requests (SIGINT, SIGTERM, SIGHUP, the end of
- * the `deno task` parent: engine/run/signals.ts). The only module that exits
+ * the `deno task` parent: engine/os/stop_signals.ts). The only module that exits
  * the process.
  *
  * ```sh
@@ -29,7 +29,7 @@ import { forecastCommand } from "./cli/forecast.ts";
 import { importCommand } from "./cli/import.ts";
 import { reportCommand } from "./cli/report.ts";
 import { isUserError, UserError } from "./engine/errors.ts";
-import { type StopRequest, watchStops } from "./engine/run/signals.ts";
+import { type StopRequest, watchStops } from "./engine/os/stop_signals.ts";
 
 export { DEFAULT_EXPERIMENT } from "./cli/command.ts";
 

@@ -14,14 +14,8 @@
 import type { Experiment, ModelSpec } from "../engine/types.ts";
 import { analyzeRuns } from "../reports/analysis/analysis.ts";
 import { confusion } from "../reports/analysis/metrics.ts";
-import { type Run, runFromData } from "../reports/analysis/runs.ts";
-import {
-  listBuilder,
-  listHas,
-  rangesOf,
-  restrictList,
-  type RowList,
-} from "../engine/store/rowset.ts";
+import { type AnalysedCheckpoint, analysedFrom } from "../reports/analysis/checkpoints.ts";
+import { listBuilder, listHas, rangesOf, restrictList, type RowList } from "../engine/rowset.ts";
 import { mix32, seededRandom } from "../engine/random.ts";
 
 const MODELS: [string, number, number][] = [
@@ -82,7 +76,7 @@ export function syntheticExperiment(rows: number, bootstrap = 200): Experiment {
  * z_r < 1.62%·q_m·(s/143000)^0.6·(1 + 0.3·u_{m,s,g}). Runs of one step share
  * their scored ranges.
  */
-export function syntheticRuns(exp: Experiment, rows: number): Run[] {
+export function syntheticRuns(exp: Experiment, rows: number): AnalysedCheckpoint[] {
   const random = seededRandom(42);
   const seen = STEPS.map((step) => {
     const end = Math.min(rows, Math.floor(step * exp.suite.sequencesPerStep));
@@ -120,7 +114,7 @@ export function syntheticRuns(exp: Experiment, rows: number): Run[] {
     }
   }
   return runs.map((run) =>
-    runFromData({
+    analysedFrom({
       model: run.model,
       step: run.step,
       continuation: 32,
@@ -176,7 +170,7 @@ export function runAnalysisBench(opts: { rows?: number } = {}): Promise<Record<s
   const pred = runs.find((r) => r.id.model === "6.9B" && r.id.step === 143000)!;
   const head = rangesOf([[0, n]]);
   const sub = (l: RowList) => restrictList(l, head);
-  const cols = (run: Run) => {
+  const cols = (run: AnalysedCheckpoint) => {
     const rs = Uint32Array.from({ length: n }, (_, i) => i);
     const mem = Uint8Array.from({ length: n }, (_, i) => (listHas(run.memorized, i) ? 1 : 0));
     return { rs, mem };

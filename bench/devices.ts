@@ -18,12 +18,12 @@ import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { loadExperiment } from "../engine/config/config.ts";
 import { openTokenReader } from "../engine/data/datasets.ts";
-import { makePlan } from "../engine/run/plan.ts";
+import { makePlan } from "../engine/plan/plan.ts";
 import { writeMegatron } from "./megatron.ts";
 import { ensureNeox, neoxParams, PYTHIA } from "./neox.ts";
 import { benchJobs } from "./pool.ts";
 import { type Candidate, choose, cpuCandidates, measureCandidates } from "../engine/run/devices.ts";
-import { workerTask } from "../engine/run/run.ts";
+import { workerTask } from "../tasks/score.ts";
 
 async function defaultExperiment(): Promise<string> {
   const shapeName = Deno.env.get("BENCH_SHAPE") ?? "70m";

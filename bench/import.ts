@@ -31,9 +31,9 @@ import { mix32 } from "../engine/random.ts";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { loadExperiment } from "../engine/config/config.ts";
-import { makePlan } from "../engine/run/plan.ts";
+import { makePlan } from "../engine/plan/plan.ts";
 import { makeManifest, openStore, writeJson } from "../engine/store/store.ts";
-import { listBuilder, type RowList } from "../engine/store/rowset.ts";
+import { listBuilder, type RowList } from "../engine/rowset.ts";
 import { writeHfParquet } from "../tests/fixtures/hf_files.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

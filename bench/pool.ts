@@ -10,9 +10,9 @@
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { loadExperiment } from "../engine/config/config.ts";
-import { workerTask } from "../engine/run/run.ts";
+import { workerTask } from "../tasks/score.ts";
 import { openTokenReader } from "../engine/data/datasets.ts";
-import { makePlan } from "../engine/run/plan.ts";
+import { makePlan } from "../engine/plan/plan.ts";
 import { timeSlots, type TrialTiming } from "../engine/run/devices.ts";
 import type { DeviceSlot, Experiment, Job } from "../engine/types.ts";
 

@@ -11,8 +11,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { loadExperiment } from "../engine/config/config.ts";
 import { UserError } from "../engine/errors.ts";
-import type { StopRequest } from "../engine/run/signals.ts";
-import { claimRunFolder } from "../engine/store/lock.ts";
+import type { StopRequest } from "../engine/os/stop_signals.ts";
+import { claimRunFolder } from "../engine/os/lock.ts";
 
 /** The experiment run when no file is given (the embedded nano suite). */
 export const DEFAULT_EXPERIMENT: string = fileURLToPath(
@@ -35,7 +35,7 @@ export interface Context {
 export const WAIT_OPTION = { "wait": { type: "boolean" } } as const;
 
 /**
- * Runs `fn` holding the run folder's exclusive lock (engine/store/lock.ts):
+ * Runs `fn` holding the run folder's exclusive lock (engine/os/lock.ts):
  * refuses naming the holder when another process writes the folder, or with
  * `wait` waits for it. Leftover temporary files of killed runs are removed.
  */

@@ -9,8 +9,8 @@ import { splitSlurmArgs } from "../engine/cluster/slurm.ts";
 import { loadExperiment } from "../engine/config/config.ts";
 import { checkInputFiles, namedFiles, unreadable } from "../engine/config/paths.ts";
 import { UserError } from "../engine/errors.ts";
-import { formatPlan, planJson } from "../engine/run/plan.ts";
-import { openRun } from "../engine/run/run_folder.ts";
+import { formatPlan, planJson } from "../engine/plan/plan.ts";
+import { openRun } from "../engine/plan/run_folder.ts";
 import type { Experiment } from "../engine/types.ts";
 import { type Command, DEFAULT_EXPERIMENT, parse, WAIT_OPTION } from "./command.ts";
 
@@ -90,7 +90,7 @@ export const experimentCommand: Command = {
       return 0;
     }
     checkInputFiles(exp);
-    const { scoreAndReport } = await import("./pipeline.ts");
+    const { scoreAndReport } = await import("../tasks/experiment.ts");
     const outcome = await scoreAndReport(exp, {
       ...(shardGroup ? { shardGroup } : {}),
       noReport: values["no-report"] === true,

@@ -41,7 +41,7 @@ options:
     }
     const target = onePositional(positionals, "run folder or experiment file", DEFAULT_EXPERIMENT);
     const runDir = await runDirOf(target);
-    const { exportScores } = await import("../engine/store/export.ts");
+    const { exportScores } = await import("../tasks/export.ts");
     // The folder's lock: a scoring run must not move shards aside while they are read.
     const written = await withRunFolder(
       runDir,

@@ -1,6 +1,6 @@
 /**
  * `deno task forecast`: a calibration run's held-out choice of predictor
- * applied to another run's cheap runs (reports/page/forecast.ts).
+ * applied to another run's cheap runs (tasks/forecast.ts).
  *
  * @module
  */
@@ -44,7 +44,7 @@ options:
     const { parseForecastOptions } = await import("../reports/analysis/forecast.ts");
     const opts = parseForecastOptions(values as Record<string, string | undefined>);
     const [cal, run] = [await runDirOf(positionals[0]), await runDirOf(positionals[1])];
-    const { runForecast } = await import("../reports/page/forecast.ts");
+    const { runForecast } = await import("../tasks/forecast.ts");
     const forecast = () =>
       runForecast(cal, run, {
         ...opts,

@@ -1,7 +1,7 @@
 /**
  * `deno task import`: scores produced elsewhere (Hugging Face
  * pythia-memorized-evals, reference CSVs, this harness's exports) become a
- * run folder, analysed and reported (reports/page/import_run.ts).
+ * run folder, analysed and reported (tasks/import.ts).
  *
  * @module
  */
@@ -56,7 +56,7 @@ options:
       );
     }
     const { importAndReport, parseRows, defaultExperimentFile } = await import(
-      "../reports/page/import_run.ts"
+      "../tasks/import.ts"
     );
     const rows = values.rows !== undefined ? parseRows(values.rows as string) : undefined;
     const experiments = fileURLToPath(new URL("../experiments", import.meta.url));

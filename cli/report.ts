@@ -37,7 +37,7 @@ RUN_DIR | FILE defaults to experiments/nano.yaml's run folder.`,
     const out = await withRunFolder(runDir, "report", values.wait === true, async () => {
       // A cluster run is reported once every shard is in; otherwise list the missing ones.
       const run = values.partial ? undefined : await assertComplete(runDir);
-      const { renderReport } = await import("../reports/page/render.ts");
+      const { renderReport } = await import("../tasks/report.ts");
       return await renderReport(runDir, run ? { run } : {});
     });
     console.log(`report: ${out.html}\nsummary: ${out.summary}\npredictors: ${out.csv}`);

@@ -214,3 +214,11 @@ export interface CheckpointScores {
   /** Absent for imported scores. */
   nll?: Float32Array;
 }
+
+/** What the store records of one model file. */
+export interface ModelFingerprint {
+  /** Key of the checkpoint's shards: weights hash plus `config.json` (32 hex digits). */
+  fingerprint: string;
+  /** SHA-256 over the model file and its external-data files (equal ⇔ identical weights). */
+  weights: string;
+}

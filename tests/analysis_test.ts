@@ -16,8 +16,8 @@ import {
   rateByDuplicates,
   rateByRow,
 } from "../reports/analysis/figures.ts";
-import { runFromScores } from "../reports/analysis/runs.ts";
-import { runDataFromScores } from "../engine/store/run_data.ts";
+import { analysedFromScores } from "../reports/analysis/checkpoints.ts";
+import { scoredFromScores } from "../engine/store/scored_checkpoint.ts";
 
 /** An experiment for tests (through the real parser): the paper's settings unless overridden. */
 function experiment(
@@ -359,16 +359,16 @@ Deno.test("figures: correlations on common rows, rate by row and by duplicates",
   const a = mk("a", [0, 1, 2, 3, 9], [0, 1, 2, 3, 4]);
   const b = mk("b", [0, 1, 2, 3], [0, 2, 4, 4]);
   const c = mk("c", [0, 1, 2, 3], [3, 2, 1, 0]);
-  const m = correlationMatrix([a, b, c].map(runDataFromScores));
+  const m = correlationMatrix([a, b, c].map(scoredFromScores));
   assert.equal(m.rows, 4); // row 9 is not common
   assert.deepEqual(m.labels, ["a@1", "b@1", "c@1"]);
   // corr(0..3, [0, 2, 4, 4]) = 7 / sqrt(5 · 11) = 0.94387980744853…
   assert.ok(Math.abs(m.values[0][1]! - 0.9438798074485389) < 1e-12);
   assert.equal(m.values[0][2], -1);
   assert.equal(m.values[0][0], 1);
-  assert.deepEqual(distribution(runDataFromScores(a)).counts, [1, 1, 1, 1, 1]);
+  assert.deepEqual(distribution(scoredFromScores(a)).counts, [1, 1, 1, 1, 1]);
   const dup = rateByDuplicates(
-    runDataFromScores(a),
+    scoredFromScores(a),
     Uint32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
   );
   assert.deepEqual(dup.bins.map((x) => [x.min, x.max, x.rows, x.rate]), [
@@ -386,7 +386,7 @@ Deno.test("figures: rate by row buckets and the pairwise matrix", () => {
     { model: "t", step: 1 },
   );
   const rows = Uint32Array.from({ length: 100 }, (_, i) => i);
-  const t = runFromScores(
+  const t = analysedFromScores(
     {
       model: "t",
       step: 1,
@@ -396,7 +396,7 @@ Deno.test("figures: rate by row buckets and the pairwise matrix", () => {
     },
     exp,
   );
-  const p = runFromScores(
+  const p = analysedFromScores(
     {
       model: "p",
       step: 1,

@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isUserError } from "../engine/errors.ts";
-import { appendLine, removeLeftovers, writeAtomic } from "../engine/store/atomic.ts";
+import { appendLine, removeLeftovers, writeAtomic } from "../engine/os/atomic.ts";
 
 const HOST = hostname().replace(/[^A-Za-z0-9_-]/g, "_");
 

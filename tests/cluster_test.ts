@@ -26,8 +26,8 @@ import {
 } from "../engine/cluster/slurm.ts";
 import { loadExperiment } from "../engine/config/config.ts";
 import { openTokenReader } from "../engine/data/datasets.ts";
-import { makePlan } from "../engine/run/plan.ts";
-import { runExperiment } from "../engine/run/run.ts";
+import { makePlan } from "../engine/plan/plan.ts";
+import { runExperiment } from "../tasks/score.ts";
 import { readCheckpointScores, shardPath } from "../engine/store/store.ts";
 import type { Job } from "../engine/types.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";

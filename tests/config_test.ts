@@ -5,7 +5,7 @@ import { loadExperiment, parseExperiment } from "../engine/config/config.ts";
 import { editDistance, nearest } from "../engine/config/messages.ts";
 import { validKeys } from "../engine/config/fields.ts";
 import { UserError } from "../engine/errors.ts";
-import { formatPlan, makePlan } from "../engine/run/plan.ts";
+import { formatPlan, makePlan } from "../engine/plan/plan.ts";
 import { selectRows } from "../engine/data/rows.ts";
 
 const FILE = "/tmp/exp/dir/exp.yaml";

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadExperiment } from "../engine/config/config.ts";
-import { runExperiment } from "../engine/run/run.ts";
+import { runExperiment } from "../tasks/score.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { shardFiles } from "./fixtures/shard_files.ts";
 

@@ -5,14 +5,14 @@ import { parse, stringify } from "yaml";
 import { trialExperiment } from "../bench/devices.ts";
 import { isUserError } from "../engine/errors.ts";
 import { autoDevices, type Candidate, choose, cpuCandidates } from "../engine/run/devices.ts";
-import { formatPlan } from "../engine/run/plan.ts";
-import { runExperiment, workerTask } from "../engine/run/run.ts";
+import { formatPlan } from "../engine/plan/plan.ts";
+import { runExperiment, workerTask } from "../tasks/score.ts";
 import { readCheckpointScores } from "../engine/store/store.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { writeMegatron } from "../bench/megatron.ts";
 import { loadExperiment } from "../engine/config/config.ts";
 import { openTokenReader } from "../engine/data/datasets.ts";
-import { makePlan } from "../engine/run/plan.ts";
+import { makePlan } from "../engine/plan/plan.ts";
 import { tempDir } from "./tiny_lm.ts";
 
 Deno.test("device trial candidates split the cores into workers × threads", () => {

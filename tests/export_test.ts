@@ -3,7 +3,7 @@ import { parseFixture } from "./fixtures/experiment.ts";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parquetMetadata, parquetReadObjects } from "hyparquet";
-import { exportScores, scoresToCsv } from "../engine/store/export.ts";
+import { exportScores, scoresToCsv } from "../tasks/export.ts";
 import { makeManifest, openStore } from "../engine/store/store.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
 
@@ -115,8 +115,8 @@ Deno.test("exports stream in row groups and parts, and import back to the same s
   assert.deepEqual(meta.row_groups.map((g) => Number(g.num_rows)), [8, 8, 8, 6]);
 
   // The Hive dataset imports back (its two parts are one run; "-" in the model is no problem).
-  const { importRuns } = await import("../engine/store/import.ts");
-  const { readImportedRuns } = await import("../engine/store/imported_runs.ts");
+  const { importRuns } = await import("../engine/import/import.ts");
+  const { readImportedCheckpoints } = await import("../engine/import/imported.ts");
   const out = join(dir, "imported-run");
   const record = await importRuns({
     inputs: [join(dir, "exports", "dataset")],
@@ -127,7 +127,7 @@ Deno.test("exports stream in row groups and parts, and import back to the same s
   });
   assert.equal(record.runs[0].model, "m-1.4b");
   assert.deepEqual(record.runs[0].columns, ["matches", "prefix", "nll"]);
-  const [run] = await readImportedRuns(out, record);
+  const [run] = await readImportedCheckpoints(out, record);
   assert.equal(run.scored.size, 30);
   assert.deepEqual(Array.from(run.memorized), all.filter((r) => r % 3 === 0));
   const c = run.source!.chunk(0);

@@ -12,7 +12,7 @@ import { readdir, readFile, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
-import { processState } from "../engine/store/process.ts";
+import { processState } from "../engine/os/process.ts";
 import { readCheckpointScores } from "../engine/store/store.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { shardFiles } from "./fixtures/shard_files.ts";

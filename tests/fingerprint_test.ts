@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { readFile, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isUserError } from "../engine/errors.ts";
-import { duplicateWeights, modelFingerprints } from "../engine/store/fingerprint.ts";
+import { duplicateWeights, modelFingerprints } from "../engine/model/fingerprint.ts";
 import { tempDir, writeTinyLM } from "./tiny_lm.ts";
 
 async function one(path: string, cache?: string) {

@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parquetReadObjects } from "hyparquet";
 import { loadExperiment } from "../engine/config/config.ts";
-import { runExperiment } from "../engine/run/run.ts";
-import { scoreAndReport } from "../cli/pipeline.ts";
+import { runExperiment } from "../tasks/score.ts";
+import { scoreAndReport } from "../tasks/experiment.ts";
 import { readCheckpointScores } from "../engine/store/store.ts";
-import { runDataFromScores } from "../engine/store/run_data.ts";
+import { scoredFromScores } from "../engine/store/scored_checkpoint.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
 import { foldOf } from "../reports/analysis/histograms.ts";
 import {
@@ -17,7 +17,7 @@ import {
   predictionIntervals,
   realized,
 } from "../reports/analysis/forecast.ts";
-import { calibrationOf, type ForecastFile, runForecast } from "../reports/page/forecast.ts";
+import { calibrationOf, type ForecastFile, runForecast } from "../tasks/forecast.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { parse, stringify } from "yaml";
 import { UserError } from "../engine/errors.ts";
@@ -62,8 +62,8 @@ Deno.test({
   async fn() {
     const { exp, scores } = await nano();
     const seed = 2023;
-    const calibration = scores.map((s) => runDataFromScores(half(s, 0, seed)));
-    const applied = scores.map((s) => runDataFromScores(half(s, 1, seed)));
+    const calibration = scores.map((s) => scoredFromScores(half(s, 0, seed)));
+    const applied = scores.map((s) => scoredFromScores(half(s, 1, seed)));
     const cal = calibrationOf(exp, calibration);
     const runOf = (id: { model: string; step: number }) =>
       applied.find((r) => r.model === id.model && r.step === id.step)!;

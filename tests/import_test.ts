@@ -443,7 +443,7 @@ Deno.test("import: --suite takes one suite's splits from a download holding both
 });
 
 Deno.test("import: what a killed import left is cleaned up, and a swapped-out import put back", async () => {
-  const { recoverImportFolder } = await import("../engine/store/import.ts");
+  const { recoverImportFolder } = await import("../engine/import/import.ts");
   const dir = await Deno.makeTempDir({ prefix: "import_recover_" });
   // Killed while staging: the staging folder goes; the last import stays.
   await Deno.mkdir(join(dir, "imported.partial-4242", "m"), { recursive: true });

@@ -3,8 +3,8 @@ import { hostname } from "node:os";
 import { readdir, readFile, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { isUserError } from "../engine/errors.ts";
-import { type LockHolder, lockRunFolder, withFolderLock } from "../engine/store/lock.ts";
-import { bootTime, processState } from "../engine/store/process.ts";
+import { type LockHolder, lockRunFolder, withFolderLock } from "../engine/os/lock.ts";
+import { bootTime, processState } from "../engine/os/process.ts";
 
 const HOLDER = new URL("./fixtures/hold_lock.ts", import.meta.url);
 

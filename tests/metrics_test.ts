@@ -7,7 +7,7 @@ import {
   prCurve,
   rates,
 } from "../reports/analysis/metrics.ts";
-import { listBuilder, rangesBuilder } from "../engine/store/rowset.ts";
+import { listBuilder, rangesBuilder } from "../engine/rowset.ts";
 import { seededRandom } from "../engine/random.ts";
 import { poisson, quantile, wilson } from "../reports/analysis/stats.ts";
 

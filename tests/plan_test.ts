@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { loadExperiment } from "../engine/config/config.ts";
 import { parseFixture } from "./fixtures/experiment.ts";
 import { UserError } from "../engine/errors.ts";
-import { formatFlops, formatPlan, jobId, makePlan } from "../engine/run/plan.ts";
+import { formatFlops, formatPlan, jobId, makePlan } from "../engine/plan/plan.ts";
 import { sampleRows, seenLimit, seenRows, selectRows } from "../engine/data/rows.ts";
 import { xoshiro128 } from "../engine/random.ts";
 import type { Experiment } from "../engine/types.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { copyFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { assertComplete } from "../engine/cluster/cluster.ts";
-import { currentManifest, openRun } from "../engine/run/run_folder.ts";
+import { currentManifest, openRun } from "../engine/plan/run_folder.ts";
 import { openStore, writeJson } from "../engine/store/store.ts";
 import type { Experiment } from "../engine/types.ts";
 import { experimentFromYaml } from "./fixtures/experiment.ts";

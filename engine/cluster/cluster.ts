@@ -1,6 +1,6 @@
 /**
  * Shard groups: the split of an experiment's jobs that lets any scheduler run
- * it in pieces. `--shard-group I/N` runs group I of N (engine/run/run.ts uses
+ * it in pieces. `--shard-group I/N` runs group I of N (tasks/score.ts uses
  * {@link jobsForGroup}, THE definition of a group), every piece writes into the
  * same result store, and the report is rendered once every shard is in
  * ({@link assertComplete}). Slurm submission is in engine/cluster/slurm.ts; Kubernetes
@@ -11,7 +11,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { isUserError, UserError } from "../errors.ts";
-import { openRun, readExperimentSnapshot, type RunFolder } from "../run/run_folder.ts";
+import { openRun, readExperimentSnapshot, type RunFolder } from "../plan/run_folder.ts";
 import type { Job } from "../types.ts";
 
 /**

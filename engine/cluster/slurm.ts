@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { arraySpec, shardGroups } from "./cluster.ts";
 import { UserError } from "../errors.ts";
-import { currentManifest, openRun, type RunFolder } from "../run/run_folder.ts";
+import { currentManifest, openRun, type RunFolder } from "../plan/run_folder.ts";
 import type { Experiment, Job } from "../types.ts";
 
 /** Array tasks per submission when `--slurm-tasks` is not given (capped by the job count). */

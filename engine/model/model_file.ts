@@ -7,7 +7,7 @@
  * small model (the graph, small constants, references) that ONNX Runtime loads
  * from bytes with the model's folder as its external-data folder, reading each
  * weight straight from the file once. (The model's fingerprint is the
- * store's: engine/store/fingerprint.ts.)
+ * store's: engine/model/fingerprint.ts.)
  *
  * @module
  */

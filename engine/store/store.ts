@@ -16,8 +16,8 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
-import { appendLine, writeAtomic } from "./atomic.ts";
-import type { ModelFingerprint } from "./fingerprint.ts";
+import { appendLine, writeAtomic } from "../os/atomic.ts";
+import type { ModelFingerprint } from "../types.ts";
 import {
   type DecodedShard,
   decodeShard,
@@ -35,13 +35,13 @@ export interface CheckpointRecord {
   step: number;
   /** ONNX path of the checkpoint. */
   path: string;
-  /** The shards' key part for the model (engine/store/fingerprint.ts). */
+  /** The shards' key part for the model (engine/model/fingerprint.ts). */
   fingerprint: string;
   /** SHA-256 of the model's weights (its file and external data), to spot identical checkpoints. */
   weights?: string;
 }
 
-export { writeAtomic } from "./atomic.ts";
+export { writeAtomic } from "../os/atomic.ts";
 
 /** `<run>/manifest.json`: what produced the stored scores. */
 export interface Manifest {

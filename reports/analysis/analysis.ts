@@ -4,7 +4,7 @@
  * takes scores (from the store or imported) and returns a {@link Summary}.
  *
  * Examples (rows the target memorized) are chosen by {@link exampleRows};
- * the caller (reports/page/render.ts) reads their tokens and passes them back in
+ * the caller (tasks/report.ts) reads their tokens and passes them back in
  * `exampleTokens` together with a `decode` function, so `analyze` itself
  * stays synchronous and does no I/O.
  *
@@ -25,14 +25,20 @@ import {
   type ThresholdCurve,
 } from "./summary.ts";
 import { bootstrapConfusions, type Classifier, confusion, rates } from "./metrics.ts";
-import { label, type Resamples, rowSpace, type Run, runFromData } from "./runs.ts";
-import { type RunData, runDataFromScores } from "../../engine/store/run_data.ts";
-import { listHas, RangesCursor } from "../../engine/store/rowset.ts";
+import {
+  type AnalysedCheckpoint,
+  analysedFrom,
+  label,
+  type Resamples,
+  rowSpace,
+} from "./checkpoints.ts";
+import { type ScoredCheckpoint, scoredFromScores } from "../../engine/store/scored_checkpoint.ts";
+import { listHas, RangesCursor } from "../../engine/rowset.ts";
 import { seededRandom } from "../../engine/random.ts";
 import { poisson } from "./stats.ts";
 import { type FamilyPoint, fitScaling, type FittedLaw, makeFamilies } from "./families.ts";
 import { type Candidate, recommend } from "./recommend.ts";
-import { signalCurves } from "./signals.ts";
+import { signalCurves } from "./score_signals.ts";
 import { type CrossFit, crossFit } from "./crossfit.ts";
 import {
   binaryFolded,
@@ -61,10 +67,10 @@ export interface AnalysisInput {
   scores?: CheckpointScores[];
   /**
    * Every (model, step) run as row sets with a streaming score source (the
-   * store reader's and the import's form; engine/store/run_data.ts). Used
+   * store reader's and the import's form; engine/store/scored_checkpoint.ts). Used
    * instead of `scores` when given.
    */
-  runs?: RunData[];
+  runs?: ScoredCheckpoint[];
   /** Duplicate count per dataset row (index = row), when the data carries it. */
   duplicates?: Uint32Array | null;
   /**
@@ -99,8 +105,8 @@ export const EXAMPLE_COUNT = 12;
 const sameId = (a: PredictorId, b: PredictorId) => a.model === b.model && a.step === b.step;
 
 /** The runs of an input: `runs`, else `scores` as in-memory runs. */
-export function inputRuns(input: Pick<AnalysisInput, "scores" | "runs">): RunData[] {
-  return input.runs ?? (input.scores ?? []).map(runDataFromScores);
+export function inputRuns(input: Pick<AnalysisInput, "scores" | "runs">): ScoredCheckpoint[] {
+  return input.runs ?? (input.scores ?? []).map(scoredFromScores);
 }
 
 /** The experiment's trained target, or an error when the file says `target: none`. */
@@ -113,7 +119,7 @@ function trainedTarget(exp: Experiment): PredictorId {
 }
 
 /** Checks the target was scored, or throws naming the runs that exist. */
-function checkTarget(exp: Experiment, runs: readonly RunData[]): void {
+function checkTarget(exp: Experiment, runs: readonly ScoredCheckpoint[]): void {
   const id = trainedTarget(exp);
   if (runs.some((s) => sameId(s, id))) return;
   throw new UserError(
@@ -124,18 +130,22 @@ function checkTarget(exp: Experiment, runs: readonly RunData[]): void {
 }
 
 /** Runs in suite order (model order of the experiment, then step). */
-function orderedRuns(exp: Experiment, data: readonly RunData[]): Run[] {
+function orderedRuns(exp: Experiment, data: readonly ScoredCheckpoint[]): AnalysedCheckpoint[] {
   const order = new Map(exp.suite.models.map((m, i) => [m.name, i]));
   return [...data]
     .sort((a, b) =>
       (order.get(a.model) ?? 1e9) - (order.get(b.model) ?? 1e9) ||
       a.model.localeCompare(b.model) || a.step - b.step
     )
-    .map((s) => runFromData(s, exp));
+    .map((s) => analysedFrom(s, exp));
 }
 
 /** Rows the target memorized and which other runs also memorized them. */
-function caughtBy(runs: readonly Run[], target: Run, row: number): PredictorId[] {
+function caughtBy(
+  runs: readonly AnalysedCheckpoint[],
+  target: AnalysedCheckpoint,
+  row: number,
+): PredictorId[] {
   return runs.filter((r) => r !== target && listHas(r.memorized, row)).map((r) => r.id);
 }
 
@@ -155,7 +165,11 @@ export function exampleRows(
   return pickExamples(runs, target, count);
 }
 
-function pickExamples(runs: readonly Run[], target: Run, count: number): number[] {
+function pickExamples(
+  runs: readonly AnalysedCheckpoint[],
+  target: AnalysedCheckpoint,
+  count: number,
+): number[] {
   const rows: { row: number; caught: number }[] = [];
   const seen = new RangesCursor(target.scored);
   for (const row of target.memorized) if (seen.has(row)) rows.push({ row, caught: 0 });
@@ -169,7 +183,10 @@ function pickExamples(runs: readonly Run[], target: Run, count: number): number[
 }
 
 /** The predictor table: every run (the target included, trivially perfect) against the target. */
-export function predictorTable(runs: readonly Run[], target: Run): PredictorRow[] {
+export function predictorTable(
+  runs: readonly AnalysedCheckpoint[],
+  target: AnalysedCheckpoint,
+): PredictorRow[] {
   const targetRows = target.scored.size;
   const targetMemorized = target.memorized.length;
   return runs.map((run) => {
@@ -232,7 +249,11 @@ function inSampleOf(fit: CrossFit) {
  * recall, from runs as row sets. This is the part that scales to paper-size
  * row counts: memory is the row sets plus histograms per run and signal.
  */
-export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run): CoreAnalysis {
+export function analyzeRuns(
+  exp: Experiment,
+  runs: readonly AnalysedCheckpoint[],
+  target: AnalysedCheckpoint,
+): CoreAnalysis {
   const settings = analysisSettings(exp);
   const seconds: Record<string, number> = {};
   let t0 = performance.now();
@@ -380,8 +401,8 @@ export function analyzeRuns(exp: Experiment, runs: readonly Run[], target: Run):
  */
 export function calibrate(
   exp: Experiment,
-  data: readonly RunData[],
-): CoreAnalysis & { runs: Run[]; target: Run } {
+  data: readonly ScoredCheckpoint[],
+): CoreAnalysis & { runs: AnalysedCheckpoint[]; target: AnalysedCheckpoint } {
   checkTarget(exp, data);
   const runs = orderedRuns(exp, data);
   const target = runs.find((r) => sameId(r.id, trainedTarget(exp)))!;

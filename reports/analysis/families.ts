@@ -6,7 +6,7 @@
  * @module
  */
 import type { FormFit, PredictorId, PredictorKind, ScalingFit } from "./summary.ts";
-import { bootPrecision, bootRecall, type Resamples } from "./runs.ts";
+import { bootPrecision, bootRecall, type Resamples } from "./checkpoints.ts";
 import { quantile } from "./stats.ts";
 import { fitFamily, fitForm, type Form, PRECISION_FORMS, RECALL_FORMS, refit } from "./scaling.ts";
 

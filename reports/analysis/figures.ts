@@ -7,9 +7,13 @@
  */
 import type { Matrix, PredictorId, Summary } from "./summary.ts";
 import { confusion, rates } from "./metrics.ts";
-import { label, type Run } from "./runs.ts";
+import { type AnalysedCheckpoint, label } from "./checkpoints.ts";
 import { pearsonFromSums } from "./stats.ts";
-import type { RunData, ScoreChunk, ScoreSource } from "../../engine/store/run_data.ts";
+import type {
+  ScoreChunk,
+  ScoredCheckpoint,
+  ScoreSource,
+} from "../../engine/store/scored_checkpoint.ts";
 import {
   forEachRow,
   intersectCount,
@@ -18,7 +22,7 @@ import {
   lowerBound,
   rangesCountIn,
   restrictList,
-} from "../../engine/store/rowset.ts";
+} from "../../engine/rowset.ts";
 
 /** Matches of rows asked in ascending order, read chunk by chunk from a source. */
 class MatchCursor {
@@ -47,7 +51,7 @@ class MatchCursor {
  * elsewhere; when no run has per-row scores the sums come from set
  * intersections alone (exactly the same sums).
  */
-export function correlationMatrix(runs: readonly RunData[]): Matrix {
+export function correlationMatrix(runs: readonly ScoredCheckpoint[]): Matrix {
   const labels = runs.map((s) => label(s));
   if (runs.length === 0) return { labels, values: [], rows: 0 };
   let common = runs[0].scored;
@@ -90,7 +94,7 @@ export function correlationMatrix(runs: readonly RunData[]): Matrix {
 }
 
 /** Histogram of matches 0..l of one run (without per-row scores: 0 or l). */
-export function distribution(run: RunData): PredictorId & { counts: number[] } {
+export function distribution(run: ScoredCheckpoint): PredictorId & { counts: number[] } {
   const l = run.continuation;
   const counts = new Array<number>(l + 1).fill(0);
   if (run.matchCounts) {
@@ -107,7 +111,11 @@ export function distribution(run: RunData): PredictorId & { counts: number[] } {
 }
 
 /** Memorization rate of a run in `buckets` equal ranges of row index (empty ranges omitted). */
-export function rateByRow(run: Run, size: number, buckets = 20): Summary["rateByRow"][number] {
+export function rateByRow(
+  run: AnalysedCheckpoint,
+  size: number,
+  buckets = 20,
+): Summary["rateByRow"][number] {
   const width = Math.max(32, Math.ceil(size / buckets / 32) * 32);
   const out: Summary["rateByRow"][number]["buckets"] = [];
   for (let start = 0; start < size; start += width) {
@@ -126,7 +134,7 @@ function dupBin(d: number): number {
 
 /** Memorization rate of a run against each row's duplicate count, in powers-of-two bins. */
 export function rateByDuplicates(
-  run: RunData,
+  run: ScoredCheckpoint,
   duplicates: Uint32Array,
 ): PredictorId & { bins: { min: number; max: number; rows: number; rate: number }[] } {
   const rows: number[] = [];
@@ -149,7 +157,7 @@ export function rateByDuplicates(
 }
 
 /** Precision and recall of run i predicting run j, for every pair. */
-export function pairMatrix(runs: readonly Run[]): Summary["pairMatrix"] {
+export function pairMatrix(runs: readonly AnalysedCheckpoint[]): Summary["pairMatrix"] {
   const precision = runs.map(() => new Array<number | null>(runs.length).fill(null));
   const recall = runs.map(() => new Array<number | null>(runs.length).fill(null));
   runs.forEach((p, i) =>

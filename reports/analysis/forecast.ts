@@ -12,14 +12,14 @@
  * @module
  */
 import type { Estimate, PredictorId, RecallOver } from "./summary.ts";
-import type { RunData } from "../../engine/store/run_data.ts";
+import type { ScoredCheckpoint } from "../../engine/store/scored_checkpoint.ts";
 import { UserError } from "../../engine/errors.ts";
 import { type Candidate, ruleText } from "./recommend.ts";
 import { selectHeldOut } from "./crossfit.ts";
 import { rates } from "./metrics.ts";
 import { wilson } from "./stats.ts";
 import type { Counts } from "./crossfit.ts";
-import { label } from "./runs.ts";
+import { label } from "./checkpoints.ts";
 import { binOf, foldOf } from "./histograms.ts";
 
 /** What to forecast with (all optional: the best held-out choice the other run allows). */
@@ -220,7 +220,7 @@ export function chooseForecast(
  * chunk by chunk. Rows ascending, with the signal value of each.
  */
 export function flagRows(
-  runOf: (id: PredictorId) => RunData,
+  runOf: (id: PredictorId) => ScoredCheckpoint,
   choice: Pick<ForecastChoice, "foldRules" | "folds" | "seed">,
 ): { rows: number[]; values: number[] } {
   const k = choice.folds;

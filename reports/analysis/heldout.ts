@@ -17,8 +17,8 @@ import type {
   Recommendation,
   ThresholdCurve,
 } from "./summary.ts";
-import type { Resamples, Run } from "./runs.ts";
-import { ListCursor, RangesCursor } from "../../engine/store/rowset.ts";
+import type { AnalysedCheckpoint, Resamples } from "./checkpoints.ts";
+import { ListCursor, RangesCursor } from "../../engine/rowset.ts";
 import { foldOf, type LabelHistogram } from "./histograms.ts";
 import { type Counts, type crossFit, type FoldedSignal, selectHeldOut } from "./crossfit.ts";
 import { type Candidate, measuredOf } from "./recommend.ts";
@@ -36,7 +36,7 @@ export interface FoldSettings {
 }
 
 /** The target's memorized rows per fold (recall's denominator under `recall_over: all`). */
-export function foldPositives(target: Run, s: FoldSettings): number[] {
+export function foldPositives(target: AnalysedCheckpoint, s: FoldSettings): number[] {
   const out = new Array<number>(s.folds).fill(0);
   for (const r of target.memorized) out[s.folds > 1 ? foldOf(r, s.seed, s.folds) : 0]++;
   return out;
@@ -48,8 +48,8 @@ export function foldPositives(target: Run, s: FoldSettings): number[] {
  * memorize in bin 1 are not counted, precision and recall do not need them).
  */
 export function binaryFolded(
-  run: Run,
-  target: Run,
+  run: AnalysedCheckpoint,
+  target: AnalysedCheckpoint,
   s: FoldSettings,
   positives: readonly number[],
 ): FoldedSignal {

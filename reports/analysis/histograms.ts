@@ -20,14 +20,14 @@
  * @module
  */
 import { hash32 } from "../../engine/random.ts";
-import type { ScoreChunk, ScoreSource } from "../../engine/store/run_data.ts";
+import type { ScoreChunk, ScoreSource } from "../../engine/store/scored_checkpoint.ts";
 import {
   listBuilder,
   ListCursor,
   RangesCursor,
   type RowList,
   type RowRanges,
-} from "../../engine/store/rowset.ts";
+} from "../../engine/rowset.ts";
 
 /** Default number of folds of rows. */
 export const FOLDS = 5;

@@ -1,6 +1,6 @@
 /**
  * Predictor metrics over row sets (scored rows as ranges, memorized rows as
- * sorted lists: engine/store/rowset.ts): confusion counts of a predictor
+ * sorted lists: engine/rowset.ts): confusion counts of a predictor
  * against the target on the rows both scored, precision/recall/F1 with Wilson
  * intervals, and precision–recall curves of thresholded signals from
  * histograms. Cost and memory follow the memorized rows, not the data size.
@@ -16,7 +16,7 @@ import {
   restrictList,
   type RowList,
   type RowRanges,
-} from "../../engine/store/rowset.ts";
+} from "../../engine/rowset.ts";
 
 /** Confusion counts of a predictor against the target on the rows both scored. */
 export interface Confusion {

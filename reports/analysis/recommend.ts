@@ -17,7 +17,7 @@ import type {
   RecallOver,
   Recommendation,
 } from "./summary.ts";
-import { bootPrecision, bootRecall, label, type Resamples } from "./runs.ts";
+import { bootPrecision, bootRecall, label, type Resamples } from "./checkpoints.ts";
 import { evaluateLaw, type FittedLaw } from "./families.ts";
 import { percent } from "./stats.ts";
 import { type CrossFit, selectHeldOut, type Selection } from "./crossfit.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { processState } from "../engine/store/process.ts";
+import { processState } from "../engine/os/process.ts";
 
 const FIXTURE = fileURLToPath(new URL("./fixtures/stop_watch.ts", import.meta.url));
 

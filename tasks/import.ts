@@ -1,6 +1,6 @@
 /**
  * `deno task import`, composed: import the files into a run folder
- * (engine/store/import.ts), snapshot the experiment, read the example rows'
+ * (engine/import/import.ts), snapshot the experiment, read the example rows'
  * tokens, analyse and render the report, as `deno task experiment` does after
  * scoring. `deno task report RUN` re-renders it from the run folder alone.
  *
@@ -8,13 +8,13 @@
  */
 import { resolve } from "node:path";
 import { join } from "node:path";
-import { type ImportOptions, importRuns } from "../../engine/store/import.ts";
-import { writeJson } from "../../engine/store/store.ts";
-import { UserError } from "../../engine/errors.ts";
-import type { Experiment } from "../../engine/types.ts";
+import { type ImportOptions, importRuns } from "../engine/import/import.ts";
+import { writeJson } from "../engine/store/store.ts";
+import { UserError } from "../engine/errors.ts";
+import type { Experiment } from "../engine/types.ts";
 import { attachExamples } from "./imported_input.ts";
-import { type RenderedReport, renderReport } from "./render.ts";
-import { walk } from "../../engine/store/import_layout.ts";
+import { type RenderedReport, renderReport } from "./report.ts";
+import { walk } from "../engine/import/layout.ts";
 import { stat } from "node:fs/promises";
 
 /** Options of {@link importAndReport}: those of the import, and a tokenizer for the examples. */

@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadExperiment } from "../engine/config/config.ts";
-import { scoreAndReport } from "../cli/pipeline.ts";
+import { scoreAndReport } from "../tasks/experiment.ts";
 import type { Summary } from "../reports/analysis/summary.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 

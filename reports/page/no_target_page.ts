@@ -1,17 +1,17 @@
 /**
  * The report of a run without a trained target (`target: none`): a short
- * page and `summary.json` ({@link RunsSummary}) listing what was scored, and
+ * page and `summary.json` ({@link NoTargetSummary}) listing what was scored, and
  * `predictors.csv` with one line per run. Written atomically.
  *
  * @module
  */
-import type { RunsSummary } from "../analysis/runs_summary.ts";
+import type { NoTargetSummary } from "../analysis/no_target_summary.ts";
 import { escapeHtml as e } from "./html.ts";
 import { PAGE_STYLE } from "./page_assets.ts";
 import { type RenderedReport, writeReportFiles } from "./report_files.ts";
 
 /** The page of a runs summary (static: no script; the CSP allows only the inline style). */
-export function runsPage(s: RunsSummary): string {
+export function noTargetPage(s: NoTargetSummary): string {
   const rows = s.runs.map((r) =>
     `<tr><td>${e(r.model)}</td><td>${r.step}</td><td>${r.compute.toExponential(2)}</td>` +
     `<td>${r.rowsScored}</td><td>${r.memorized}</td><td>${(100 * r.rate).toFixed(2)}%</td>` +
@@ -37,7 +37,7 @@ export function runsPage(s: RunsSummary): string {
 }
 
 /** `model,step,parameters,compute,rows_scored,memorized,rate` lines. */
-export function runsCsv(s: RunsSummary): string {
+export function noTargetCsv(s: NoTargetSummary): string {
   const q = (t: string) => (/[",\r\n]/.test(t) ? `"${t.replaceAll('"', '""')}"` : t);
   const lines = ["model,step,parameters,compute,rows_scored,memorized,rate"];
   for (const r of s.runs) {
@@ -49,7 +49,10 @@ export function runsCsv(s: RunsSummary): string {
 }
 
 /** Writes report.html, summary.json and predictors.csv of a runs summary. */
-export async function writeRunsReport(s: RunsSummary, outDir: string): Promise<RenderedReport> {
+export async function writeNoTargetReport(
+  s: NoTargetSummary,
+  outDir: string,
+): Promise<RenderedReport> {
   const t0 = performance.now();
-  return await writeReportFiles(outDir, s, runsCsv(s), runsPage(s), t0);
+  return await writeReportFiles(outDir, s, noTargetCsv(s), noTargetPage(s), t0);
 }

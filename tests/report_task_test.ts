@@ -2,14 +2,14 @@ import assert from "node:assert/strict";
 import { parseFixture } from "./fixtures/experiment.ts";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { makePlan } from "../engine/run/plan.ts";
+import { makePlan } from "../engine/plan/plan.ts";
 import { makeManifest, openStore, writeJson } from "../engine/store/store.ts";
 import type { CheckpointScores, Experiment, Job } from "../engine/types.ts";
 import { loadTokenizer } from "../engine/data/tokenizer.ts";
 import { escapeHtml } from "../reports/page/html.ts";
-import { renderReport } from "../reports/page/render.ts";
-import { missingInRuns } from "../engine/run/run_folder.ts";
-import { runDataFromScores } from "../engine/store/run_data.ts";
+import { renderReport } from "../tasks/report.ts";
+import { missingInRuns } from "../engine/plan/run_folder.ts";
+import { scoredFromScores } from "../engine/store/scored_checkpoint.ts";
 import type { Summary } from "../reports/analysis/summary.ts";
 
 const ROWS = 64;
@@ -181,7 +181,7 @@ Deno.test("missingInRuns finds jobs whose rows are not all stored", () => {
     job("d", [2, 3, 5]),
     { ...job("e", [0]), model: "other" },
   ];
-  assert.deepEqual(missingInRuns(jobs, scores.map(runDataFromScores)).map((j) => j.id), [
+  assert.deepEqual(missingInRuns(jobs, scores.map(scoredFromScores)).map((j) => j.id), [
     "b",
     "d",
     "e",

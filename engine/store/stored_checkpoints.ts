@@ -13,9 +13,9 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { decodeShard, isShardProblem } from "./shard_file.ts";
 import { corruptShardError, readManifest, shardKey } from "./store.ts";
-import type { RunData, ScoreChunk, ScoreSource } from "./run_data.ts";
-import { chunkMemorized } from "./run_data.ts";
-import { listBuilder, rangesBuilder } from "./rowset.ts";
+import type { ScoreChunk, ScoredCheckpoint, ScoreSource } from "./scored_checkpoint.ts";
+import { chunkMemorized } from "./scored_checkpoint.ts";
+import { listBuilder, rangesBuilder } from "../rowset.ts";
 
 /** A source over shard files (chunk k = the k-th file, shard order). */
 export function shardSource(paths: readonly string[], key: string): ScoreSource {
@@ -36,17 +36,17 @@ export function shardSource(paths: readonly string[], key: string): ScoreSource 
 
 /**
  * Every checkpoint of the run folder's store with finished shards, as
- * {@link RunData} in the manifest's order. Shards whose key does not match the
+ * {@link ScoredCheckpoint} in the manifest's order. Shards whose key does not match the
  * manifest are ignored (as {@link readCheckpointScores} does).
  */
-export async function readStoreRuns(runDir: string): Promise<RunData[]> {
+export async function readStoredCheckpoints(runDir: string): Promise<ScoredCheckpoint[]> {
   const manifest = await readManifest(runDir);
   if (!manifest) {
     throw new Error(`${join(runDir, "manifest.json")} not found: run the experiment first`);
   }
   const m = manifest.settings.memorization as { continuation?: number } | undefined;
   const l = m?.continuation ?? 0;
-  const out: RunData[] = [];
+  const out: ScoredCheckpoint[] = [];
   for (const c of manifest.checkpoints) {
     const dir = join(runDir, "scores", c.model, `step${c.step}`);
     let names: string[];

@@ -23,11 +23,15 @@
 import { mkdir, open, rename, rm, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileWriter, ParquetWriter } from "hyparquet-writer";
-import { writeError } from "./atomic.ts";
-import { readStoreRuns } from "./store_runs.ts";
-import { readImportedRuns, readImportRecord } from "./imported_runs.ts";
-import { chunkMemorized, type RunData, type ScoreChunk } from "./run_data.ts";
-import type { CheckpointScores } from "../types.ts";
+import { writeError } from "../engine/os/atomic.ts";
+import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
+import { readImportedCheckpoints, readImportRecord } from "../engine/import/imported.ts";
+import {
+  chunkMemorized,
+  type ScoreChunk,
+  type ScoredCheckpoint,
+} from "../engine/store/scored_checkpoint.ts";
+import type { CheckpointScores } from "../engine/types.ts";
 
 /** Export formats. */
 export type ExportFormat = "csv" | "parquet" | "dataset";
@@ -68,7 +72,7 @@ async function failedWrite(path: string, tmp: string, e: unknown): Promise<unkno
     : e;
 }
 
-async function writeCsv(run: RunData, path: string): Promise<number> {
+async function writeCsv(run: ScoredCheckpoint, path: string): Promise<number> {
   const tmp = tmpName(path);
   try {
     return await writeCsvTo(run, path, tmp);
@@ -77,7 +81,7 @@ async function writeCsv(run: RunData, path: string): Promise<number> {
   }
 }
 
-async function writeCsvTo(run: RunData, path: string, tmp: string): Promise<number> {
+async function writeCsvTo(run: ScoredCheckpoint, path: string, tmp: string): Promise<number> {
   await mkdir(dirname(path), { recursive: true });
   const file = await open(tmp, "w");
   let rows = 0;
@@ -110,7 +114,7 @@ interface Column {
   type: "INT64" | "DOUBLE" | "INT32" | "FLOAT" | "BOOLEAN";
 }
 
-function columnsOf(run: RunData, accuracy: boolean): Column[] {
+function columnsOf(run: ScoredCheckpoint, accuracy: boolean): Column[] {
   return [
     { name: "index", type: "INT64" },
     ...(accuracy ? [{ name: "accuracy", type: "DOUBLE" as const }] : []),
@@ -132,7 +136,7 @@ class ParquetParts {
   parts: string[] = [];
   rows = 0;
   constructor(
-    readonly run: RunData,
+    readonly run: ScoredCheckpoint,
     readonly columns: Column[],
     readonly pathOf: (part: number) => string,
     readonly partRows: number,
@@ -228,9 +232,11 @@ class ParquetParts {
 }
 
 /** The runs of a run folder with per-row scores: the store's, or an import's. */
-export async function exportableRuns(runDir: string): Promise<RunData[]> {
+export async function exportableRuns(runDir: string): Promise<ScoredCheckpoint[]> {
   const record = await readImportRecord(runDir);
-  const runs = record ? await readImportedRuns(runDir, record) : await readStoreRuns(runDir);
+  const runs = record
+    ? await readImportedCheckpoints(runDir, record)
+    : await readStoredCheckpoints(runDir);
   return runs.filter((r) => r.source);
 }
 

@@ -8,15 +8,15 @@
  * @module
  */
 import type { Experiment } from "../../engine/types.ts";
-import type { RunData } from "../../engine/store/run_data.ts";
-import { runFromData } from "./runs.ts";
+import type { ScoredCheckpoint } from "../../engine/store/scored_checkpoint.ts";
+import { analysedFrom } from "./checkpoints.ts";
 import { signalsOf } from "./histograms.ts";
 
-/** Version of {@link RunsSummary}; bump when a field changes meaning or is removed. */
-export const RUNS_SUMMARY_VERSION = 1;
+/** Version of {@link NoTargetSummary}; bump when a field changes meaning or is removed. */
+export const NO_TARGET_SUMMARY_VERSION = 1;
 
 /** `summary.json` of a run without a trained target. */
-export interface RunsSummary {
+export interface NoTargetSummary {
   schemaVersion: number;
   /** Distinguishes it from a target's {@link import("./summary.ts").Summary}. */
   kind: "runs";
@@ -40,12 +40,15 @@ export interface RunsSummary {
 }
 
 /** The runs summary of an experiment's scored runs. */
-export function runsSummary(exp: Experiment, data: readonly RunData[]): RunsSummary {
+export function noTargetSummary(
+  exp: Experiment,
+  data: readonly ScoredCheckpoint[],
+): NoTargetSummary {
   const order = new Map(exp.suite.models.map((m, i) => [m.name, i]));
   const runs = [...data]
     .sort((a, b) => (order.get(a.model) ?? 1e9) - (order.get(b.model) ?? 1e9) || a.step - b.step)
     .map((d) => {
-      const r = runFromData(d, exp);
+      const r = analysedFrom(d, exp);
       return {
         model: d.model,
         step: d.step,
@@ -58,7 +61,7 @@ export function runsSummary(exp: Experiment, data: readonly RunData[]): RunsSumm
       };
     });
   return {
-    schemaVersion: RUNS_SUMMARY_VERSION,
+    schemaVersion: NO_TARGET_SUMMARY_VERSION,
     kind: "runs",
     experiment: { name: exp.name, file: exp.file },
     runs,

@@ -9,27 +9,32 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { loadDuplicates, openTokenReader } from "../../engine/data/datasets.ts";
+import { loadDuplicates, openTokenReader } from "../engine/data/datasets.ts";
 import {
   missingInRuns,
   planRun,
   readExperimentSnapshot,
   type RunFolder,
-} from "../../engine/run/run_folder.ts";
-import { duplicateWeights } from "../../engine/store/fingerprint.ts";
-import { readManifest } from "../../engine/store/store.ts";
-import { readStoreRuns } from "../../engine/store/store_runs.ts";
-import { readImportRecord } from "../../engine/store/imported_runs.ts";
+} from "../engine/plan/run_folder.ts";
+import { duplicateWeights } from "../engine/model/fingerprint.ts";
+import { readManifest } from "../engine/store/store.ts";
+import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
+import { readImportRecord } from "../engine/import/imported.ts";
 import { loadImportedInput } from "./imported_input.ts";
-import { loadDecoder } from "../../engine/data/tokenizer.ts";
-import { UserError } from "../../engine/errors.ts";
-import type { Experiment } from "../../engine/types.ts";
-import { type AnalysisInput, analyze, exampleRows, inputRuns } from "../analysis/analysis.ts";
-import { runsSummary } from "../analysis/runs_summary.ts";
-import { writeRunsReport } from "./runs_report.ts";
-import { type RenderedReport, writeReport } from "./report_files.ts";
+import { loadDecoder } from "../engine/data/tokenizer.ts";
+import { UserError } from "../engine/errors.ts";
+import type { Experiment } from "../engine/types.ts";
+import {
+  type AnalysisInput,
+  analyze,
+  exampleRows,
+  inputRuns,
+} from "../reports/analysis/analysis.ts";
+import { noTargetSummary } from "../reports/analysis/no_target_summary.ts";
+import { writeNoTargetReport } from "../reports/page/no_target_page.ts";
+import { type RenderedReport, writeReport } from "../reports/page/report_files.ts";
 
-export { predictorsCsv, type RenderedReport, writeReport } from "./report_files.ts";
+export { predictorsCsv, type RenderedReport, writeReport } from "../reports/page/report_files.ts";
 
 /** Options of {@link renderReport}. */
 export interface RenderOptions {
@@ -49,7 +54,10 @@ export async function renderReport(
   const input = await loadAnalysisInput(runDir, log, opts.run);
   if (!input.experiment.target) {
     // target: none: report what was scored; forecasts come from `deno task forecast`.
-    const out = await writeRunsReport(runsSummary(input.experiment, inputRuns(input)), runDir);
+    const out = await writeNoTargetReport(
+      noTargetSummary(input.experiment, inputRuns(input)),
+      runDir,
+    );
     log(`Rendered ${out.html} (no trained target: the scored runs only)`);
     return out;
   }
@@ -116,7 +124,7 @@ export async function loadAnalysisInput(
   const experiment = opened?.experiment ?? await readExperimentSnapshot(runDir);
   const record = await readImportRecord(runDir);
   if (record) return await loadImportedInput(runDir, experiment, record, log);
-  const runs = await readStoreRuns(runDir);
+  const runs = await readStoredCheckpoints(runDir);
   if (runs.length === 0) {
     throw new UserError(
       `${runDir}: the store holds no finished shard; run \`deno task experiment ${

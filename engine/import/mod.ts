@@ -48,20 +48,20 @@
  * @module
  */
 export { type ImportOptions, importRuns } from "./import.ts";
-export { type ImportRecord, readImportRecord } from "./imported_runs.ts";
+export { type ImportRecord, readImportRecord } from "./imported.ts";
 export { loadExperiment, parseExperiment } from "../config/config.ts";
 export type { Experiment } from "../types.ts";
-export type { ImportedRun } from "./imported_runs.ts";
+export type { ImportedCheckpoint } from "./imported.ts";
 export type { AnalysisSettings } from "../types.ts";
 export type { DataSpec } from "../types.ts";
 export type { DeviceSlot } from "../types.ts";
-export type { ImportedFile } from "./imported_runs.ts";
-export type { InputKind } from "./import_layout.ts";
+export type { ImportedFile } from "./imported.ts";
+export type { InputKind } from "./layout.ts";
 export type { MemorizationSettings } from "../types.ts";
 export type { RowSelection } from "../types.ts";
 export type { Suite } from "../types.ts";
 export type { DataFormat } from "../types.ts";
-export type { InputFile } from "./import_layout.ts";
+export type { InputFile } from "./layout.ts";
 export type { ModelSpec } from "../types.ts";
 export type { Checkpoint } from "../types.ts";
 export type { LoadOptions } from "../config/config.ts";

@@ -9,16 +9,16 @@
  * @module
  */
 import { join } from "node:path";
-import { loadDecoder } from "../../engine/data/tokenizer.ts";
+import { loadDecoder } from "../engine/data/tokenizer.ts";
 import {
   type ImportRecord,
-  readImportedRuns,
+  readImportedCheckpoints,
   readImportRecord,
-} from "../../engine/store/imported_runs.ts";
-import { forEachRowGroup, parquetColumns, parquetRecords } from "../../engine/store/import_read.ts";
-import { writeJson } from "../../engine/store/store.ts";
-import type { Experiment } from "../../engine/types.ts";
-import { type AnalysisInput, exampleRows } from "../analysis/analysis.ts";
+} from "../engine/import/imported.ts";
+import { forEachRowGroup, parquetColumns, parquetRecords } from "../engine/import/read.ts";
+import { writeJson } from "../engine/store/store.ts";
+import type { Experiment } from "../engine/types.ts";
+import { type AnalysisInput, exampleRows } from "../reports/analysis/analysis.ts";
 
 function quote(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
@@ -31,7 +31,7 @@ export async function loadImportedInput(
   record: ImportRecord,
   log: (line: string) => void,
 ): Promise<AnalysisInput> {
-  const runs = await readImportedRuns(runDir, record);
+  const runs = await readImportedCheckpoints(runDir, record);
   const m = experiment.memorization;
   const exampleTokens = new Map(
     record.examples.map((
@@ -80,7 +80,7 @@ export async function loadImportedInput(
 export async function attachExamples(runDir: string, experiment: Experiment): Promise<number> {
   const record = await readImportRecord(runDir);
   if (!record) return 0;
-  const runs = await readImportedRuns(runDir, record);
+  const runs = await readImportedCheckpoints(runDir, record);
   const wanted = new Set(exampleRows({ experiment, runs }));
   const goal = experiment.target;
   const target = goal && record.runs.find((r) => r.model === goal.model && r.step === goal.step);

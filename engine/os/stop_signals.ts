@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { signalIgnored } from "../store/process.ts";
+import { signalIgnored } from "./process.ts";
 
 /** Why a run was asked to stop. */
 export interface StopRequest {

@@ -10,12 +10,12 @@
  */
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { readStoreRuns } from "../../engine/store/store_runs.ts";
-import type { RunData } from "../../engine/store/run_data.ts";
-import { writeAtomic } from "../../engine/store/store.ts";
-import { UserError } from "../../engine/errors.ts";
-import type { Experiment } from "../../engine/types.ts";
-import { analysisSettings, calibrate } from "../analysis/analysis.ts";
+import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
+import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
+import { writeAtomic } from "../engine/store/store.ts";
+import { UserError } from "../engine/errors.ts";
+import type { Experiment } from "../engine/types.ts";
+import { analysisSettings, calibrate } from "../reports/analysis/analysis.ts";
 import {
   type Calibration,
   chooseForecast,
@@ -23,11 +23,11 @@ import {
   type ForecastChoice,
   type ForecastOptions,
   predictionIntervals,
-} from "../analysis/forecast.ts";
-import { label } from "../analysis/runs.ts";
-import { readExperimentSnapshot } from "../../engine/run/run_folder.ts";
-import { forecastPage } from "./forecast_page.ts";
-import type { ForecastFile } from "../analysis/forecast.ts";
+} from "../reports/analysis/forecast.ts";
+import { label } from "../reports/analysis/checkpoints.ts";
+import { readExperimentSnapshot } from "../engine/plan/run_folder.ts";
+import { forecastPage } from "../reports/page/forecast_page.ts";
+import type { ForecastFile } from "../reports/analysis/forecast.ts";
 
 export type { ForecastFile };
 
@@ -47,7 +47,7 @@ export interface ForecastOutput {
 }
 
 /** The calibration facts a forecast needs, from a calibration's experiment and runs. */
-export function calibrationOf(exp: Experiment, runs: readonly RunData[]): Calibration {
+export function calibrationOf(exp: Experiment, runs: readonly ScoredCheckpoint[]): Calibration {
   if (!exp.target) {
     throw new UserError(
       `${exp.file}: the calibration run has no trained target (target: none); calibrate on a ` +
@@ -114,9 +114,9 @@ export async function runForecast(
 ): Promise<ForecastOutput> {
   const log = opts.log ?? ((line: string) => console.error(line));
   const calExp = await readExperimentSnapshot(calibrationDir);
-  const calRuns = await readStoreRuns(calibrationDir);
+  const calRuns = await readStoredCheckpoints(calibrationDir);
   const runExp = await readExperimentSnapshot(runDir);
-  const runRuns = await readStoreRuns(runDir);
+  const runRuns = await readStoredCheckpoints(runDir);
   if (runRuns.length === 0) {
     throw new UserError(`${runDir}: the store holds no finished shard; score the run first`);
   }

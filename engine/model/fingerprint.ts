@@ -18,17 +18,12 @@ import { createHash } from "node:crypto";
 import { open, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
-import { writeAtomic } from "./atomic.ts";
-import { externalLocations } from "../model/model_info.ts";
-import { parseModel } from "../model/onnx_proto.ts";
+import { writeAtomic } from "../os/atomic.ts";
+import { externalLocations } from "./model_info.ts";
+import { parseModel } from "./onnx_proto.ts";
+import type { ModelFingerprint } from "../types.ts";
 
-/** What the store records of one model file. */
-export interface ModelFingerprint {
-  /** Key of the checkpoint's shards: weights hash plus `config.json` (32 hex digits). */
-  fingerprint: string;
-  /** SHA-256 over the model file and its external-data files (equal ⇔ identical weights). */
-  weights: string;
-}
+export type { ModelFingerprint };
 
 /** The cache file's content. */
 interface CacheFile {

@@ -15,9 +15,9 @@ import { join } from "node:path";
 import { dataFacts, megatronPaths, openTokenReader } from "../data/datasets.ts";
 import { seenLimit } from "../data/rows.ts";
 import { UserError } from "../errors.ts";
-import { modelFingerprints } from "../store/fingerprint.ts";
-import type { RunData } from "../store/run_data.ts";
-import { countInRanges } from "../store/rowset.ts";
+import { modelFingerprints } from "../model/fingerprint.ts";
+import type { ScoredCheckpoint } from "../store/scored_checkpoint.ts";
+import { countInRanges } from "../rowset.ts";
 import { makeManifest, type Manifest, missingShards, readManifest } from "../store/store.ts";
 import type { DataSpec, Experiment, Job } from "../types.ts";
 import { makePlan, markFinished, type Plan } from "./plan.ts";
@@ -151,7 +151,7 @@ export async function currentManifest(
  * Jobs whose rows are not all among the scored rows of the runs already read
  * from the store (the report's view: no second pass over the shards).
  */
-export function missingInRuns(jobs: readonly Job[], runs: readonly RunData[]): Job[] {
+export function missingInRuns(jobs: readonly Job[], runs: readonly ScoredCheckpoint[]): Job[] {
   const byRun = new Map(runs.map((s) => [`${s.model}\0${s.step}`, s.scored]));
   return jobs.filter((job) => {
     const scored = byRun.get(`${job.model}\0${job.step}`);

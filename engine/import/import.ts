@@ -1,7 +1,7 @@
 /**
  * `deno task import`: scores produced elsewhere become a run folder the
- * analysis reads like its own store (engine/store/imported_runs.ts). Inputs
- * and their layouts are in engine/store/import_layout.ts.
+ * analysis reads like its own store (engine/import/imported.ts). Inputs
+ * and their layouts are in engine/import/layout.ts.
  *
  * Rows scored. A run at step s scored, by default, what the reference
  * evaluated: the rows it has seen, `[0, s · sequences_per_step)` (a fully
@@ -31,26 +31,20 @@ import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { UserError } from "../errors.ts";
 import type { Experiment } from "../types.ts";
-import { experimentSuite, findInputs, type InputFile } from "./import_layout.ts";
-import {
-  fileDigest,
-  forEachCsvRow,
-  forEachRowGroup,
-  indexValue,
-  parquetColumns,
-} from "./import_read.ts";
+import { experimentSuite, findInputs, type InputFile } from "./layout.ts";
+import { fileDigest, forEachCsvRow, forEachRowGroup, indexValue, parquetColumns } from "./read.ts";
 import {
   CHUNK_ROWS,
   IMPORT_VERSION,
+  type ImportedCheckpoint,
+  importedCheckpointDir,
   type ImportedFile,
-  type ImportedRun,
-  importedRunDir,
   type ImportRecord,
   writeChunk,
   writeMemorized,
-} from "./imported_runs.ts";
-import { writeJson } from "./store.ts";
-import { type RowList, sortDistinct } from "./rowset.ts";
+} from "./imported.ts";
+import { writeJson } from "../store/store.ts";
+import { type RowList, sortDistinct } from "../rowset.ts";
 
 /** Options of {@link importRuns}. */
 export interface ImportOptions {
@@ -75,15 +69,15 @@ export interface ImportOptions {
   log?: (line: string) => void;
 }
 
-interface Run {
+interface CheckpointFiles {
   model: string;
   step: number;
   files: InputFile[];
 }
 
 /** Groups files by run, in the experiment's model order then step; one kind per run. */
-function groupRuns(files: InputFile[], exp: Experiment): Run[] {
-  const byKey = new Map<string, Run>();
+function groupRuns(files: InputFile[], exp: Experiment): CheckpointFiles[] {
+  const byKey = new Map<string, CheckpointFiles>();
   for (const f of files) {
     const key = `${f.model}\0${f.step}`;
     const run = byKey.get(key) ?? { model: f.model, step: f.step, files: [] };
@@ -106,7 +100,7 @@ function groupRuns(files: InputFile[], exp: Experiment): Run[] {
 
 /** Reads a memorized-row list run: the sorted distinct rows of all its files. */
 async function readMemorizedRun(
-  run: Run,
+  run: CheckpointFiles,
   limit: number,
 ): Promise<{ rows: RowList; counts: number[] }> {
   const parts: { path: string; sorted: Uint32Array }[] = [];
@@ -182,7 +176,7 @@ interface Dense {
 }
 
 /** Reads a per-row run (reference CSVs, exports) into dense columns, checking every row. */
-async function readScoredRun(run: Run, limit: number, l: number): Promise<Dense> {
+async function readScoredRun(run: CheckpointFiles, limit: number, l: number): Promise<Dense> {
   const d: Dense = { matches: new Uint8Array(limit).fill(UNSET), counts: [] };
   let columns: string | null = null;
   const put = (path: string, where: string, index: number) => {
@@ -346,7 +340,7 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
   await recoverImportFolder(opts.output, log);
   const staging = join(opts.output, `imported.partial-${Deno.pid}`);
   await rm(staging, { recursive: true, force: true });
-  const records: ImportedRun[] = [];
+  const records: ImportedCheckpoint[] = [];
   try {
     const bytesAll = runs.flatMap((r) => r.files).reduce((a, f) => a + statSync(f.path).size, 0);
     let bytesDone = 0;
@@ -359,11 +353,11 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
       for (const f of run.files) digests.push(await fileDigest(f.path));
       const key = createHash("sha256").update(digests.map((d) => d.sha256).join("\n"))
         .digest("hex");
-      const dir = importedRunDir(staging, run.model, run.step);
+      const dir = importedCheckpointDir(staging, run.model, run.step);
       await mkdir(dir, { recursive: true });
       const seen = `[0, ${limit}) = every row step ${run.step} × ${sps} rows per step has seen`;
       const restricted = opts.rows ? `, restricted by --rows to [${lo}, ${hi})` : "";
-      let rec: ImportedRun;
+      let rec: ImportedCheckpoint;
       let counts: number[];
       if (run.files[0].kind === "memorized") {
         const read = await readMemorizedRun(run, limit);

@@ -19,7 +19,7 @@ import {
 } from "./metrics.ts";
 import { crossFit } from "./crossfit.ts";
 import { type FoldSettings, heldOutOf, signalFolded } from "./heldout.ts";
-import type { Run } from "./runs.ts";
+import type { AnalysedCheckpoint } from "./checkpoints.ts";
 import type { Candidate } from "./recommend.ts";
 import { type Signal, signalHistograms, signalRowsMany } from "./histograms.ts";
 
@@ -32,8 +32,8 @@ const MAX_POINTS = 120;
  * folds of rows (`heldOut`, and the candidate's `fit`).
  */
 export function signalCurves(
-  run: Run,
-  target: Run,
+  run: AnalysedCheckpoint,
+  target: AnalysedCheckpoint,
   binaryPrecision: number | null,
   minPrecision: number,
   folds: FoldSettings,

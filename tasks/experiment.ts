@@ -1,18 +1,13 @@
 /**
- * The pipeline of `deno task experiment`: score (engine/run/run.ts) →
- * analyse → render (reports/page/render.ts). The scoring engine knows
+ * The pipeline of `deno task experiment`: score (tasks/score.ts) →
+ * analyse → render (tasks/report.ts). The scoring engine knows
  * nothing of reports; this is where the two meet.
  *
  * @module
  */
-import {
-  lockForScoring,
-  runExperiment,
-  type RunOptions,
-  type RunOutcome,
-} from "../engine/run/run.ts";
+import { lockForScoring, runExperiment, type RunOptions, type RunOutcome } from "./score.ts";
 import type { Experiment } from "../engine/types.ts";
-import { renderReport } from "../reports/page/render.ts";
+import { renderReport } from "./report.ts";
 
 /** Options of {@link scoreAndReport}: the run's, and whether to render afterwards. */
 export interface PipelineOptions extends RunOptions {

@@ -6,8 +6,8 @@
  * memorized rows, sorted little-endian u32) and, for runs with per-row scores,
  * `chunk<k>.bin` files of at most {@link CHUNK_ROWS} rows in the store's shard
  * format (engine/store/shard_file.ts; columns a run does not have are written
- * as 0 / NaN and never read). {@link readImportedRuns} gives them to the
- * analysis as {@link RunData}: memory is the memorized rows, chunks are read
+ * as 0 / NaN and never read). {@link readImportedCheckpoints} gives them to the
+ * analysis as {@link ScoredCheckpoint}: memory is the memorized rows, chunks are read
  * one at a time.
  *
  * @module
@@ -15,12 +15,12 @@
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { decodeShard, encodeShard, isShardProblem } from "./shard_file.ts";
-import { writeAtomic } from "./store.ts";
-import type { RunData, ScoreChunk, ScoreSource } from "./run_data.ts";
-import type { RowList } from "./rowset.ts";
+import { decodeShard, encodeShard, isShardProblem } from "../store/shard_file.ts";
+import { writeAtomic } from "../store/store.ts";
+import type { ScoreChunk, ScoredCheckpoint, ScoreSource } from "../store/scored_checkpoint.ts";
+import type { RowList } from "../rowset.ts";
 import { UserError } from "../errors.ts";
-import type { InputFile, InputKind } from "./import_layout.ts";
+import type { InputFile, InputKind } from "./layout.ts";
 
 /** Rows per chunk file of an imported run with per-row scores. */
 export const CHUNK_ROWS = 1 << 20;
@@ -42,7 +42,7 @@ export interface ImportedFile {
 }
 
 /** One imported (model, step) run. */
-export interface ImportedRun {
+export interface ImportedCheckpoint {
   /** Model name. */
   model: string;
   /** Checkpoint step. */
@@ -86,7 +86,7 @@ export interface ImportRecord {
   /** `--rows A:B` when given. */
   rows: { start: number; end: number } | null;
   /** Every imported run. */
-  runs: ImportedRun[];
+  runs: ImportedCheckpoint[];
   /** Files under the inputs that match no layout (not imported). */
   ignored: string[];
   /** Tokens of the example rows (the row's first tokens), when a file carried them. */
@@ -96,7 +96,7 @@ export interface ImportRecord {
 }
 
 /** Folder of one imported run inside the run folder's `imported/` (or a staging folder). */
-export function importedRunDir(importedDir: string, model: string, step: number): string {
+export function importedCheckpointDir(importedDir: string, model: string, step: number): string {
   return join(importedDir, encodeURIComponent(model), `step${step}`);
 }
 
@@ -142,7 +142,7 @@ export async function readImportRecord(runDir: string): Promise<ImportRecord | n
   return JSON.parse(text) as ImportRecord;
 }
 
-function chunkSource(dir: string, run: ImportedRun): ScoreSource {
+function chunkSource(dir: string, run: ImportedCheckpoint): ScoreSource {
   const prefix = run.columns.includes("prefix"), nll = run.columns.includes("nll");
   return {
     prefix,
@@ -166,16 +166,19 @@ function chunkSource(dir: string, run: ImportedRun): ScoreSource {
   };
 }
 
-/** The imported runs of a run folder as {@link RunData}. */
-export async function readImportedRuns(runDir: string, record: ImportRecord): Promise<RunData[]> {
-  const out: RunData[] = [];
+/** The imported runs of a run folder as {@link ScoredCheckpoint}. */
+export async function readImportedCheckpoints(
+  runDir: string,
+  record: ImportRecord,
+): Promise<ScoredCheckpoint[]> {
+  const out: ScoredCheckpoint[] = [];
   for (const run of record.runs) {
-    const dir = importedRunDir(join(runDir, "imported"), run.model, run.step);
+    const dir = importedCheckpointDir(join(runDir, "imported"), run.model, run.step);
     const bytes = await readFile(join(dir, "memorized.bin"));
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const memorized = new Uint32Array(bytes.length / 4);
     for (let i = 0; i < memorized.length; i++) memorized[i] = view.getUint32(4 * i, true);
-    const data: RunData = {
+    const data: ScoredCheckpoint = {
       model: run.model,
       step: run.step,
       continuation: run.continuation,

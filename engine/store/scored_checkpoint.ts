@@ -1,7 +1,7 @@
 /**
  * One (model, step) run as the analysis consumes it, whatever produced it
  * (the store's own shards, an import): its scored rows as ranges, its
- * memorized rows as a sorted list (engine/store/rowset.ts), and, when the run
+ * memorized rows as a sorted list (engine/rowset.ts), and, when the run
  * carries per-row scores, a {@link ScoreSource} that re-reads them chunk by
  * chunk (a store shard at a time), so nothing holds a value per row per run
  * in memory. Runs imported as memorized-row lists have no source: their
@@ -10,7 +10,7 @@
  * @module
  */
 import type { CheckpointScores } from "../types.ts";
-import { listBuilder, rangesBuilder, type RowList, type RowRanges } from "./rowset.ts";
+import { listBuilder, rangesBuilder, type RowList, type RowRanges } from "../rowset.ts";
 
 /** Per-row scores of a contiguous part of a run, rows ascending. */
 export interface ScoreChunk {
@@ -42,7 +42,7 @@ export interface ScoreSource {
 }
 
 /** One run for the analysis: scored and memorized rows, and its per-row scores when it has them. */
-export interface RunData {
+export interface ScoredCheckpoint {
   /** Model name. */
   model: string;
   /** Checkpoint step. */
@@ -105,7 +105,7 @@ export function scanSource(
 }
 
 /** A run from scores held in memory (rows ascending). */
-export function runDataFromScores(s: CheckpointScores): RunData {
+export function scoredFromScores(s: CheckpointScores): ScoredCheckpoint {
   const source = memorySource(s);
   return {
     model: s.model,

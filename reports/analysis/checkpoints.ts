@@ -1,5 +1,5 @@
 /**
- * Runs of the suite for the analysis: every (model, step)'s {@link RunData}
+ * Runs of the suite for the analysis: every (model, step)'s {@link ScoredCheckpoint}
  * (scored rows as ranges, memorized rows as a sorted list, per-row scores as a
  * re-readable source) with its parameters and compute, and the bootstrap
  * resamples of confusion counts shared by the scaling bands and the
@@ -10,11 +10,11 @@
 import type { CheckpointScores, Experiment, ModelSpec } from "../../engine/types.ts";
 import type { PredictorId } from "./summary.ts";
 import { UserError } from "../../engine/errors.ts";
-import { type RunData, runDataFromScores } from "../../engine/store/run_data.ts";
-import { rangesEnd } from "../../engine/store/rowset.ts";
+import { type ScoredCheckpoint, scoredFromScores } from "../../engine/store/scored_checkpoint.ts";
+import { rangesEnd } from "../../engine/rowset.ts";
 
 /** One (model, step) run of the suite with what the analysis derives from its id. */
-export interface Run extends RunData {
+export interface AnalysedCheckpoint extends ScoredCheckpoint {
   id: PredictorId;
   parameters: number;
   compute: number;
@@ -51,12 +51,12 @@ export function specOf(exp: Experiment, model: string): ModelSpec {
 }
 
 /** A run from scores held in memory (rows ascending). */
-export function runFromScores(s: CheckpointScores, exp: Experiment): Run {
-  return runFromData(runDataFromScores(s), exp);
+export function analysedFromScores(s: CheckpointScores, exp: Experiment): AnalysedCheckpoint {
+  return analysedFrom(scoredFromScores(s), exp);
 }
 
 /** A run from its data (the store reader's, an import's, or built directly by a benchmark). */
-export function runFromData(data: RunData, exp: Experiment): Run {
+export function analysedFrom(data: ScoredCheckpoint, exp: Experiment): AnalysedCheckpoint {
   const spec = specOf(exp, data.model);
   const parameters = parametersOf(spec, exp);
   const last = spec.checkpoints.length > 0
@@ -72,7 +72,7 @@ export function runFromData(data: RunData, exp: Experiment): Run {
 }
 
 /** Number of rows addressed by the runs: 1 + the largest row scored. */
-export function rowSpace(runs: readonly RunData[]): number {
+export function rowSpace(runs: readonly ScoredCheckpoint[]): number {
   let max = 0;
   for (const r of runs) max = Math.max(max, rangesEnd(r.scored));
   return max;

@@ -1,7 +1,7 @@
 /**
  * Scores an experiment: plan → pool → store. Finished shards are
  * skipped, so running it again resumes an interrupted or crashed run. The run
- * holds the run folder's lock throughout (engine/store/lock.ts: exclusive, or
+ * holds the run folder's lock throughout (engine/os/lock.ts: exclusive, or
  * shared among the shard groups of one split). When `signal` aborts (main.ts
  * aborts it on SIGINT, SIGTERM, SIGHUP or the end of the `deno task` parent),
  * no more jobs are handed out, the jobs in flight are written (or dropped after
@@ -13,16 +13,20 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { jobsForGroup } from "../cluster/cluster.ts";
-import { runPool, type WorkerTask } from "./pool.ts";
-import { autoDevices } from "./devices.ts";
-import { type ProgressDisplay, type ProgressOptions, startProgress } from "./progress.ts";
-import { currentManifest, planRun } from "./run_folder.ts";
-import { appendJsonLine, openStore, writeAtomic, writeJson } from "../store/store.ts";
-import { duplicateWeights } from "../store/fingerprint.ts";
-import { claimRunFolder, type RunLock, withFolderLock } from "../store/lock.ts";
-import { describeStop, type StopRequest } from "./signals.ts";
-import type { Experiment, Job } from "../types.ts";
+import { jobsForGroup } from "../engine/cluster/cluster.ts";
+import { runPool, type WorkerTask } from "../engine/run/pool.ts";
+import { autoDevices } from "../engine/run/devices.ts";
+import {
+  type ProgressDisplay,
+  type ProgressOptions,
+  startProgress,
+} from "../engine/run/progress.ts";
+import { currentManifest, planRun } from "../engine/plan/run_folder.ts";
+import { appendJsonLine, openStore, writeAtomic, writeJson } from "../engine/store/store.ts";
+import { duplicateWeights } from "../engine/model/fingerprint.ts";
+import { claimRunFolder, type RunLock, withFolderLock } from "../engine/os/lock.ts";
+import { describeStop, type StopRequest } from "../engine/os/stop_signals.ts";
+import type { Experiment, Job } from "../engine/types.ts";
 
 /** Options of one scoring run. */
 export interface RunOptions {

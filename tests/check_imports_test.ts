@@ -1,0 +1,17 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { check, violation } from "../tools/check_imports.ts";
+
+Deno.test("the import check flags imports against the documented order and passes this tree", () => {
+  assert.match(
+    violation("engine/os/lock.ts", "engine/store/store.ts") ?? "",
+    /engine\/os may not depend on engine\/store/,
+  );
+  assert.match(violation("engine/store/store.ts", "reports/analysis/stats.ts") ?? "", /engine/);
+  assert.match(violation("reports/page/html.ts", "tasks/report.ts") ?? "", /reports\/page/);
+  assert.match(violation("engine/plan/plan.ts", "engine/run/pool.ts") ?? "", /engine\/plan/);
+  assert.equal(violation("engine/run/run.ts", "engine/plan/plan.ts"), null);
+  assert.equal(violation("tasks/report.ts", "engine/store/store.ts"), null);
+  assert.equal(violation("engine/store/store.ts", "engine/store/shard_file.ts"), null);
+  assert.deepEqual(check(fileURLToPath(new URL("..", import.meta.url))), []);
+});
