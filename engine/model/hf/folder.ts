@@ -1,0 +1,148 @@
+/**
+ * A Hugging Face model folder as an ONNX model: `config.json` read into an
+ * architecture (./config.ts), the weights' places read from the checkpoint
+ * files (./weights.ts), and the decoder graph (./decoder.ts) written with every
+ * weight an external-data reference into the checkpoint file that holds it, at
+ * its byte offset. No weight passes through JavaScript and none is written a
+ * second time: ONNX Runtime, given the folder as its external-data folder,
+ * reads them straight from the checkpoint files. float16 and bfloat16 weights
+ * are widened to float32 by a Cast inside ONNX Runtime (folded when the session
+ * is created: the float32 copy is what stays in memory), so the model computes
+ * in float32 whatever its stored type.
+ *
+ * @module
+ */
+import { readFileSync, statSync } from "node:fs";
+import { basename, join, relative } from "node:path";
+import { UserError } from "../../errors.ts";
+import { DataType, encodeModel, type Node, node, type Tensor } from "../onnx_proto.ts";
+import { archFromConfig, type ArchSpec } from "./config.ts";
+import { decoderGraph, type WeightSource } from "./decoder.ts";
+import { readCheckpointWeights } from "./weights.ts";
+import type { TensorRef } from "./tensors.ts";
+
+/** ONNX's bfloat16 element type (TensorProto.BFLOAT16). */
+const BFLOAT16 = 16;
+const ONNX_TYPE: Record<string, number> = {
+  F32: DataType.FLOAT,
+  F16: DataType.FLOAT16,
+  BF16: BFLOAT16,
+};
+
+/** A model folder read by {@link readHfFolder}. */
+export interface HfModel {
+  /** The folder (ONNX Runtime's external-data folder). */
+  dir: string;
+  /** The parsed `config.json`. */
+  config: Record<string, unknown>;
+  spec: ArchSpec;
+  /** The ONNX model: the graph, small constants and references into the weight files. */
+  bytes: Uint8Array;
+  /** The files scoring reads, relative to `dir`: `config.json`, the index, the weight files. */
+  files: string[];
+  /** Bytes of the stored weights, and of the same weights in float32 (what ONNX Runtime holds). */
+  storedBytes: number;
+  float32Bytes: number;
+}
+
+/** True when `path` is a folder holding `config.json` (a Hugging Face model folder). */
+export function isHfFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory() && statSync(join(path, "config.json")).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a model folder into an ONNX model (UserError naming the file, field or tensor). */
+export function readHfFolder(dir: string): HfModel {
+  const configPath = join(dir, "config.json");
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(readFileSync(configPath, "utf8"));
+  } catch (e) {
+    throw new UserError(`${configPath}: cannot be read as JSON (${(e as Error).message}).`);
+  }
+  const spec = archFromConfig(config, configPath);
+  const weights = readCheckpointWeights(dir);
+  const used = new Set<string>();
+  const initializers: Tensor[] = [];
+  const made = new Map<string, string>();
+  let storedBytes = 0, float32Bytes = 0;
+  const where = (t: TensorRef) => relative(dir, t.file) || basename(t.file);
+  const source: WeightSource = (name, shape, use, add: (n: Node) => void) => {
+    const key = `${name}|${use}`;
+    const known = made.get(key);
+    if (known) return known;
+    const t = weights.tensors.get(name);
+    if (!t) {
+      throw new UserError(
+        `${dir}: tensor ${name} is missing from ${weights.index ?? weights.files.join(", ")}, ` +
+          `but a ${spec.kind} model with this config.json needs it; the folder is incomplete ` +
+          "or its config.json belongs to another model.",
+      );
+    }
+    if (!(t.dtype in ONNX_TYPE)) {
+      throw new UserError(
+        `${t.file}: tensor ${name} has dtype ${t.dtype}; only F32, F16 and BF16 weights are read.`,
+      );
+    }
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new UserError(
+        `${t.file}: tensor ${name} has shape [${t.shape}] but ${configPath} implies [${shape}]; ` +
+          "the weights and config.json do not belong together.",
+      );
+    }
+    let value = name;
+    if (!used.has(name)) {
+      used.add(name);
+      initializers.push({
+        name,
+        dims: t.shape,
+        dataType: ONNX_TYPE[t.dtype],
+        externalLocation: where(t),
+        externalOffset: t.offset,
+        externalLength: t.length,
+      });
+      storedBytes += t.length;
+      float32Bytes += t.length * (4 / (t.dtype === "F32" ? 4 : 2));
+    }
+    if (t.dtype !== "F32") {
+      const cast = `${name}/float32`;
+      if (!made.has(`${name}|cast`)) {
+        add(node("Cast", [name], [cast], [{ name: "to", i: DataType.FLOAT }]));
+        made.set(`${name}|cast`, cast);
+      }
+      value = cast;
+    }
+    if (use === "matrix" || use === "unembedding") {
+      const transposed = `${name}/transposed`;
+      add(node("Transpose", [value], [transposed], [{ name: "perm", ints: [1, 0] }]));
+      value = transposed;
+    }
+    made.set(key, value);
+    return value;
+  };
+  const g = decoderGraph(spec, source, "float32");
+  for (const [name, t] of weights.tensors) {
+    if (used.has(name)) continue;
+    if (spec.tied && name === "lm_head.weight") continue; // saved beside a tied embedding: unused
+    throw new UserError(
+      `${t.file}: tensor ${name} is not part of a ${spec.kind} model with this config.json ` +
+        `(${configPath}); the checkpoint has parts this architecture does not implement.`,
+    );
+  }
+  const bytes = encodeModel({
+    irVersion: 8,
+    opsets: [{ domain: "", version: 17 }],
+    graph: {
+      name: spec.kind,
+      nodes: g.nodes,
+      inputs: g.inputs,
+      outputs: g.outputs,
+      initializers: [...g.initializers, ...initializers],
+    },
+  });
+  const files = ["config.json", ...(weights.index ? [weights.index] : []), ...weights.files];
+  return { dir, config, spec, bytes, files, storedBytes, float32Bytes };
+}
