@@ -26,6 +26,7 @@ import {
   readConfig,
 } from "./model_info.ts";
 import { type ModelFile, readModelFile } from "./model_file.ts";
+import { isHfFolder, readHfFolder } from "./hf/folder.ts";
 import { DataType, type Model, parseModel } from "./onnx_proto.ts";
 import { parseDevice, sessionOptions } from "./providers.ts";
 
@@ -93,9 +94,12 @@ export interface LoadOptions {
 /** Loads an ONNX causal LM with the score head on a device (throws UserError on a bad model). */
 export async function loadModel(path: string, opts: LoadOptions): Promise<LanguageModel> {
   const file = resolve(path);
+  // A Hugging Face model folder: the graph is built over the checkpoint's own files.
+  const hf = isHfFolder(file) ? readHfFolder(file) : null;
+  const folder = hf ? file : dirname(file);
   let read: ModelFile;
   try {
-    read = readModelFile(file);
+    read = hf ? { bytes: hf.bytes, size: hf.storedBytes } : readModelFile(file);
   } catch (e) {
     const err = e as Error & { code?: string };
     if (err.code) {
@@ -112,10 +116,11 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   } catch (e) {
     throw new UserError(`${file}: not an ONNX model (${(e as Error).message}).`);
   }
-  const info = inspectModel(parsed, file, await readConfig(file), opts.vocabSize);
+  const config = hf ? hf.config : await readConfig(file);
+  const info = inspectModel(parsed, file, config, opts.vocabSize);
   const locations = [...externalLocations(parsed.graph)].filter((l) => l !== basename(file));
   for (const loc of locations) {
-    const target = join(dirname(file), loc);
+    const target = join(folder, loc);
     const s = await stat(target).catch(() => null);
     if (!s) {
       throw new UserError(
@@ -135,7 +140,7 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
     const options = sessionOptions(device, opts.threads);
     // Loaded from bytes, ORT resolves external data (the weights read in place from
     // the model file itself, and any external data files) against this folder.
-    options.extra = { session: { model_external_initializers_file_folder_path: dirname(file) } };
+    options.extra = { session: { model_external_initializers_file_folder_path: folder } };
     session = await ort.InferenceSession.create(withHead, options);
   } catch (e) {
     const msg = (e as Error).message;
