@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { isUserError } from "../engine/errors.ts";
+import { readStateDictPickle } from "../engine/model/hf/pickle.ts";
+import { readCheckpointWeights } from "../engine/model/hf/weights.ts";
 import { loadModel } from "../engine/model/model.ts";
 import { scoreBatch } from "../engine/run/scoring.ts";
 import type { MemorizationSettings } from "../engine/types.ts";
@@ -62,3 +65,180 @@ for (const name of FOLDERS) {
     }
   });
 }
+
+// ---------------------------------------------------------------- bad folders
+
+/** A copy of a fixture folder in a temporary folder (removed by `using`). */
+function copyFixture(name: string): { path: string } & Disposable {
+  const path = Deno.makeTempDirSync({ prefix: "hf_test_" });
+  for (const e of Deno.readDirSync(join(FIXTURES, name))) {
+    Deno.copyFileSync(join(FIXTURES, name, e.name), join(path, e.name));
+  }
+  return { path, [Symbol.dispose]: () => Deno.removeSync(path, { recursive: true }) };
+}
+
+/** Rewrites a safetensors file's header with `edit` (the payload is kept). */
+function editSafetensors(path: string, edit: (h: Record<string, unknown>) => void): void {
+  const bytes = Deno.readFileSync(path);
+  const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  edit(header);
+  let text = JSON.stringify(header);
+  text += " ".repeat((8 - (text.length % 8)) % 8);
+  const h = new TextEncoder().encode(text);
+  const out = new Uint8Array(8 + h.length + bytes.length - 8 - n);
+  new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
+  out.set(h, 8);
+  out.set(bytes.subarray(8 + n), 8 + h.length);
+  Deno.writeFileSync(path, out);
+}
+
+function editConfig(dir: string, edit: (c: Record<string, unknown>) => void): void {
+  const path = join(dir, "config.json");
+  const c = JSON.parse(Deno.readTextFileSync(path));
+  edit(c);
+  Deno.writeTextFileSync(path, JSON.stringify(c));
+}
+
+/** Asserts that loading `dir` is a UserError (exit 2) whose message holds every part. */
+async function rejects(dir: string, ...parts: string[]): Promise<void> {
+  await assert.rejects(loadModel(dir, { device: "cpu", threads: 1 }), (e: Error) => {
+    assert.ok(isUserError(e), `not a UserError: ${e.stack}`);
+    for (const p of parts) assert.ok(e.message.includes(p), `"${p}" not in: ${e.message}`);
+    return true;
+  });
+}
+
+const ST = "model.safetensors";
+const QKV = "gpt_neox.layers.1.attention.query_key_value.weight";
+
+Deno.test("a tensor the architecture needs that is missing is exit 2 naming it", async () => {
+  using tmp = copyFixture("neox-f32-safetensors");
+  editSafetensors(join(tmp.path, ST), (h) => delete h[QKV]);
+  await rejects(tmp.path, QKV, "missing", ST);
+});
+
+Deno.test("a tensor the architecture does not know is exit 2 naming the file and tensor", async () => {
+  using tmp = copyFixture("neox-f32-safetensors");
+  editSafetensors(join(tmp.path, ST), (h) => {
+    h["gpt_neox.layers.1.attention.q_norm.weight"] = h["gpt_neox.final_layer_norm.weight"];
+  });
+  await rejects(tmp.path, join(tmp.path, ST), "gpt_neox.layers.1.attention.q_norm.weight");
+});
+
+Deno.test("a shape that contradicts config.json is exit 2 naming the tensor", async () => {
+  using tmp = copyFixture("neox-f32-safetensors");
+  editConfig(tmp.path, (c) => c.intermediate_size = 64);
+  await rejects(tmp.path, "gpt_neox.layers.0.mlp.dense_h_to_4h.weight", "[128,32]", "config.json");
+});
+
+Deno.test("an unsupported dtype is exit 2 naming the file and tensor", async () => {
+  using tmp = copyFixture("neox-f32-safetensors");
+  editSafetensors(join(tmp.path, ST), (h) => {
+    (h[QKV] as { dtype: string }).dtype = "I32";
+  });
+  await rejects(tmp.path, join(tmp.path, ST), QKV, "I32");
+});
+
+Deno.test("a safetensors header claiming bytes beyond the file's end is exit 2 naming the tensor", async () => {
+  using tmp = copyFixture("neox-f32-safetensors");
+  const path = join(tmp.path, ST);
+  const size = Deno.statSync(path).size;
+  Deno.truncateSync(path, size - 100);
+  const last = "embed_out.weight"; // written last
+  await rejects(tmp.path, path, last, "truncated");
+});
+
+Deno.test("an index naming an absent shard is exit 2 naming the index, the shard and a tensor", async () => {
+  using tmp = copyFixture("neox-f16-sharded");
+  Deno.removeSync(join(tmp.path, "model-00002-of-00002.safetensors"));
+  await rejects(
+    tmp.path,
+    "model.safetensors.index.json",
+    "model-00002-of-00002.safetensors",
+    "gpt_neox.layers.1",
+  );
+});
+
+Deno.test("a truncated pytorch_model.bin is exit 2 naming the file", async () => {
+  using tmp = copyFixture("neox-bin-f16");
+  const path = join(tmp.path, "pytorch_model.bin");
+  Deno.truncateSync(path, Deno.statSync(path).size - 40);
+  await rejects(tmp.path, path, "truncated");
+});
+
+Deno.test("a compressed entry of pytorch_model.bin is exit 2 naming the file and the entry", async () => {
+  using tmp = copyFixture("neox-bin-f16");
+  const path = join(tmp.path, "pytorch_model.bin");
+  const bytes = Deno.readFileSync(path);
+  const v = new DataView(bytes.buffer);
+  // Mark the first storage's central directory entry as deflated (method 8).
+  let marked = "";
+  for (let i = bytes.length - 46; i >= 0 && !marked; i--) {
+    if (v.getUint32(i, true) !== 0x02014b50) continue;
+    const name = new TextDecoder().decode(
+      bytes.subarray(i + 46, i + 46 + v.getUint16(i + 28, true)),
+    );
+    if (name.endsWith("/data/0")) {
+      v.setUint16(i + 10, 8, true);
+      marked = name;
+    }
+  }
+  assert.ok(marked);
+  Deno.writeFileSync(path, bytes);
+  await rejects(tmp.path, path, marked, "compressed");
+});
+
+Deno.test("config.json values the builders do not implement are exit 2 naming config.json and the field", async () => {
+  const cases: [string, (c: Record<string, unknown>) => void, string][] = [
+    ["neox-f32-safetensors", (c) => c.model_type = "gpt2", "model_type"],
+    ["neox-f32-safetensors", (c) => c.hidden_act = "gelu_new", "hidden_act"],
+    ["neox-f32-safetensors", (c) => c.rope_scaling = { type: "linear", factor: 2 }, "rope_scaling"],
+    [
+      "llama-bf16",
+      (c) => c.rope_scaling = { rope_type: "yarn", factor: 2 },
+      "rope_scaling.rope_type",
+    ],
+    ["llama-bf16", (c) => c.sliding_window = 4096, "sliding_window"],
+    ["llama-bf16", (c) => c.hidden_act = "gelu", "hidden_act"],
+  ];
+  for (const [name, edit, field] of cases) {
+    using tmp = copyFixture(name);
+    editConfig(tmp.path, edit);
+    await rejects(tmp.path, join(tmp.path, "config.json"), field);
+  }
+});
+
+Deno.test("the pickle reader refuses globals outside a state dict, never calling them", () => {
+  // cos\nsystem\n (X'echo') R .  — what a malicious pickle would run.
+  const evil = Uint8Array.from([
+    0x80,
+    0x02,
+    ...new TextEncoder().encode("cos\nsystem\n"),
+    0x58,
+    4,
+    0,
+    0,
+    0,
+    ...new TextEncoder().encode("echo"),
+    0x85,
+    0x52,
+    0x2e,
+  ]);
+  assert.throws(() => readStateDictPickle(evil), /global os\.system/);
+});
+
+Deno.test("the folder's tensors: legacy buffers dropped, offsets inside the file, views of one storage", () => {
+  const dir = join(FIXTURES, "neox-bin-f16");
+  const w = readCheckpointWeights(dir);
+  assert.deepEqual(w.files, ["pytorch_model.bin"]);
+  assert.equal(w.tensors.size, 4 + 2 * 12);
+  assert.ok(![...w.tensors.keys()].some((n) => /attention\.(bias|masked_bias|rotary)/.test(n)));
+  const size = Deno.statSync(join(dir, "pytorch_model.bin")).size;
+  const refs = [...w.tensors.values()];
+  for (const t of refs) assert.ok(t.offset + t.length <= size && t.dtype === "F16");
+  // The tensors are views of one storage: each starts where the previous ends.
+  for (let i = 1; i < refs.length; i++) {
+    assert.equal(refs[i].offset, refs[i - 1].offset + refs[i - 1].length);
+  }
+});
