@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isUserError } from "../engine/errors.ts";
+import { modelFingerprints } from "../engine/model/fingerprint.ts";
+import { hubCache, hubSnapshot } from "../engine/model/hf/hub.ts";
 import { readStateDictPickle } from "../engine/model/hf/pickle.ts";
 import { readCheckpointWeights } from "../engine/model/hf/weights.ts";
 import { loadModel } from "../engine/model/model.ts";
@@ -241,4 +243,72 @@ Deno.test("the folder's tensors: legacy buffers dropped, offsets inside the file
   for (let i = 1; i < refs.length; i++) {
     assert.equal(refs[i].offset, refs[i - 1].offset + refs[i - 1].length);
   }
+});
+
+// ---------------------------------------------------------------- the hub cache, fingerprints
+
+/** A Hugging Face cache holding `fixture` as `org/name` at `revision` (files symlinked to blobs/). */
+function hubCacheWith(root: string, fixture: string, revision: string, commit: string): void {
+  const base = join(root, "hub", "models--org--name");
+  const snap = join(base, "snapshots", commit);
+  Deno.mkdirSync(snap, { recursive: true });
+  Deno.mkdirSync(join(base, "blobs"), { recursive: true });
+  Deno.mkdirSync(join(base, "refs"), { recursive: true });
+  for (const e of Deno.readDirSync(join(FIXTURES, fixture))) {
+    const blob = join(base, "blobs", `${commit.slice(0, 8)}-${e.name}`);
+    Deno.copyFileSync(join(FIXTURES, fixture, e.name), blob);
+    Deno.symlinkSync(`../../blobs/${commit.slice(0, 8)}-${e.name}`, join(snap, e.name));
+  }
+  Deno.writeTextFileSync(join(base, "refs", revision), commit);
+}
+
+Deno.test("a hub revision resolves through refs/ to its snapshot, whose symlinked files score as the folder", async () => {
+  using tmp = copyFixture("neox-f16-sharded");
+  const commit = "a".repeat(40);
+  hubCacheWith(tmp.path, "neox-f16-sharded", "step23000", commit);
+  const cache = hubCache((n) => ({ HF_HOME: tmp.path } as Record<string, string>)[n]);
+  const snap = hubSnapshot("org/name", "step23000", cache);
+  assert.equal(snap, join(tmp.path, "hub", "models--org--name", "snapshots", commit));
+  assert.equal(hubSnapshot("org/name", commit, cache), snap);
+  const ref = reference(join(FIXTURES, "neox-f16-sharded"));
+  const model = await loadModel(snap, { device: "cpu", threads: 1 });
+  try {
+    const got = await scoreBatch(
+      model,
+      Int32Array.from(ref.rows.flatMap((r) => r.tokens)),
+      ref.rows.length,
+      {
+        offset: 0,
+        context: ref.context,
+        continuation: ref.continuation,
+        mode: "extractable",
+        suppressedTokens: ref.suppressed,
+      },
+    );
+    assert.deepEqual([...got.prefix], ref.rows.map((r) => r.prefix));
+  } finally {
+    await model.release();
+  }
+  assert.throws(
+    () => hubSnapshot("org/name", "step1000", cache),
+    (e: Error) =>
+      isUserError(e) && e.message.includes("huggingface-cli download org/name --revision step1000"),
+  );
+});
+
+Deno.test("a folder's fingerprint covers its weight files and config.json; identical files give identical weights", async () => {
+  using a = copyFixture("neox-f16-sharded");
+  using b = copyFixture("neox-f16-sharded");
+  const fp = async (dir: string) => (await modelFingerprints([dir])).get(dir)!;
+  const [fa, fb] = [await fp(a.path), await fp(b.path)];
+  assert.deepEqual(fa, fb);
+  editConfig(b.path, (c) => c.bos_token_id = 1);
+  const fc = await fp(b.path);
+  assert.equal(fc.weights, fa.weights);
+  assert.notEqual(fc.fingerprint, fa.fingerprint);
+  const shard = join(b.path, "model-00002-of-00002.safetensors");
+  const bytes = Deno.readFileSync(shard);
+  bytes[bytes.length - 1] ^= 1;
+  Deno.writeFileSync(shard, bytes);
+  assert.notEqual((await fp(b.path)).weights, fa.weights);
 });

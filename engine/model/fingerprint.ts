@@ -5,7 +5,10 @@
  * Hugging Face's LFS pointers show), so a re-export or a fine-tune that changes
  * only middle layers is noticed. A `config.json` beside the model enters the
  * fingerprint too (the adapter reads it), but not the weights hash, which is
- * what {@link duplicateWeights} compares.
+ * what {@link duplicateWeights} compares. A Hugging Face model folder
+ * (engine/model/hf/folder.ts) is hashed as its weight files and their index,
+ * plus its `config.json`, so a step branch serving another step's files is
+ * caught as identical weights.
  *
  * Hashing a suite costs a read of every file (≈ 2 GB/s per core here), so the
  * digest of each file is cached in `<run>/fingerprints.json` by path, size,
@@ -21,6 +24,7 @@ import { UserError } from "../errors.ts";
 import { writeAtomic } from "../os/atomic.ts";
 import { externalLocations } from "./model_info.ts";
 import { parseModel } from "./onnx_proto.ts";
+import { hfWeightFiles, isHfFolder } from "./hf/folder.ts";
 import type { ModelFingerprint } from "../types.ts";
 
 export type { ModelFingerprint };
@@ -82,12 +86,22 @@ export async function modelFingerprints(
   for (const path of paths) {
     if (out.has(path)) continue;
     const file = resolve(path);
-    const model = await digest(file, true).catch((e) => {
-      throw unreadable(file, "model file", e);
-    });
-    const weights = createHash("sha256").update(`onnx ${model.sha256}\n`);
-    for (const loc of model.external ?? []) {
-      const target = join(dirname(file), loc);
+    // A Hugging Face model folder: its weight files (and their index) are the model.
+    const folder = isHfFolder(file);
+    const weights = createHash("sha256");
+    let external: string[];
+    if (folder) {
+      weights.update("hf folder\n");
+      external = hfWeightFiles(file);
+    } else {
+      const model = await digest(file, true).catch((e) => {
+        throw unreadable(file, "model file", e);
+      });
+      weights.update(`onnx ${model.sha256}\n`);
+      external = model.external ?? [];
+    }
+    for (const loc of external) {
+      const target = join(folder ? file : dirname(file), loc);
       const ext = await digest(target, false).catch((e) => {
         throw unreadable(target, `external-data file ${loc} of ${file}`, e);
       });
@@ -95,7 +109,8 @@ export async function modelFingerprints(
     }
     const weightsHash = weights.digest("hex");
     const key = createHash("sha256").update(`weights ${weightsHash}\n`);
-    const config = await readFile(join(dirname(file), "config.json")).catch(() => null);
+    const config = await readFile(join(folder ? file : dirname(file), "config.json"))
+      .catch(() => null);
     if (config) key.update(config);
     out.set(path, { fingerprint: key.digest("hex").slice(0, 32), weights: weightsHash });
   }

@@ -96,7 +96,7 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   const file = resolve(path);
   // A Hugging Face model folder: the graph is built over the checkpoint's own files.
   const hf = isHfFolder(file) ? readHfFolder(file) : null;
-  const folder = hf ? file : dirname(file);
+  const folder = hf ? hf.dataDir : dirname(file);
   let read: ModelFile;
   try {
     read = hf ? { bytes: hf.bytes, size: hf.storedBytes } : readModelFile(file);

@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { readFileSync, statSync } from "node:fs";
-import { basename, join, relative } from "node:path";
+import { readFileSync, realpathSync, statSync } from "node:fs";
+import { dirname, join, relative, sep } from "node:path";
 import { UserError } from "../../errors.ts";
 import { DataType, encodeModel, type Node, node, type Tensor } from "../onnx_proto.ts";
 import { archFromConfig, type ArchSpec } from "./config.ts";
@@ -31,8 +31,16 @@ const ONNX_TYPE: Record<string, number> = {
 
 /** A model folder read by {@link readHfFolder}. */
 export interface HfModel {
-  /** The folder (ONNX Runtime's external-data folder). */
+  /** The folder. */
   dir: string;
+  /**
+   * ONNX Runtime's external-data folder: the deepest folder holding the weight
+   * files' real paths (the folder itself, or `blobs/` in the Hugging Face cache,
+   * whose snapshot files are symlinks there: ONNX Runtime resolves symlinks and
+   * refuses data outside its folder). The references name the files' real paths
+   * relative to it, so nothing is written anywhere.
+   */
+  dataDir: string;
   /** The parsed `config.json`. */
   config: Record<string, unknown>;
   spec: ArchSpec;
@@ -54,6 +62,16 @@ export function isHfFolder(path: string): boolean {
   }
 }
 
+/**
+ * The files holding a folder's weights, relative to it: the index (when
+ * sharded), then the weight files (what a fingerprint hashes besides
+ * `config.json`).
+ */
+export function hfWeightFiles(dir: string): string[] {
+  const w = readCheckpointWeights(dir);
+  return [...(w.index ? [w.index] : []), ...w.files];
+}
+
 /** Reads a model folder into an ONNX model (UserError naming the file, field or tensor). */
 export function readHfFolder(dir: string): HfModel {
   const configPath = join(dir, "config.json");
@@ -69,7 +87,11 @@ export function readHfFolder(dir: string): HfModel {
   const initializers: Tensor[] = [];
   const made = new Map<string, string>();
   let storedBytes = 0, float32Bytes = 0;
-  const where = (t: TensorRef) => relative(dir, t.file) || basename(t.file);
+  const real = new Map(
+    [...new Set([...weights.tensors.values()].map((t) => t.file))].map((f) => [f, realpathSync(f)]),
+  );
+  const dataDir = commonFolder([...real.values()]);
+  const where = (t: TensorRef) => relative(dataDir, real.get(t.file)!);
   const source: WeightSource = (name, shape, use, add: (n: Node) => void) => {
     const key = `${name}|${use}`;
     const known = made.get(key);
@@ -144,5 +166,14 @@ export function readHfFolder(dir: string): HfModel {
     },
   });
   const files = ["config.json", ...(weights.index ? [weights.index] : []), ...weights.files];
-  return { dir, config, spec, bytes, files, storedBytes, float32Bytes };
+  return { dir, dataDir, config, spec, bytes, files, storedBytes, float32Bytes };
+}
+
+/** The deepest folder holding every path. */
+function commonFolder(paths: string[]): string {
+  let base = dirname(paths[0] ?? sep);
+  while (!paths.every((p) => p.startsWith(base.endsWith(sep) ? base : base + sep))) {
+    base = dirname(base);
+  }
+  return base;
 }
