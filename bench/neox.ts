@@ -18,19 +18,14 @@ import { closeSync, openSync, writeSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  type Attribute,
   DataType,
   encodeGraph,
   encodeModel,
   encodeTensor,
   fieldHeader,
-  floatTensor,
-  int64Tensor,
-  type Node,
-  node,
-  type Tensor,
-  type ValueInfo,
 } from "../engine/model/onnx_proto.ts";
+import { archFromConfig } from "../engine/model/hf/config.ts";
+import { decoderGraph, halfBytes, type WeightSource } from "../engine/model/hf/decoder.ts";
 
 /** The shape of a GPT-NeoX model. */
 export interface NeoxShape {
@@ -97,173 +92,27 @@ interface Weight {
  */
 export async function writeNeox(dir: string, o: NeoxOptions): Promise<NeoxFiles> {
   const s = o.shape;
-  const inter = s.intermediate ?? 4 * s.d;
-  const D = s.d / s.heads;
-  const rot = Math.floor(D * (s.rotaryPct ?? 0.25));
   const f16 = o.dtype === "float16";
   const T = f16 ? DataType.FLOAT16 : DataType.FLOAT;
-  const nodes: Node[] = [];
-  const small: Tensor[] = [];
   const weights: Weight[] = [];
-  const add = (op: string, inputs: string[], out: string, attrs: Attribute[] = []) => {
-    nodes.push(node(op, inputs, [out], attrs));
-    return out;
-  };
-  const i64 = (name: string, v: number[], dims = [v.length]) => {
-    small.push(int64Tensor(name, dims, v));
-    return name;
-  };
-  const scalar = (name: string, v: number) => {
-    const t = floatTensor(name, [], [v]);
-    small.push(f16 ? { ...t, dataType: T, raw: halfBytes(new Float32Array([v])) } : t);
-    return name;
-  };
-  const weight = (name: string, dims: number[], std: number | null) => {
-    weights.push({ name, dims, std });
-    return name;
-  };
-  const to = (t: number): Attribute[] => [{ name: "to", i: t }];
-
-  i64("zero", [0], []);
-  i64("one", [1], []);
-  i64("ax1", [1], []);
-  i64("ax2", [2], []);
-  i64("shape_col", [-1, 1]);
-  i64("shape_mask", [0, 1, 1, -1]);
-  i64("shape_heads", [0, 0, s.heads, 3 * D]);
-  i64("shape_rot", [0, 1, -1, rot]);
-  i64("shape_pos", [0, 0, 1]);
-  i64("shape_model", [0, 0, s.d]);
-  i64("split_qkv", [D, D, D]);
-  i64("split_rot", [rot, D - rot]);
-  i64("split_half", [rot / 2, rot / 2]);
-  scalar("fzero", 0);
-  scalar("fneg", f16 ? -65504 : -3.4e38);
-  scalar("attn_scale", 1 / Math.sqrt(D));
-  scalar("half", 0.5);
-  scalar("sqrt2", Math.SQRT2);
-  small.push(floatTensor(
-    "inv_freq",
-    [rot / 2],
-    Array.from({ length: rot / 2 }, (_, i) => 1 / 10000 ** ((2 * i) / rot)),
-  ));
-
-  const inputs: ValueInfo[] = [
-    { name: "input_ids", elemType: DataType.INT64, dims: ["batch_size", "sequence_length"] },
-    {
-      name: "attention_mask",
-      elemType: DataType.INT64,
-      dims: ["batch_size", "past_sequence_length + sequence_length"],
-    },
-    { name: "position_ids", elemType: DataType.INT64, dims: ["batch_size", "sequence_length"] },
-  ];
-  const outputs: ValueInfo[] = [
-    { name: "logits", elemType: T, dims: ["batch_size", "sequence_length", s.vocab] },
-  ];
-  // Causal + padding mask as an additive bias [B, 1, S, P + S].
-  add("Shape", ["input_ids"], "ids_shape");
-  add("Gather", ["ids_shape", "ax1"], "S");
-  add("Shape", ["past_key_values.0.key"], "past_shape");
-  add("Gather", ["past_shape", "ax2"], "P");
-  add("Add", ["P", "S"], "total");
-  add("Range", ["zero", "total", "one"], "key_idx");
-  add("Range", ["P", "total", "one"], "query_idx");
-  add("Reshape", ["query_idx", "shape_col"], "query_col");
-  add("Greater", ["key_idx", "query_col"], "future");
-  add("Not", ["future"], "causal");
-  add("Cast", ["attention_mask"], "mask_bool", to(DataType.BOOL));
-  add("Reshape", ["mask_bool", "shape_mask"], "mask4");
-  add("And", ["causal", "mask4"], "allowed");
-  add("Where", ["allowed", "fzero", "fneg"], "bias");
-  // Rotary tables from position_ids, in float32 (cast to the model's type, as HF does).
-  add("Cast", ["position_ids"], "pos_f", to(DataType.FLOAT));
-  add("Reshape", ["pos_f", "shape_pos"], "pos3");
-  add("Mul", ["pos3", "inv_freq"], "freqs");
-  add("Concat", ["freqs", "freqs"], "emb", [{ name: "axis", i: -1 }]);
-  add("Cos", ["emb"], "cos32");
-  add("Sin", ["emb"], "sin32");
-  for (const f of ["cos", "sin"]) {
-    const src = f16 ? add("Cast", [`${f}32`], `${f}_t`, to(T)) : `${f}32`;
-    add("Reshape", [src, "shape_rot"], f);
-  }
-
+  // The graph is the engine's GPT-NeoX (engine/model/hf/decoder.ts), the one a Hugging Face
+  // folder gets; the weights are random, stored [in, out] so no Transpose is folded at load.
   const std = Math.sqrt(2 / (5 * s.d));
   const wang = 2 / s.layers / Math.sqrt(s.d);
-  const linear = (x: string, name: string, nIn: number, nOut: number, w = std, bias = true) => {
-    const y = add("MatMul", [x, weight(`${name}.weight`, [nIn, nOut], w)], `${name}/mm`);
-    return bias ? add("Add", [y, weight(`${name}.bias`, [nOut], 0)], `${name}/out`) : y;
+  const source: WeightSource = (name, shape, use) => {
+    const dims = use === "matrix" || use === "unembedding" ? [shape[1], shape[0]] : shape;
+    const scale = /\.bias$/.test(name)
+      ? 0
+      : /norm\.weight$/.test(name)
+      ? null
+      : /attention\.dense|dense_4h_to_h/.test(name)
+      ? wang
+      : std;
+    weights.push({ name, dims, std: scale });
+    return name;
   };
-  const norm = (x: string, name: string) =>
-    add(
-      "LayerNormalization",
-      [x, weight(`${name}.weight`, [s.d], null), weight(`${name}.bias`, [s.d], 0)],
-      `${name}/out`,
-      [{ name: "axis", i: -1 }, { name: "epsilon", f: 1e-5 }],
-    );
-  const split = (x: string, sizes: string, outs: string[]) => {
-    nodes.push(node("Split", [x, sizes], outs, [{ name: "axis", i: 3 }]));
-    return outs;
-  };
-  const rotary = (x: string, p: string) => {
-    const [xr, xp] = split(x, "split_rot", [`${p}_r`, `${p}_p`]);
-    const [x1, x2] = split(xr, "split_half", [`${p}_1`, `${p}_2`]);
-    add("Neg", [x2], `${p}_n2`);
-    add("Concat", [`${p}_n2`, x1], `${p}_rh`, [{ name: "axis", i: 3 }]);
-    add("Mul", [xr, "cos"], `${p}_c`);
-    add("Mul", [`${p}_rh`, "sin"], `${p}_s`);
-    add("Add", [`${p}_c`, `${p}_s`], `${p}_rot`);
-    return add("Concat", [`${p}_rot`, xp], `${p}_out`, [{ name: "axis", i: 3 }]);
-  };
-
-  let x = add("Gather", [weight("embed_in.weight", [s.vocab, s.d], std), "input_ids"], "x0");
-  for (let i = 0; i < s.layers; i++) {
-    const p = `layers.${i}`;
-    const h = norm(x, `${p}.input_layernorm`);
-    const qkv = linear(h, `${p}.attention.query_key_value`, s.d, 3 * s.d);
-    add("Reshape", [qkv, "shape_heads"], `${p}/qkv4`);
-    add("Transpose", [`${p}/qkv4`], `${p}/qkvT`, [{ name: "perm", ints: [0, 2, 1, 3] }]);
-    const [q, k, v] = split(`${p}/qkvT`, "split_qkv", [`${p}/q`, `${p}/k`, `${p}/v`]);
-    const kAll = `present.${i}.key`, vAll = `present.${i}.value`;
-    for (const kind of ["key", "value"]) {
-      inputs.push({
-        name: `past_key_values.${i}.${kind}`,
-        elemType: T,
-        dims: ["batch_size", s.heads, "past_sequence_length", D],
-      });
-      outputs.push({
-        name: `present.${i}.${kind}`,
-        elemType: T,
-        dims: ["batch_size", s.heads, "past_sequence_length + sequence_length", D],
-      });
-    }
-    add("Concat", [`past_key_values.${i}.key`, rotary(k, `${p}/k`)], kAll, [{
-      name: "axis",
-      i: 2,
-    }]);
-    add("Concat", [`past_key_values.${i}.value`, v], vAll, [{ name: "axis", i: 2 }]);
-    add("Mul", [rotary(q, `${p}/q`), "attn_scale"], `${p}/qs`);
-    add("Transpose", [kAll], `${p}/kT`, [{ name: "perm", ints: [0, 1, 3, 2] }]);
-    add("MatMul", [`${p}/qs`, `${p}/kT`], `${p}/scores`);
-    add("Add", [`${p}/scores`, "bias"], `${p}/biased`);
-    add("Softmax", [`${p}/biased`], `${p}/probs`, [{ name: "axis", i: -1 }]);
-    add("MatMul", [`${p}/probs`, vAll], `${p}/ctx`);
-    add("Transpose", [`${p}/ctx`], `${p}/ctxT`, [{ name: "perm", ints: [0, 2, 1, 3] }]);
-    add("Reshape", [`${p}/ctxT`, "shape_model"], `${p}/ctx3`);
-    const attn = linear(`${p}/ctx3`, `${p}.attention.dense`, s.d, s.d, wang);
-    const h2 = norm(x, `${p}.post_attention_layernorm`);
-    const up = linear(h2, `${p}.mlp.dense_h_to_4h`, s.d, inter);
-    add("Div", [up, "sqrt2"], `${p}/gelu_a`);
-    add("Erf", [`${p}/gelu_a`], `${p}/gelu_b`);
-    add("Add", [`${p}/gelu_b`, "one_f"], `${p}/gelu_c`);
-    add("Mul", [up, `${p}/gelu_c`], `${p}/gelu_d`);
-    add("Mul", [`${p}/gelu_d`, "half"], `${p}/gelu`);
-    const mlp = linear(`${p}/gelu`, `${p}.mlp.dense_4h_to_h`, inter, s.d, wang);
-    add("Add", [x, attn], `${p}/res1`);
-    x = add("Add", [`${p}/res1`, mlp], `${p}/out`);
-  }
-  scalar("one_f", 1);
-  const final = norm(x, "final_layer_norm");
-  add("MatMul", [final, weight("embed_out.weight", [s.d, s.vocab], std)], "logits");
+  const spec = archFromConfig(hfConfig(s, o.dtype), "bench/neox.ts");
+  const { nodes, initializers: small, inputs, outputs } = decoderGraph(spec, source, o.dtype);
 
   const file = f16 ? "model_fp16.onnx" : "model.onnx";
   const onnxDir = join(dir, "onnx");
@@ -377,44 +226,7 @@ export function hfConfig(s: NeoxShape, dtype: string): Record<string, unknown> {
   };
 }
 
-/** float32 values as IEEE half bits (round to nearest even), little-endian bytes. */
-export function halfBytes(v: Float32Array): Uint8Array {
-  const out = new Uint16Array(v.length);
-  const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
-  for (let i = 0; i < v.length; i++) {
-    const x = bits[i];
-    const sign = (x >>> 16) & 0x8000;
-    const exp = (x >>> 23) & 0xff;
-    let mant = x & 0x7fffff;
-    if (exp === 0xff) {
-      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
-      continue;
-    }
-    const e = exp - 127 + 15;
-    if (e >= 31) {
-      out[i] = sign | 0x7c00;
-      continue;
-    }
-    if (e <= 0) {
-      if (e < -10) {
-        out[i] = sign;
-        continue;
-      }
-      mant |= 0x800000;
-      const shift = 14 - e;
-      let h = mant >>> shift;
-      const rem = mant & ((1 << shift) - 1), halfway = 1 << (shift - 1);
-      if (rem > halfway || (rem === halfway && (h & 1))) h++;
-      out[i] = sign | h;
-      continue;
-    }
-    let h = (e << 10) | (mant >>> 13);
-    const rem = mant & 0x1fff;
-    if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
-    out[i] = sign | h;
-  }
-  return new Uint8Array(out.buffer);
-}
+export { halfBytes };
 
 /** A seeded generator of values with mean 0 and standard deviation 1 (uniform in ±√3). */
 export function gaussianish(seed: number): () => number {
