@@ -94,11 +94,15 @@ const modelSchema = z.strictObject({
     examples: [50304],
   }),
   path: text.optional().meta({
-    description: "an ONNX path template containing {step}, e.g. 70m/step{step}/model.onnx " +
+    description: "a path template containing {step} to an ONNX file or a Hugging Face model " +
+      "folder (holding config.json), e.g. 70m/step{step}/model.onnx or 70m/step{step} " +
       "(relative to the experiment file)",
     examples: ["pythia-70m/step{step}/model.onnx"],
   }),
-  checkpoints: z.record(z.string(), text.meta({ description: "an ONNX file path" }))
+  checkpoints: z.record(
+    z.string(),
+    text.meta({ description: "an ONNX file or Hugging Face model folder path" }),
+  )
     .optional().meta({
       description: "a mapping from step to ONNX path (instead of path), e.g. " +
         "{23: a.onnx, 43: b.onnx}",
