@@ -5,6 +5,7 @@ import {
   countWindows,
   hashWindow,
   queryCounts,
+  scanAll,
   scanTokens,
   type Tokens,
   windowHash,
@@ -56,7 +57,8 @@ Deno.test("the rolling hash at a position equals the hash of the window computed
   const t = Uint32Array.from({ length: 40 }, (_, i) => (i * 7919) % 50000);
   const table = buildWindowTable(t.slice(20, 25), 5, 5, { seed: 7 });
   assert.equal(scanTokens(table, t), 1);
-  assert.deepEqual(hashWindow(h, t, 20), [table.keyLo[table.slot[0]], table.keyHi[table.slot[0]]]);
+  const s = table.slot[0];
+  assert.deepEqual(hashWindow(h, t, 20), [table.keys[4 * s], table.keys[4 * s + 1]]);
 });
 
 Deno.test("nano data: window and context counts over every position of every row equal brute force", async () => {
@@ -132,6 +134,11 @@ Deno.test("planted duplicates: exact counts, in partitions and shards, equal bru
     assert.deepEqual(queryCounts(table, total), expected);
     assert.equal(table.rejected, 0);
   }
+  // both widths in one scan with shared token maps
+  const tw = buildWindowTable(windows, 64, 64), tc = buildWindowTable(windows, 64, 32);
+  for (const s of shards) scanAll([tw, tc], s);
+  assert.deepEqual(queryCounts(tw), bruteForce(windows, 64, 64, shards));
+  assert.deepEqual(queryCounts(tc), bruteForce(windows, 64, 32, shards));
 });
 
 Deno.test("a partition holds only its share of the queries, and the passes cover them all", () => {
