@@ -5,7 +5,8 @@
  * the reference; workers × threads chosen by trial). Select some with arguments:
  * `deno task bench scoring pool analysis pythia devices`; `deno task bench
  * import` (import, report and export at the published size, bench/import.ts)
- * runs only when named.
+ * and `deno task bench features` (exact window counts, bench/features.ts) run
+ * only when named.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import { runAnalysisBench } from "./analysis.ts";
 import { runPythiaBench } from "./pythia.ts";
 import { runDevicesBench } from "./devices.ts";
 import { runImportBench } from "./import.ts";
+import { runFeaturesBench } from "./features.ts";
 
 const benches: Record<string, () => Promise<Record<string, number>>> = {
   scoring: () => runScoringBench(),
@@ -23,12 +25,14 @@ const benches: Record<string, () => Promise<Record<string, number>>> = {
   pythia: () => runPythiaBench(),
   devices: () => runDevicesBench(),
   import: () => runImportBench(),
+  features: () => runFeaturesBench(),
 };
 
-// The import benchmark writes GBs of synthetic data: only when named (`deno task bench import`).
+// The import and features benchmarks write GBs (import) or 80 MB (features) of synthetic data:
+// only when named (`deno task bench import`, `deno task bench features`).
 const chosen = Deno.args.length > 0
   ? Deno.args
-  : Object.keys(benches).filter((b) => b !== "import");
+  : Object.keys(benches).filter((b) => b !== "import" && b !== "features");
 const unknown = chosen.filter((name) => !Object.hasOwn(benches, name));
 if (unknown.length > 0) {
   console.error(

@@ -49,7 +49,10 @@ Deno.test("field descriptions and valid keys come from the schema's metadata", (
   assert.match(validAt(["suite", "models", 3, "parameters"])!, /total parameter count/);
   assert.match(validAt(["rows", "sample"])!, /how many rows/);
   assert.match(validAt(["rows", "range", 1])!, /row index/);
-  assert.match(validAt(["suite", "models", 0, "checkpoints", "143"])!, /ONNX file or Hugging Face model folder path/);
+  assert.match(
+    validAt(["suite", "models", 0, "checkpoints", "143"])!,
+    /ONNX file or Hugging Face model folder path/,
+  );
   assert.match(validAt(["target", "step"])!, /target model's steps/);
   assert.equal(validAt(["nonsense", "deeper"]), undefined);
   assert.deepEqual(validKeys(["rows"]), ["range", "sample", "seed"]);

@@ -1,0 +1,391 @@
+/**
+ * Exact counts of token windows over a token stream: for each query window
+ * (a row's scored window, or its context), how many positions of the data
+ * hold the same `width` tokens. Every position counts, not only row starts.
+ *
+ * The method scales to the Pile: a hash table of the (distinct) query windows
+ * is built once; the data is streamed once, a rolling hash computed at every
+ * position, and each position whose hash is in the table is counted (after
+ * checking its tokens against the query's, unless `verify` is off). Work is
+ * one hash update and one table probe per position; memory is the table (and
+ * the query tokens when verifying), not the data.
+ *
+ * **The hash.** A 64-bit polynomial rolling hash computed as two independent
+ * 32-bit lanes: lane j is Σ f_j(t_i) · B_j^(w−1−i) mod 2^32, with B_j an odd
+ * seeded base and f_j(t) = mix32(t ⊕ s_j) a seeded random map of token ids
+ * (so token differences are random 32-bit values, not the small differences
+ * of raw ids that make plain polynomial hashing mod 2^32 collide). Updates
+ * are `Math.imul` and integer adds only. With `verify` (the default) a hash
+ * match whose tokens differ is rejected and counted in `rejected`, so counts
+ * are exact. Without it, each of the N positions matches one of the n
+ * distinct query hashes by accident with probability about n / 2^64: the
+ * expected number of wrong increments is about N · n / 2^64 (the whole
+ * deduplicated Pile, N = 2.99e11 positions, n = 1.46e8 windows: 2.4).
+ *
+ * **Bounded memory.** {@link buildWindowTable} takes a `partition`
+ * `{ index, of }` (`of` a power of two): only the queries whose hash's top
+ * bits equal `index` go into the table, and a scan probes only positions of
+ * that partition; `of` passes over the data then cover every query with
+ * 1/`of` of the memory each.
+ *
+ * **Parallel by data shard.** A table's keys are read-only during a scan;
+ * each shard can be scanned into its own counts array
+ * ({@link WindowTable.newCounts}) and the arrays summed
+ * ({@link addCounts}), or worker threads can share the table's buffers.
+ *
+ * Windows never cross segment boundaries: each call of {@link scanTokens}
+ * is one contiguous piece of text (for pre-shuffled training data, one row:
+ * two rows adjacent in the file were never adjacent text).
+ *
+ * @module
+ */
+import { mix32, splitmix32 } from "../../random.ts";
+import { UserError } from "../../errors.ts";
+
+/** Token ids held in memory (any integer typed array). */
+export type Tokens = Uint16Array | Uint32Array | Int32Array;
+
+/** Options of {@link buildWindowTable}. */
+export interface WindowTableOptions {
+  /** Seed of the hash's bases and token maps (default 0). */
+  seed?: number;
+  /** Keep the query tokens and check every hash match against them (default true). */
+  verify?: boolean;
+  /** Only queries of hash partition `index` of `of` (a power of two); default one partition. */
+  partition?: { index: number; of: number };
+}
+
+/** The hash parameters of one width: two lanes, their bases, B^width and token maps. */
+export interface WindowHash {
+  width: number;
+  b1: number;
+  b2: number;
+  /** B1^width, B2^width mod 2^32 (to remove the token leaving the window). */
+  p1: number;
+  p2: number;
+  s1: number;
+  s2: number;
+}
+
+/** The seeded hash of windows of `width` tokens. */
+export function windowHash(width: number, seed = 0): WindowHash {
+  if (!Number.isInteger(width) || width < 1) {
+    throw new UserError(`window width must be a positive integer, got ${width}`);
+  }
+  const next = splitmix32((seed ^ 0x2545f491) | 0);
+  const b1 = next() | 1, b2 = next() | 1, s1 = next() | 0, s2 = next() | 0;
+  let p1 = 1, p2 = 1;
+  for (let i = 0; i < width; i++) {
+    p1 = Math.imul(p1, b1);
+    p2 = Math.imul(p2, b2);
+  }
+  return { width, b1, b2, p1, p2, s1, s2 };
+}
+
+/** The two 32-bit lanes of the hash of `tokens[start, start + width)` (unsigned). */
+export function hashWindow(h: WindowHash, tokens: Tokens, start: number): [number, number] {
+  let x1 = 0, x2 = 0;
+  for (let i = start; i < start + h.width; i++) {
+    x1 = (Math.imul(x1, h.b1) + mix32(tokens[i] ^ h.s1)) | 0;
+    x2 = (Math.imul(x2, h.b2) + mix32(tokens[i] ^ h.s2)) | 0;
+  }
+  return [x1 >>> 0, x2 >>> 0];
+}
+
+/** The table slot a hash starts probing at. */
+function slotOf(lo: number, hi: number, mask: number): number {
+  return (lo ^ Math.imul(hi, 0x9e3779b1)) & mask;
+}
+
+/**
+ * A hash table of query windows: open addressing over distinct windows, a
+ * count per distinct window, each query's slot, and a bit filter in front.
+ *
+ * Layout for a table larger than the CPU caches (the Pile's is gigabytes):
+ * almost every position of the data is a miss, so a position first tests one
+ * bit of `filter` (16 bits per query, indexed by the high lane: about 6% of
+ * misses pass it), and a probe reads one 16-byte slot of `keys` (low lane,
+ * high lane, representative query + 1, 0 for empty): one cache miss each.
+ */
+export interface WindowTable {
+  readonly hash: WindowHash;
+  /** Queries (all, including those outside the partition). */
+  readonly queries: number;
+  /** Distinct windows in the table. */
+  readonly distinct: number;
+  /** Slot mask (capacity − 1). */
+  readonly mask: number;
+  /** Per slot, 4 words: low lane, high lane, representative query + 1 (0: empty), unused. */
+  readonly keys: Uint32Array;
+  /** Bit filter over the high lane (bit `hi & filterMask` is set for every query's hash). */
+  readonly filter: Uint32Array;
+  readonly filterMask: number;
+  /** Per query: its slot (−1: the query is outside this table's partition). */
+  readonly slot: Int32Array;
+  /** Per slot: positions counted so far. */
+  readonly counts: Uint32Array;
+  /** Query tokens (stride `stride`), kept when verifying. */
+  readonly tokens: Tokens | null;
+  readonly stride: number;
+  /** Hash partition: a position is probed when `hi >>> shift === index` (shift 32: always). */
+  readonly shift: number;
+  readonly index: number;
+  /** Hash matches whose tokens differed (verification only). */
+  rejected: number;
+  /** A fresh zero counts array (one per data shard), summed with {@link addCounts}. */
+  newCounts(): Uint32Array;
+  /** Bytes held by the table (keys, filter, slots, counts; not the query tokens). */
+  readonly bytes: number;
+}
+
+function partitionShift(of: number): number {
+  if (!Number.isInteger(of) || of < 1 || (of & (of - 1)) !== 0) {
+    throw new UserError(`the number of hash partitions must be a power of two, got ${of}`);
+  }
+  return 32 - Math.log2(of);
+}
+
+/** The partition (of `of`, a power of two) a query of the given hash falls in. */
+export function partitionOfHash(hi: number, of: number): number {
+  const shift = partitionShift(of);
+  return shift === 32 ? 0 : hi >>> shift;
+}
+
+/**
+ * Builds the table of query windows: query q is `windows[q · stride, q ·
+ * stride + width)` (a row's window of `stride` tokens, of which the first
+ * `width` are counted: the context table uses the scored windows' tokens).
+ */
+export function buildWindowTable(
+  windows: Tokens,
+  stride: number,
+  width: number,
+  options: WindowTableOptions = {},
+): WindowTable {
+  if (width > stride) throw new UserError(`window width ${width} exceeds the stride ${stride}`);
+  if (windows.length % stride !== 0) {
+    throw new UserError(
+      `${windows.length} query tokens are not a multiple of the stride ${stride}`,
+    );
+  }
+  const hash = windowHash(width, options.seed ?? 0);
+  const verify = options.verify ?? true;
+  const of = options.partition?.of ?? 1;
+  const index = options.partition?.index ?? 0;
+  const shift = partitionShift(of);
+  if (!Number.isInteger(index) || index < 0 || index >= of) {
+    throw new UserError(`partition index ${index} is outside 0…${of - 1}`);
+  }
+  const n = windows.length / stride;
+  const qLo = new Uint32Array(n), qHi = new Uint32Array(n);
+  let inPart = 0;
+  for (let q = 0; q < n; q++) {
+    const [lo, hi] = hashWindow(hash, windows, q * stride);
+    qLo[q] = lo;
+    qHi[q] = hi;
+    if (shift === 32 || hi >>> shift === index) inPart++;
+  }
+  let cap = 16;
+  while (cap * 0.7 < inPart) cap *= 2; // load ≤ 0.7: linear probing stays short
+  const mask = cap - 1;
+  let bits = 1024;
+  while (bits < 16 * inPart && bits < 2 ** 32) bits *= 2;
+  const filterMask = bits - 1;
+  const filter = new Uint32Array(bits / 32);
+  const keys = new Uint32Array(cap * 4);
+  const slot = new Int32Array(n).fill(-1);
+  let distinct = 0;
+  for (let q = 0; q < n; q++) {
+    const lo = qLo[q], hi = qHi[q];
+    if (shift !== 32 && hi >>> shift !== index) continue;
+    const bit = (hi & filterMask) >>> 0;
+    filter[bit >>> 5] |= 1 << (bit & 31);
+    let s = slotOf(lo, hi, mask);
+    for (;;) {
+      const r = keys[4 * s + 2] - 1;
+      if (r < 0) {
+        keys[4 * s] = lo;
+        keys[4 * s + 1] = hi;
+        keys[4 * s + 2] = q + 1;
+        distinct++;
+        break;
+      }
+      if (
+        keys[4 * s] === lo && keys[4 * s + 1] === hi &&
+        (!verify || sameTokens(windows, r * stride, windows, q * stride, width))
+      ) break;
+      s = (s + 1) & mask;
+    }
+    slot[q] = s;
+  }
+  const tokens = verify ? windows : null;
+  return {
+    hash,
+    queries: n,
+    distinct,
+    mask,
+    keys,
+    filter,
+    filterMask,
+    slot,
+    counts: new Uint32Array(cap),
+    tokens,
+    stride,
+    shift,
+    index,
+    rejected: 0,
+    newCounts: () => new Uint32Array(cap),
+    bytes: cap * 20 + filter.byteLength + n * 4,
+  };
+}
+
+function sameTokens(a: Tokens, i: number, b: Tokens, j: number, width: number): boolean {
+  for (let t = 0; t < width; t++) if (a[i + t] !== b[j + t]) return false;
+  return true;
+}
+
+/**
+ * Counts, into `counts` (default the table's), every position p in
+ * `[start, end − width]` of `tokens` whose window `tokens[p, p + width)` is
+ * one of the table's queries. Returns the number of positions counted.
+ */
+export function scanTokens(
+  table: WindowTable,
+  tokens: Tokens,
+  start = 0,
+  end = tokens.length,
+  counts: Uint32Array = table.counts,
+): number {
+  return scanAll([table], tokens, start, end, [counts])[0];
+}
+
+let m1 = new Int32Array(0), m2 = new Int32Array(0);
+
+/**
+ * {@link scanTokens} for several tables of the same seed (the window and the
+ * context table) over one segment: the token maps are computed once per
+ * token and shared. Returns the positions counted per table.
+ */
+export function scanAll(
+  tables: readonly WindowTable[],
+  tokens: Tokens,
+  start = 0,
+  end = tokens.length,
+  counts: readonly Uint32Array[] = tables.map((t) => t.counts),
+): number[] {
+  const n = end - start;
+  if (m1.length < n) {
+    m1 = new Int32Array(Math.max(n, 2 * m1.length));
+    m2 = new Int32Array(m1.length);
+  }
+  if (tables.length === 0) return [];
+  const { s1, s2 } = tables[0].hash;
+  for (let i = 0; i < n; i++) {
+    m1[i] = mix32(tokens[start + i] ^ s1);
+    m2[i] = mix32(tokens[start + i] ^ s2);
+  }
+  return tables.map((t, j) => {
+    if (t.hash.s1 !== s1 || t.hash.s2 !== s2) {
+      throw new Error("scanAll: the tables were built with different seeds");
+    }
+    return scanMapped(t, tokens, start, n, counts[j]);
+  });
+}
+
+/** The scan over mapped tokens m1, m2 [0, n) of tokens [start, start + n). */
+function scanMapped(
+  table: WindowTable,
+  tokens: Tokens,
+  start: number,
+  n: number,
+  counts: Uint32Array,
+): number {
+  const { width, b1, b2, p1, p2 } = table.hash;
+  const { keys, filter, filterMask, mask, shift, index, stride } = table;
+  const qt = table.tokens;
+  let x1 = 0, x2 = 0, hits = 0;
+  for (let i = 0; i < n; i++) {
+    x1 = (Math.imul(x1, b1) + m1[i]) | 0;
+    x2 = (Math.imul(x2, b2) + m2[i]) | 0;
+    const first = i - width + 1;
+    if (first > 0) {
+      x1 = (x1 - Math.imul(m1[first - 1], p1)) | 0;
+      x2 = (x2 - Math.imul(m2[first - 1], p2)) | 0;
+    } else if (first < 0) continue;
+    const bit = (x2 & filterMask) >>> 0;
+    if ((filter[bit >>> 5] & (1 << (bit & 31))) === 0) continue;
+    const lo = x1 >>> 0, hi = x2 >>> 0;
+    if (shift !== 32 && hi >>> shift !== index) continue;
+    let s = slotOf(lo, hi, mask);
+    for (;;) {
+      const r = keys[4 * s + 2] - 1;
+      if (r < 0) break;
+      if (keys[4 * s] === lo && keys[4 * s + 1] === hi) {
+        if (qt === null || sameTokens(qt, r * stride, tokens, start + first, width)) {
+          counts[s]++;
+          hits++;
+          break;
+        }
+        table.rejected++;
+      }
+      s = (s + 1) & mask;
+    }
+  }
+  return hits;
+}
+
+/** Adds `from` into `into` (per-shard counts of one table). */
+export function addCounts(into: Uint32Array, from: Uint32Array): Uint32Array {
+  for (let i = 0; i < into.length; i++) into[i] += from[i];
+  return into;
+}
+
+/**
+ * Per query, the count of its window (from `counts`, default the table's);
+ * queries outside the table's partition are left as they are in `out`.
+ */
+export function queryCounts(
+  table: WindowTable,
+  counts: Uint32Array = table.counts,
+  out: Uint32Array = new Uint32Array(table.queries),
+): Uint32Array {
+  for (let q = 0; q < table.queries; q++) {
+    const s = table.slot[q];
+    if (s >= 0) out[q] = counts[s];
+  }
+  return out;
+}
+
+/** Options of {@link countWindows}. */
+export interface CountOptions {
+  seed?: number;
+  verify?: boolean;
+  /** Passes over the data, each holding 1/passes of the queries (a power of two; default 1). */
+  passes?: number;
+}
+
+/**
+ * Per query window (`windows`, `stride` tokens each, the first `width`
+ * counted), its occurrences at any position of the segments (each a
+ * contiguous piece of text; a function so that it can be re-read per pass).
+ */
+export function countWindows(
+  windows: Tokens,
+  stride: number,
+  width: number,
+  segments: () => Iterable<Tokens>,
+  options: CountOptions = {},
+): Uint32Array {
+  const passes = options.passes ?? 1;
+  const out = new Uint32Array(windows.length / stride);
+  for (let p = 0; p < passes; p++) {
+    const table = buildWindowTable(windows, stride, width, {
+      seed: options.seed,
+      verify: options.verify,
+      partition: { index: p, of: passes },
+    });
+    for (const seg of segments()) scanTokens(table, seg);
+    queryCounts(table, table.counts, out);
+  }
+  return out;
+}
