@@ -12,13 +12,15 @@ import { join } from "node:path";
 import { loadDuplicates, openTokenReader } from "../engine/data/datasets.ts";
 import {
   missingInRuns,
+  type PlannedRun,
   planRun,
   readExperimentSnapshot,
   type RunFolder,
 } from "../engine/plan/run_folder.ts";
 import { duplicateWeights } from "../engine/model/fingerprint.ts";
-import { readManifest } from "../engine/store/store.ts";
+import { type Manifest, readManifest } from "../engine/store/store.ts";
 import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
+import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import { readImportRecord } from "../engine/import/imported.ts";
 import { loadImportedInput } from "./imported_input.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
@@ -133,40 +135,94 @@ export async function loadAnalysisInput(
     );
   }
   const manifest = await readManifest(runDir);
-  const m = experiment.memorization;
-  let missing: string[] = [];
-  let exampleTokens: Map<number, ArrayLike<number>> | undefined;
-  let duplicates: Uint32Array | null = null;
-  try {
-    const jobs = opened?.missing ?? missingInRuns((await planRun(experiment)).plan.jobs, runs);
-    missing = jobs.map((j) => j.id);
-    const rows = exampleRows({ experiment, runs });
-    if (rows.length > 0) {
-      const reader = await openTokenReader(experiment.data);
-      try {
-        const width = m.context + m.continuation;
-        const tokens = await reader.readWindow(Uint32Array.from(rows), m.offset, width);
-        exampleTokens = new Map(
-          rows.map((r, i) => [r, tokens.subarray(i * width, (i + 1) * width)]),
-        );
-      } finally {
-        await reader.close();
-      }
-    }
-  } catch (e) {
+  const { missing, exampleTokens } = await readFromData(experiment, runs, log, opened);
+  return {
+    experiment,
+    runs,
+    duplicates: await readDuplicates(experiment, log),
+    exampleTokens,
+    decode: await loadDecoder(experiment.suite.tokenizer, log),
+    run: await runInfo(runDir, experiment, manifest, missing, log),
+  };
+}
+
+/**
+ * What the report reads from the training data: the ids of the shards the
+ * store lacks (by the plan over the data's rows, or `opened`'s) and the
+ * example rows' tokens. When the data is not readable, a note says so and
+ * both are left out.
+ */
+async function readFromData(
+  experiment: Experiment,
+  runs: ScoredCheckpoint[],
+  log: (line: string) => void,
+  opened?: RunFolder,
+): Promise<{ missing: string[]; exampleTokens?: Map<number, ArrayLike<number>> }> {
+  const unreadable = (e: unknown) =>
     log(
       `Note: the training data is not readable (${(e as Error).message}); ` +
         "the report shows no example text and no missing-shard check.",
     );
-  }
-  if (experiment.data.duplicates) {
+  let jobs = opened?.missing;
+  if (!jobs) {
+    let planned: PlannedRun;
     try {
-      duplicates = await loadDuplicates(experiment.data.duplicates);
+      planned = await planRun(experiment);
     } catch (e) {
-      log(`Note: duplicate counts not loaded (${(e as Error).message}).`);
+      unreadable(e);
+      return { missing: [] };
     }
+    jobs = missingInRuns(planned.plan.jobs, runs);
   }
-  const decode = await loadDecoder(experiment.suite.tokenizer, log);
+  const missing = jobs.map((j) => j.id);
+  const rows = exampleRows({ experiment, runs });
+  if (rows.length === 0) return { missing };
+  try {
+    return { missing, exampleTokens: await readExampleTokens(experiment, rows) };
+  } catch (e) {
+    unreadable(e);
+    return { missing };
+  }
+}
+
+/** The tokens of `rows` (context and continuation, from the memorization offset on). */
+async function readExampleTokens(
+  experiment: Experiment,
+  rows: number[],
+): Promise<Map<number, ArrayLike<number>>> {
+  const m = experiment.memorization;
+  const reader = await openTokenReader(experiment.data);
+  try {
+    const width = m.context + m.continuation;
+    const tokens = await reader.readWindow(Uint32Array.from(rows), m.offset, width);
+    return new Map(rows.map((r, i) => [r, tokens.subarray(i * width, (i + 1) * width)]));
+  } finally {
+    await reader.close();
+  }
+}
+
+/** The data's duplicate counts when the experiment names them (null, with a note, when unreadable). */
+async function readDuplicates(
+  experiment: Experiment,
+  log: (line: string) => void,
+): Promise<Uint32Array | null> {
+  if (!experiment.data.duplicates) return null;
+  try {
+    return await loadDuplicates(experiment.data.duplicates);
+  } catch (e) {
+    log(`Note: duplicate counts not loaded (${(e as Error).message}).`);
+    return null;
+  }
+}
+
+/** How the scores were produced (`Summary.run`): commands, run statistics, fingerprints. */
+async function runInfo(
+  runDir: string,
+  experiment: Experiment,
+  manifest: Manifest | null,
+  missing: string[],
+  log: (line: string) => void,
+): Promise<AnalysisInput["run"]> {
   const stats = await readRunStats(runDir);
   const seconds = stats.reduce((a, s) => a + (s.seconds ?? 0), 0);
   const rows = stats.reduce((a, s) => a + (s.rows ?? 0), 0);
@@ -177,31 +233,24 @@ export async function loadAnalysisInput(
   const warnings = duplicateWeights(manifest?.checkpoints ?? []);
   for (const w of warnings) log(`warning: ${w}`);
   return {
-    experiment,
-    runs,
-    duplicates,
-    exampleTokens,
-    decode,
-    run: {
-      command: `deno task experiment ${quote(experiment.file)}\ndeno task report ${quote(runDir)}`,
-      startedAt: stats[0]?.started ?? null,
-      seconds: stats.length > 0 ? seconds : null,
-      rowsPerSecond: seconds > 0 ? rows / seconds : null,
-      devices: deviceList(experiment),
-      models: experiment.suite.models.flatMap((model) =>
-        model.checkpoints.map((c) => ({
-          name: model.name,
-          step: c.step,
-          path: c.path,
-          fingerprint: fingerprints.get(`${model.name}\0${c.step}`) ?? null,
-        }))
-      ),
-      data: {
-        path: experiment.data.path,
-        fingerprint: typeof dataFingerprint === "string" ? dataFingerprint : null,
-      },
-      missingShards: missing,
-      ...(warnings.length > 0 ? { warnings } : {}),
+    command: `deno task experiment ${quote(experiment.file)}\ndeno task report ${quote(runDir)}`,
+    startedAt: stats[0]?.started ?? null,
+    seconds: stats.length > 0 ? seconds : null,
+    rowsPerSecond: seconds > 0 ? rows / seconds : null,
+    devices: deviceList(experiment),
+    models: experiment.suite.models.flatMap((model) =>
+      model.checkpoints.map((c) => ({
+        name: model.name,
+        step: c.step,
+        path: c.path,
+        fingerprint: fingerprints.get(`${model.name}\0${c.step}`) ?? null,
+      }))
+    ),
+    data: {
+      path: experiment.data.path,
+      fingerprint: typeof dataFingerprint === "string" ? dataFingerprint : null,
     },
+    missingShards: missing,
+    ...(warnings.length > 0 ? { warnings } : {}),
   };
 }

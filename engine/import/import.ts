@@ -295,47 +295,8 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
   const t0 = performance.now();
   const log = opts.log ?? ((line: string) => console.error(line));
   const exp = opts.experiment;
-  const l = exp.memorization.continuation;
-  const sps = exp.suite.sequencesPerStep;
-  if (existsSync(join(opts.output, "manifest.json"))) {
-    throw new UserError(
-      `${opts.output} holds the scores of a scored experiment (manifest.json); ` +
-        "import into another folder (--output)",
-    );
-  }
-  const suite = experimentSuite(exp);
-  if (opts.suite !== undefined && opts.suite !== suite) {
-    throw new UserError(
-      `--suite ${opts.suite}: the experiment ${exp.file} is the ${suite} suite; give ` +
-        `--experiment experiments/pythia-${opts.suite}.yaml, or --suite ${suite}`,
-    );
-  }
-  const { files, ignored, otherSuite } = await findInputs(opts.inputs, exp, opts.pattern, {
-    skipOtherSuite: opts.suite !== undefined,
-  });
-  if (otherSuite.length > 0) {
-    log(
-      `Note: ${otherSuite.length} file(s) of the other suite skipped (--suite ${suite}): ${
-        otherSuite.slice(0, 3).join(", ")
-      }${otherSuite.length > 3 ? ", …" : ""}`,
-    );
-  }
-  if (files.length === 0) {
-    throw new UserError(
-      `no importable file under ${opts.inputs.join(", ")}: expected Hugging Face splits ` +
-        "(<split>/0000.parquet or data/<split>-00000-of-0000N-<hash>.parquet), reference CSVs " +
-        "(memorization_<model>_<step>/rank-<r>.csv), exports (<model>/step<step>.csv|parquet, " +
-        "model=<m>/step=<s>/part-N.parquet) or --pattern with groups model and step" +
-        (ignored.length > 0 ? `; found only ${ignored.slice(0, 3).join(", ")}` : ""),
-    );
-  }
-  if (ignored.length > 0) {
-    log(
-      `Note: ${ignored.length} file(s) match no layout and are not imported: ${
-        ignored.slice(0, 5).join(", ")
-      }${ignored.length > 5 ? ", …" : ""}`,
-    );
-  }
+  const suite = checkImportTarget(opts);
+  const { files, ignored } = await findImportFiles(opts, suite, log);
   const runs = groupRuns(files, exp);
   await recoverImportFolder(opts.output, log);
   const staging = join(opts.output, `imported.partial-${Deno.pid}`);
@@ -346,73 +307,7 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
     let bytesDone = 0;
     for (const run of runs) {
       const t = performance.now();
-      const limit = run.step * sps;
-      const lo = Math.min(limit, opts.rows?.start ?? 0);
-      const hi = Math.min(limit, opts.rows?.end ?? limit);
-      const digests: { bytes: number; sha256: string }[] = [];
-      for (const f of run.files) digests.push(await fileDigest(f.path));
-      const key = createHash("sha256").update(digests.map((d) => d.sha256).join("\n"))
-        .digest("hex");
-      const dir = importedCheckpointDir(staging, run.model, run.step);
-      await mkdir(dir, { recursive: true });
-      const seen = `[0, ${limit}) = every row step ${run.step} × ${sps} rows per step has seen`;
-      const restricted = opts.rows ? `, restricted by --rows to [${lo}, ${hi})` : "";
-      let rec: ImportedCheckpoint;
-      let counts: number[];
-      if (run.files[0].kind === "memorized") {
-        const read = await readMemorizedRun(run, limit);
-        counts = read.counts;
-        let a = 0, b = read.rows.length;
-        while (a < b && read.rows[a] < lo) a++;
-        while (b > a && read.rows[b - 1] >= hi) b--;
-        const memorized = read.rows.slice(a, b);
-        await writeMemorized(dir, memorized);
-        rec = {
-          model: run.model,
-          step: run.step,
-          kind: "memorized",
-          columns: [],
-          continuation: l,
-          scored: hi > lo ? [lo, hi] : [],
-          scoredRows: Math.max(0, hi - lo),
-          memorized: memorized.length,
-          rowsReason: `memorized-row list: rows ${seen}${restricted}; rows not listed count as ` +
-            "scored and not memorized",
-          files: [],
-          chunks: 0,
-          key,
-        };
-      } else {
-        const dense = await readScoredRun(run, limit, l);
-        counts = dense.counts;
-        const w = await writeDense(dir, dense, lo, hi, l, key);
-        await writeMemorized(dir, w.memorized);
-        rec = {
-          model: run.model,
-          step: run.step,
-          kind: run.files[0].kind,
-          columns: [
-            "matches",
-            ...(dense.prefix ? ["prefix" as const] : []),
-            ...(dense.nll ? ["nll" as const] : []),
-          ],
-          continuation: l,
-          scored: w.scored,
-          scoredRows: w.size,
-          memorized: w.memorized.length,
-          rowsReason: `per-row scores: the rows the files list, within ${seen}${restricted}`,
-          files: [],
-          chunks: w.chunks,
-          matchCounts: w.matchCounts,
-          key,
-        };
-      }
-      rec.files = run.files.map((f, i): ImportedFile => ({
-        path: f.path,
-        layout: f.layout,
-        ...digests[i],
-        rows: counts[i],
-      }));
+      const rec = await importCheckpoint(run, staging, opts);
       records.push(rec);
       bytesDone += rec.files.reduce((a, f) => a + f.bytes, 0);
       const elapsed = (performance.now() - t0) / 1000;
@@ -438,18 +333,194 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
       examples: [],
       examplesFrom: null,
     };
-    // Swap the new runs in; the old import (if any) goes only once the new one is complete.
-    const final = join(opts.output, "imported");
-    const old = join(opts.output, `imported.old-${Deno.pid}`);
-    if (existsSync(final)) await rename(final, old);
-    await rename(staging, final);
-    await writeJson(join(opts.output, "import.json"), record);
-    await rm(old, { recursive: true, force: true });
+    await swapInImport(staging, opts.output, record);
     return record;
   } catch (e) {
     await rm(staging, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * Refuses an output folder holding a scored experiment's store, and a
+ * `--suite` other than the experiment's; returns the experiment's suite.
+ */
+function checkImportTarget(opts: ImportOptions): "duped" | "deduped" {
+  const exp = opts.experiment;
+  if (existsSync(join(opts.output, "manifest.json"))) {
+    throw new UserError(
+      `${opts.output} holds the scores of a scored experiment (manifest.json); ` +
+        "import into another folder (--output)",
+    );
+  }
+  const suite = experimentSuite(exp);
+  if (opts.suite !== undefined && opts.suite !== suite) {
+    throw new UserError(
+      `--suite ${opts.suite}: the experiment ${exp.file} is the ${suite} suite; give ` +
+        `--experiment experiments/pythia-${opts.suite}.yaml, or --suite ${suite}`,
+    );
+  }
+  return suite;
+}
+
+/** The importable input files (a UserError when there is none) and the ignored ones, noted. */
+async function findImportFiles(
+  opts: ImportOptions,
+  suite: "duped" | "deduped",
+  log: (line: string) => void,
+): Promise<{ files: InputFile[]; ignored: string[] }> {
+  const { files, ignored, otherSuite } = await findInputs(
+    opts.inputs,
+    opts.experiment,
+    opts.pattern,
+    { skipOtherSuite: opts.suite !== undefined },
+  );
+  if (otherSuite.length > 0) {
+    log(
+      `Note: ${otherSuite.length} file(s) of the other suite skipped (--suite ${suite}): ${
+        otherSuite.slice(0, 3).join(", ")
+      }${otherSuite.length > 3 ? ", …" : ""}`,
+    );
+  }
+  if (files.length === 0) {
+    throw new UserError(
+      `no importable file under ${opts.inputs.join(", ")}: expected Hugging Face splits ` +
+        "(<split>/0000.parquet or data/<split>-00000-of-0000N-<hash>.parquet), reference CSVs " +
+        "(memorization_<model>_<step>/rank-<r>.csv), exports (<model>/step<step>.csv|parquet, " +
+        "model=<m>/step=<s>/part-N.parquet) or --pattern with groups model and step" +
+        (ignored.length > 0 ? `; found only ${ignored.slice(0, 3).join(", ")}` : ""),
+    );
+  }
+  if (ignored.length > 0) {
+    log(
+      `Note: ${ignored.length} file(s) match no layout and are not imported: ${
+        ignored.slice(0, 5).join(", ")
+      }${ignored.length > 5 ? ", …" : ""}`,
+    );
+  }
+  return { files, ignored };
+}
+
+/** A checkpoint's rows: what its step has seen, `[0, limit)`, and the part `[lo, hi)` imported. */
+interface CheckpointRows {
+  limit: number;
+  lo: number;
+  hi: number;
+  /** Why these rows count as scored (the start of `rowsReason`). */
+  seen: string;
+  /** `--rows`'s part of `rowsReason` ("" without it). */
+  restricted: string;
+}
+
+/** Reads one checkpoint's files and writes its part of the import into `staging`. */
+async function importCheckpoint(
+  run: CheckpointFiles,
+  staging: string,
+  opts: ImportOptions,
+): Promise<ImportedCheckpoint> {
+  const sps = opts.experiment.suite.sequencesPerStep;
+  const limit = run.step * sps;
+  const lo = Math.min(limit, opts.rows?.start ?? 0);
+  const hi = Math.min(limit, opts.rows?.end ?? limit);
+  const rows: CheckpointRows = {
+    limit,
+    lo,
+    hi,
+    seen: `[0, ${limit}) = every row step ${run.step} × ${sps} rows per step has seen`,
+    restricted: opts.rows ? `, restricted by --rows to [${lo}, ${hi})` : "",
+  };
+  const digests: { bytes: number; sha256: string }[] = [];
+  for (const f of run.files) digests.push(await fileDigest(f.path));
+  const key = createHash("sha256").update(digests.map((d) => d.sha256).join("\n"))
+    .digest("hex");
+  const dir = importedCheckpointDir(staging, run.model, run.step);
+  await mkdir(dir, { recursive: true });
+  const l = opts.experiment.memorization.continuation;
+  const { rec, counts } = run.files[0].kind === "memorized"
+    ? await importMemorizedRun(run, dir, rows, l, key)
+    : await importScoredRun(run, dir, rows, l, key);
+  rec.files = run.files.map((f, i): ImportedFile => ({
+    path: f.path,
+    layout: f.layout,
+    ...digests[i],
+    rows: counts[i],
+  }));
+  return rec;
+}
+
+/** A memorized-row list run: its listed rows within `[lo, hi)`; every other row is scored. */
+async function importMemorizedRun(
+  run: CheckpointFiles,
+  dir: string,
+  { limit, lo, hi, seen, restricted }: CheckpointRows,
+  l: number,
+  key: string,
+): Promise<{ rec: ImportedCheckpoint; counts: number[] }> {
+  const read = await readMemorizedRun(run, limit);
+  let a = 0, b = read.rows.length;
+  while (a < b && read.rows[a] < lo) a++;
+  while (b > a && read.rows[b - 1] >= hi) b--;
+  const memorized = read.rows.slice(a, b);
+  await writeMemorized(dir, memorized);
+  const rec: ImportedCheckpoint = {
+    model: run.model,
+    step: run.step,
+    kind: "memorized",
+    columns: [],
+    continuation: l,
+    scored: hi > lo ? [lo, hi] : [],
+    scoredRows: Math.max(0, hi - lo),
+    memorized: memorized.length,
+    rowsReason: `memorized-row list: rows ${seen}${restricted}; rows not listed count as ` +
+      "scored and not memorized",
+    files: [],
+    chunks: 0,
+    key,
+  };
+  return { rec, counts: read.counts };
+}
+
+/** A per-row run: the rows its files list within `[lo, hi)`, written in chunks. */
+async function importScoredRun(
+  run: CheckpointFiles,
+  dir: string,
+  { limit, lo, hi, seen, restricted }: CheckpointRows,
+  l: number,
+  key: string,
+): Promise<{ rec: ImportedCheckpoint; counts: number[] }> {
+  const dense = await readScoredRun(run, limit, l);
+  const w = await writeDense(dir, dense, lo, hi, l, key);
+  await writeMemorized(dir, w.memorized);
+  const rec: ImportedCheckpoint = {
+    model: run.model,
+    step: run.step,
+    kind: run.files[0].kind,
+    columns: [
+      "matches",
+      ...(dense.prefix ? ["prefix" as const] : []),
+      ...(dense.nll ? ["nll" as const] : []),
+    ],
+    continuation: l,
+    scored: w.scored,
+    scoredRows: w.size,
+    memorized: w.memorized.length,
+    rowsReason: `per-row scores: the rows the files list, within ${seen}${restricted}`,
+    files: [],
+    chunks: w.chunks,
+    matchCounts: w.matchCounts,
+    key,
+  };
+  return { rec, counts: dense.counts };
+}
+
+/** Swaps the staged import in; the old import (if any) goes only once the new one is complete. */
+async function swapInImport(staging: string, output: string, record: ImportRecord): Promise<void> {
+  const final = join(output, "imported");
+  const old = join(output, `imported.old-${Deno.pid}`);
+  if (existsSync(final)) await rename(final, old);
+  await rename(staging, final);
+  await writeJson(join(output, "import.json"), record);
+  await rm(old, { recursive: true, force: true });
 }
 
 /**

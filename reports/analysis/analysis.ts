@@ -271,10 +271,75 @@ export function analyzeRuns(
     recallOver: settings.recallOver,
   };
   const positives = foldPositives(target, folds);
-  const all = settings.recallOver === "all";
+  const measured = measureCandidates(others, target, settings, folds, positives);
+  lap("signals");
+  const random = seededRandom(settings.seed);
+  const { resamples, patterns } = bootstrap(measured.classifiers, target, settings, random);
+  lap("bootstrap");
+  const { scaling, laws } = fitLaws(runs, target, measured, resamples, settings, positives, random);
+  lap("fits");
+  const { candidates } = measured;
+  const recommendations = recommend(candidates, laws, resamples, {
+    budgets: settings.budgets,
+    minPrecision: settings.minPrecision,
+    targetCompute: target.compute,
+    positives,
+    recallOver: settings.recallOver,
+  });
+  const computeForRecall = computeForRecalls({
+    recalls: settings.recalls,
+    candidates,
+    laws,
+    minPrecision: settings.minPrecision,
+    targetCompute: target.compute,
+    positives,
+  });
+  lap("recommendations");
+  return {
+    predictors: table,
+    curves: measured.curves,
+    scaling,
+    recommendations,
+    computeForRecall,
+    frontier: heldOutFrontier(candidates, settings.minPrecision, positives),
+    candidates,
+    positives,
+    patterns,
+    seconds,
+  };
+}
 
-  // Candidates and bootstrap classifiers: binary predictors first, then thresholded signals.
-  // Under recall_over: all a classifier counts over every row the target scored.
+/** A run other than the target with its row of the predictor table. */
+interface Other {
+  run: AnalysedCheckpoint;
+  row: PredictorRow;
+}
+
+/** What {@link measureCandidates} measured of the runs other than the target. */
+interface Measured {
+  /** The binary predictors' (compute, recall, precision) points, for the scaling fits. */
+  points: FamilyPoint[];
+  /** Every binary and thresholded candidate with its cross-fit; `index` into `classifiers`. */
+  candidates: Candidate[];
+  /** The candidates' classifiers as the bootstrap counts them. */
+  classifiers: Classifier[];
+  /** The signal curves of the runs that carry scores. */
+  curves: ThresholdCurve[];
+}
+
+/**
+ * Candidates and bootstrap classifiers: binary predictors first, then
+ * thresholded signals. Under recall_over: all a classifier counts over every
+ * row the target scored.
+ */
+function measureCandidates(
+  others: readonly Other[],
+  target: AnalysedCheckpoint,
+  settings: AnalysisSettings,
+  folds: FoldSettings,
+  positives: number[],
+): Measured {
+  const all = settings.recallOver === "all";
   const classifiers: Classifier[] = others.map((o) => ({
     scored: all ? target.scored : o.run.scored,
     memorized: o.run.memorized,
@@ -314,28 +379,48 @@ export function analyzeRuns(
       classifiers.push(c.classifier);
     }
   }
-  lap("signals");
+  return { points, candidates, classifiers, curves };
+}
 
-  let resamples: Resamples | null = null;
-  let patterns = 0;
-  const random = seededRandom(settings.seed);
-  if (settings.bootstrap > 0) {
-    const boot = bootstrapConfusions(
-      classifiers,
-      target.scored,
-      target.memorized,
-      settings.bootstrap,
-      (mean) => poisson(mean, random),
-    );
-    patterns = boot.patterns;
-    resamples = {
+/** The Poisson bootstrap of every classifier's confusion counts (none when `bootstrap` is 0). */
+function bootstrap(
+  classifiers: readonly Classifier[],
+  target: AnalysedCheckpoint,
+  settings: AnalysisSettings,
+  random: () => number,
+): { resamples: Resamples | null; patterns: number } {
+  if (settings.bootstrap <= 0) return { resamples: null, patterns: 0 };
+  const boot = bootstrapConfusions(
+    classifiers,
+    target.scored,
+    target.memorized,
+    settings.bootstrap,
+    (mean) => poisson(mean, random),
+  );
+  return {
+    resamples: {
       counts: boot.counts,
       classifiers: classifiers.length,
       resamples: settings.bootstrap,
-    };
-  }
-  lap("bootstrap");
+    },
+    patterns: boot.patterns,
+  };
+}
 
+/**
+ * Scaling laws of recall and precision over compute, per family of binary
+ * and of thresholded predictors; the laws of recommendable families are kept
+ * for the recommendations.
+ */
+function fitLaws(
+  runs: readonly AnalysedCheckpoint[],
+  target: AnalysedCheckpoint,
+  { points, candidates }: Measured,
+  resamples: Resamples | null,
+  settings: AnalysisSettings,
+  positives: number[],
+  random: () => number,
+): { scaling: Summary["scaling"]; laws: FittedLaw[] } {
   const finals = new Set(runs.filter((r) => r.final).map((r) => `${r.id.model}\u0000${r.id.step}`));
   const thresholded = thresholdedPoints(candidates, settings.minPrecision, positives);
   const thresholdedBoot = settings.bootstrap > 0
@@ -363,35 +448,7 @@ export function analyzeRuns(
       }
     }
   }
-  lap("fits");
-  const recommendations = recommend(candidates, laws, resamples, {
-    budgets: settings.budgets,
-    minPrecision: settings.minPrecision,
-    targetCompute: target.compute,
-    positives,
-    recallOver: settings.recallOver,
-  });
-  const computeForRecall = computeForRecalls({
-    recalls: settings.recalls,
-    candidates,
-    laws,
-    minPrecision: settings.minPrecision,
-    targetCompute: target.compute,
-    positives,
-  });
-  lap("recommendations");
-  return {
-    predictors: table,
-    curves,
-    scaling,
-    recommendations,
-    computeForRecall,
-    frontier: heldOutFrontier(candidates, settings.minPrecision, positives),
-    candidates,
-    positives,
-    patterns,
-    seconds,
-  };
+  return { scaling, laws };
 }
 
 /**
@@ -424,24 +481,8 @@ export function analyze(input: AnalysisInput): Summary {
   const finalRuns = runs.filter((r) => r.final);
   const targetModelRuns = runs.filter((r) => r.id.model === target.id.model);
   const byRowRuns = [...new Set([...finalRuns, ...targetModelRuns])];
-  const models = [...new Set(runs.map((r) => r.id.model))];
 
   const continuous = runs.some((r) => r.source);
-  const exampleIds = pickExamples(runs, target, EXAMPLE_COUNT);
-  const l = exp.memorization.continuation;
-  const k = exp.memorization.context;
-  const examples = exampleIds.map((row) => {
-    const raw = input.exampleTokens?.get(row);
-    const tokens = raw ? Array.from(raw) : [];
-    const text = (t: number[]) => (input.decode && t.length > 0 ? input.decode(t) : null);
-    return {
-      row,
-      context: text(tokens.slice(0, k)),
-      continuation: text(tokens.slice(k, k + l)),
-      tokens,
-      caughtBy: caughtBy(runs, target, row),
-    };
-  });
 
   const targetRow = table[runs.indexOf(target)];
   const summary: Summary = {
@@ -478,20 +519,14 @@ export function analyze(input: AnalysisInput): Summary {
     // Without any per-row score (memorized-row lists only) scores are binary: no distributions
     // or correlations of scores to show.
     correlations: continuous
-      ? {
-        models: correlationMatrix(finalRuns),
-        checkpoints: models.map((m) => ({
-          model: m,
-          ...correlationMatrix(runs.filter((r) => r.id.model === m)),
-        })),
-      }
+      ? correlations(runs, finalRuns)
       : { models: { labels: [], values: [], rows: 0 }, checkpoints: [] },
     distributions: continuous ? runs.map(distribution) : [],
     rateByRow: byRowRuns.map((r) => rateByRow(r, size)),
     rateByDuplicates: input.duplicates
       ? byRowRuns.map((s) => rateByDuplicates(s, input.duplicates!))
       : null,
-    examples,
+    examples: examples(input, runs, target),
     statistics: {
       intervals: "Wilson score (95%) for precision and recall",
       bootstrap: settings.bootstrap,
@@ -499,24 +534,65 @@ export function analyze(input: AnalysisInput): Summary {
       patterns: core.patterns,
       folds: settings.folds,
     },
-    run: {
-      command: "",
-      startedAt: null,
-      seconds: null,
-      rowsPerSecond: null,
-      devices: [],
-      models: runs.map((r) => ({
-        name: r.id.model,
-        step: r.id.step,
-        path: exp.suite.models.find((m) => m.name === r.id.model)?.checkpoints
-          .find((c) => c.step === r.id.step)?.path ?? "",
-        fingerprint: null,
-      })),
-      data: { path: exp.data.path, fingerprint: null },
-      missingShards: [],
-      ...input.run,
-    },
+    run: { ...defaultRunInfo(exp, runs), ...input.run },
   };
   summary.verdict = verdict(summary);
   return summary;
+}
+
+/** The example rows with their text and the runs that also memorized them. */
+function examples(
+  input: AnalysisInput,
+  runs: readonly AnalysedCheckpoint[],
+  target: AnalysedCheckpoint,
+): Summary["examples"] {
+  const l = input.experiment.memorization.continuation;
+  const k = input.experiment.memorization.context;
+  return pickExamples(runs, target, EXAMPLE_COUNT).map((row) => {
+    const raw = input.exampleTokens?.get(row);
+    const tokens = raw ? Array.from(raw) : [];
+    const text = (t: number[]) => (input.decode && t.length > 0 ? input.decode(t) : null);
+    return {
+      row,
+      context: text(tokens.slice(0, k)),
+      continuation: text(tokens.slice(k, k + l)),
+      tokens,
+      caughtBy: caughtBy(runs, target, row),
+    };
+  });
+}
+
+/** Score correlations between the final models and between each model's checkpoints. */
+function correlations(
+  runs: readonly AnalysedCheckpoint[],
+  finalRuns: readonly AnalysedCheckpoint[],
+): Summary["correlations"] {
+  const models = [...new Set(runs.map((r) => r.id.model))];
+  return {
+    models: correlationMatrix(finalRuns),
+    checkpoints: models.map((m) => ({
+      model: m,
+      ...correlationMatrix(runs.filter((r) => r.id.model === m)),
+    })),
+  };
+}
+
+/** `Summary.run` when the caller says nothing of how the scores were produced. */
+function defaultRunInfo(exp: Experiment, runs: readonly AnalysedCheckpoint[]): Summary["run"] {
+  return {
+    command: "",
+    startedAt: null,
+    seconds: null,
+    rowsPerSecond: null,
+    devices: [],
+    models: runs.map((r) => ({
+      name: r.id.model,
+      step: r.id.step,
+      path: exp.suite.models.find((m) => m.name === r.id.model)?.checkpoints
+        .find((c) => c.step === r.id.step)?.path ?? "",
+      fingerprint: null,
+    })),
+    data: { path: exp.data.path, fingerprint: null },
+    missingShards: [],
+  };
 }
