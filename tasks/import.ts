@@ -54,7 +54,7 @@ export async function importAndReport(opts: ImportRunOptions): Promise<RenderedR
   });
   await writeJson(join(exp.output, "experiment.json"), exp);
   await attachExamples(exp.output, exp);
-  return await renderReport(exp.output, { log });
+  return await renderReport(exp.output, { log, run: { experiment: exp } });
 }
 
 /** `A:B` → `[A, B)`, or a UserError. */

@@ -12,10 +12,9 @@ import { join } from "node:path";
 import { loadDuplicates, openTokenReader } from "../engine/data/datasets.ts";
 import {
   missingInRuns,
-  type PlannedRun,
+  type OpenedRun,
   planRun,
   readExperimentSnapshot,
-  type RunFolder,
 } from "../engine/plan/run_folder.ts";
 import { duplicateWeights } from "../engine/model/fingerprint.ts";
 import { type Manifest, readManifest } from "../engine/store/store.ts";
@@ -42,8 +41,12 @@ export { predictorsCsv, type RenderedReport, writeReport } from "../reports/page
 export interface RenderOptions {
   /** Where progress lines go (default: stderr). */
   log?: (line: string) => void;
-  /** The run folder as the completeness check opened it (its plan and missing shards are reused). */
-  run?: RunFolder;
+  /**
+   * The run folder as the caller opened it (the completeness check, the
+   * scoring or import task): its experiment, plan, manifest and missing
+   * shards are used instead of read again.
+   */
+  run?: OpenedRun;
 }
 
 /** Reads the run folder's store, analyses it and writes the report files. */
@@ -121,12 +124,13 @@ function quote(word: string): string {
 export async function loadAnalysisInput(
   runDir: string,
   log: (line: string) => void = () => {},
-  opened?: RunFolder,
+  opened?: OpenedRun,
 ): Promise<AnalysisInput> {
   const experiment = opened?.experiment ?? await readExperimentSnapshot(runDir);
   const record = await readImportRecord(runDir);
   if (record) return await loadImportedInput(runDir, experiment, record, log);
-  const runs = await readStoredCheckpoints(runDir);
+  const manifest = opened?.manifest !== undefined ? opened.manifest : await readManifest(runDir);
+  const runs = await readStoredCheckpoints(runDir, manifest);
   if (runs.length === 0) {
     throw new UserError(
       `${runDir}: the store holds no finished shard; run \`deno task experiment ${
@@ -134,7 +138,6 @@ export async function loadAnalysisInput(
       }\` first.`,
     );
   }
-  const manifest = await readManifest(runDir);
   const { missing, exampleTokens } = await readFromData(experiment, runs, log, opened);
   return {
     experiment,
@@ -156,7 +159,7 @@ async function readFromData(
   experiment: Experiment,
   runs: ScoredCheckpoint[],
   log: (line: string) => void,
-  opened?: RunFolder,
+  opened?: OpenedRun,
 ): Promise<{ missing: string[]; exampleTokens?: Map<number, ArrayLike<number>> }> {
   const unreadable = (e: unknown) =>
     log(
@@ -165,14 +168,16 @@ async function readFromData(
     );
   let jobs = opened?.missing;
   if (!jobs) {
-    let planned: PlannedRun;
-    try {
-      planned = await planRun(experiment);
-    } catch (e) {
-      unreadable(e);
-      return { missing: [] };
+    let plan = opened?.plan;
+    if (!plan) {
+      try {
+        plan = (await planRun(experiment)).plan;
+      } catch (e) {
+        unreadable(e);
+        return { missing: [] };
+      }
     }
-    jobs = missingInRuns(planned.plan.jobs, runs);
+    jobs = missingInRuns(plan.jobs, runs);
   }
   const missing = jobs.map((j) => j.id);
   const rows = exampleRows({ experiment, runs });

@@ -21,7 +21,7 @@ import {
   type ProgressOptions,
   startProgress,
 } from "../engine/run/progress.ts";
-import { currentManifest, planRun } from "../engine/plan/run_folder.ts";
+import { currentManifest, type OpenedRun, planRun } from "../engine/plan/run_folder.ts";
 import { appendJsonLine, openStore, writeAtomic, writeJson } from "../engine/store/store.ts";
 import { duplicateWeights } from "../engine/model/fingerprint.ts";
 import { claimRunFolder, type RunLock, withFolderLock } from "../engine/os/lock.ts";
@@ -67,6 +67,12 @@ export interface RunOutcome {
   seconds: number;
   /** The run folder. */
   runDir: string;
+  /**
+   * The run folder as this run left it, for the report task (absent when the
+   * run stopped before scoring). A shard group leaves the manifest out: other
+   * groups may update it meanwhile.
+   */
+  run?: OpenedRun;
 }
 
 /** The worker's task for one job of the experiment (what the pool ships to a worker thread). */
@@ -156,7 +162,13 @@ async function scoreJobs(
     `${exp.name}: ${jobs.length} shards (${skipped} already done), ` +
       `scoring ${pending.length} (${pendingRows} rows) on ${exp.devices.length} worker(s) → ${runDir}`,
   );
-  return { skipped, runDir, ...await scorePending(exp, pending, store, opts, log) };
+  const scored = await scorePending(exp, pending, store, opts, log);
+  const run: OpenedRun = {
+    experiment: exp,
+    plan: planned.plan,
+    ...(opts.shardGroup ? {} : { manifest: store.manifest }),
+  };
+  return { skipped, runDir, run, ...scored };
 }
 
 /** What {@link scorePending} did. */

@@ -48,6 +48,22 @@ export interface RunFolder extends PlannedRun {
   missing: Job[];
 }
 
+/**
+ * A run folder as a task already holds it, handed on so the next task need
+ * not read or plan it again (the scoring task to the report task). Only the
+ * experiment is required; what is absent is read from the folder.
+ */
+export interface OpenedRun {
+  /** The experiment, as the folder's `experiment.json` holds it. */
+  experiment: Experiment;
+  /** The plan over the data's rows (without it, a reader plans again, opening the data). */
+  plan?: Plan;
+  /** The folder's manifest (without it, `manifest.json` is read). */
+  manifest?: Manifest | null;
+  /** Jobs whose shards are not stored (without it, judged by the plan and the stored runs). */
+  missing?: Job[];
+}
+
 /** Options of {@link planRun}. */
 export interface PlanRunOptions {
   /**

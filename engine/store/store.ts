@@ -174,6 +174,8 @@ export interface Store {
    * settings or of checkpoints whose file changed. Returns one notice per move.
    */
   prepare(manifest: Manifest): Promise<string[]>;
+  /** The manifest in use: as {@link prepare} wrote it (merged with the stored one), or null. */
+  readonly manifest: Manifest | null;
   /** Uses a manifest read from disk as is (read-only access: nothing is moved or written). */
   use(manifest: Manifest): void;
   /** Whether the job's shard is finished with the current manifest's key and rows. */
@@ -208,6 +210,9 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
   };
   return {
     runDir,
+    get manifest() {
+      return manifest;
+    },
     async prepare(next) {
       const notices: string[] = [];
       const old = await readManifest(runDir);

@@ -12,7 +12,7 @@ import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { decodeShard, isShardProblem } from "./shard_file.ts";
-import { corruptShardError, readManifest, shardKey } from "./store.ts";
+import { corruptShardError, type Manifest, readManifest, shardKey } from "./store.ts";
 import type { ScoreChunk, ScoredCheckpoint, ScoreSource } from "./scored_checkpoint.ts";
 import { chunkMemorized } from "./scored_checkpoint.ts";
 import { listBuilder, rangesBuilder } from "../rowset.ts";
@@ -37,10 +37,14 @@ export function shardSource(paths: readonly string[], key: string): ScoreSource 
 /**
  * Every checkpoint of the run folder's store with finished shards, as
  * {@link ScoredCheckpoint} in the manifest's order. Shards whose key does not match the
- * manifest are ignored (as {@link readCheckpointScores} does).
+ * manifest are ignored (as {@link readCheckpointScores} does). `known`: the
+ * folder's manifest as the caller holds it (default: read from the folder).
  */
-export async function readStoredCheckpoints(runDir: string): Promise<ScoredCheckpoint[]> {
-  const manifest = await readManifest(runDir);
+export async function readStoredCheckpoints(
+  runDir: string,
+  known?: Manifest | null,
+): Promise<ScoredCheckpoint[]> {
+  const manifest = known ?? await readManifest(runDir);
   if (!manifest) {
     throw new Error(`${join(runDir, "manifest.json")} not found: run the experiment first`);
   }
