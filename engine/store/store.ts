@@ -214,44 +214,9 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
       return manifest;
     },
     async prepare(next) {
-      const notices: string[] = [];
       const old = await readManifest(runDir);
-      const stamp = timeStamp();
-      if (old && old.settingsHash !== next.settingsHash && await exists(join(runDir, "scores"))) {
-        const to = join(runDir, "stale", `scores-${stamp}`);
-        await mkdir(join(runDir, "stale"), { recursive: true });
-        await rename(join(runDir, "scores"), to);
-        notices.push(
-          old.version !== next.version
-            ? `the stored scores are in store format ${old.version}, this harness writes format ` +
-              `${next.version} (shards with checksums) and cannot verify the old ones; moved ` +
-              `them to ${to}; they are rescored`
-            : `settings changed since the stored scores were made; moved them to ${to}`,
-        );
-      } else if (old) {
-        const before = new Map(old.checkpoints.map((c) => [`${c.model}\0${c.step}`, c]));
-        for (const c of next.checkpoints) {
-          const prev = before.get(`${c.model}\0${c.step}`);
-          const dir = join(runDir, "scores", c.model, `step${c.step}`);
-          if (c.fingerprint && prev && prev.fingerprint !== c.fingerprint && await exists(dir)) {
-            const to = join(runDir, "stale", `${c.model}-step${c.step}-${stamp}`);
-            await mkdir(join(runDir, "stale"), { recursive: true });
-            await rename(dir, to);
-            notices.push(`${c.path} changed since its scores were made; moved them to ${to}`);
-          }
-        }
-      }
-      // Keep records of checkpoints this run does not touch (e.g. another shard group's).
-      const merged = new Map<string, CheckpointRecord>();
-      if (old && old.settingsHash === next.settingsHash) {
-        for (const c of old.checkpoints) merged.set(`${c.model}\0${c.step}`, c);
-      }
-      for (const c of next.checkpoints) if (c.fingerprint) merged.set(`${c.model}\0${c.step}`, c);
-      manifest = { ...next, checkpoints: [...merged.values()] };
-      const order = new Map(next.checkpoints.map((c, i) => [`${c.model}\0${c.step}`, i]));
-      manifest.checkpoints.sort((a, b) =>
-        (order.get(`${a.model}\0${a.step}`) ?? 1e9) - (order.get(`${b.model}\0${b.step}`) ?? 1e9)
-      );
+      const notices = await moveStale(runDir, old, next);
+      manifest = mergeManifests(old, next);
       adopt(manifest);
       writable = true;
       await writeAtomic(join(runDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
@@ -287,6 +252,59 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
       await writeAtomic(join(runDir, shardPath(job.model, job.step, job.shard)), bytes);
     },
   };
+}
+
+/**
+ * Moves aside (into `<run>/stale/`) the scores `next` cannot use: all of
+ * them when the settings changed since `old`, else those of checkpoints whose
+ * file changed. Returns one notice per move.
+ */
+async function moveStale(runDir: string, old: Manifest | null, next: Manifest): Promise<string[]> {
+  if (!old) return [];
+  const notices: string[] = [];
+  const stamp = timeStamp();
+  if (old.settingsHash !== next.settingsHash) {
+    if (!await exists(join(runDir, "scores"))) return [];
+    const to = join(runDir, "stale", `scores-${stamp}`);
+    await mkdir(join(runDir, "stale"), { recursive: true });
+    await rename(join(runDir, "scores"), to);
+    return [
+      old.version !== next.version
+        ? `the stored scores are in store format ${old.version}, this harness writes format ` +
+          `${next.version} (shards with checksums) and cannot verify the old ones; moved ` +
+          `them to ${to}; they are rescored`
+        : `settings changed since the stored scores were made; moved them to ${to}`,
+    ];
+  }
+  const before = new Map(old.checkpoints.map((c) => [`${c.model}\0${c.step}`, c]));
+  for (const c of next.checkpoints) {
+    const prev = before.get(`${c.model}\0${c.step}`);
+    const dir = join(runDir, "scores", c.model, `step${c.step}`);
+    if (c.fingerprint && prev && prev.fingerprint !== c.fingerprint && await exists(dir)) {
+      const to = join(runDir, "stale", `${c.model}-step${c.step}-${stamp}`);
+      await mkdir(join(runDir, "stale"), { recursive: true });
+      await rename(dir, to);
+      notices.push(`${c.path} changed since its scores were made; moved them to ${to}`);
+    }
+  }
+  return notices;
+}
+
+/**
+ * `next`, keeping the records of checkpoints it does not touch (e.g. another
+ * shard group's) from `old` when the settings are the same, in `next`'s order.
+ */
+function mergeManifests(old: Manifest | null, next: Manifest): Manifest {
+  const merged = new Map<string, CheckpointRecord>();
+  if (old && old.settingsHash === next.settingsHash) {
+    for (const c of old.checkpoints) merged.set(`${c.model}\0${c.step}`, c);
+  }
+  for (const c of next.checkpoints) if (c.fingerprint) merged.set(`${c.model}\0${c.step}`, c);
+  const order = new Map(next.checkpoints.map((c, i) => [`${c.model}\0${c.step}`, i]));
+  const checkpoints = [...merged.values()].sort((a, b) =>
+    (order.get(`${a.model}\0${a.step}`) ?? 1e9) - (order.get(`${b.model}\0${b.step}`) ?? 1e9)
+  );
+  return { ...next, checkpoints };
 }
 
 /**

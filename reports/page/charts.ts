@@ -32,27 +32,7 @@ function scalingChart(
   kind: "binary" | "thresholded" = "binary",
 ): Chart {
   const fits = summary.scaling.filter((s) => s.metric === metric && (s.kind ?? "binary") === kind);
-  const band: Row[] = [];
-  const points: Row[] = [];
-  for (const fit of fits) {
-    const form = fit.chosen ?? "none";
-    for (const c of fit.curve) {
-      band.push({
-        family: fit.family,
-        band: fit.family,
-        form,
-        compute: c.compute,
-        value: c.value,
-        lo: c.lo,
-        hi: c.hi,
-      });
-    }
-    for (const p of fit.points) {
-      // A run in several families (e.g. `all`) is drawn once, in its first family.
-      if (points.some((q) => q.run === runLabel(p))) continue;
-      points.push({ family: fit.family, run: runLabel(p), compute: p.compute, value: p.value });
-    }
-  }
+  const { band, points } = scalingRows(fits);
   const x = { field: "compute", type: "quantitative", scale: { type: "log" }, axis: COMPUTE_AXIS };
   // One colour per family on every layer; the band's `fill` (no legend) reads a copy of the
   // family field so that its hidden legend is not merged with the visible one.
@@ -121,6 +101,32 @@ function scalingChart(
   };
 }
 
+/** The fitted curves with their bands, and the measured points (each run once). */
+function scalingRows(fits: Summary["scaling"]): { band: Row[]; points: Row[] } {
+  const band: Row[] = [];
+  const points: Row[] = [];
+  for (const fit of fits) {
+    const form = fit.chosen ?? "none";
+    for (const c of fit.curve) {
+      band.push({
+        family: fit.family,
+        band: fit.family,
+        form,
+        compute: c.compute,
+        value: c.value,
+        lo: c.lo,
+        hi: c.hi,
+      });
+    }
+    for (const p of fit.points) {
+      // A run in several families (e.g. `all`) is drawn once, in its first family.
+      if (points.some((q) => q.run === runLabel(p))) continue;
+      points.push({ family: fit.family, run: runLabel(p), compute: p.compute, value: p.value });
+    }
+  }
+  return { band, points };
+}
+
 function targetRule(summary: Summary) {
   return {
     data: {
@@ -136,53 +142,7 @@ function targetRule(summary: Summary) {
 
 function frontierChart(summary: Summary): Chart {
   const min = summary.experiment.minPrecision;
-  const covered = summary.experiment.recallOver === "covered";
-  const all = summary.predictors
-    .filter((p) => (covered ? p.recall : p.recallAll) !== null)
-    .map((p) => ({
-      run: runLabel(p),
-      model: p.model,
-      compute: p.compute,
-      recall: covered ? p.recall : p.recallAll,
-      precision: p.precision,
-      meets: (p.precision ?? 0) >= min ? `precision ≥ ${min}` : `precision < ${min}`,
-    }));
-  // The held-out frontier: the recommendation at every candidate compute.
-  const frontier: Row[] = (summary.frontier ?? []).flatMap((f) =>
-    f.measured
-      ? [{
-        run: runLabel(f.measured),
-        signal: f.measured.signal,
-        compute: f.budget,
-        recall: f.measured.recall,
-        precision: f.measured.precision,
-      }]
-      : []
-  );
-  // A pick sits on the frontier at the budget's step: the largest candidate compute within it.
-  const stepOf = (budget: number) => {
-    let at = null as number | null;
-    for (const f of summary.frontier ?? []) if (f.budget <= budget * (1 + 1e-12)) at = f.budget;
-    return at;
-  };
-  const picks = summary.recommendations.flatMap((r) => {
-    const at = r.measured ? stepOf(r.budget) : null;
-    return r.measured && at !== null
-      ? [{
-        run: runLabel(r.measured),
-        budget: r.budgetFraction,
-        signal: r.measured.signal,
-        compute: at,
-        own: r.measured.compute,
-        recall: r.measured.recall,
-        precision: r.measured.precision,
-      }]
-      : [];
-  });
-  const budgets = summary.recommendations.map((r) => ({
-    budget: r.budgetFraction,
-    compute: r.budget,
-  }));
+  const { all, frontier, picks, budgets } = frontierRows(summary);
   const x = { field: "compute", type: "quantitative", scale: { type: "log" }, axis: COMPUTE_AXIS };
   const y = {
     field: "recall",
@@ -252,6 +212,64 @@ function frontierChart(summary: Summary): Chart {
       ],
     }),
   };
+}
+
+/**
+ * The frontier chart's rows: every measured predictor, the held-out frontier,
+ * the recommended picks on it and the budgets.
+ */
+function frontierRows(
+  summary: Summary,
+): { all: Row[]; frontier: Row[]; picks: Row[]; budgets: Row[] } {
+  const min = summary.experiment.minPrecision;
+  const covered = summary.experiment.recallOver === "covered";
+  const all = summary.predictors
+    .filter((p) => (covered ? p.recall : p.recallAll) !== null)
+    .map((p) => ({
+      run: runLabel(p),
+      model: p.model,
+      compute: p.compute,
+      recall: covered ? p.recall : p.recallAll,
+      precision: p.precision,
+      meets: (p.precision ?? 0) >= min ? `precision ≥ ${min}` : `precision < ${min}`,
+    }));
+  // The held-out frontier: the recommendation at every candidate compute.
+  const frontier: Row[] = (summary.frontier ?? []).flatMap((f) =>
+    f.measured
+      ? [{
+        run: runLabel(f.measured),
+        signal: f.measured.signal,
+        compute: f.budget,
+        recall: f.measured.recall,
+        precision: f.measured.precision,
+      }]
+      : []
+  );
+  // A pick sits on the frontier at the budget's step: the largest candidate compute within it.
+  const stepOf = (budget: number) => {
+    let at = null as number | null;
+    for (const f of summary.frontier ?? []) if (f.budget <= budget * (1 + 1e-12)) at = f.budget;
+    return at;
+  };
+  const picks = summary.recommendations.flatMap((r) => {
+    const at = r.measured ? stepOf(r.budget) : null;
+    return r.measured && at !== null
+      ? [{
+        run: runLabel(r.measured),
+        budget: r.budgetFraction,
+        signal: r.measured.signal,
+        compute: at,
+        own: r.measured.compute,
+        recall: r.measured.recall,
+        precision: r.measured.precision,
+      }]
+      : [];
+  });
+  const budgets = summary.recommendations.map((r) => ({
+    budget: r.budgetFraction,
+    compute: r.budget,
+  }));
+  return { all, frontier, picks, budgets };
 }
 
 /** Per model, the curve whose held-out recall at the floor is highest (then average precision). */

@@ -400,6 +400,18 @@ are missing from the store, so some numbers below use fewer rows than planned. R
 again to score them (finished shards are kept).<ul>${shown}${more}</ul></div>`;
 }
 
+/** The page's policy: nothing loads, and only the scripts of these hashes run. */
+function contentSecurityPolicy(scriptHashes: string[]): string {
+  return [
+    "default-src 'none'",
+    `script-src ${scriptHashes.join(" ")}`,
+    "style-src 'unsafe-inline'",
+    "img-src data:",
+    "base-uri 'none'",
+    "form-action 'none'",
+  ].join("; ");
+}
+
 /** Renders the report page. */
 export async function renderHtml(
   summary: Summary,
@@ -410,15 +422,7 @@ export async function renderHtml(
   const t = s.target;
   const specs = jsonForScript(charts.map((c) => ({ id: c.chart.id, spec: c.vega })));
   const scripts = [vendor.vega, vendor.interpreter, PAGE_SCRIPT];
-  const hashes = await Promise.all(scripts.map(scriptHash));
-  const csp = [
-    "default-src 'none'",
-    `script-src ${hashes.join(" ")}`,
-    "style-src 'unsafe-inline'",
-    "img-src data:",
-    "base-uri 'none'",
-    "form-action 'none'",
-  ].join("; ");
+  const csp = contentSecurityPolicy(await Promise.all(scripts.map(scriptHash)));
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
