@@ -34,6 +34,7 @@ import {
 import { noTargetSummary } from "../reports/analysis/no_target_summary.ts";
 import { writeNoTargetReport } from "../reports/page/no_target_page.ts";
 import { type RenderedReport, writeReport } from "../reports/page/report_files.ts";
+import { ifNotFound } from "../engine/os/fs_errors.ts";
 
 export { predictorsCsv, type RenderedReport, writeReport } from "../reports/page/report_files.ts";
 
@@ -87,19 +88,17 @@ interface RunStats {
   devices?: { device: string; threads?: number }[];
 }
 
+/** The lines of `runs.jsonl` (none before the first run; a torn line, from a killed run, is skipped). */
 async function readRunStats(runDir: string): Promise<RunStats[]> {
-  try {
-    const text = await readFile(join(runDir, "runs.jsonl"), "utf8");
-    return text.split("\n").filter((l) => l.trim()).flatMap((l) => {
-      try {
-        return [JSON.parse(l) as RunStats];
-      } catch {
-        return [];
-      }
-    });
-  } catch {
-    return [];
-  }
+  const text = await readFile(join(runDir, "runs.jsonl"), "utf8").catch(ifNotFound(""));
+  return text.split("\n").filter((l) => l.trim()).flatMap((l) => {
+    try {
+      return [JSON.parse(l) as RunStats];
+    } catch (e) {
+      if (e instanceof SyntaxError) return [];
+      throw e;
+    }
+  });
 }
 
 /** `cpu × 2 workers, 1 thread each`-style lines, one per distinct device slot. */

@@ -27,6 +27,7 @@ import { duplicateWeights } from "../engine/model/fingerprint.ts";
 import { claimRunFolder, type RunLock, withFolderLock } from "../engine/os/lock.ts";
 import { describeStop, type StopRequest } from "../engine/os/stop_signals.ts";
 import type { Experiment, Job } from "../engine/types.ts";
+import { ifNotFound } from "../engine/os/fs_errors.ts";
 
 /** Options of one scoring run. */
 export interface RunOptions {
@@ -155,7 +156,10 @@ async function scoreJobs(
     exp = { ...exp, devices: await autoDevices(exp, pending, (job) => workerTask(exp, job), log) };
   }
   await writeJson(join(runDir, "experiment.json"), exp);
-  await writeAtomic(join(runDir, "experiment.yaml"), await readFile(exp.file).catch(() => ""));
+  await writeAtomic(
+    join(runDir, "experiment.yaml"),
+    await readFile(exp.file).catch(ifNotFound(new Uint8Array())),
+  );
   const skipped = jobs.length - pending.length;
   const pendingRows = pending.reduce((a, j) => a + j.rows.length, 0);
   log(

@@ -147,6 +147,20 @@ Deno.test("store writes shards, skips finished ones and merges them per checkpoi
   );
 });
 
+Deno.test("a shard that cannot be read is an error, not a missing shard to score again", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const store = openStore(dir);
+    await store.prepare(makeManifest(experiment(dir), "data1", fingerprints(dir)));
+    const j = job("m1", 0, [0, 1, 2]);
+    assert.equal(await store.isDone(j), false); // absent: to be scored
+    await Deno.mkdir(join(dir, shardPath("m1", 1, 0)), { recursive: true });
+    await assert.rejects(() => store.isDone(j), (e) => !isUserError(e));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("store never mixes settings: changed settings or model move old scores aside", async () => {
   const dir = await Deno.makeTempDir();
   const jobs = [job("m1", 0, [0, 1, 2]), job("m2", 0, [0, 1, 2])];

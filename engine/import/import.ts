@@ -45,6 +45,7 @@ import {
 } from "./imported.ts";
 import { writeJson } from "../store/store.ts";
 import { type RowList, sortDistinct } from "../rowset.ts";
+import { ifNotFound } from "../os/fs_errors.ts";
 
 /** Options of {@link importRuns}. */
 export interface ImportOptions {
@@ -534,7 +535,7 @@ export async function recoverImportFolder(
   output: string,
   log: (line: string) => void,
 ): Promise<void> {
-  const names = await readdir(output).catch(() => [] as string[]);
+  const names = await readdir(output).catch(ifNotFound([] as string[]));
   for (const name of names.filter((n) => n.startsWith("imported.partial-"))) {
     await rm(join(output, name), { recursive: true, force: true });
     log(`Note: removed ${join(output, name)}, left by an import that was stopped.`);

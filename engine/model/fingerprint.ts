@@ -22,6 +22,7 @@ import { writeAtomic } from "../os/atomic.ts";
 import { externalLocations } from "./model_info.ts";
 import { parseModel } from "./onnx_proto.ts";
 import type { ModelFingerprint } from "../types.ts";
+import { ifNotFound, isNotFound } from "../os/fs_errors.ts";
 
 export type { ModelFingerprint };
 
@@ -95,7 +96,7 @@ export async function modelFingerprints(
     }
     const weightsHash = weights.digest("hex");
     const key = createHash("sha256").update(`weights ${weightsHash}\n`);
-    const config = await readFile(join(dirname(file), "config.json")).catch(() => null);
+    const config = await readFile(join(dirname(file), "config.json")).catch(ifNotFound(null));
     if (config) key.update(config);
     out.set(path, { fingerprint: key.digest("hex").slice(0, 32), weights: weightsHash });
   }
@@ -196,8 +197,9 @@ async function readCache(path: string): Promise<CacheFile> {
     if (parsed?.version === CACHE_VERSION && parsed.files && typeof parsed.files === "object") {
       return parsed;
     }
-  } catch {
+  } catch (e) {
     // absent or damaged: a cache only saves time, so start afresh
+    if (!isNotFound(e) && !(e instanceof SyntaxError)) throw e;
   }
   return emptyCache();
 }

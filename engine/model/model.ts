@@ -28,6 +28,7 @@ import {
 import { type ModelFile, readModelFile } from "./model_file.ts";
 import { DataType, type Model, parseModel } from "./onnx_proto.ts";
 import { parseDevice, sessionOptions } from "./providers.ts";
+import { ifNotFound } from "../os/fs_errors.ts";
 
 /** One forward pass through the model and its score head, optionally followed by greedy steps. */
 export interface ForwardRequest {
@@ -116,7 +117,7 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   const locations = [...externalLocations(parsed.graph)].filter((l) => l !== basename(file));
   for (const loc of locations) {
     const target = join(dirname(file), loc);
-    const s = await stat(target).catch(() => null);
+    const s = await stat(target).catch(ifNotFound(null));
     if (!s) {
       throw new UserError(
         `${file}: external data file ${loc} is missing (expected at ${target}); copy it beside the model.`,

@@ -13,6 +13,7 @@ import { UserError } from "../errors.ts";
 import { findUnembedding, MIN_OPSET } from "./graph.ts";
 import { readModelFile } from "./model_file.ts";
 import { type Graph, type Model, parseModel, type ValueInfo } from "./onnx_proto.ts";
+import { isNotFound } from "../os/fs_errors.ts";
 
 /** How the model takes its past. */
 export type ModelInterface = "with-past" | "merged" | "no-cache";
@@ -234,8 +235,9 @@ export async function readConfig(file: string): Promise<Record<string, unknown> 
   let text: string;
   try {
     text = await readFile(path, "utf8");
-  } catch {
-    return null;
+  } catch (e) {
+    if (isNotFound(e)) return null;
+    throw e;
   }
   try {
     return JSON.parse(text);

@@ -26,6 +26,7 @@ import {
   STORE_VERSION,
 } from "./shard_file.ts";
 import type { CheckpointScores, Experiment, Job, RowScores } from "../types.ts";
+import { isNotFound } from "../os/fs_errors.ts";
 
 /** A checkpoint as recorded in the manifest. */
 export interface CheckpointRecord {
@@ -230,8 +231,9 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
       let bytes: Uint8Array;
       try {
         bytes = await readFile(path);
-      } catch {
-        return false;
+      } catch (e) {
+        if (isNotFound(e)) return false;
+        throw e;
       }
       const shard = decodeShard(bytes);
       if (isShardProblem(shard)) {
@@ -346,8 +348,9 @@ export async function readCheckpointScores(runDir: string): Promise<CheckpointSc
     let names: string[];
     try {
       names = (await readdir(dir)).filter((n) => /^shard\d+\.bin$/.test(n)).sort();
-    } catch {
-      continue;
+    } catch (e) {
+      if (isNotFound(e)) continue; // nothing scored yet
+      throw e;
     }
     const key = shardKey(manifest.settingsHash, c.fingerprint);
     const parts: DecodedShard[] = [];
@@ -397,8 +400,9 @@ async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
   }
 }
 

@@ -16,6 +16,7 @@ import { corruptShardError, type Manifest, readManifest, shardKey } from "./stor
 import type { ScoreChunk, ScoredCheckpoint, ScoreSource } from "./scored_checkpoint.ts";
 import { chunkMemorized } from "./scored_checkpoint.ts";
 import { listBuilder, rangesBuilder } from "../rowset.ts";
+import { isNotFound } from "../os/fs_errors.ts";
 
 /** A source over shard files (chunk k = the k-th file, shard order). */
 export function shardSource(paths: readonly string[], key: string): ScoreSource {
@@ -56,8 +57,9 @@ export async function readStoredCheckpoints(
     let names: string[];
     try {
       names = (await readdir(dir)).filter((n) => /^shard\d+\.bin$/.test(n));
-    } catch {
-      continue;
+    } catch (e) {
+      if (isNotFound(e)) continue; // nothing scored yet
+      throw e;
     }
     names.sort((a, b) => Number(a.slice(5, -4)) - Number(b.slice(5, -4)));
     const key = shardKey(manifest.settingsHash, c.fingerprint);
