@@ -10,6 +10,7 @@ import { loadExperiment } from "../engine/config/config.ts";
 import { UserError } from "../engine/errors.ts";
 import { join, resolve } from "node:path";
 import { type Command, parse, WAIT_OPTION, withRunFolder } from "./command.ts";
+import { shellQuote } from "../engine/os/shell.ts";
 
 /** The `import` subcommand. */
 export const importCommand: Command = {
@@ -71,9 +72,7 @@ options:
     }
     const exp = await loadExperiment(file);
     const output = (values.output as string | undefined) ?? `runs/${exp.name}-import`;
-    const command = "deno task import " +
-      args.map((w) => /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`)
-        .join(" ");
+    const command = "deno task import " + args.map(shellQuote).join(" ");
     const out = await withRunFolder(
       resolve(output),
       "import",

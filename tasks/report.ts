@@ -24,7 +24,7 @@ import { readImportRecord } from "../engine/import/imported.ts";
 import { loadImportedInput } from "./imported_input.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
 import { UserError } from "../engine/errors.ts";
-import type { Experiment } from "../engine/types.ts";
+import { checkpointKey, type Experiment } from "../engine/types.ts";
 import {
   type AnalysisInput,
   analyze,
@@ -35,6 +35,7 @@ import { noTargetSummary } from "../reports/analysis/no_target_summary.ts";
 import { writeNoTargetReport } from "../reports/page/no_target_page.ts";
 import { type RenderedReport, writeReport } from "../reports/page/report_files.ts";
 import { ifNotFound } from "../engine/os/fs_errors.ts";
+import { shellQuote } from "../engine/os/shell.ts";
 
 export { predictorsCsv, type RenderedReport, writeReport } from "../reports/page/report_files.ts";
 
@@ -111,10 +112,6 @@ function deviceList(exp: Experiment): string[] {
   return [...counts].map(([k, n]) => `${n} worker${n === 1 ? "" : "s"} on ${k}`);
 }
 
-function quote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
-}
-
 /**
  * Gathers everything `analyze` needs from a run folder (and the data, when
  * reachable: without it the report has no example text and no missing-shard
@@ -133,7 +130,7 @@ export async function loadAnalysisInput(
   if (runs.length === 0) {
     throw new UserError(
       `${runDir}: the store holds no finished shard; run \`deno task experiment ${
-        quote(experiment.file)
+        shellQuote(experiment.file)
       }\` first.`,
     );
   }
@@ -231,13 +228,15 @@ async function runInfo(
   const seconds = stats.reduce((a, s) => a + (s.seconds ?? 0), 0);
   const rows = stats.reduce((a, s) => a + (s.rows ?? 0), 0);
   const fingerprints = new Map(
-    (manifest?.checkpoints ?? []).map((c) => [`${c.model}\0${c.step}`, c.fingerprint]),
+    (manifest?.checkpoints ?? []).map((c) => [checkpointKey(c.model, c.step), c.fingerprint]),
   );
   const dataFingerprint = manifest?.settings.data;
   const warnings = duplicateWeights(manifest?.checkpoints ?? []);
   for (const w of warnings) log(`warning: ${w}`);
   return {
-    command: `deno task experiment ${quote(experiment.file)}\ndeno task report ${quote(runDir)}`,
+    command: `deno task experiment ${shellQuote(experiment.file)}\ndeno task report ${
+      shellQuote(runDir)
+    }`,
     startedAt: stats[0]?.started ?? null,
     seconds: stats.length > 0 ? seconds : null,
     rowsPerSecond: seconds > 0 ? rows / seconds : null,
@@ -247,7 +246,7 @@ async function runInfo(
         name: model.name,
         step: c.step,
         path: c.path,
-        fingerprint: fingerprints.get(`${model.name}\0${c.step}`) ?? null,
+        fingerprint: fingerprints.get(checkpointKey(model.name, c.step)) ?? null,
       }))
     ),
     data: {

@@ -8,12 +8,12 @@ import {
   makeManifest,
   missingShards,
   openStore,
-  readCheckpointScores,
   readManifest,
   shardPath,
   stableJson,
 } from "../engine/store/store.ts";
 import type { Experiment, Job, RowScores } from "../engine/types.ts";
+import { readCheckpointScores } from "./fixtures/stored_scores.ts";
 
 function experiment(dir: string, context = 32): Experiment {
   return parseFixture(

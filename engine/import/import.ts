@@ -30,7 +30,7 @@ import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { UserError } from "../errors.ts";
-import type { Experiment } from "../types.ts";
+import { checkpointKey, checkpointLabel, type Experiment } from "../types.ts";
 import { experimentSuite, findInputs, type InputFile } from "./layout.ts";
 import { fileDigest, forEachCsvRow, forEachRowGroup, indexValue, parquetColumns } from "./read.ts";
 import {
@@ -80,12 +80,12 @@ interface CheckpointFiles {
 function groupRuns(files: InputFile[], exp: Experiment): CheckpointFiles[] {
   const byKey = new Map<string, CheckpointFiles>();
   for (const f of files) {
-    const key = `${f.model}\0${f.step}`;
+    const key = checkpointKey(f.model, f.step);
     const run = byKey.get(key) ?? { model: f.model, step: f.step, files: [] };
     const other = run.files.find((g) => (g.kind === "memorized") !== (f.kind === "memorized"));
     if (other) {
       throw new UserError(
-        `${f.path}: run ${f.model}@${f.step} mixes memorized-row lists (${
+        `${f.path}: run ${checkpointLabel(f)} mixes memorized-row lists (${
           f.kind === "memorized" ? f.path : other.path
         }) and per-row scores (${f.kind === "memorized" ? other.path : f.path}); import one kind`,
       );
@@ -155,7 +155,7 @@ async function readMemorizedRun(
       const v = parts[p].sorted[at[p]];
       if (best >= 0 && v === parts[best].sorted[at[best]]) {
         throw new UserError(
-          `${parts[p].path}: index ${v} appears twice in run ${run.model}@${run.step} ` +
+          `${parts[p].path}: index ${v} appears twice in run ${checkpointLabel(run)} ` +
             `(also in ${parts[best].path})`,
         );
       }
@@ -188,7 +188,7 @@ async function readScoredRun(run: CheckpointFiles, limit: number, l: number): Pr
     }
     if (d.matches[index] !== UNSET) {
       throw new UserError(
-        `${path}: ${where}: index ${index} appears twice in run ${run.model}@${run.step}`,
+        `${path}: ${where}: index ${index} appears twice in run ${checkpointLabel(run)}`,
       );
     }
   };
@@ -314,7 +314,7 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
       const elapsed = (performance.now() - t0) / 1000;
       const rate = bytesDone / Math.max(elapsed, 1e-9);
       log(
-        `imported ${records.length}/${runs.length} ${run.model}@${run.step}: ` +
+        `imported ${records.length}/${runs.length} ${checkpointLabel(run)}: ` +
           `${run.files.length} file(s), ${rec.memorized} memorized of ${rec.scoredRows} scored ` +
           `rows (${((performance.now() - t) / 1000).toFixed(1)} s; ${
             (rate / 2 ** 20).toFixed(1)

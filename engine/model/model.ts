@@ -321,7 +321,7 @@ async function forwardLoop(m: Loaded, req: ForwardRequest): Promise<ForwardResul
 }
 
 /** A model's key/value cache after `length` positions (the `present` outputs of a pass). */
-interface Past {
+export interface Past {
   length: number;
   tensors: ort.Tensor[];
 }
@@ -369,13 +369,16 @@ async function pass(
  * The model's own inputs for `ids` (batch × length) after `past`: token ids,
  * the attention mask and positions when the model takes them, and the cache
  * (empty without `past`) with `use_cache_branch` for the cached interfaces.
+ * The score head's passes add its inputs; without `past` these are the feeds
+ * of a plain forward pass that fetches `logits` from the unmodified model
+ * (the reference implementations in tests/ and bench/).
  */
-function modelFeeds(
+export function modelFeeds(
   info: ModelInfo,
   ids: BigInt64Array,
   batch: number,
   length: number,
-  past: Past | null,
+  past: Past | null = null,
 ): Record<string, ort.Tensor> {
   const idsTensor = (data: BigInt64Array, dims: number[]) =>
     info.idsType === DataType.INT32
@@ -438,44 +441,6 @@ function nativeFloat16(t: ort.Tensor): ort.Tensor {
     (t as unknown as { cpuData: Uint16Array }).cpuData = view;
   }
   return t;
-}
-
-/**
- * Plain feeds for a forward pass over `ids` without any past (for reference
- * implementations that fetch `logits` from an unmodified session).
- */
-export function plainFeeds(
-  info: ModelInfo,
-  ids: BigInt64Array,
-  batch: number,
-  length: number,
-): Record<string, ort.Tensor> {
-  const t = (data: BigInt64Array, dims: number[]) =>
-    info.idsType === DataType.INT32
-      ? new ort.Tensor("int32", Int32Array.from(data, Number), dims)
-      : new ort.Tensor("int64", data, dims);
-  const feeds: Record<string, ort.Tensor> = { input_ids: t(ids, [batch, length]) };
-  if (info.hasAttentionMask) {
-    feeds.attention_mask = t(new BigInt64Array(batch * length).fill(1n), [batch, length]);
-  }
-  if (info.hasPositionIds) {
-    feeds.position_ids = t(
-      BigInt64Array.from({ length: batch * length }, (_, i) => BigInt(i % length)),
-      [batch, length],
-    );
-  }
-  const f16 = info.pastType === DataType.FLOAT16;
-  for (const name of info.pastNames) {
-    feeds[name] = new ort.Tensor(
-      f16 ? "float16" : "float32",
-      f16 ? new Uint16Array(0) : new Float32Array(0),
-      [batch, info.heads, 0, info.headDim],
-    );
-  }
-  if (info.interface === "merged") {
-    feeds.use_cache_branch = new ort.Tensor("bool", Uint8Array.of(0), [1]);
-  }
-  return feeds;
 }
 
 export { type ModelInfo, type ModelInterface, readModelInfo } from "./model_info.ts";

@@ -19,7 +19,7 @@ import { modelFingerprints } from "../model/fingerprint.ts";
 import type { ScoredCheckpoint } from "../store/scored_checkpoint.ts";
 import { countInRanges } from "../rowset.ts";
 import { makeManifest, type Manifest, missingShards, readManifest } from "../store/store.ts";
-import type { DataSpec, Experiment, Job } from "../types.ts";
+import { checkpointKey, type DataSpec, type Experiment, type Job } from "../types.ts";
 import { makePlan, markFinished, type Plan } from "./plan.ts";
 
 /** An experiment's plan over its data, before any look at the run folder's store. */
@@ -168,9 +168,9 @@ export async function currentManifest(
  * from the store (the report's view: no second pass over the shards).
  */
 export function missingInRuns(jobs: readonly Job[], runs: readonly ScoredCheckpoint[]): Job[] {
-  const byRun = new Map(runs.map((s) => [`${s.model}\0${s.step}`, s.scored]));
+  const byRun = new Map(runs.map((s) => [checkpointKey(s.model, s.step), s.scored]));
   return jobs.filter((job) => {
-    const scored = byRun.get(`${job.model}\0${job.step}`);
+    const scored = byRun.get(checkpointKey(job.model, job.step));
     if (!scored) return job.rows.length > 0;
     return countInRanges(job.rows, scored) !== job.rows.length;
   });

@@ -13,19 +13,18 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, rename, stat } from "node:fs/promises";
+import { mkdir, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
 import { appendLine, writeAtomic } from "../os/atomic.ts";
-import type { ModelFingerprint } from "../types.ts";
 import {
-  type DecodedShard,
-  decodeShard,
-  encodeShard,
-  isShardProblem,
-  STORE_VERSION,
-} from "./shard_file.ts";
-import type { CheckpointScores, Experiment, Job, RowScores } from "../types.ts";
+  checkpointKey,
+  type Experiment,
+  type Job,
+  type ModelFingerprint,
+  type RowScores,
+} from "../types.ts";
+import { decodeShard, encodeShard, isShardProblem, STORE_VERSION } from "./shard_file.ts";
 import { isNotFound } from "../os/fs_errors.ts";
 
 /** A checkpoint as recorded in the manifest. */
@@ -198,7 +197,7 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
   let writable = false;
   const keys = new Map<string, string>();
   const keyOf = (job: Job): string => {
-    const key = keys.get(`${job.model}\0${job.step}`);
+    const key = keys.get(checkpointKey(job.model, job.step));
     if (!key) throw new Error(`store: no manifest entry for ${job.id}; call prepare() first`);
     return key;
   };
@@ -206,7 +205,7 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
     manifest = next;
     keys.clear();
     for (const c of next.checkpoints) {
-      keys.set(`${c.model}\0${c.step}`, shardKey(next.settingsHash, c.fingerprint));
+      keys.set(checkpointKey(c.model, c.step), shardKey(next.settingsHash, c.fingerprint));
     }
   };
   return {
@@ -278,9 +277,9 @@ async function moveStale(runDir: string, old: Manifest | null, next: Manifest): 
         : `settings changed since the stored scores were made; moved them to ${to}`,
     ];
   }
-  const before = new Map(old.checkpoints.map((c) => [`${c.model}\0${c.step}`, c]));
+  const before = new Map(old.checkpoints.map((c) => [checkpointKey(c.model, c.step), c]));
   for (const c of next.checkpoints) {
-    const prev = before.get(`${c.model}\0${c.step}`);
+    const prev = before.get(checkpointKey(c.model, c.step));
     const dir = join(runDir, "scores", c.model, `step${c.step}`);
     if (c.fingerprint && prev && prev.fingerprint !== c.fingerprint && await exists(dir)) {
       const to = join(runDir, "stale", `${c.model}-step${c.step}-${stamp}`);
@@ -299,12 +298,15 @@ async function moveStale(runDir: string, old: Manifest | null, next: Manifest): 
 function mergeManifests(old: Manifest | null, next: Manifest): Manifest {
   const merged = new Map<string, CheckpointRecord>();
   if (old && old.settingsHash === next.settingsHash) {
-    for (const c of old.checkpoints) merged.set(`${c.model}\0${c.step}`, c);
+    for (const c of old.checkpoints) merged.set(checkpointKey(c.model, c.step), c);
   }
-  for (const c of next.checkpoints) if (c.fingerprint) merged.set(`${c.model}\0${c.step}`, c);
-  const order = new Map(next.checkpoints.map((c, i) => [`${c.model}\0${c.step}`, i]));
+  for (const c of next.checkpoints) {
+    if (c.fingerprint) merged.set(checkpointKey(c.model, c.step), c);
+  }
+  const order = new Map(next.checkpoints.map((c, i) => [checkpointKey(c.model, c.step), i]));
   const checkpoints = [...merged.values()].sort((a, b) =>
-    (order.get(`${a.model}\0${a.step}`) ?? 1e9) - (order.get(`${b.model}\0${b.step}`) ?? 1e9)
+    (order.get(checkpointKey(a.model, a.step)) ?? 1e9) -
+    (order.get(checkpointKey(b.model, b.step)) ?? 1e9)
   );
   return { ...next, checkpoints };
 }
@@ -331,67 +333,8 @@ export async function missingShards(
   return missing;
 }
 
-/**
- * All finished shards of the run folder merged per (model, step), rows
- * ascending, in the manifest's (experiment's) checkpoint order. Shards whose key
- * does not match the manifest are ignored.
- */
-export async function readCheckpointScores(runDir: string): Promise<CheckpointScores[]> {
-  const manifest = await readManifest(runDir);
-  if (!manifest) {
-    throw new Error(`${join(runDir, "manifest.json")} not found: run the experiment first`);
-  }
-  const l = continuationOf(manifest);
-  const out: CheckpointScores[] = [];
-  for (const c of manifest.checkpoints) {
-    const dir = join(runDir, "scores", c.model, `step${c.step}`);
-    let names: string[];
-    try {
-      names = (await readdir(dir)).filter((n) => /^shard\d+\.bin$/.test(n)).sort();
-    } catch (e) {
-      if (isNotFound(e)) continue; // nothing scored yet
-      throw e;
-    }
-    const key = shardKey(manifest.settingsHash, c.fingerprint);
-    const parts: DecodedShard[] = [];
-    for (const name of names) {
-      const path = join(dir, name);
-      const shard = decodeShard(await readFile(path));
-      if (isShardProblem(shard)) throw corruptShardError(path, shard.problem);
-      if (shard.key === key) parts.push(shard);
-    }
-    if (parts.length === 0) continue;
-    out.push({ model: c.model, step: c.step, continuation: l, ...mergeSorted(parts) });
-  }
-  return out;
-}
-
-/** Concatenates shards (sorted by shard index) and sorts rows ascending when needed. */
-function mergeSorted(
-  parts: DecodedShard[],
-): Required<Omit<CheckpointScores, "model" | "step" | "continuation">> {
-  parts.sort((a, b) => a.shard - b.shard);
-  const n = parts.reduce((s, p) => s + p.rows.length, 0);
-  const rows = new Uint32Array(n), nll = new Float32Array(n);
-  const matches = new Uint8Array(n), prefix = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    rows.set(p.rows, at), nll.set(p.nll, at), matches.set(p.matches, at), prefix.set(p.prefix, at);
-    at += p.rows.length;
-  }
-  let sorted = true;
-  for (let i = 1; i < n && sorted; i++) sorted = rows[i - 1] < rows[i];
-  if (sorted) return { rows, matches, prefix, nll };
-  const order = [...rows.keys()].sort((a, b) => rows[a] - rows[b]);
-  return {
-    rows: Uint32Array.from(order, (i) => rows[i]),
-    matches: Uint8Array.from(order, (i) => matches[i]),
-    prefix: Uint8Array.from(order, (i) => prefix[i]),
-    nll: Float32Array.from(order, (i) => nll[i]),
-  };
-}
-
-function continuationOf(manifest: Manifest): number {
+/** The continuation length l the manifest's settings score (0 when they name none). */
+export function continuationOf(manifest: Manifest): number {
   const m = manifest.settings.memorization as { continuation?: number } | undefined;
   return m?.continuation ?? 0;
 }

@@ -14,8 +14,14 @@
  *
  * @module
  */
-import type { AnalysisSettings, CheckpointScores, Experiment } from "../../engine/types.ts";
-import { DEFAULT_RECALLS } from "../../engine/config/schema.ts";
+import {
+  type AnalysisSettings,
+  checkpointKey,
+  checkpointLabel,
+  type CheckpointScores,
+  type Experiment,
+} from "../../engine/types.ts";
+import { DEFAULT_FOLDS, DEFAULT_RECALLS } from "../../engine/config/schema.ts";
 import { UserError } from "../../engine/errors.ts";
 import {
   type PredictorId,
@@ -25,13 +31,7 @@ import {
   type ThresholdCurve,
 } from "./summary.ts";
 import { bootstrapConfusions, type Classifier, confusion, rates } from "./metrics.ts";
-import {
-  type AnalysedCheckpoint,
-  analysedFrom,
-  label,
-  type Resamples,
-  rowSpace,
-} from "./checkpoints.ts";
+import { type AnalysedCheckpoint, analysedFrom, type Resamples, rowSpace } from "./checkpoints.ts";
 import { type ScoredCheckpoint, scoredFromScores } from "../../engine/store/scored_checkpoint.ts";
 import { listHas, RangesCursor } from "../../engine/rowset.ts";
 import { seededRandom } from "../../engine/random.ts";
@@ -93,7 +93,7 @@ export function analysisSettings(exp: Experiment): AnalysisSettings {
   const a: Partial<AnalysisSettings> = exp.analysis;
   return {
     ...exp.analysis,
-    folds: a.folds ?? 5,
+    folds: a.folds ?? DEFAULT_FOLDS,
     recallOver: a.recallOver ?? "all",
     recalls: a.recalls ?? [...DEFAULT_RECALLS],
   };
@@ -123,8 +123,8 @@ function checkTarget(exp: Experiment, runs: readonly ScoredCheckpoint[]): void {
   const id = trainedTarget(exp);
   if (runs.some((s) => sameId(s, id))) return;
   throw new UserError(
-    `no scores for the target ${label(id)} of ${exp.file}; scored runs: ${
-      runs.map((s) => label(s)).join(", ") || "none"
+    `no scores for the target ${checkpointLabel(id)} of ${exp.file}; scored runs: ${
+      runs.map((s) => checkpointLabel(s)).join(", ") || "none"
     }. Score the target first or choose another target.`,
   );
 }
@@ -421,7 +421,9 @@ function fitLaws(
   positives: number[],
   random: () => number,
 ): { scaling: Summary["scaling"]; laws: FittedLaw[] } {
-  const finals = new Set(runs.filter((r) => r.final).map((r) => `${r.id.model}\u0000${r.id.step}`));
+  const finals = new Set(
+    runs.filter((r) => r.final).map((r) => checkpointKey(r.id.model, r.id.step)),
+  );
   const thresholded = thresholdedPoints(candidates, settings.minPrecision, positives);
   const thresholdedBoot = settings.bootstrap > 0
     ? pointResamples(thresholded, settings.bootstrap, random)

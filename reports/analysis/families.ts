@@ -9,6 +9,7 @@ import type { FormFit, PredictorId, PredictorKind, ScalingFit } from "./summary.
 import { bootPrecision, bootRecall, type Resamples } from "./checkpoints.ts";
 import { quantile } from "./stats.ts";
 import { fitFamily, fitForm, type Form, PRECISION_FORMS, RECALL_FORMS, refit } from "./scaling.ts";
+import { checkpointKey } from "../../engine/types.ts";
 
 /** A measured point: one binary predictor with its classifier index in the resamples. */
 export interface FamilyPoint {
@@ -207,7 +208,7 @@ export function makeFamilies(
   finals: Set<string>,
   targetCompute: number,
 ): Family[] {
-  const key = (id: PredictorId) => `${id.model}\u0000${id.step}`;
+  const key = (id: PredictorId) => checkpointKey(id.model, id.step);
   const others = points.filter((p) => key(p.id) !== key(target));
   const families: Family[] = [
     {

@@ -7,6 +7,7 @@
 import type { Summary } from "./summary.ts";
 import { percent } from "./stats.ts";
 import { ruleText } from "./recommend.ts";
+import { checkpointLabel } from "../../engine/types.ts";
 
 /**
  * The answer first: "to catch R of the target's memorization at precision P
@@ -49,7 +50,7 @@ export function verdict(s: Summary): string {
   const lead = answer(s);
   const parts = [
     ...(lead ? [lead] : []),
-    `The target ${t.model}@${t.step} memorizes ${t.memorized} of ${t.rowsScored} rows scored (${
+    `The target ${checkpointLabel(t)} memorizes ${t.memorized} of ${t.rowsScored} rows scored (${
       percent(t.rate)
     }).`,
   ];
@@ -98,7 +99,9 @@ function thresholding(s: Summary): string[] {
   if (gains.length > 0 && gains[0].gain > 0.005) {
     const g = gains[0];
     return [
-      `Thresholding a continuous signal helps most for ${g.c.model}@${g.c.step} (${g.c.signal}): recall rises by ${
+      `Thresholding a continuous signal helps most for ${
+        checkpointLabel(g.c)
+      } (${g.c.signal}): recall rises by ${
         (100 * g.gain).toFixed(1)
       } points at the same precision.`,
     ];

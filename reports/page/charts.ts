@@ -16,15 +16,15 @@ import {
   HEIGHT,
   nom,
   type Row,
-  runLabel,
   unit,
   WIDTH,
 } from "./chart_style.ts";
 import { correlationCharts } from "./heatmaps.ts";
 import { duplicatesChart, rateByRowChart } from "./rate_charts.ts";
 import type { Summary } from "../analysis/summary.ts";
+import { checkpointLabel } from "../../engine/types.ts";
 
-export { type Chart, CHART_CONFIG, OKABE_ITO, runLabel } from "./chart_style.ts";
+export { type Chart, CHART_CONFIG, OKABE_ITO } from "./chart_style.ts";
 
 function scalingChart(
   summary: Summary,
@@ -120,8 +120,13 @@ function scalingRows(fits: Summary["scaling"]): { band: Row[]; points: Row[] } {
     }
     for (const p of fit.points) {
       // A run in several families (e.g. `all`) is drawn once, in its first family.
-      if (points.some((q) => q.run === runLabel(p))) continue;
-      points.push({ family: fit.family, run: runLabel(p), compute: p.compute, value: p.value });
+      if (points.some((q) => q.run === checkpointLabel(p))) continue;
+      points.push({
+        family: fit.family,
+        run: checkpointLabel(p),
+        compute: p.compute,
+        value: p.value,
+      });
     }
   }
   return { band, points };
@@ -130,7 +135,10 @@ function scalingRows(fits: Summary["scaling"]): { band: Row[]; points: Row[] } {
 function targetRule(summary: Summary) {
   return {
     data: {
-      values: [{ run: `target ${runLabel(summary.target)}`, compute: summary.target.compute }],
+      values: [{
+        run: `target ${checkpointLabel(summary.target)}`,
+        compute: summary.target.compute,
+      }],
     },
     mark: { type: "rule", strokeDash: [4, 4], color: "#555555" },
     encoding: {
@@ -226,7 +234,7 @@ function frontierRows(
   const all = summary.predictors
     .filter((p) => (covered ? p.recall : p.recallAll) !== null)
     .map((p) => ({
-      run: runLabel(p),
+      run: checkpointLabel(p),
       model: p.model,
       compute: p.compute,
       recall: covered ? p.recall : p.recallAll,
@@ -237,7 +245,7 @@ function frontierRows(
   const frontier: Row[] = (summary.frontier ?? []).flatMap((f) =>
     f.measured
       ? [{
-        run: runLabel(f.measured),
+        run: checkpointLabel(f.measured),
         signal: f.measured.signal,
         compute: f.budget,
         recall: f.measured.recall,
@@ -255,7 +263,7 @@ function frontierRows(
     const at = r.measured ? stepOf(r.budget) : null;
     return r.measured && at !== null
       ? [{
-        run: runLabel(r.measured),
+        run: checkpointLabel(r.measured),
         budget: r.budgetFraction,
         signal: r.measured.signal,
         compute: at,
@@ -288,7 +296,7 @@ function bestCurves(summary: Summary): Set<string> {
       if (r > br || (r === br && ap > bap)) best.set(c.model, c);
     }
   }
-  return new Set([...best.values()].map((c) => `${runLabel(c)} ${c.signal}`));
+  return new Set([...best.values()].map((c) => `${checkpointLabel(c)} ${c.signal}`));
 }
 
 const SHOW_BEST = "the best run and signal per model";
@@ -298,9 +306,9 @@ function prChart(summary: Summary): Chart {
   const best = bestCurves(summary);
   const values = summary.curves.flatMap((c) =>
     c.points.filter((p) => p.precision !== null).map((p) => ({
-      run: runLabel(c),
-      curve: `${runLabel(c)} ${c.signal}`,
-      best: best.has(`${runLabel(c)} ${c.signal}`),
+      run: checkpointLabel(c),
+      curve: `${checkpointLabel(c)} ${c.signal}`,
+      best: best.has(`${checkpointLabel(c)} ${c.signal}`),
       model: c.model,
       step: c.step,
       signal: c.signal,
@@ -357,7 +365,7 @@ function distributionChart(summary: Summary): Chart {
   const l = summary.experiment.memorization.continuation;
   const values = summary.distributions.flatMap((d) =>
     d.counts.flatMap((count, matches) =>
-      count > 0 ? [{ run: runLabel(d), model: d.model, step: d.step, matches, count }] : []
+      count > 0 ? [{ run: checkpointLabel(d), model: d.model, step: d.step, matches, count }] : []
     )
   );
   return {
