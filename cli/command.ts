@@ -57,8 +57,10 @@ export async function withRunFolder<T>(
 export interface Command {
   /** One line for the global `--help`: `usage  what it does`. */
   synopsis: string;
-  /** The text of `deno task <command> --help`. */
+  /** The text of `deno task <command> --help`: its `options:` list names every one of {@link options}. */
   help: string;
+  /** Every option the command takes (besides `-h, --help`), as node:util `parseArgs` declares them. */
+  options: Options;
   /** Runs the command with its arguments (after the command name); returns the exit status. */
   run(args: string[], ctx: Context): Promise<number>;
 }

@@ -15,6 +15,8 @@ import {
   withRunFolder,
 } from "./command.ts";
 
+const OPTIONS = { "format": { type: "string" }, ...WAIT_OPTION } as const;
+
 /** The `export` subcommand. */
 export const exportCommand: Command = {
   synopsis: "deno task export [RUN_DIR | FILE] [--format csv|parquet|dataset]\n" +
@@ -33,8 +35,9 @@ options:
   --format csv|parquet|dataset (default csv)
   --wait               when another process writes the run folder, wait for it
   -h, --help           this text`,
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parse(args, { "format": { type: "string" }, ...WAIT_OPTION });
+    const { values, positionals } = parse(args, OPTIONS);
     const format = values.format ?? "csv";
     if (format !== "csv" && format !== "parquet" && format !== "dataset") {
       throw new UserError(`--format ${format}: expected csv, parquet or dataset`);

@@ -15,6 +15,8 @@ import {
   withRunFolder,
 } from "./command.ts";
 
+const OPTIONS = { "partial": { type: "boolean" }, ...WAIT_OPTION } as const;
+
 /** The `report` subcommand. */
 export const reportCommand: Command = {
   synopsis:
@@ -30,8 +32,9 @@ options:
   -h, --help           this text
 
 RUN_DIR | FILE defaults to experiments/nano.yaml's run folder.`,
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parse(args, { "partial": { type: "boolean" }, ...WAIT_OPTION });
+    const { values, positionals } = parse(args, OPTIONS);
     const target = onePositional(positionals, "run folder or experiment file", DEFAULT_EXPERIMENT);
     const runDir = await runDirOf(target);
     const out = await withRunFolder(runDir, "report", values.wait === true, async () => {

@@ -30,6 +30,13 @@ export interface SlurmRequest {
   sbatchArgs: string[];
 }
 
+/** The options {@link splitSlurmArgs} takes off a command line, declared as node:util `parseArgs` would. */
+export const SLURM_OPTIONS = {
+  "slurm": { type: "boolean" },
+  "slurm-dry-run": { type: "boolean" },
+  "slurm-tasks": { type: "string" },
+} as const;
+
 /**
  * Splits `experiment` arguments at `--slurm` / `--slurm-dry-run`. With a
  * `--` after the flag, what follows `--` goes to sbatch and what lies between
