@@ -96,6 +96,16 @@ export function onePositional(positionals: string[], what: string, fallback: str
   return positionals[0] ?? fallback;
 }
 
+/**
+ * The run folder of the one positional argument, a run folder or an
+ * experiment file (default: the embedded nano suite's).
+ */
+export async function runFolderArgument(positionals: string[]): Promise<string> {
+  return await runDirOf(
+    onePositional(positionals, "run folder or experiment file", DEFAULT_EXPERIMENT),
+  );
+}
+
 /** Resolves a run folder from a folder or an experiment file argument. */
 export async function runDirOf(target: string): Promise<string> {
   if (!existsSync(target)) {

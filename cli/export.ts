@@ -5,15 +5,7 @@
  * @module
  */
 import { UserError } from "../engine/errors.ts";
-import {
-  type Command,
-  DEFAULT_EXPERIMENT,
-  onePositional,
-  parse,
-  runDirOf,
-  WAIT_OPTION,
-  withRunFolder,
-} from "./command.ts";
+import { type Command, parse, runFolderArgument, WAIT_OPTION, withRunFolder } from "./command.ts";
 
 const OPTIONS = { "format": { type: "string" }, ...WAIT_OPTION } as const;
 
@@ -42,8 +34,7 @@ options:
     if (format !== "csv" && format !== "parquet" && format !== "dataset") {
       throw new UserError(`--format ${format}: expected csv, parquet or dataset`);
     }
-    const target = onePositional(positionals, "run folder or experiment file", DEFAULT_EXPERIMENT);
-    const runDir = await runDirOf(target);
+    const runDir = await runFolderArgument(positionals);
     const { exportScores } = await import("../tasks/export.ts");
     // The folder's lock: a scoring run must not move shards aside while they are read.
     const written = await withRunFolder(

@@ -437,48 +437,59 @@ async function importCheckpoint(
   const dir = importedCheckpointDir(staging, run.model, run.step);
   await mkdir(dir, { recursive: true });
   const l = opts.experiment.memorization.continuation;
-  const { rec, counts } = run.files[0].kind === "memorized"
-    ? await importMemorizedRun(run, dir, rows, l, key)
+  const p = run.files[0].kind === "memorized"
+    ? await importMemorizedRun(run, dir, rows)
     : await importScoredRun(run, dir, rows, l, key);
-  rec.files = run.files.map((f, i): ImportedFile => ({
-    path: f.path,
-    layout: f.layout,
-    ...digests[i],
-    rows: counts[i],
-  }));
-  return rec;
+  return {
+    model: run.model,
+    step: run.step,
+    kind: p.kind,
+    columns: p.columns,
+    continuation: l,
+    scored: p.scored,
+    scoredRows: p.scoredRows,
+    memorized: p.memorized,
+    rowsReason: p.rowsReason,
+    files: run.files.map((f, i): ImportedFile => ({
+      path: f.path,
+      layout: f.layout,
+      ...digests[i],
+      rows: p.counts[i],
+    })),
+    chunks: p.chunks,
+    ...(p.matchCounts ? { matchCounts: p.matchCounts } : {}),
+    key,
+  };
 }
+
+/** What a run's kind decides of its {@link ImportedCheckpoint}, and the rows read per file. */
+type ImportedPart =
+  & Omit<ImportedCheckpoint, "model" | "step" | "continuation" | "files" | "key">
+  & { counts: number[] };
 
 /** A memorized-row list run: its listed rows within `[lo, hi)`; every other row is scored. */
 async function importMemorizedRun(
   run: CheckpointFiles,
   dir: string,
   { limit, lo, hi, seen, restricted }: CheckpointRows,
-  l: number,
-  key: string,
-): Promise<{ rec: ImportedCheckpoint; counts: number[] }> {
+): Promise<ImportedPart> {
   const read = await readMemorizedRun(run, limit);
   let a = 0, b = read.rows.length;
   while (a < b && read.rows[a] < lo) a++;
   while (b > a && read.rows[b - 1] >= hi) b--;
   const memorized = read.rows.slice(a, b);
   await writeMemorized(dir, memorized);
-  const rec: ImportedCheckpoint = {
-    model: run.model,
-    step: run.step,
+  return {
     kind: "memorized",
     columns: [],
-    continuation: l,
     scored: hi > lo ? [lo, hi] : [],
     scoredRows: Math.max(0, hi - lo),
     memorized: memorized.length,
     rowsReason: `memorized-row list: rows ${seen}${restricted}; rows not listed count as ` +
       "scored and not memorized",
-    files: [],
     chunks: 0,
-    key,
+    counts: read.counts,
   };
-  return { rec, counts: read.counts };
 }
 
 /** A per-row run: the rows its files list within `[lo, hi)`, written in chunks. */
@@ -488,30 +499,25 @@ async function importScoredRun(
   { limit, lo, hi, seen, restricted }: CheckpointRows,
   l: number,
   key: string,
-): Promise<{ rec: ImportedCheckpoint; counts: number[] }> {
+): Promise<ImportedPart> {
   const dense = await readScoredRun(run, limit, l);
   const w = await writeDense(dir, dense, lo, hi, l, key);
   await writeMemorized(dir, w.memorized);
-  const rec: ImportedCheckpoint = {
-    model: run.model,
-    step: run.step,
+  return {
     kind: run.files[0].kind,
     columns: [
       "matches",
       ...(dense.prefix ? ["prefix" as const] : []),
       ...(dense.nll ? ["nll" as const] : []),
     ],
-    continuation: l,
     scored: w.scored,
     scoredRows: w.size,
     memorized: w.memorized.length,
     rowsReason: `per-row scores: the rows the files list, within ${seen}${restricted}`,
-    files: [],
     chunks: w.chunks,
     matchCounts: w.matchCounts,
-    key,
+    counts: dense.counts,
   };
-  return { rec, counts: dense.counts };
 }
 
 /** Swaps the staged import in; the old import (if any) goes only once the new one is complete. */

@@ -326,14 +326,8 @@ export interface Past {
   tensors: ort.Tensor[];
 }
 
-/** What one {@link pass} runs. */
-interface PassInput {
-  ids: BigInt64Array;
-  batch: number;
-  length: number;
-  start: number;
-  targets: BigInt64Array;
-  suppress: Float32Array;
+/** What one {@link pass} runs: a request without greedy steps, after an optional cache. */
+interface PassInput extends Omit<ForwardRequest, "steps"> {
   /** The cache of the positions before `ids` (default: none). */
   past?: Past | null;
   /** Fetch the cache after `ids` too. */
