@@ -35,6 +35,7 @@ import { makePlan } from "../engine/plan/plan.ts";
 import { makeManifest, openStore, writeJson } from "../engine/store/store.ts";
 import { listBuilder, type RowList } from "../engine/rowset.ts";
 import { writeHfParquet } from "../tests/fixtures/hf_files.ts";
+import { checkpointKey } from "../engine/types.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const FINAL = 143000;
@@ -155,10 +156,10 @@ async function generateStore(dir: string, sps: number): Promise<string> {
     }))
   );
   const mem = memorizedRows(runs, sps, 3);
-  const index = new Map(runs.map((r, i) => [`${r.model}\0${r.step}`, i]));
+  const index = new Map(runs.map((r, i) => [checkpointKey(r.model, r.step), i]));
   const t = performance.now();
   for (const job of plan.jobs) {
-    const list = mem[index.get(`${job.model}\0${job.step}`)!];
+    const list = mem[index.get(checkpointKey(job.model, job.step))!];
     const n = job.rows.length;
     const matches = new Uint8Array(n), prefix = new Uint8Array(n), nll = new Float32Array(n);
     let j = 0;

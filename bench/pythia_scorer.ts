@@ -21,7 +21,7 @@ import * as ort from "onnxruntime-node";
 import process from "node:process";
 import { basename, dirname } from "node:path";
 import { openTokenReader } from "../engine/data/datasets.ts";
-import { loadModel, plainFeeds, readModelInfo } from "../engine/model/model.ts";
+import { loadModel, modelFeeds, readModelInfo } from "../engine/model/model.ts";
 import { scoreBatch } from "../engine/run/scoring.ts";
 
 const K = 32, L = 32, W = K + L;
@@ -100,7 +100,7 @@ async function reference(path: string, tokens: Int32Array, o: Opts) {
     for (let j = 0; j < L; j++) {
       const len = K + j;
       const ids = BigInt64Array.from(seqs.flat(), BigInt);
-      const out = (await session.run(plainFeeds(info, ids, n, len), ["logits"])).logits;
+      const out = (await session.run(modelFeeds(info, ids, n, len), ["logits"])).logits;
       const data = out.data as Float32Array | Uint16Array;
       // float16 logits come as a Float16Array where the runtime has one (Deno), else as bits.
       const f16 = out.type === "float16" && data instanceof Uint16Array;

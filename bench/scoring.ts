@@ -18,7 +18,7 @@
 import * as ort from "onnxruntime-node";
 import { existsSync } from "node:fs";
 import { openTokenReader } from "../engine/data/datasets.ts";
-import { loadModel, plainFeeds, readModelInfo } from "../engine/model/model.ts";
+import { loadModel, modelFeeds, readModelInfo } from "../engine/model/model.ts";
 import { DataType, encodeModel, floatTensor } from "../engine/model/onnx_proto.ts";
 import { scoreBatch } from "../engine/run/scoring.ts";
 import type { MemorizationSettings } from "../engine/types.ts";
@@ -62,7 +62,7 @@ async function logitsPass(
   for (let b = 0; b < rows; b++) {
     for (let i = 0; i < T; i++) ids[b * T + i] = BigInt(tokens[b * (K + L) + i]);
   }
-  const logits = (await session.run(plainFeeds(info, ids, rows, T), ["logits"])).logits
+  const logits = (await session.run(modelFeeds(info, ids, rows, T), ["logits"])).logits
     .data as Float32Array;
   let sink = 0;
   for (let b = 0; b < rows; b++) {
@@ -90,7 +90,7 @@ async function referenceRun(path: string, tokens: Int32Array, rows: number, thre
   for (let j = 0; j < L; j++) {
     const len = K + j;
     const ids = BigInt64Array.from(seqs.flat(), BigInt);
-    const logits = (await session.run(plainFeeds(info, ids, rows, len), ["logits"])).logits
+    const logits = (await session.run(modelFeeds(info, ids, rows, len), ["logits"])).logits
       .data as Float32Array;
     for (let b = 0; b < rows; b++) {
       const at = (b * len + len - 1) * V;

@@ -57,8 +57,10 @@ export async function withRunFolder<T>(
 export interface Command {
   /** One line for the global `--help`: `usage  what it does`. */
   synopsis: string;
-  /** The text of `deno task <command> --help`. */
+  /** The text of `deno task <command> --help`: its `options:` list names every one of {@link options}. */
   help: string;
+  /** Every option the command takes (besides `-h, --help`), as node:util `parseArgs` declares them. */
+  options: Options;
   /** Runs the command with its arguments (after the command name); returns the exit status. */
   run(args: string[], ctx: Context): Promise<number>;
 }
@@ -92,6 +94,16 @@ export function onePositional(positionals: string[], what: string, fallback: str
     );
   }
   return positionals[0] ?? fallback;
+}
+
+/**
+ * The run folder of the one positional argument, a run folder or an
+ * experiment file (default: the embedded nano suite's).
+ */
+export async function runFolderArgument(positionals: string[]): Promise<string> {
+  return await runDirOf(
+    onePositional(positionals, "run folder or experiment file", DEFAULT_EXPERIMENT),
+  );
 }
 
 /** Resolves a run folder from a folder or an experiment file argument. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { jobsForGroup, parseShardGroup } from "../engine/cluster/cluster.ts";
-import { splitSlurmArgs } from "../engine/cluster/slurm.ts";
+import { SLURM_OPTIONS, splitSlurmArgs } from "../engine/cluster/slurm.ts";
 import { loadExperiment } from "../engine/config/config.ts";
 import { checkInputFiles, namedFiles, unreadable } from "../engine/config/paths.ts";
 import { UserError } from "../engine/errors.ts";
@@ -46,20 +46,24 @@ examples:
   deno task experiment my.yaml --shard-group 3/8 --no-report
   deno task experiment my.yaml --slurm -- --partition=gpu --time=12:00:00`;
 
+/** The options parsed after the Slurm ones are split off (engine/cluster/slurm.ts). */
+const OPTIONS = {
+  "dry-run": { type: "boolean" },
+  "json": { type: "boolean" },
+  "shard-group": { type: "string" },
+  "output": { type: "string" },
+  "no-report": { type: "boolean" },
+  ...WAIT_OPTION,
+} as const;
+
 /** The `experiment` subcommand. */
 export const experimentCommand: Command = {
   synopsis: "deno task experiment [FILE] [options]     score a suite, analyse, render the report",
   help: HELP,
+  options: { ...OPTIONS, ...SLURM_OPTIONS },
   async run(args, ctx) {
     const { harness, slurm } = splitSlurmArgs(args);
-    const { values, positionals } = parse(harness, {
-      "dry-run": { type: "boolean" },
-      "json": { type: "boolean" },
-      "shard-group": { type: "string" },
-      "output": { type: "string" },
-      "no-report": { type: "boolean" },
-      ...WAIT_OPTION,
-    });
+    const { values, positionals } = parse(harness, OPTIONS);
     if (positionals.length > 1) {
       throw new UserError(
         `expected one experiment file, got ${positionals.length}: ${positionals.join(" ")} ` +

@@ -5,15 +5,9 @@
  * @module
  */
 import { UserError } from "../engine/errors.ts";
-import {
-  type Command,
-  DEFAULT_EXPERIMENT,
-  onePositional,
-  parse,
-  runDirOf,
-  WAIT_OPTION,
-  withRunFolder,
-} from "./command.ts";
+import { type Command, parse, runFolderArgument, WAIT_OPTION, withRunFolder } from "./command.ts";
+
+const OPTIONS = { "format": { type: "string" }, ...WAIT_OPTION } as const;
 
 /** The `export` subcommand. */
 export const exportCommand: Command = {
@@ -33,14 +27,14 @@ options:
   --format csv|parquet|dataset (default csv)
   --wait               when another process writes the run folder, wait for it
   -h, --help           this text`,
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parse(args, { "format": { type: "string" }, ...WAIT_OPTION });
+    const { values, positionals } = parse(args, OPTIONS);
     const format = values.format ?? "csv";
     if (format !== "csv" && format !== "parquet" && format !== "dataset") {
       throw new UserError(`--format ${format}: expected csv, parquet or dataset`);
     }
-    const target = onePositional(positionals, "run folder or experiment file", DEFAULT_EXPERIMENT);
-    const runDir = await runDirOf(target);
+    const runDir = await runFolderArgument(positionals);
     const { exportScores } = await import("../tasks/export.ts");
     // The folder's lock: a scoring run must not move shards aside while they are read.
     const written = await withRunFolder(

@@ -7,6 +7,14 @@
 import { UserError } from "../engine/errors.ts";
 import { type Command, parse, runDirOf, WAIT_OPTION, withRunFolder } from "./command.ts";
 
+const OPTIONS = {
+  "predictor": { type: "string" },
+  "signal": { type: "string" },
+  "budget": { type: "string" },
+  "output": { type: "string" },
+  ...WAIT_OPTION,
+} as const;
+
 /** The `forecast` subcommand. */
 export const forecastCommand: Command = {
   synopsis: "deno task forecast CALIBRATION_RUN RUN [options]\n" +
@@ -28,14 +36,9 @@ options:
   --output DIR         where the files go (default RUN/forecast)
   --wait               when another process writes either run folder, wait for it
   -h, --help           this text`,
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parse(args, {
-      "predictor": { type: "string" },
-      "signal": { type: "string" },
-      "budget": { type: "string" },
-      "output": { type: "string" },
-      ...WAIT_OPTION,
-    });
+    const { values, positionals } = parse(args, OPTIONS);
     if (positionals.length !== 2) {
       throw new UserError(
         `expected CALIBRATION_RUN RUN (two run folders or experiment files), got ${positionals.length}`,

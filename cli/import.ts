@@ -10,6 +10,17 @@ import { loadExperiment } from "../engine/config/config.ts";
 import { UserError } from "../engine/errors.ts";
 import { join, resolve } from "node:path";
 import { type Command, parse, WAIT_OPTION, withRunFolder } from "./command.ts";
+import { shellQuote } from "../engine/os/shell.ts";
+
+const OPTIONS = {
+  "experiment": { type: "string" },
+  "rows": { type: "string" },
+  "output": { type: "string" },
+  "tokenizer": { type: "string" },
+  "pattern": { type: "string" },
+  "suite": { type: "string" },
+  ...WAIT_OPTION,
+} as const;
 
 /** The `import` subcommand. */
 export const importCommand: Command = {
@@ -36,16 +47,9 @@ options:
                        named groups (?<model>…) and (?<step>…)
   --wait               when another process writes the run folder, wait for it
   -h, --help           this text`,
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parse(args, {
-      "experiment": { type: "string" },
-      "rows": { type: "string" },
-      "output": { type: "string" },
-      "tokenizer": { type: "string" },
-      "pattern": { type: "string" },
-      "suite": { type: "string" },
-      ...WAIT_OPTION,
-    });
+    const { values, positionals } = parse(args, OPTIONS);
     const suite = values.suite as string | undefined;
     if (suite !== undefined && suite !== "duped" && suite !== "deduped") {
       throw new UserError(`--suite ${suite}: expected duped or deduped`);
@@ -71,9 +75,7 @@ options:
     }
     const exp = await loadExperiment(file);
     const output = (values.output as string | undefined) ?? `runs/${exp.name}-import`;
-    const command = "deno task import " +
-      args.map((w) => /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replaceAll("'", "'\\''")}'`)
-        .join(" ");
+    const command = "deno task import " + args.map(shellQuote).join(" ");
     const out = await withRunFolder(
       resolve(output),
       "import",

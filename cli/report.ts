@@ -5,15 +5,9 @@
  * @module
  */
 import { assertComplete } from "../engine/cluster/cluster.ts";
-import {
-  type Command,
-  DEFAULT_EXPERIMENT,
-  onePositional,
-  parse,
-  runDirOf,
-  WAIT_OPTION,
-  withRunFolder,
-} from "./command.ts";
+import { type Command, parse, runFolderArgument, WAIT_OPTION, withRunFolder } from "./command.ts";
+
+const OPTIONS = { "partial": { type: "boolean" }, ...WAIT_OPTION } as const;
 
 /** The `report` subcommand. */
 export const reportCommand: Command = {
@@ -30,10 +24,10 @@ options:
   -h, --help           this text
 
 RUN_DIR | FILE defaults to experiments/nano.yaml's run folder.`,
+  options: OPTIONS,
   async run(args) {
-    const { values, positionals } = parse(args, { "partial": { type: "boolean" }, ...WAIT_OPTION });
-    const target = onePositional(positionals, "run folder or experiment file", DEFAULT_EXPERIMENT);
-    const runDir = await runDirOf(target);
+    const { values, positionals } = parse(args, OPTIONS);
+    const runDir = await runFolderArgument(positionals);
     const out = await withRunFolder(runDir, "report", values.wait === true, async () => {
       // A cluster run is reported once every shard is in; otherwise list the missing ones.
       const run = values.partial ? undefined : await assertComplete(runDir);

@@ -31,9 +31,6 @@ export function rangesOf(pairs: ReadonlyArray<readonly [number, number]>): RowRa
   return b.done();
 }
 
-/** The empty range set. */
-export const NO_ROWS: RowRanges = { bounds: new Float64Array(0), size: 0 };
-
 /** Builds ranges from rows or ranges added in ascending order (overlaps are merged). */
 export function rangesBuilder(): {
   add(row: number): void;
@@ -146,34 +143,10 @@ export function intersectCount(a: RowList, b: RowList): number {
   return n;
 }
 
-/** The union of sorted lists (sorted, distinct). */
-export function unionLists(lists: readonly RowList[]): RowList {
-  const n = lists.reduce((s, l) => s + l.length, 0);
-  const all = new Uint32Array(n);
-  let at = 0;
-  for (const l of lists) all.set(l, at), at += l.length;
-  all.sort();
-  let k = 0;
-  for (let i = 0; i < n; i++) if (i === 0 || all[i] !== all[i - 1]) all[k++] = all[i];
-  return all.slice(0, k);
-}
-
 /** Whether the list holds `row` (binary search). */
 export function listHas(list: RowList, row: number): boolean {
   const i = lowerBound(list, row);
   return i < list.length && list[i] === row;
-}
-
-/** Whether the ranges hold `row` (binary search). */
-export function rangesHas(ranges: RowRanges, row: number): boolean {
-  const b = ranges.bounds;
-  let lo = 0, hi = b.length / 2;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (b[2 * mid + 1] <= row) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo < b.length / 2 && b[2 * lo] <= row;
 }
 
 /** First index i with `a[i] >= x`. */

@@ -6,6 +6,16 @@
  * @module
  */
 
+/** The one key of a (model, step) in maps and sets (no model name holds a NUL). */
+export function checkpointKey(model: string, step: number): string {
+  return `${model}\0${step}`;
+}
+
+/** How a (model, step) is written for people: `model@step`, as `--predictor MODEL@STEP` takes it. */
+export function checkpointLabel(c: { model: string; step: number }): string {
+  return `${c.model}@${c.step}`;
+}
+
 /** How memorization is measured (the paper's settings are the defaults). */
 export interface MemorizationSettings {
   /** First token of the context within a row (paper: 0). */

@@ -24,7 +24,9 @@ export interface PipelineOutcome extends RunOutcome {
 /**
  * Scores every pending shard, then (unless interrupted or `noReport`)
  * renders the report from the whole store, both under the run folder's lock.
- * A failed report step keeps the scores and says how to rerun it.
+ * The run folder as the scoring left it (experiment, plan, manifest) is handed
+ * to the report, which reads only the scores. A failed report step keeps the
+ * scores and says how to rerun it.
  */
 export async function scoreAndReport(
   exp: Experiment,
@@ -46,7 +48,10 @@ async function scoreAndRender(exp: Experiment, opts: PipelineOptions): Promise<P
   const outcome = await runExperiment(exp, { ...opts, holdsLock: true });
   if (outcome.interrupted || opts.noReport) return outcome;
   try {
-    const rendered = await renderReport(outcome.runDir, { log });
+    const rendered = await renderReport(
+      outcome.runDir,
+      outcome.run ? { log, run: outcome.run } : { log },
+    );
     return { ...outcome, report: rendered.html };
   } catch (e) {
     log(

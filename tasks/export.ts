@@ -31,7 +31,7 @@ import {
   type ScoreChunk,
   type ScoredCheckpoint,
 } from "../engine/store/scored_checkpoint.ts";
-import type { CheckpointScores } from "../engine/types.ts";
+import { checkpointLabel } from "../engine/types.ts";
 
 /** Export formats. */
 export type ExportFormat = "csv" | "parquet" | "dataset";
@@ -52,11 +52,6 @@ export function chunkCsv(c: ScoreChunk, l: number): string {
   const lines = new Array<string>(c.rows.length);
   for (let i = 0; i < c.rows.length; i++) lines[i] = `${c.rows[i]},${c.matches[i] / l}\n`;
   return lines.join("");
-}
-
-/** The reference CSV (`index,accuracy`) of scores held in memory (small runs, tests). */
-export function scoresToCsv(scores: CheckpointScores): string {
-  return "index,accuracy\n" + chunkCsv(scores, scores.continuation);
 }
 
 const tmpName = (path: string) => `${path}.${Deno.pid}.tmp`;
@@ -294,7 +289,7 @@ export async function exportScores(
     }
     const s = (performance.now() - t) / 1000;
     opts.log?.(
-      `exported ${run.model}@${run.step}: ${rows} rows in ${s.toFixed(1)} s ` +
+      `exported ${checkpointLabel(run)}: ${rows} rows in ${s.toFixed(1)} s ` +
         `(${Math.round(rows / Math.max(s, 1e-9))} rows/s)`,
     );
   }

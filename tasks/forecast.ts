@@ -14,7 +14,7 @@ import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
 import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import { writeAtomic } from "../engine/store/store.ts";
 import { UserError } from "../engine/errors.ts";
-import type { Experiment } from "../engine/types.ts";
+import { checkpointKey, checkpointLabel, type Experiment } from "../engine/types.ts";
 import { analysisSettings, calibrate } from "../reports/analysis/analysis.ts";
 import {
   type Calibration,
@@ -24,7 +24,6 @@ import {
   type ForecastOptions,
   predictionIntervals,
 } from "../reports/analysis/forecast.ts";
-import { label } from "../reports/analysis/checkpoints.ts";
 import { readExperimentSnapshot } from "../engine/plan/run_folder.ts";
 import { forecastPage } from "../reports/page/forecast_page.ts";
 import type { ForecastFile } from "../reports/analysis/forecast.ts";
@@ -71,8 +70,12 @@ export function calibrationOf(exp: Experiment, runs: readonly ScoredCheckpoint[]
 /** The assumptions under which a calibration's numbers carry over. */
 export function assumptionsOf(cal: Calibration, choice: ForecastChoice): string[] {
   return [
-    `The run's ${label(choice.predictor)} stands to its future target as the calibration's ` +
-    `${label(choice.predictor)} stands to ${label(cal.target)} (same model family, training ` +
+    `The run's ${
+      checkpointLabel(choice.predictor)
+    } stands to its future target as the calibration's ` +
+    `${checkpointLabel(choice.predictor)} stands to ${
+      checkpointLabel(cal.target)
+    } (same model family, training ` +
     "recipe, data distribution and memorization settings).",
     `Precision and recall are the calibration's held-out values: the predictor, signal and ` +
     `threshold were chosen on ${cal.folds - 1} of ${cal.folds} folds of rows and measured on ` +
@@ -121,10 +124,10 @@ export async function runForecast(
     throw new UserError(`${runDir}: the store holds no finished shard; score the run first`);
   }
   const cal = calibrationOf(calExp, calRuns);
-  const byId = new Map(runRuns.map((r) => [`${r.model}\0${r.step}`, r]));
-  const choice = chooseForecast(cal, (id) => byId.has(`${id.model}\0${id.step}`), opts);
-  const run = byId.get(`${choice.predictor.model}\0${choice.predictor.step}`)!;
-  const flagged = flagRows((id) => byId.get(`${id.model}\0${id.step}`)!, choice);
+  const byId = new Map(runRuns.map((r) => [checkpointKey(r.model, r.step), r]));
+  const choice = chooseForecast(cal, (id) => byId.has(checkpointKey(id.model, id.step)), opts);
+  const run = byId.get(checkpointKey(choice.predictor.model, choice.predictor.step))!;
+  const flagged = flagRows((id) => byId.get(checkpointKey(id.model, id.step))!, choice);
   const expected = predictionIntervals(choice, flagged.rows.length);
   const dir = opts.output ?? join(runDir, "forecast");
   const target = calRuns.find((r) => r.model === cal.target.model && r.step === cal.target.step)!;

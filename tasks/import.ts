@@ -16,6 +16,7 @@ import { attachExamples } from "./imported_input.ts";
 import { type RenderedReport, renderReport } from "./report.ts";
 import { walk } from "../engine/import/layout.ts";
 import { stat } from "node:fs/promises";
+import { isNotFound } from "../engine/os/fs_errors.ts";
 
 /** Options of {@link importAndReport}: those of the import, and a tokenizer for the examples. */
 export interface ImportRunOptions extends ImportOptions {
@@ -38,7 +39,8 @@ export async function importAndReport(opts: ImportRunOptions): Promise<RenderedR
   if (opts.tokenizer) {
     try {
       await stat(opts.tokenizer);
-    } catch {
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
       throw new UserError(`--tokenizer ${opts.tokenizer}: no such file (a tokenizer.json)`);
     }
   }
@@ -54,7 +56,7 @@ export async function importAndReport(opts: ImportRunOptions): Promise<RenderedR
   });
   await writeJson(join(exp.output, "experiment.json"), exp);
   await attachExamples(exp.output, exp);
-  return await renderReport(exp.output, { log });
+  return await renderReport(exp.output, { log, run: { experiment: exp } });
 }
 
 /** `A:B` → `[A, B)`, or a UserError. */
@@ -76,12 +78,11 @@ export async function defaultExperimentFile(
   experimentsDir: string,
 ): Promise<string | null> {
   for (const input of inputs) {
-    let paths: string[];
-    try {
-      paths = (await stat(input)).isDirectory() ? await walk(input) : [input];
-    } catch {
-      throw new UserError(`${input}: no such file or folder`);
-    }
+    const info = await stat(input).catch((e) => {
+      if (isNotFound(e)) throw new UserError(`${input}: no such file or folder`);
+      throw e;
+    });
+    const paths = info.isDirectory() ? await walk(input) : [input];
     for (const p of paths) {
       const m = /(?:^|[/-])(duped|deduped)\.[0-9.]+[mb](?:[./-]|$)/.exec(p);
       if (m) return join(experimentsDir, `pythia-${m[1]}.yaml`);

@@ -19,10 +19,7 @@ import { forEachRowGroup, parquetColumns, parquetRecords } from "../engine/impor
 import { writeJson } from "../engine/store/store.ts";
 import type { Experiment } from "../engine/types.ts";
 import { type AnalysisInput, exampleRows } from "../reports/analysis/analysis.ts";
-
-function quote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
-}
+import { shellQuote } from "../engine/os/shell.ts";
 
 /** Everything `analyze` needs from an import's run folder. */
 export async function loadImportedInput(
@@ -45,7 +42,7 @@ export async function loadImportedInput(
     exampleTokens,
     decode,
     run: {
-      command: `${record.command}\ndeno task report ${quote(runDir)}`,
+      command: `${record.command}\ndeno task report ${shellQuote(runDir)}`,
       startedAt: record.startedAt,
       seconds: null,
       rowsPerSecond: null,

@@ -53,7 +53,7 @@ export { loadExperiment, parseExperiment } from "../engine/config/config.ts";
 export type { LoadOptions } from "../engine/config/config.ts";
 export type { AnalysisInput } from "../reports/analysis/analysis.ts";
 export type { Experiment } from "../engine/types.ts";
-export type { RunFolder } from "../engine/plan/run_folder.ts";
+export type { OpenedRun, RunFolder } from "../engine/plan/run_folder.ts";
 export type { Summary } from "../reports/analysis/summary.ts";
 export type { AnalysisSettings } from "../engine/types.ts";
 export type { CheckpointScores } from "../engine/types.ts";

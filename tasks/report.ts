@@ -12,18 +12,19 @@ import { join } from "node:path";
 import { loadDuplicates, openTokenReader } from "../engine/data/datasets.ts";
 import {
   missingInRuns,
+  type OpenedRun,
   planRun,
   readExperimentSnapshot,
-  type RunFolder,
 } from "../engine/plan/run_folder.ts";
 import { duplicateWeights } from "../engine/model/fingerprint.ts";
-import { readManifest } from "../engine/store/store.ts";
+import { type Manifest, readManifest } from "../engine/store/store.ts";
 import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
+import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import { readImportRecord } from "../engine/import/imported.ts";
 import { loadImportedInput } from "./imported_input.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
 import { UserError } from "../engine/errors.ts";
-import type { Experiment } from "../engine/types.ts";
+import { checkpointKey, type Experiment } from "../engine/types.ts";
 import {
   type AnalysisInput,
   analyze,
@@ -33,6 +34,8 @@ import {
 import { noTargetSummary } from "../reports/analysis/no_target_summary.ts";
 import { writeNoTargetReport } from "../reports/page/no_target_page.ts";
 import { type RenderedReport, writeReport } from "../reports/page/report_files.ts";
+import { ifNotFound } from "../engine/os/fs_errors.ts";
+import { shellQuote } from "../engine/os/shell.ts";
 
 export { predictorsCsv, type RenderedReport, writeReport } from "../reports/page/report_files.ts";
 
@@ -40,8 +43,12 @@ export { predictorsCsv, type RenderedReport, writeReport } from "../reports/page
 export interface RenderOptions {
   /** Where progress lines go (default: stderr). */
   log?: (line: string) => void;
-  /** The run folder as the completeness check opened it (its plan and missing shards are reused). */
-  run?: RunFolder;
+  /**
+   * The run folder as the caller opened it (the completeness check, the
+   * scoring or import task): its experiment, plan, manifest and missing
+   * shards are used instead of read again.
+   */
+  run?: OpenedRun;
 }
 
 /** Reads the run folder's store, analyses it and writes the report files. */
@@ -82,19 +89,17 @@ interface RunStats {
   devices?: { device: string; threads?: number }[];
 }
 
+/** The lines of `runs.jsonl` (none before the first run; a torn line, from a killed run, is skipped). */
 async function readRunStats(runDir: string): Promise<RunStats[]> {
-  try {
-    const text = await readFile(join(runDir, "runs.jsonl"), "utf8");
-    return text.split("\n").filter((l) => l.trim()).flatMap((l) => {
-      try {
-        return [JSON.parse(l) as RunStats];
-      } catch {
-        return [];
-      }
-    });
-  } catch {
-    return [];
-  }
+  const text = await readFile(join(runDir, "runs.jsonl"), "utf8").catch(ifNotFound(""));
+  return text.split("\n").filter((l) => l.trim()).flatMap((l) => {
+    try {
+      return [JSON.parse(l) as RunStats];
+    } catch (e) {
+      if (e instanceof SyntaxError) return [];
+      throw e;
+    }
+  });
 }
 
 /** `cpu × 2 workers, 1 thread each`-style lines, one per distinct device slot. */
@@ -107,10 +112,6 @@ function deviceList(exp: Experiment): string[] {
   return [...counts].map(([k, n]) => `${n} worker${n === 1 ? "" : "s"} on ${k}`);
 }
 
-function quote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
-}
-
 /**
  * Gathers everything `analyze` needs from a run folder (and the data, when
  * reachable: without it the report has no example text and no missing-shard
@@ -119,89 +120,140 @@ function quote(word: string): string {
 export async function loadAnalysisInput(
   runDir: string,
   log: (line: string) => void = () => {},
-  opened?: RunFolder,
+  opened?: OpenedRun,
 ): Promise<AnalysisInput> {
   const experiment = opened?.experiment ?? await readExperimentSnapshot(runDir);
   const record = await readImportRecord(runDir);
   if (record) return await loadImportedInput(runDir, experiment, record, log);
-  const runs = await readStoredCheckpoints(runDir);
+  const manifest = opened?.manifest !== undefined ? opened.manifest : await readManifest(runDir);
+  const runs = await readStoredCheckpoints(runDir, manifest);
   if (runs.length === 0) {
     throw new UserError(
       `${runDir}: the store holds no finished shard; run \`deno task experiment ${
-        quote(experiment.file)
+        shellQuote(experiment.file)
       }\` first.`,
     );
   }
-  const manifest = await readManifest(runDir);
-  const m = experiment.memorization;
-  let missing: string[] = [];
-  let exampleTokens: Map<number, ArrayLike<number>> | undefined;
-  let duplicates: Uint32Array | null = null;
-  try {
-    const jobs = opened?.missing ?? missingInRuns((await planRun(experiment)).plan.jobs, runs);
-    missing = jobs.map((j) => j.id);
-    const rows = exampleRows({ experiment, runs });
-    if (rows.length > 0) {
-      const reader = await openTokenReader(experiment.data);
-      try {
-        const width = m.context + m.continuation;
-        const tokens = await reader.readWindow(Uint32Array.from(rows), m.offset, width);
-        exampleTokens = new Map(
-          rows.map((r, i) => [r, tokens.subarray(i * width, (i + 1) * width)]),
-        );
-      } finally {
-        await reader.close();
-      }
-    }
-  } catch (e) {
+  const { missing, exampleTokens } = await readFromData(experiment, runs, log, opened);
+  return {
+    experiment,
+    runs,
+    duplicates: await readDuplicates(experiment, log),
+    exampleTokens,
+    decode: await loadDecoder(experiment.suite.tokenizer, log),
+    run: await runInfo(runDir, experiment, manifest, missing, log),
+  };
+}
+
+/**
+ * What the report reads from the training data: the ids of the shards the
+ * store lacks (by the plan over the data's rows, or `opened`'s) and the
+ * example rows' tokens. When the data is not readable, a note says so and
+ * both are left out.
+ */
+async function readFromData(
+  experiment: Experiment,
+  runs: ScoredCheckpoint[],
+  log: (line: string) => void,
+  opened?: OpenedRun,
+): Promise<{ missing: string[]; exampleTokens?: Map<number, ArrayLike<number>> }> {
+  const unreadable = (e: unknown) =>
     log(
       `Note: the training data is not readable (${(e as Error).message}); ` +
         "the report shows no example text and no missing-shard check.",
     );
-  }
-  if (experiment.data.duplicates) {
-    try {
-      duplicates = await loadDuplicates(experiment.data.duplicates);
-    } catch (e) {
-      log(`Note: duplicate counts not loaded (${(e as Error).message}).`);
+  let jobs = opened?.missing;
+  if (!jobs) {
+    let plan = opened?.plan;
+    if (!plan) {
+      try {
+        plan = (await planRun(experiment)).plan;
+      } catch (e) {
+        unreadable(e);
+        return { missing: [] };
+      }
     }
+    jobs = missingInRuns(plan.jobs, runs);
   }
-  const decode = await loadDecoder(experiment.suite.tokenizer, log);
+  const missing = jobs.map((j) => j.id);
+  const rows = exampleRows({ experiment, runs });
+  if (rows.length === 0) return { missing };
+  try {
+    return { missing, exampleTokens: await readExampleTokens(experiment, rows) };
+  } catch (e) {
+    unreadable(e);
+    return { missing };
+  }
+}
+
+/** The tokens of `rows` (context and continuation, from the memorization offset on). */
+async function readExampleTokens(
+  experiment: Experiment,
+  rows: number[],
+): Promise<Map<number, ArrayLike<number>>> {
+  const m = experiment.memorization;
+  const reader = await openTokenReader(experiment.data);
+  try {
+    const width = m.context + m.continuation;
+    const tokens = await reader.readWindow(Uint32Array.from(rows), m.offset, width);
+    return new Map(rows.map((r, i) => [r, tokens.subarray(i * width, (i + 1) * width)]));
+  } finally {
+    await reader.close();
+  }
+}
+
+/** The data's duplicate counts when the experiment names them (null, with a note, when unreadable). */
+async function readDuplicates(
+  experiment: Experiment,
+  log: (line: string) => void,
+): Promise<Uint32Array | null> {
+  if (!experiment.data.duplicates) return null;
+  try {
+    return await loadDuplicates(experiment.data.duplicates);
+  } catch (e) {
+    log(`Note: duplicate counts not loaded (${(e as Error).message}).`);
+    return null;
+  }
+}
+
+/** How the scores were produced (`Summary.run`): commands, run statistics, fingerprints. */
+async function runInfo(
+  runDir: string,
+  experiment: Experiment,
+  manifest: Manifest | null,
+  missing: string[],
+  log: (line: string) => void,
+): Promise<AnalysisInput["run"]> {
   const stats = await readRunStats(runDir);
   const seconds = stats.reduce((a, s) => a + (s.seconds ?? 0), 0);
   const rows = stats.reduce((a, s) => a + (s.rows ?? 0), 0);
   const fingerprints = new Map(
-    (manifest?.checkpoints ?? []).map((c) => [`${c.model}\0${c.step}`, c.fingerprint]),
+    (manifest?.checkpoints ?? []).map((c) => [checkpointKey(c.model, c.step), c.fingerprint]),
   );
   const dataFingerprint = manifest?.settings.data;
   const warnings = duplicateWeights(manifest?.checkpoints ?? []);
   for (const w of warnings) log(`warning: ${w}`);
   return {
-    experiment,
-    runs,
-    duplicates,
-    exampleTokens,
-    decode,
-    run: {
-      command: `deno task experiment ${quote(experiment.file)}\ndeno task report ${quote(runDir)}`,
-      startedAt: stats[0]?.started ?? null,
-      seconds: stats.length > 0 ? seconds : null,
-      rowsPerSecond: seconds > 0 ? rows / seconds : null,
-      devices: deviceList(experiment),
-      models: experiment.suite.models.flatMap((model) =>
-        model.checkpoints.map((c) => ({
-          name: model.name,
-          step: c.step,
-          path: c.path,
-          fingerprint: fingerprints.get(`${model.name}\0${c.step}`) ?? null,
-        }))
-      ),
-      data: {
-        path: experiment.data.path,
-        fingerprint: typeof dataFingerprint === "string" ? dataFingerprint : null,
-      },
-      missingShards: missing,
-      ...(warnings.length > 0 ? { warnings } : {}),
+    command: `deno task experiment ${shellQuote(experiment.file)}\ndeno task report ${
+      shellQuote(runDir)
+    }`,
+    startedAt: stats[0]?.started ?? null,
+    seconds: stats.length > 0 ? seconds : null,
+    rowsPerSecond: seconds > 0 ? rows / seconds : null,
+    devices: deviceList(experiment),
+    models: experiment.suite.models.flatMap((model) =>
+      model.checkpoints.map((c) => ({
+        name: model.name,
+        step: c.step,
+        path: c.path,
+        fingerprint: fingerprints.get(checkpointKey(model.name, c.step)) ?? null,
+      }))
+    ),
+    data: {
+      path: experiment.data.path,
+      fingerprint: typeof dataFingerprint === "string" ? dataFingerprint : null,
     },
+    missingShards: missing,
+    ...(warnings.length > 0 ? { warnings } : {}),
   };
 }

@@ -14,19 +14,20 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { jobsForGroup } from "../engine/cluster/cluster.ts";
-import { runPool, type WorkerTask } from "../engine/run/pool.ts";
+import { type PoolOutcome, runPool, type WorkerTask } from "../engine/run/pool.ts";
 import { autoDevices } from "../engine/run/devices.ts";
 import {
   type ProgressDisplay,
   type ProgressOptions,
   startProgress,
 } from "../engine/run/progress.ts";
-import { currentManifest, planRun } from "../engine/plan/run_folder.ts";
+import { currentManifest, type OpenedRun, planRun } from "../engine/plan/run_folder.ts";
 import { appendJsonLine, openStore, writeAtomic, writeJson } from "../engine/store/store.ts";
 import { duplicateWeights } from "../engine/model/fingerprint.ts";
 import { claimRunFolder, type RunLock, withFolderLock } from "../engine/os/lock.ts";
 import { describeStop, type StopRequest } from "../engine/os/stop_signals.ts";
 import type { Experiment, Job } from "../engine/types.ts";
+import { ifNotFound } from "../engine/os/fs_errors.ts";
 
 /** Options of one scoring run. */
 export interface RunOptions {
@@ -67,6 +68,12 @@ export interface RunOutcome {
   seconds: number;
   /** The run folder. */
   runDir: string;
+  /**
+   * The run folder as this run left it, for the report task (absent when the
+   * run stopped before scoring). A shard group leaves the manifest out: other
+   * groups may update it meanwhile.
+   */
+  run?: OpenedRun;
 }
 
 /** The worker's task for one job of the experiment (what the pool ships to a worker thread). */
@@ -149,14 +156,31 @@ async function scoreJobs(
     exp = { ...exp, devices: await autoDevices(exp, pending, (job) => workerTask(exp, job), log) };
   }
   await writeJson(join(runDir, "experiment.json"), exp);
-  await writeAtomic(join(runDir, "experiment.yaml"), await readFile(exp.file).catch(() => ""));
+  await writeAtomic(
+    join(runDir, "experiment.yaml"),
+    await readFile(exp.file).catch(ifNotFound(new Uint8Array())),
+  );
   const skipped = jobs.length - pending.length;
   const pendingRows = pending.reduce((a, j) => a + j.rows.length, 0);
   log(
     `${exp.name}: ${jobs.length} shards (${skipped} already done), ` +
       `scoring ${pending.length} (${pendingRows} rows) on ${exp.devices.length} worker(s) → ${runDir}`,
   );
-  return { skipped, runDir, ...await scorePending(exp, pending, store, opts, log) };
+  const scored = await scorePending(exp, pending, store, opts, log);
+  const run: OpenedRun = {
+    experiment: exp,
+    plan: planned.plan,
+    ...(opts.shardGroup ? {} : { manifest: store.manifest }),
+  };
+  return { skipped, runDir, run, ...scored };
+}
+
+/** What {@link scorePending} did. */
+interface Scored {
+  scored: number;
+  interrupted: boolean;
+  rows: number;
+  seconds: number;
 }
 
 async function scorePending(
@@ -165,26 +189,13 @@ async function scorePending(
   store: ReturnType<typeof openStore>,
   opts: RunOptions,
   log: (line: string) => void,
-): Promise<{ scored: number; interrupted: boolean; rows: number; seconds: number }> {
+): Promise<Scored> {
   const started = new Date();
   const t0 = performance.now();
   const controller = new AbortController();
   let display: ProgressDisplay | null = null;
   const say = (m: string) => display ? display.note(m) : log(m);
-  const stopReason = () => stopOf(opts.signal?.reason);
-  const onAbort = () => {
-    const reason = opts.signal?.reason;
-    const why = stopReason();
-    say(
-      `Stopping${why ? ` (${describeStop(why)})` : ""}: finishing the shards in flight` +
-        (why ? " (stop again to quit at once)" : typeof reason === "string" ? ` (${reason})` : "") +
-        "…",
-    );
-    controller.abort();
-  };
-  if (opts.signal?.aborted) onAbort();
-  else opts.signal?.addEventListener("abort", onAbort, { once: true });
-
+  const stopWatch = watchStop(opts.signal, controller, say);
   const totalRows = pending.reduce((a, j) => a + j.rows.length, 0);
   let jobsDone = 0;
   let rowsDone = 0;
@@ -211,12 +222,9 @@ async function scorePending(
     slots: run.status(),
   }), opts.progress);
 
-  let interrupted = false;
-  let dropped = 0;
+  let outcome: PoolOutcome;
   try {
-    const outcome = await run.done;
-    interrupted = outcome.interrupted;
-    dropped = outcome.dropped.length;
+    outcome = await run.done;
   } catch (e) {
     display?.stop();
     log(
@@ -225,38 +233,85 @@ async function scorePending(
     throw e;
   } finally {
     display?.stop();
-    opts.signal?.removeEventListener("abort", onAbort);
+    stopWatch.release();
   }
-  const seconds = (performance.now() - t0) / 1000;
-  if (pending.length > 0) {
-    await appendJsonLine(join(exp.output, "runs.jsonl"), {
-      started: started.toISOString(),
-      seconds: round(seconds),
-      rows: rowsDone,
-      rowsPerSecond: round(rowsDone / Math.max(seconds, 1e-9)),
-      shards: jobsDone,
-      devices: exp.devices,
-      ...(interrupted ? { interrupted } : {}),
-      ...(interrupted && stopReason() ? { stopped: stopReason() } : {}),
-    });
-  }
+  const scored: Scored = {
+    scored: jobsDone,
+    interrupted: outcome.interrupted,
+    rows: rowsDone,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  if (pending.length > 0) await recordRun(exp, started, scored, stopOf(opts.signal?.reason));
+  logEnd(scored, pending.length, outcome.dropped.length, stopOf(opts.signal?.reason), log);
+  return scored;
+}
+
+/**
+ * Aborts `controller` (the pool's signal) when `signal` aborts, saying why
+ * and that the shards in flight are being finished.
+ */
+function watchStop(
+  signal: AbortSignal | undefined,
+  controller: AbortController,
+  say: (line: string) => void,
+): { release(): void } {
+  const onAbort = () => {
+    const reason = signal?.reason;
+    const why = stopOf(reason);
+    say(
+      `Stopping${why ? ` (${describeStop(why)})` : ""}: finishing the shards in flight` +
+        (why ? " (stop again to quit at once)" : typeof reason === "string" ? ` (${reason})` : "") +
+        "…",
+    );
+    controller.abort();
+  };
+  if (signal?.aborted) onAbort();
+  else signal?.addEventListener("abort", onAbort, { once: true });
+  return { release: () => signal?.removeEventListener("abort", onAbort) };
+}
+
+/** Appends the invocation's statistics to `runs.jsonl` (read by the report). */
+async function recordRun(
+  exp: Experiment,
+  started: Date,
+  { scored, interrupted, rows, seconds }: Scored,
+  stop: StopRequest["reason"] | null,
+): Promise<void> {
+  await appendJsonLine(join(exp.output, "runs.jsonl"), {
+    started: started.toISOString(),
+    seconds: round(seconds),
+    rows,
+    rowsPerSecond: round(rows / Math.max(seconds, 1e-9)),
+    shards: scored,
+    devices: exp.devices,
+    ...(interrupted ? { interrupted } : {}),
+    ...(interrupted && stop ? { stopped: stop } : {}),
+  });
+}
+
+/** The closing line: how far an interrupted run got, or what a finished one scored. */
+function logEnd(
+  { scored, interrupted, rows, seconds }: Scored,
+  pending: number,
+  dropped: number,
+  stop: StopRequest["reason"] | null,
+  log: (line: string) => void,
+): void {
   if (interrupted) {
-    const why = stopReason();
     log(
       `Interrupted${
-        why ? ` by ${why === "parent" ? "the end of the parent process" : why}` : ""
+        stop ? ` by ${stop === "parent" ? "the end of the parent process" : stop}` : ""
       }: ` +
-        `${jobsDone} of ${pending.length} remaining shards done` +
+        `${scored} of ${pending} remaining shards done` +
         (dropped > 0 ? ` (${dropped} in flight dropped)` : "") +
         "; rerun the same command to resume.",
     );
-  } else if (pending.length > 0) {
+  } else if (pending > 0) {
     log(
-      `Scored ${jobsDone} shards (${rowsDone} rows) in ${seconds.toFixed(1)}s ` +
-        `(${(rowsDone / seconds).toFixed(0)} rows/s).`,
+      `Scored ${scored} shards (${rows} rows) in ${seconds.toFixed(1)}s ` +
+        `(${(rows / seconds).toFixed(0)} rows/s).`,
     );
   }
-  return { scored: jobsDone, interrupted, rows: rowsDone, seconds };
 }
 
 /** The stop reason carried by an abort signal's reason (a {@link StopRequest} from main.ts), if any. */

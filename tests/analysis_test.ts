@@ -16,7 +16,7 @@ import {
   rateByDuplicates,
   rateByRow,
 } from "../reports/analysis/figures.ts";
-import { analysedFromScores } from "../reports/analysis/checkpoints.ts";
+import { analysedFrom } from "../reports/analysis/checkpoints.ts";
 import { scoredFromScores } from "../engine/store/scored_checkpoint.ts";
 
 /** An experiment for tests (through the real parser): the paper's settings unless overridden. */
@@ -386,24 +386,24 @@ Deno.test("figures: rate by row buckets and the pairwise matrix", () => {
     { model: "t", step: 1 },
   );
   const rows = Uint32Array.from({ length: 100 }, (_, i) => i);
-  const t = analysedFromScores(
-    {
+  const t = analysedFrom(
+    scoredFromScores({
       model: "t",
       step: 1,
       continuation: 4,
       rows,
       matches: Uint8Array.from(rows, (r) => (r % 2 ? 4 : 0)),
-    },
+    }),
     exp,
   );
-  const p = analysedFromScores(
-    {
+  const p = analysedFrom(
+    scoredFromScores({
       model: "p",
       step: 1,
       continuation: 4,
       rows: rows.subarray(0, 40),
       matches: Uint8Array.from({ length: 40 }, () => 4),
-    },
+    }),
     exp,
   );
   assert.deepEqual(rateByRow(t, 100).buckets, [

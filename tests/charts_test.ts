@@ -146,7 +146,7 @@ Deno.test("the frontier line is the held-out frontier, and every recommended pic
   assert.deepEqual(
     line.map((r) => [r.run, r.compute, r.recall]),
     summary.frontier.map((f) => [
-      `${f.measured!.model} @ ${f.measured!.step}`,
+      `${f.measured!.model}@${f.measured!.step}`,
       f.budget,
       f.measured!.recall,
     ]),
@@ -204,8 +204,8 @@ Deno.test("rate charts split runs into panels so each needs few colours", () => 
     panels.set(v.group as string, runs);
   }
   assert.deepEqual(Object.fromEntries([...panels].map(([g, r]) => [g, [...r]])), {
-    "final step of each model": [`${EVIL_MODEL} @ 143`, "nano-s3 @ 143", "nano-s5 @ 143"],
-    "checkpoints of nano-s5": ["nano-s5 @ 143"],
+    "final step of each model": [`${EVIL_MODEL}@143`, "nano-s3@143", "nano-s5@143"],
+    "checkpoints of nano-s5": ["nano-s5@143"],
   });
 });
 

@@ -19,16 +19,17 @@ import {
 import {
   arrayScript,
   reportSbatchArgs,
-  shellQuote,
   splitSlurmArgs,
   submitSlurm,
   taskResources,
 } from "../engine/cluster/slurm.ts";
 import { loadExperiment } from "../engine/config/config.ts";
+import { shellQuote } from "../engine/os/shell.ts";
 import { openTokenReader } from "../engine/data/datasets.ts";
 import { makePlan } from "../engine/plan/plan.ts";
 import { runExperiment } from "../tasks/score.ts";
-import { readCheckpointScores, shardPath } from "../engine/store/store.ts";
+import { shardPath } from "../engine/store/store.ts";
+import { readCheckpointScores } from "./fixtures/stored_scores.ts";
 import type { Job } from "../engine/types.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { ensureSlurm, startSlurm } from "./slurm.ts";

@@ -7,7 +7,7 @@ import { isUserError } from "../engine/errors.ts";
 import { autoDevices, type Candidate, choose, cpuCandidates } from "../engine/run/devices.ts";
 import { formatPlan } from "../engine/plan/plan.ts";
 import { runExperiment, workerTask } from "../tasks/score.ts";
-import { readCheckpointScores } from "../engine/store/store.ts";
+import { readCheckpointScores } from "./fixtures/stored_scores.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { writeMegatron } from "../bench/megatron.ts";
 import { loadExperiment } from "../engine/config/config.ts";

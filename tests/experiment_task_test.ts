@@ -4,6 +4,8 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadExperiment } from "../engine/config/config.ts";
+import { readExperimentSnapshot } from "../engine/plan/run_folder.ts";
+import { readManifest } from "../engine/store/store.ts";
 import { scoreAndReport } from "../tasks/experiment.ts";
 import type { Summary } from "../reports/analysis/summary.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
@@ -58,6 +60,13 @@ Deno.test("scoreAndReport: an interrupted run renders nothing; noReport scores o
     assert.deepEqual([rendered.scored, rendered.skipped], [0, scored.scored]);
     assert.equal(rendered.report, join(dir, "out", "report.html"));
     assert.ok(existsSync(rendered.report!));
+    // The report got the run folder as the scoring left it: what the folder holds.
+    assert.deepEqual(rendered.run?.manifest, await readManifest(exp.output));
+    assert.deepEqual(
+      JSON.parse(JSON.stringify(rendered.run?.experiment)),
+      await readExperimentSnapshot(exp.output),
+    );
+    assert.equal(rendered.run?.plan?.jobs.length, scored.scored);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -3,7 +3,7 @@ import { parseFixture } from "./fixtures/experiment.ts";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parquetMetadata, parquetReadObjects } from "hyparquet";
-import { exportScores, scoresToCsv } from "../tasks/export.ts";
+import { chunkCsv, exportScores } from "../tasks/export.ts";
 import { makeManifest, openStore } from "../engine/store/store.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
 
@@ -31,8 +31,8 @@ shard_size: ${shardSize}
   );
 }
 
-Deno.test("scoresToCsv writes the reference index,accuracy format", () => {
-  assert.equal(scoresToCsv(scores), "index,accuracy\n3,1\n5,0.5\n9,0.03125\n");
+Deno.test("chunkCsv writes the reference index,accuracy rows", () => {
+  assert.equal(chunkCsv(scores, scores.continuation), "3,1\n5,0.5\n9,0.03125\n");
 });
 
 Deno.test("exportScores writes CSV and Parquet that read back", async () => {

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
 import { processState } from "../engine/os/process.ts";
-import { readCheckpointScores } from "../engine/store/store.ts";
+import { readCheckpointScores } from "./fixtures/stored_scores.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { shardFiles } from "./fixtures/shard_files.ts";
 

@@ -6,7 +6,7 @@ import { parquetReadObjects } from "hyparquet";
 import { loadExperiment } from "../engine/config/config.ts";
 import { runExperiment } from "../tasks/score.ts";
 import { scoreAndReport } from "../tasks/experiment.ts";
-import { readCheckpointScores } from "../engine/store/store.ts";
+import { readCheckpointScores } from "./fixtures/stored_scores.ts";
 import { scoredFromScores } from "../engine/store/scored_checkpoint.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
 import { foldOf } from "../reports/analysis/histograms.ts";

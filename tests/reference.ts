@@ -9,7 +9,7 @@
  * @module
  */
 import * as ort from "onnxruntime-node";
-import { plainFeeds, readModelInfo } from "../engine/model/model.ts";
+import { modelFeeds, readModelInfo } from "../engine/model/model.ts";
 
 /** The reference result of one row. */
 export interface ReferenceRow {
@@ -55,7 +55,7 @@ export async function makeLogitsFn(
   const V = info.vocabSize;
   /** Logits at positions [from, ids.length) (all by default). */
   const logits = async (ids: number[], from = 0) => {
-    const feeds = plainFeeds(info, BigInt64Array.from(ids, BigInt), 1, ids.length);
+    const feeds = modelFeeds(info, BigInt64Array.from(ids, BigInt), 1, ids.length);
     const out = (await session.run(feeds, ["logits"])).logits;
     const data = out.data as Float32Array | Uint16Array;
     const rows: Float64Array[] = [];

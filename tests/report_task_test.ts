@@ -152,6 +152,13 @@ Deno.test("renderReport says what to do when the folder is not a run", async () 
       renderReport(dir, { log: () => {} }),
       (e: Error) => e.name === "UserError" && /experiment\.json: not found/.test(e.message),
     );
+    // An experiment snapshot but nothing scored yet: a user error too (exit 2), not a failure.
+    await writeJson(join(dir, "experiment.json"), experiment(dir));
+    await assert.rejects(
+      renderReport(dir, { log: () => {} }),
+      (e: Error) =>
+        e.name === "UserError" && /manifest\.json not found.*experiment/.test(e.message),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -9,7 +9,7 @@ import { loadModel } from "../engine/model/model.ts";
 import { makePlan } from "../engine/plan/plan.ts";
 import { runExperiment, type RunOptions } from "../tasks/score.ts";
 import { scoreBatch } from "../engine/run/scoring.ts";
-import { readCheckpointScores } from "../engine/store/store.ts";
+import { readCheckpointScores } from "./fixtures/stored_scores.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 

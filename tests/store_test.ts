@@ -8,12 +8,12 @@ import {
   makeManifest,
   missingShards,
   openStore,
-  readCheckpointScores,
   readManifest,
   shardPath,
   stableJson,
 } from "../engine/store/store.ts";
 import type { Experiment, Job, RowScores } from "../engine/types.ts";
+import { readCheckpointScores } from "./fixtures/stored_scores.ts";
 
 function experiment(dir: string, context = 32): Experiment {
   return parseFixture(
@@ -145,6 +145,20 @@ Deno.test("store writes shards, skips finished ones and merges them per checkpoi
     (await readdir(join(dir, "scores", "m1", "step1"))).filter((n) => n.endsWith(".tmp")).length,
     0,
   );
+});
+
+Deno.test("a shard that cannot be read is an error, not a missing shard to score again", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const store = openStore(dir);
+    await store.prepare(makeManifest(experiment(dir), "data1", fingerprints(dir)));
+    const j = job("m1", 0, [0, 1, 2]);
+    assert.equal(await store.isDone(j), false); // absent: to be scored
+    await Deno.mkdir(join(dir, shardPath("m1", 1, 0)), { recursive: true });
+    await assert.rejects(() => store.isDone(j), (e) => !isUserError(e));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("store never mixes settings: changed settings or model move old scores aside", async () => {

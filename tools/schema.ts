@@ -12,6 +12,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { GENERATED, referenceText, schemaFileText } from "../engine/config/reference.ts";
+import { ifNotFound } from "../engine/os/fs_errors.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const files: [string, string][] = [
@@ -21,7 +22,7 @@ const files: [string, string][] = [
 if (Deno.args.includes("--check")) {
   const stale: string[] = [];
   for (const [path, text] of files) {
-    const now = await readFile(join(root, path), "utf8").catch(() => undefined);
+    const now = await readFile(join(root, path), "utf8").catch(ifNotFound(undefined));
     if (now !== text) stale.push(path);
   }
   if (stale.length > 0) {

@@ -14,7 +14,8 @@ import { fileURLToPath } from "node:url";
 import { arraySpec, shardGroups } from "./cluster.ts";
 import { UserError } from "../errors.ts";
 import { currentManifest, openRun, type RunFolder } from "../plan/run_folder.ts";
-import type { Experiment, Job } from "../types.ts";
+import { checkpointKey, type Experiment, type Job } from "../types.ts";
+import { shellQuote } from "../os/shell.ts";
 
 /** Array tasks per submission when `--slurm-tasks` is not given (capped by the job count). */
 export const DEFAULT_TASKS = 8;
@@ -28,6 +29,13 @@ export interface SlurmRequest {
   /** Options passed to `sbatch` as given (everything after `--slurm` that is not ours). */
   sbatchArgs: string[];
 }
+
+/** The options {@link splitSlurmArgs} takes off a command line, declared as node:util `parseArgs` would. */
+export const SLURM_OPTIONS = {
+  "slurm": { type: "boolean" },
+  "slurm-dry-run": { type: "boolean" },
+  "slurm-tasks": { type: "string" },
+} as const;
 
 /**
  * Splits `experiment` arguments at `--slurm` / `--slurm-dry-run`. With a
@@ -93,11 +101,6 @@ export function taskResources(exp: Pick<Experiment, "devices">): { cpus: number;
     if (m) gpus = Math.max(gpus, Number(m[1] ?? 0) + 1);
   }
   return { cpus: Math.max(1, cpus), gpus };
-}
-
-/** Quotes a word for a POSIX shell. */
-export function shellQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Everything the job scripts need, resolved. */
@@ -302,13 +305,15 @@ async function pendingJobs(folder: RunFolder): Promise<Job[]> {
   if (!stored) return plan.jobs;
   const now = await currentManifest(folder);
   if (now.settingsHash !== stored.settingsHash) return plan.jobs;
-  const before = new Map(stored.checkpoints.map((c) => [`${c.model}\0${c.step}`, c.fingerprint]));
+  const before = new Map(
+    stored.checkpoints.map((c) => [checkpointKey(c.model, c.step), c.fingerprint]),
+  );
   const changed = new Set(
-    now.checkpoints.filter((c) => before.get(`${c.model}\0${c.step}`) !== c.fingerprint)
-      .map((c) => `${c.model}\0${c.step}`),
+    now.checkpoints.filter((c) => before.get(checkpointKey(c.model, c.step)) !== c.fingerprint)
+      .map((c) => checkpointKey(c.model, c.step)),
   );
   const missing = new Set(folder.missing.map((j) => j.id));
-  return plan.jobs.filter((j) => missing.has(j.id) || changed.has(`${j.model}\0${j.step}`));
+  return plan.jobs.filter((j) => missing.has(j.id) || changed.has(checkpointKey(j.model, j.step)));
 }
 
 async function runSbatch(sbatch: string, args: string[]): Promise<string> {

@@ -23,6 +23,9 @@ export const DEFAULT_BUDGETS = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 0.6, 1];
 /** Default recalls whose compute the analysis reports. */
 export const DEFAULT_RECALLS = [0.5, 0.8, 0.9, 0.95];
 
+/** Folds of rows for cross-fitting, when the experiment file names none (`analysis.folds`). */
+export const DEFAULT_FOLDS = 5;
+
 /** Upper bounds on everything in an experiment file that sizes an allocation or a loop. */
 export const LIMITS = {
   /** Bytes of an experiment file (the paper's setup is ~6 KB). */
@@ -286,7 +289,7 @@ const analysisSchema = z.strictObject({
     description: "one of total, non-embedding: which parameter count enters compute 6·N·D",
     examples: ["total"],
   }),
-  folds: int(1, 100).default(5).meta({
+  folds: int(1, 100).default(DEFAULT_FOLDS).meta({
     description: "an integer from 1 to 100: folds of rows for cross-fitting thresholds " +
       "(1 = choose and measure on the same rows)",
     examples: [5],
@@ -352,6 +355,3 @@ export const experimentSchema = z.strictObject({
 
 /** The parsed (snake_case) experiment file. */
 export type RawExperiment = z.infer<typeof experimentSchema>;
-
-/** The parsed `rows` field. */
-export type RawRows = RawExperiment["rows"];

@@ -146,23 +146,8 @@ export function makeReader(o: {
     const out = new Int32Array(rows.length * length);
     if (rows.length === 0 || length === 0) return out;
     const { pos, size } = o.locate(rows);
+    checkWindows(o.path, o.file.size, rows, { pos, size }, start, length, item);
     const order = Array.from(rows.keys());
-    for (const i of order) {
-      if (size[i] < start + length) {
-        throw new UserError(
-          `${o.path}: row ${rows[i]} has ${size[i]} tokens but scoring needs tokens ` +
-            `[${start}, ${start + length}) (memorization offset + context + continuation): ` +
-            `lower them, or exclude short rows from the data.`,
-        );
-      }
-      const end = pos[i] + (start + length) * item;
-      if (end > o.file.size) {
-        throw new UserError(
-          `${o.path}: row ${rows[i]} ends at byte ${end} but the file has ${o.file.size} bytes: ` +
-            `the file is truncated or the index does not belong to it.`,
-        );
-      }
-    }
     order.sort((a, b) => pos[a] - pos[b]);
     const bytes = length * item;
     for (let g = 0; g < order.length;) {
@@ -195,6 +180,37 @@ export function makeReader(o: {
       g = last + 1;
     }
     return out;
+  }
+}
+
+/**
+ * Refuses a row shorter than the window of tokens `[start, start + length)`
+ * and one whose window ends past the file (`item` bytes per token).
+ */
+function checkWindows(
+  path: string,
+  fileSize: number,
+  rows: Uint32Array,
+  { pos, size }: { pos: Float64Array; size: Int32Array },
+  start: number,
+  length: number,
+  item: number,
+): void {
+  for (let i = 0; i < rows.length; i++) {
+    if (size[i] < start + length) {
+      throw new UserError(
+        `${path}: row ${rows[i]} has ${size[i]} tokens but scoring needs tokens ` +
+          `[${start}, ${start + length}) (memorization offset + context + continuation): ` +
+          `lower them, or exclude short rows from the data.`,
+      );
+    }
+    const end = pos[i] + (start + length) * item;
+    if (end > fileSize) {
+      throw new UserError(
+        `${path}: row ${rows[i]} ends at byte ${end} but the file has ${fileSize} bytes: ` +
+          `the file is truncated or the index does not belong to it.`,
+      );
+    }
   }
 }
 

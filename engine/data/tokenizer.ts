@@ -52,11 +52,49 @@ export function parseTokenizer(json: unknown, where = "tokenizer.json"): Tokeniz
       `${where}: field "model" must be a BPE model with "vocab" and "merges" (a Hugging Face byte-level BPE tokenizer.json such as Pythia's)`,
     );
   }
+  const bpe: Bpe = {
+    where,
+    ...readVocabulary(model.vocab, doc.added_tokens ?? []),
+    ranks: mergeRanks(model.merges ?? []),
+    table: bytesToUnicode(),
+    cache: new Map(),
+  };
+  return {
+    vocabSize: bpe.tokens.length,
+    decode: (ids) => new TextDecoder().decode(decodeBytes(bpe, ids)),
+    decodeBytes: (ids) => decodeBytes(bpe, ids),
+    encode: (text) => encode(bpe, text),
+  };
+}
+
+/** A byte-level BPE tokenizer's tables. */
+interface Bpe {
+  /** The tokenizer file, in errors. */
+  where: string;
+  /** Bytes per token id. */
+  tokens: (Uint8Array | undefined)[];
+  /** Id per token (as byte-level unicode). */
+  vocab: Map<string, number>;
+  /** Id per added (special) token's text. */
+  added: Map<string, number>;
+  /** Rank per merge (`a b`). */
+  ranks: Map<string, number>;
+  /** Byte → its byte-level unicode character. */
+  table: string[];
+  /** Ids per word already encoded. */
+  cache: Map<string, number[]>;
+}
+
+/** The bytes of every token id (vocabulary and added tokens) and the ids by text. */
+function readVocabulary(
+  vocabulary: Record<string, number>,
+  addedTokens: { id: number; content: string }[],
+): Pick<Bpe, "tokens" | "vocab" | "added"> {
   const byteOf = new Map<string, number>();
   bytesToUnicode().forEach((ch, b) => byteOf.set(ch, b));
   const tokens: (Uint8Array | undefined)[] = [];
   const vocab = new Map<string, number>();
-  for (const [tok, id] of Object.entries(model.vocab)) {
+  for (const [tok, id] of Object.entries(vocabulary)) {
     vocab.set(tok, id);
     const bytes = new Uint8Array([...tok].length);
     let ok = true;
@@ -68,108 +106,105 @@ export function parseTokenizer(json: unknown, where = "tokenizer.json"): Tokeniz
     tokens[id] = ok ? bytes : new TextEncoder().encode(tok);
   }
   const added = new Map<string, number>();
-  for (const t of doc.added_tokens ?? []) {
+  for (const t of addedTokens) {
     tokens[t.id] = new TextEncoder().encode(t.content);
     added.set(t.content, t.id);
   }
+  return { tokens, vocab, added };
+}
+
+/** Merge rank by pair (`a b`), from the list's order. */
+function mergeRanks(merges: (string | string[])[]): Map<string, number> {
   const ranks = new Map<string, number>();
-  (model.merges ?? []).forEach((m, i) => {
+  merges.forEach((m, i) => {
     const [a, b] = Array.isArray(m) ? m : m.split(" ");
     ranks.set(`${a} ${b}`, i);
   });
-  const table = bytesToUnicode();
-  const cache = new Map<string, number[]>();
+  return ranks;
+}
 
-  function decodeBytes(ids: ArrayLike<number>): Uint8Array {
-    const parts: Uint8Array[] = [];
-    let size = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const t = tokens[ids[i]];
-      if (t === undefined) {
-        throw new UserError(
-          `${where}: token id ${ids[i]} is not in the vocabulary (ids 0..${
-            tokens.length - 1
-          }); the data and tokenizer do not match`,
-        );
-      }
-      parts.push(t);
-      size += t.length;
+function decodeBytes(bpe: Bpe, ids: ArrayLike<number>): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (let i = 0; i < ids.length; i++) {
+    const t = bpe.tokens[ids[i]];
+    if (t === undefined) {
+      throw new UserError(
+        `${bpe.where}: token id ${ids[i]} is not in the vocabulary (ids 0..${
+          bpe.tokens.length - 1
+        }); the data and tokenizer do not match`,
+      );
     }
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    parts.push(t);
+    size += t.length;
   }
-
-  function bpeWord(word: string): number[] {
-    const hit = cache.get(word);
-    if (hit) return hit;
-    let parts = [...word];
-    while (parts.length > 1) {
-      let best = -1;
-      let bestRank = Infinity;
-      for (let i = 0; i + 1 < parts.length; i++) {
-        const r = ranks.get(`${parts[i]} ${parts[i + 1]}`);
-        if (r !== undefined && r < bestRank) [bestRank, best] = [r, i];
-      }
-      if (best < 0) break;
-      const [a, b] = [parts[best], parts[best + 1]];
-      const next: string[] = [];
-      for (let i = 0; i < parts.length; i++) {
-        if (i + 1 < parts.length && parts[i] === a && parts[i + 1] === b) {
-          next.push(a + b);
-          i++;
-        } else next.push(parts[i]);
-      }
-      parts = next;
-    }
-    const ids = parts.map((p) => {
-      const id = vocab.get(p);
-      if (id === undefined) throw new UserError(`${where}: piece "${p}" has no id in "vocab"`);
-      return id;
-    });
-    cache.set(word, ids);
-    return ids;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
   }
+  return out;
+}
 
-  function encodePlain(text: string, out: number[]) {
-    for (const m of text.matchAll(GPT2_PATTERN)) {
-      const mapped = Array.from(new TextEncoder().encode(m[0]), (b) => table[b]).join("");
-      out.push(...bpeWord(mapped));
+function bpeWord(bpe: Bpe, word: string): number[] {
+  const hit = bpe.cache.get(word);
+  if (hit) return hit;
+  let parts = [...word];
+  while (parts.length > 1) {
+    let best = -1;
+    let bestRank = Infinity;
+    for (let i = 0; i + 1 < parts.length; i++) {
+      const r = bpe.ranks.get(`${parts[i]} ${parts[i + 1]}`);
+      if (r !== undefined && r < bestRank) [bestRank, best] = [r, i];
     }
-  }
-
-  function encode(text: string): number[] {
-    const out: number[] = [];
-    const specials = [...added.keys()].sort((a, b) => b.length - a.length);
-    let rest = text;
-    while (rest.length > 0) {
-      let at = -1;
-      let which = "";
-      for (const s of specials) {
-        const i = rest.indexOf(s);
-        if (i >= 0 && (at < 0 || i < at)) [at, which] = [i, s];
-      }
-      if (at < 0) {
-        encodePlain(rest, out);
-        break;
-      }
-      encodePlain(rest.slice(0, at), out);
-      out.push(added.get(which)!);
-      rest = rest.slice(at + which.length);
+    if (best < 0) break;
+    const [a, b] = [parts[best], parts[best + 1]];
+    const next: string[] = [];
+    for (let i = 0; i < parts.length; i++) {
+      if (i + 1 < parts.length && parts[i] === a && parts[i + 1] === b) {
+        next.push(a + b);
+        i++;
+      } else next.push(parts[i]);
     }
-    return out;
+    parts = next;
   }
+  const ids = parts.map((p) => {
+    const id = bpe.vocab.get(p);
+    if (id === undefined) throw new UserError(`${bpe.where}: piece "${p}" has no id in "vocab"`);
+    return id;
+  });
+  bpe.cache.set(word, ids);
+  return ids;
+}
 
-  return {
-    vocabSize: tokens.length,
-    decode: (ids) => new TextDecoder().decode(decodeBytes(ids)),
-    decodeBytes,
-    encode,
-  };
+function encodePlain(bpe: Bpe, text: string, out: number[]) {
+  for (const m of text.matchAll(GPT2_PATTERN)) {
+    const mapped = Array.from(new TextEncoder().encode(m[0]), (b) => bpe.table[b]).join("");
+    out.push(...bpeWord(bpe, mapped));
+  }
+}
+
+function encode(bpe: Bpe, text: string): number[] {
+  const out: number[] = [];
+  const specials = [...bpe.added.keys()].sort((a, b) => b.length - a.length);
+  let rest = text;
+  while (rest.length > 0) {
+    let at = -1;
+    let which = "";
+    for (const s of specials) {
+      const i = rest.indexOf(s);
+      if (i >= 0 && (at < 0 || i < at)) [at, which] = [i, s];
+    }
+    if (at < 0) {
+      encodePlain(bpe, rest, out);
+      break;
+    }
+    encodePlain(bpe, rest.slice(0, at), out);
+    out.push(bpe.added.get(which)!);
+    rest = rest.slice(at + which.length);
+  }
+  return out;
 }
 
 /** Loads a Hugging Face byte-level BPE `tokenizer.json` (throws UserError naming the file). */

@@ -30,7 +30,7 @@ import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { UserError } from "../errors.ts";
-import type { Experiment } from "../types.ts";
+import { checkpointKey, checkpointLabel, type Experiment } from "../types.ts";
 import { experimentSuite, findInputs, type InputFile } from "./layout.ts";
 import { fileDigest, forEachCsvRow, forEachRowGroup, indexValue, parquetColumns } from "./read.ts";
 import {
@@ -45,6 +45,7 @@ import {
 } from "./imported.ts";
 import { writeJson } from "../store/store.ts";
 import { type RowList, sortDistinct } from "../rowset.ts";
+import { ifNotFound } from "../os/fs_errors.ts";
 
 /** Options of {@link importRuns}. */
 export interface ImportOptions {
@@ -79,12 +80,12 @@ interface CheckpointFiles {
 function groupRuns(files: InputFile[], exp: Experiment): CheckpointFiles[] {
   const byKey = new Map<string, CheckpointFiles>();
   for (const f of files) {
-    const key = `${f.model}\0${f.step}`;
+    const key = checkpointKey(f.model, f.step);
     const run = byKey.get(key) ?? { model: f.model, step: f.step, files: [] };
     const other = run.files.find((g) => (g.kind === "memorized") !== (f.kind === "memorized"));
     if (other) {
       throw new UserError(
-        `${f.path}: run ${f.model}@${f.step} mixes memorized-row lists (${
+        `${f.path}: run ${checkpointLabel(f)} mixes memorized-row lists (${
           f.kind === "memorized" ? f.path : other.path
         }) and per-row scores (${f.kind === "memorized" ? other.path : f.path}); import one kind`,
       );
@@ -154,7 +155,7 @@ async function readMemorizedRun(
       const v = parts[p].sorted[at[p]];
       if (best >= 0 && v === parts[best].sorted[at[best]]) {
         throw new UserError(
-          `${parts[p].path}: index ${v} appears twice in run ${run.model}@${run.step} ` +
+          `${parts[p].path}: index ${v} appears twice in run ${checkpointLabel(run)} ` +
             `(also in ${parts[best].path})`,
         );
       }
@@ -187,7 +188,7 @@ async function readScoredRun(run: CheckpointFiles, limit: number, l: number): Pr
     }
     if (d.matches[index] !== UNSET) {
       throw new UserError(
-        `${path}: ${where}: index ${index} appears twice in run ${run.model}@${run.step}`,
+        `${path}: ${where}: index ${index} appears twice in run ${checkpointLabel(run)}`,
       );
     }
   };
@@ -295,8 +296,58 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
   const t0 = performance.now();
   const log = opts.log ?? ((line: string) => console.error(line));
   const exp = opts.experiment;
-  const l = exp.memorization.continuation;
-  const sps = exp.suite.sequencesPerStep;
+  const suite = checkImportTarget(opts);
+  const { files, ignored } = await findImportFiles(opts, suite, log);
+  const runs = groupRuns(files, exp);
+  await recoverImportFolder(opts.output, log);
+  const staging = join(opts.output, `imported.partial-${Deno.pid}`);
+  await rm(staging, { recursive: true, force: true });
+  const records: ImportedCheckpoint[] = [];
+  try {
+    const bytesAll = runs.flatMap((r) => r.files).reduce((a, f) => a + statSync(f.path).size, 0);
+    let bytesDone = 0;
+    for (const run of runs) {
+      const t = performance.now();
+      const rec = await importCheckpoint(run, staging, opts);
+      records.push(rec);
+      bytesDone += rec.files.reduce((a, f) => a + f.bytes, 0);
+      const elapsed = (performance.now() - t0) / 1000;
+      const rate = bytesDone / Math.max(elapsed, 1e-9);
+      log(
+        `imported ${records.length}/${runs.length} ${checkpointLabel(run)}: ` +
+          `${run.files.length} file(s), ${rec.memorized} memorized of ${rec.scoredRows} scored ` +
+          `rows (${((performance.now() - t) / 1000).toFixed(1)} s; ${
+            (rate / 2 ** 20).toFixed(1)
+          } ` +
+          `MB/s, ETA ${Math.round((bytesAll - bytesDone) / rate)} s)`,
+      );
+    }
+    const record: ImportRecord = {
+      version: IMPORT_VERSION,
+      command: opts.command,
+      startedAt: new Date(Date.now() - (performance.now() - t0)).toISOString(),
+      seconds: (performance.now() - t0) / 1000,
+      experiment: exp.file,
+      rows: opts.rows ?? null,
+      runs: records,
+      ignored,
+      examples: [],
+      examplesFrom: null,
+    };
+    await swapInImport(staging, opts.output, record);
+    return record;
+  } catch (e) {
+    await rm(staging, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/**
+ * Refuses an output folder holding a scored experiment's store, and a
+ * `--suite` other than the experiment's; returns the experiment's suite.
+ */
+function checkImportTarget(opts: ImportOptions): "duped" | "deduped" {
+  const exp = opts.experiment;
   if (existsSync(join(opts.output, "manifest.json"))) {
     throw new UserError(
       `${opts.output} holds the scores of a scored experiment (manifest.json); ` +
@@ -310,9 +361,21 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
         `--experiment experiments/pythia-${opts.suite}.yaml, or --suite ${suite}`,
     );
   }
-  const { files, ignored, otherSuite } = await findInputs(opts.inputs, exp, opts.pattern, {
-    skipOtherSuite: opts.suite !== undefined,
-  });
+  return suite;
+}
+
+/** The importable input files (a UserError when there is none) and the ignored ones, noted. */
+async function findImportFiles(
+  opts: ImportOptions,
+  suite: "duped" | "deduped",
+  log: (line: string) => void,
+): Promise<{ files: InputFile[]; ignored: string[] }> {
+  const { files, ignored, otherSuite } = await findInputs(
+    opts.inputs,
+    opts.experiment,
+    opts.pattern,
+    { skipOtherSuite: opts.suite !== undefined },
+  );
   if (otherSuite.length > 0) {
     log(
       `Note: ${otherSuite.length} file(s) of the other suite skipped (--suite ${suite}): ${
@@ -336,120 +399,135 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
       }${ignored.length > 5 ? ", …" : ""}`,
     );
   }
-  const runs = groupRuns(files, exp);
-  await recoverImportFolder(opts.output, log);
-  const staging = join(opts.output, `imported.partial-${Deno.pid}`);
-  await rm(staging, { recursive: true, force: true });
-  const records: ImportedCheckpoint[] = [];
-  try {
-    const bytesAll = runs.flatMap((r) => r.files).reduce((a, f) => a + statSync(f.path).size, 0);
-    let bytesDone = 0;
-    for (const run of runs) {
-      const t = performance.now();
-      const limit = run.step * sps;
-      const lo = Math.min(limit, opts.rows?.start ?? 0);
-      const hi = Math.min(limit, opts.rows?.end ?? limit);
-      const digests: { bytes: number; sha256: string }[] = [];
-      for (const f of run.files) digests.push(await fileDigest(f.path));
-      const key = createHash("sha256").update(digests.map((d) => d.sha256).join("\n"))
-        .digest("hex");
-      const dir = importedCheckpointDir(staging, run.model, run.step);
-      await mkdir(dir, { recursive: true });
-      const seen = `[0, ${limit}) = every row step ${run.step} × ${sps} rows per step has seen`;
-      const restricted = opts.rows ? `, restricted by --rows to [${lo}, ${hi})` : "";
-      let rec: ImportedCheckpoint;
-      let counts: number[];
-      if (run.files[0].kind === "memorized") {
-        const read = await readMemorizedRun(run, limit);
-        counts = read.counts;
-        let a = 0, b = read.rows.length;
-        while (a < b && read.rows[a] < lo) a++;
-        while (b > a && read.rows[b - 1] >= hi) b--;
-        const memorized = read.rows.slice(a, b);
-        await writeMemorized(dir, memorized);
-        rec = {
-          model: run.model,
-          step: run.step,
-          kind: "memorized",
-          columns: [],
-          continuation: l,
-          scored: hi > lo ? [lo, hi] : [],
-          scoredRows: Math.max(0, hi - lo),
-          memorized: memorized.length,
-          rowsReason: `memorized-row list: rows ${seen}${restricted}; rows not listed count as ` +
-            "scored and not memorized",
-          files: [],
-          chunks: 0,
-          key,
-        };
-      } else {
-        const dense = await readScoredRun(run, limit, l);
-        counts = dense.counts;
-        const w = await writeDense(dir, dense, lo, hi, l, key);
-        await writeMemorized(dir, w.memorized);
-        rec = {
-          model: run.model,
-          step: run.step,
-          kind: run.files[0].kind,
-          columns: [
-            "matches",
-            ...(dense.prefix ? ["prefix" as const] : []),
-            ...(dense.nll ? ["nll" as const] : []),
-          ],
-          continuation: l,
-          scored: w.scored,
-          scoredRows: w.size,
-          memorized: w.memorized.length,
-          rowsReason: `per-row scores: the rows the files list, within ${seen}${restricted}`,
-          files: [],
-          chunks: w.chunks,
-          matchCounts: w.matchCounts,
-          key,
-        };
-      }
-      rec.files = run.files.map((f, i): ImportedFile => ({
-        path: f.path,
-        layout: f.layout,
-        ...digests[i],
-        rows: counts[i],
-      }));
-      records.push(rec);
-      bytesDone += rec.files.reduce((a, f) => a + f.bytes, 0);
-      const elapsed = (performance.now() - t0) / 1000;
-      const rate = bytesDone / Math.max(elapsed, 1e-9);
-      log(
-        `imported ${records.length}/${runs.length} ${run.model}@${run.step}: ` +
-          `${run.files.length} file(s), ${rec.memorized} memorized of ${rec.scoredRows} scored ` +
-          `rows (${((performance.now() - t) / 1000).toFixed(1)} s; ${
-            (rate / 2 ** 20).toFixed(1)
-          } ` +
-          `MB/s, ETA ${Math.round((bytesAll - bytesDone) / rate)} s)`,
-      );
-    }
-    const record: ImportRecord = {
-      version: IMPORT_VERSION,
-      command: opts.command,
-      startedAt: new Date(Date.now() - (performance.now() - t0)).toISOString(),
-      seconds: (performance.now() - t0) / 1000,
-      experiment: exp.file,
-      rows: opts.rows ?? null,
-      runs: records,
-      ignored,
-      examples: [],
-      examplesFrom: null,
-    };
-    // Swap the new runs in; the old import (if any) goes only once the new one is complete.
-    const final = join(opts.output, "imported");
-    const old = join(opts.output, `imported.old-${Deno.pid}`);
-    if (existsSync(final)) await rename(final, old);
-    await rename(staging, final);
-    await writeJson(join(opts.output, "import.json"), record);
-    await rm(old, { recursive: true, force: true });
-    return record;
-  } catch (e) {
-    await rm(staging, { recursive: true, force: true });
-    throw e;
-  }
+  return { files, ignored };
+}
+
+/** A checkpoint's rows: what its step has seen, `[0, limit)`, and the part `[lo, hi)` imported. */
+interface CheckpointRows {
+  limit: number;
+  lo: number;
+  hi: number;
+  /** Why these rows count as scored (the start of `rowsReason`). */
+  seen: string;
+  /** `--rows`'s part of `rowsReason` ("" without it). */
+  restricted: string;
+}
+
+/** Reads one checkpoint's files and writes its part of the import into `staging`. */
+async function importCheckpoint(
+  run: CheckpointFiles,
+  staging: string,
+  opts: ImportOptions,
+): Promise<ImportedCheckpoint> {
+  const sps = opts.experiment.suite.sequencesPerStep;
+  const limit = run.step * sps;
+  const lo = Math.min(limit, opts.rows?.start ?? 0);
+  const hi = Math.min(limit, opts.rows?.end ?? limit);
+  const rows: CheckpointRows = {
+    limit,
+    lo,
+    hi,
+    seen: `[0, ${limit}) = every row step ${run.step} × ${sps} rows per step has seen`,
+    restricted: opts.rows ? `, restricted by --rows to [${lo}, ${hi})` : "",
+  };
+  const digests: { bytes: number; sha256: string }[] = [];
+  for (const f of run.files) digests.push(await fileDigest(f.path));
+  const key = createHash("sha256").update(digests.map((d) => d.sha256).join("\n"))
+    .digest("hex");
+  const dir = importedCheckpointDir(staging, run.model, run.step);
+  await mkdir(dir, { recursive: true });
+  const l = opts.experiment.memorization.continuation;
+  const p = run.files[0].kind === "memorized"
+    ? await importMemorizedRun(run, dir, rows)
+    : await importScoredRun(run, dir, rows, l, key);
+  return {
+    model: run.model,
+    step: run.step,
+    kind: p.kind,
+    columns: p.columns,
+    continuation: l,
+    scored: p.scored,
+    scoredRows: p.scoredRows,
+    memorized: p.memorized,
+    rowsReason: p.rowsReason,
+    files: run.files.map((f, i): ImportedFile => ({
+      path: f.path,
+      layout: f.layout,
+      ...digests[i],
+      rows: p.counts[i],
+    })),
+    chunks: p.chunks,
+    ...(p.matchCounts ? { matchCounts: p.matchCounts } : {}),
+    key,
+  };
+}
+
+/** What a run's kind decides of its {@link ImportedCheckpoint}, and the rows read per file. */
+type ImportedPart =
+  & Omit<ImportedCheckpoint, "model" | "step" | "continuation" | "files" | "key">
+  & { counts: number[] };
+
+/** A memorized-row list run: its listed rows within `[lo, hi)`; every other row is scored. */
+async function importMemorizedRun(
+  run: CheckpointFiles,
+  dir: string,
+  { limit, lo, hi, seen, restricted }: CheckpointRows,
+): Promise<ImportedPart> {
+  const read = await readMemorizedRun(run, limit);
+  let a = 0, b = read.rows.length;
+  while (a < b && read.rows[a] < lo) a++;
+  while (b > a && read.rows[b - 1] >= hi) b--;
+  const memorized = read.rows.slice(a, b);
+  await writeMemorized(dir, memorized);
+  return {
+    kind: "memorized",
+    columns: [],
+    scored: hi > lo ? [lo, hi] : [],
+    scoredRows: Math.max(0, hi - lo),
+    memorized: memorized.length,
+    rowsReason: `memorized-row list: rows ${seen}${restricted}; rows not listed count as ` +
+      "scored and not memorized",
+    chunks: 0,
+    counts: read.counts,
+  };
+}
+
+/** A per-row run: the rows its files list within `[lo, hi)`, written in chunks. */
+async function importScoredRun(
+  run: CheckpointFiles,
+  dir: string,
+  { limit, lo, hi, seen, restricted }: CheckpointRows,
+  l: number,
+  key: string,
+): Promise<ImportedPart> {
+  const dense = await readScoredRun(run, limit, l);
+  const w = await writeDense(dir, dense, lo, hi, l, key);
+  await writeMemorized(dir, w.memorized);
+  return {
+    kind: run.files[0].kind,
+    columns: [
+      "matches",
+      ...(dense.prefix ? ["prefix" as const] : []),
+      ...(dense.nll ? ["nll" as const] : []),
+    ],
+    scored: w.scored,
+    scoredRows: w.size,
+    memorized: w.memorized.length,
+    rowsReason: `per-row scores: the rows the files list, within ${seen}${restricted}`,
+    chunks: w.chunks,
+    matchCounts: w.matchCounts,
+    counts: dense.counts,
+  };
+}
+
+/** Swaps the staged import in; the old import (if any) goes only once the new one is complete. */
+async function swapInImport(staging: string, output: string, record: ImportRecord): Promise<void> {
+  const final = join(output, "imported");
+  const old = join(output, `imported.old-${Deno.pid}`);
+  if (existsSync(final)) await rename(final, old);
+  await rename(staging, final);
+  await writeJson(join(output, "import.json"), record);
+  await rm(old, { recursive: true, force: true });
 }
 
 /**
@@ -463,7 +541,7 @@ export async function recoverImportFolder(
   output: string,
   log: (line: string) => void,
 ): Promise<void> {
-  const names = await readdir(output).catch(() => [] as string[]);
+  const names = await readdir(output).catch(ifNotFound([] as string[]));
   for (const name of names.filter((n) => n.startsWith("imported.partial-"))) {
     await rm(join(output, name), { recursive: true, force: true });
     log(`Note: removed ${join(output, name)}, left by an import that was stopped.`);

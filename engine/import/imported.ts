@@ -21,6 +21,7 @@ import type { ScoreChunk, ScoredCheckpoint, ScoreSource } from "../store/scored_
 import type { RowList } from "../rowset.ts";
 import { UserError } from "../errors.ts";
 import type { InputFile, InputKind } from "./layout.ts";
+import { isNotFound } from "../os/fs_errors.ts";
 
 /** Rows per chunk file of an imported run with per-row scores. */
 export const CHUNK_ROWS = 1 << 20;
@@ -136,8 +137,9 @@ export async function readImportRecord(runDir: string): Promise<ImportRecord | n
   let text: string;
   try {
     text = await readFile(join(runDir, "import.json"), "utf8");
-  } catch {
-    return null;
+  } catch (e) {
+    if (isNotFound(e)) return null;
+    throw e;
   }
   return JSON.parse(text) as ImportRecord;
 }

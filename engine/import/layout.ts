@@ -24,6 +24,7 @@ import { readdir, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
 import { UserError } from "../errors.ts";
 import type { Experiment } from "../types.ts";
+import { isNotFound } from "../os/fs_errors.ts";
 
 /** The final step of the Pythia suites (a split without a step). */
 export const PYTHIA_FINAL_STEP = 143000;
@@ -231,8 +232,9 @@ export async function findInputs(
     let info;
     try {
       info = await stat(dir);
-    } catch {
-      throw new UserError(`${dir}: no such file or folder`);
+    } catch (e) {
+      if (isNotFound(e)) throw new UserError(`${dir}: no such file or folder`);
+      throw e;
     }
     const list = info.isDirectory() ? (await walk(dir)).map((r) => [r, join(dir, r)]) : [[
       dir.split(sep).join("/"),

@@ -26,6 +26,7 @@ import { externalLocations } from "./model_info.ts";
 import { parseModel } from "./onnx_proto.ts";
 import { hfWeightFiles, isHfFolder } from "./hf/folder.ts";
 import type { ModelFingerprint } from "../types.ts";
+import { ifNotFound, isNotFound } from "../os/fs_errors.ts";
 
 export type { ModelFingerprint };
 
@@ -110,7 +111,7 @@ export async function modelFingerprints(
     const weightsHash = weights.digest("hex");
     const key = createHash("sha256").update(`weights ${weightsHash}\n`);
     const config = await readFile(join(folder ? file : dirname(file), "config.json"))
-      .catch(() => null);
+      .catch(ifNotFound(null));
     if (config) key.update(config);
     out.set(path, { fingerprint: key.digest("hex").slice(0, 32), weights: weightsHash });
   }
@@ -211,8 +212,9 @@ async function readCache(path: string): Promise<CacheFile> {
     if (parsed?.version === CACHE_VERSION && parsed.files && typeof parsed.files === "object") {
       return parsed;
     }
-  } catch {
+  } catch (e) {
     // absent or damaged: a cache only saves time, so start afresh
+    if (!isNotFound(e) && !(e instanceof SyntaxError)) throw e;
   }
   return emptyCache();
 }

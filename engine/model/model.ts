@@ -29,6 +29,7 @@ import { type ModelFile, readModelFile } from "./model_file.ts";
 import { isHfFolder, readHfFolder } from "./hf/folder.ts";
 import { DataType, type Model, parseModel } from "./onnx_proto.ts";
 import { parseDevice, sessionOptions } from "./providers.ts";
+import { ifNotFound } from "../os/fs_errors.ts";
 
 /** One forward pass through the model and its score head, optionally followed by greedy steps. */
 export interface ForwardRequest {
@@ -121,7 +122,7 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   const locations = [...externalLocations(parsed.graph)].filter((l) => l !== basename(file));
   for (const loc of locations) {
     const target = join(folder, loc);
-    const s = await stat(target).catch(() => null);
+    const s = await stat(target).catch(ifNotFound(null));
     if (!s) {
       throw new UserError(
         `${file}: external data file ${loc} is missing (expected at ${target}); copy it beside the model.`,
@@ -185,6 +186,16 @@ export const CPU_FLOAT16_PASS_TOKENS = 512;
  */
 type StepMode = "loop" | "stepped" | "none";
 
+/** A loaded session with what {@link forward} needs to know of it. */
+interface Loaded {
+  path: string;
+  info: ModelInfo;
+  session: ort.InferenceSession;
+  /** Tokens per pass at most (see {@link CPU_PASS_TOKENS}). */
+  passTokens: number;
+  stepMode: StepMode;
+}
+
 function makeModel(
   path: string,
   info: ModelInfo,
@@ -192,150 +203,7 @@ function makeModel(
   passTokens: number,
   stepMode: StepMode,
 ): LanguageModel {
-  const idsTensor = (data: BigInt64Array, dims: number[]) =>
-    info.idsType === DataType.INT32
-      ? new ort.Tensor("int32", Int32Array.from(data, Number), dims)
-      : new ort.Tensor("int64", data, dims);
-  const cacheType = info.pastType === DataType.FLOAT16 ? "float16" : "float32";
-  /** One run of the plain (headed) graph over `ids` after `past` (stepped and no-cache models). */
-  const pass = async (
-    ids: BigInt64Array,
-    batch: number,
-    length: number,
-    start: number,
-    targets: BigInt64Array,
-    suppress: Float32Array,
-    past: { length: number; tensors: ort.Tensor[] } | null,
-    wantPresent: boolean,
-  ) => {
-    const pastLen = past?.length ?? 0;
-    const feeds: Record<string, ort.Tensor> = {
-      input_ids: idsTensor(ids, [batch, length]),
-      [HEAD.targets]: new ort.Tensor("int64", targets, [batch, length - start]),
-      [HEAD.suppress]: new ort.Tensor("float32", suppress, [info.vocabSize]),
-      [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(start)), [1]),
-    };
-    if (info.hasAttentionMask) {
-      const total = pastLen + length;
-      feeds.attention_mask = idsTensor(new BigInt64Array(batch * total).fill(1n), [batch, total]);
-    }
-    if (info.hasPositionIds) {
-      const pos = new BigInt64Array(batch * length);
-      for (let i = 0; i < pos.length; i++) pos[i] = BigInt(pastLen + (i % length));
-      feeds.position_ids = idsTensor(pos, [batch, length]);
-    }
-    if (info.interface !== "no-cache") {
-      info.pastNames.forEach((name, i) => {
-        feeds[name] = past?.tensors[i] ??
-          new ort.Tensor(
-            cacheType,
-            cacheType === "float16" ? new Uint16Array(0) : new Float32Array(0),
-            [batch, info.heads, 0, info.headDim],
-          );
-      });
-      if (info.interface === "merged") {
-        feeds.use_cache_branch = new ort.Tensor("bool", Uint8Array.of(past ? 1 : 0), [1]);
-      }
-    }
-    for (const t of Object.values(feeds)) nativeFloat16(t);
-    const fetch = [HEAD.argmax, HEAD.logprob, ...(wantPresent ? info.presentNames : [])];
-    const out = await session.run(feeds, fetch);
-    return {
-      argmax: out[HEAD.argmax].data as BigInt64Array,
-      logprob: out[HEAD.logprob].data as Float32Array,
-      present: wantPresent
-        ? { length: pastLen + length, tensors: info.presentNames.map((n) => out[n]) }
-        : null,
-    };
-  };
-  /** Rows of per-step outputs ([steps][batch]) as batch × steps, row-major. */
-  const byRow = (
-    parts: { argmax: ArrayLike<bigint>; logprob: ArrayLike<number> }[],
-    batch: number,
-  ) => {
-    const n = parts.length;
-    const argmax = new BigInt64Array(batch * n), logprob = new Float32Array(batch * n);
-    parts.forEach((p, j) => {
-      for (let b = 0; b < batch; b++) {
-        argmax[b * n + j] = p.argmax[b];
-        logprob[b * n + j] = p.logprob[b];
-      }
-    });
-    return { argmax, logprob };
-  };
-  const forward = async (req: ForwardRequest): Promise<ForwardResult> => {
-    const { batch, length } = req;
-    const steps = req.steps ?? 0;
-    const window = length - req.start;
-    if (steps && (stepMode === "none" || window !== 1)) {
-      throw new Error(`${path}: greedy steps need a cache and a one-position window`);
-    }
-    // Passes of at most passTokens tokens (CPU_PASS_TOKENS, CPU_FLOAT16_PASS_TOKENS): rows are
-    // independent, so a batch is split by rows; not the loop's greedy steps, which gain from
-    // the whole batch (the weights are read once per step for all its rows).
-    const perPass = Math.max(1, Math.floor(passTokens / length));
-    if (batch > perPass && (!steps || stepMode === "stepped")) {
-      const n = window + steps;
-      const argmax = new BigInt64Array(batch * n), logprob = new Float32Array(batch * n);
-      for (let from = 0; from < batch; from += perPass) {
-        const rows = Math.min(perPass, batch - from);
-        const part = await forward({
-          ...req,
-          batch: rows,
-          ids: req.ids.subarray(from * length, (from + rows) * length),
-          targets: req.targets.subarray(from * n, (from + rows) * n),
-        });
-        argmax.set(part.argmax, from * n);
-        logprob.set(part.logprob, from * n);
-      }
-      return { argmax, logprob };
-    }
-    if (stepMode !== "loop") {
-      const column = (j: number) => {
-        const t = new BigInt64Array(batch);
-        for (let b = 0; b < batch; b++) t[b] = req.targets[b * (window + steps) + window - 1 + j];
-        return t;
-      };
-      if (!steps) {
-        const r = await pass(
-          req.ids,
-          batch,
-          length,
-          req.start,
-          req.targets,
-          req.suppress,
-          null,
-          false,
-        );
-        return { argmax: r.argmax, logprob: r.logprob };
-      }
-      let r = await pass(req.ids, batch, length, req.start, column(0), req.suppress, null, true);
-      const parts = [r];
-      for (let j = 1; j <= steps; j++) {
-        const next = BigInt64Array.from(r.argmax);
-        r = await pass(next, batch, 1, 0, column(j), req.suppress, r.present, j < steps);
-        parts.push(r);
-      }
-      return byRow(parts, batch);
-    }
-    const feeds: Record<string, ort.Tensor> = {
-      [HEAD.targets]: new ort.Tensor("int64", req.targets, [batch, window + steps]),
-      [HEAD.suppress]: new ort.Tensor("float32", req.suppress, [info.vocabSize]),
-      [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(req.start)), [1]),
-      [LOOP.ids]: new ort.Tensor("int64", req.ids, [batch, length]),
-      [LOOP.trips]: new ort.Tensor("int64", BigInt64Array.of(BigInt(1 + steps)), []),
-    };
-    const out = await session.run(feeds, [HEAD.argmax, HEAD.logprob]);
-    const argmax = out[HEAD.argmax].data as BigInt64Array;
-    const logprob = out[HEAD.logprob].data as Float32Array;
-    if (!steps) return { argmax, logprob };
-    // [1 + steps, batch, 1] → batch × (1 + steps).
-    const parts = Array.from({ length: 1 + steps }, (_, j) => ({
-      argmax: argmax.subarray(j * batch, (j + 1) * batch),
-      logprob: logprob.subarray(j * batch, (j + 1) * batch),
-    }));
-    return byRow(parts, batch);
-  };
+  const m: Loaded = { path, info, session, passTokens, stepMode };
   return {
     path,
     vocabSize: info.vocabSize,
@@ -349,9 +217,214 @@ function makeModel(
     passFlops: (length, window) =>
       (info.matmulFlopsPerToken - info.unembeddingFlopsPerToken) * length +
       info.unembeddingFlopsPerToken * window,
-    forward,
+    forward: (req) => forward(m, req),
     release: () => session.release(),
   };
+}
+
+/** One forward pass (see {@link ForwardRequest}): split by rows, stepped through JS, or the loop. */
+async function forward(m: Loaded, req: ForwardRequest): Promise<ForwardResult> {
+  const steps = req.steps ?? 0;
+  if (steps && (m.stepMode === "none" || req.length - req.start !== 1)) {
+    throw new Error(`${m.path}: greedy steps need a cache and a one-position window`);
+  }
+  // Passes of at most passTokens tokens (CPU_PASS_TOKENS, CPU_FLOAT16_PASS_TOKENS): rows are
+  // independent, so a batch is split by rows; not the loop's greedy steps, which gain from
+  // the whole batch (the weights are read once per step for all its rows).
+  const perPass = Math.max(1, Math.floor(m.passTokens / req.length));
+  if (req.batch > perPass && (!steps || m.stepMode === "stepped")) {
+    return await forwardInParts(m, req, perPass);
+  }
+  if (m.stepMode !== "loop") return await forwardStepped(m, req);
+  return await forwardLoop(m, req);
+}
+
+/** {@link forward} over parts of `perPass` rows, concatenated. */
+async function forwardInParts(
+  m: Loaded,
+  req: ForwardRequest,
+  perPass: number,
+): Promise<ForwardResult> {
+  const { batch, length } = req;
+  const n = length - req.start + (req.steps ?? 0);
+  const argmax = new BigInt64Array(batch * n), logprob = new Float32Array(batch * n);
+  for (let from = 0; from < batch; from += perPass) {
+    const rows = Math.min(perPass, batch - from);
+    const part = await forward(m, {
+      ...req,
+      batch: rows,
+      ids: req.ids.subarray(from * length, (from + rows) * length),
+      targets: req.targets.subarray(from * n, (from + rows) * n),
+    });
+    argmax.set(part.argmax, from * n);
+    logprob.set(part.logprob, from * n);
+  }
+  return { argmax, logprob };
+}
+
+/** One pass of the headed graph, then (stepped models) one more per greedy step, the cache via JS. */
+async function forwardStepped(m: Loaded, req: ForwardRequest): Promise<ForwardResult> {
+  const { batch, length, start, suppress } = req;
+  const steps = req.steps ?? 0;
+  const window = length - start;
+  if (!steps) {
+    const r = await pass(m, { ids: req.ids, batch, length, start, targets: req.targets, suppress });
+    return { argmax: r.argmax, logprob: r.logprob };
+  }
+  const column = (j: number) => {
+    const t = new BigInt64Array(batch);
+    for (let b = 0; b < batch; b++) t[b] = req.targets[b * (window + steps) + window - 1 + j];
+    return t;
+  };
+  let r = await pass(m, {
+    ids: req.ids,
+    batch,
+    length,
+    start,
+    targets: column(0),
+    suppress,
+    wantPresent: true,
+  });
+  const parts = [r];
+  for (let j = 1; j <= steps; j++) {
+    r = await pass(m, {
+      ids: BigInt64Array.from(r.argmax),
+      batch,
+      length: 1,
+      start: 0,
+      targets: column(j),
+      suppress,
+      past: r.present,
+      wantPresent: j < steps,
+    });
+    parts.push(r);
+  }
+  return byRow(parts, batch);
+}
+
+/** The pass and every greedy step in one session run of the loop graph (engine/model/loop.ts). */
+async function forwardLoop(m: Loaded, req: ForwardRequest): Promise<ForwardResult> {
+  const { batch, length } = req;
+  const steps = req.steps ?? 0;
+  const feeds: Record<string, ort.Tensor> = {
+    [HEAD.targets]: new ort.Tensor("int64", req.targets, [batch, length - req.start + steps]),
+    [HEAD.suppress]: new ort.Tensor("float32", req.suppress, [m.info.vocabSize]),
+    [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(req.start)), [1]),
+    [LOOP.ids]: new ort.Tensor("int64", req.ids, [batch, length]),
+    [LOOP.trips]: new ort.Tensor("int64", BigInt64Array.of(BigInt(1 + steps)), []),
+  };
+  const out = await m.session.run(feeds, [HEAD.argmax, HEAD.logprob]);
+  const argmax = out[HEAD.argmax].data as BigInt64Array;
+  const logprob = out[HEAD.logprob].data as Float32Array;
+  if (!steps) return { argmax, logprob };
+  // [1 + steps, batch, 1] → batch × (1 + steps).
+  const parts = Array.from({ length: 1 + steps }, (_, j) => ({
+    argmax: argmax.subarray(j * batch, (j + 1) * batch),
+    logprob: logprob.subarray(j * batch, (j + 1) * batch),
+  }));
+  return byRow(parts, batch);
+}
+
+/** A model's key/value cache after `length` positions (the `present` outputs of a pass). */
+export interface Past {
+  length: number;
+  tensors: ort.Tensor[];
+}
+
+/** What one {@link pass} runs: a request without greedy steps, after an optional cache. */
+interface PassInput extends Omit<ForwardRequest, "steps"> {
+  /** The cache of the positions before `ids` (default: none). */
+  past?: Past | null;
+  /** Fetch the cache after `ids` too. */
+  wantPresent?: boolean;
+}
+
+/** One run of the plain (headed) graph over `ids` after `past` (stepped and no-cache models). */
+async function pass(
+  m: Loaded,
+  p: PassInput,
+): Promise<ForwardResult & { present: Past | null }> {
+  const { info } = m;
+  const past = p.past ?? null;
+  const feeds: Record<string, ort.Tensor> = {
+    ...modelFeeds(info, p.ids, p.batch, p.length, past),
+    [HEAD.targets]: new ort.Tensor("int64", p.targets, [p.batch, p.length - p.start]),
+    [HEAD.suppress]: new ort.Tensor("float32", p.suppress, [info.vocabSize]),
+    [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(p.start)), [1]),
+  };
+  for (const t of Object.values(feeds)) nativeFloat16(t);
+  const fetch = [HEAD.argmax, HEAD.logprob, ...(p.wantPresent ? info.presentNames : [])];
+  const out = await m.session.run(feeds, fetch);
+  return {
+    argmax: out[HEAD.argmax].data as BigInt64Array,
+    logprob: out[HEAD.logprob].data as Float32Array,
+    present: p.wantPresent
+      ? { length: (past?.length ?? 0) + p.length, tensors: info.presentNames.map((n) => out[n]) }
+      : null,
+  };
+}
+
+/**
+ * The model's own inputs for `ids` (batch × length) after `past`: token ids,
+ * the attention mask and positions when the model takes them, and the cache
+ * (empty without `past`) with `use_cache_branch` for the cached interfaces.
+ * The score head's passes add its inputs; without `past` these are the feeds
+ * of a plain forward pass that fetches `logits` from the unmodified model
+ * (the reference implementations in tests/ and bench/).
+ */
+export function modelFeeds(
+  info: ModelInfo,
+  ids: BigInt64Array,
+  batch: number,
+  length: number,
+  past: Past | null = null,
+): Record<string, ort.Tensor> {
+  const idsTensor = (data: BigInt64Array, dims: number[]) =>
+    info.idsType === DataType.INT32
+      ? new ort.Tensor("int32", Int32Array.from(data, Number), dims)
+      : new ort.Tensor("int64", data, dims);
+  const pastLen = past?.length ?? 0;
+  const feeds: Record<string, ort.Tensor> = { input_ids: idsTensor(ids, [batch, length]) };
+  if (info.hasAttentionMask) {
+    const total = pastLen + length;
+    feeds.attention_mask = idsTensor(new BigInt64Array(batch * total).fill(1n), [batch, total]);
+  }
+  if (info.hasPositionIds) {
+    const pos = new BigInt64Array(batch * length);
+    for (let i = 0; i < pos.length; i++) pos[i] = BigInt(pastLen + (i % length));
+    feeds.position_ids = idsTensor(pos, [batch, length]);
+  }
+  if (info.interface !== "no-cache") {
+    const cacheType = info.pastType === DataType.FLOAT16 ? "float16" : "float32";
+    info.pastNames.forEach((name, i) => {
+      feeds[name] = past?.tensors[i] ??
+        new ort.Tensor(
+          cacheType,
+          cacheType === "float16" ? new Uint16Array(0) : new Float32Array(0),
+          [batch, info.heads, 0, info.headDim],
+        );
+    });
+    if (info.interface === "merged") {
+      feeds.use_cache_branch = new ort.Tensor("bool", Uint8Array.of(past ? 1 : 0), [1]);
+    }
+  }
+  return feeds;
+}
+
+/** Rows of per-step outputs ([steps][batch]) as batch × steps, row-major. */
+function byRow(
+  parts: { argmax: ArrayLike<bigint>; logprob: ArrayLike<number> }[],
+  batch: number,
+): ForwardResult {
+  const n = parts.length;
+  const argmax = new BigInt64Array(batch * n), logprob = new Float32Array(batch * n);
+  parts.forEach((p, j) => {
+    for (let b = 0; b < batch; b++) {
+      argmax[b * n + j] = p.argmax[b];
+      logprob[b * n + j] = p.logprob[b];
+    }
+  });
+  return { argmax, logprob };
 }
 
 /**
@@ -367,44 +440,6 @@ function nativeFloat16(t: ort.Tensor): ort.Tensor {
     (t as unknown as { cpuData: Uint16Array }).cpuData = view;
   }
   return t;
-}
-
-/**
- * Plain feeds for a forward pass over `ids` without any past (for reference
- * implementations that fetch `logits` from an unmodified session).
- */
-export function plainFeeds(
-  info: ModelInfo,
-  ids: BigInt64Array,
-  batch: number,
-  length: number,
-): Record<string, ort.Tensor> {
-  const t = (data: BigInt64Array, dims: number[]) =>
-    info.idsType === DataType.INT32
-      ? new ort.Tensor("int32", Int32Array.from(data, Number), dims)
-      : new ort.Tensor("int64", data, dims);
-  const feeds: Record<string, ort.Tensor> = { input_ids: t(ids, [batch, length]) };
-  if (info.hasAttentionMask) {
-    feeds.attention_mask = t(new BigInt64Array(batch * length).fill(1n), [batch, length]);
-  }
-  if (info.hasPositionIds) {
-    feeds.position_ids = t(
-      BigInt64Array.from({ length: batch * length }, (_, i) => BigInt(i % length)),
-      [batch, length],
-    );
-  }
-  const f16 = info.pastType === DataType.FLOAT16;
-  for (const name of info.pastNames) {
-    feeds[name] = new ort.Tensor(
-      f16 ? "float16" : "float32",
-      f16 ? new Uint16Array(0) : new Float32Array(0),
-      [batch, info.heads, 0, info.headDim],
-    );
-  }
-  if (info.interface === "merged") {
-    feeds.use_cache_branch = new ort.Tensor("bool", Uint8Array.of(0), [1]);
-  }
-  return feeds;
 }
 
 export { type ModelInfo, type ModelInterface, readModelInfo } from "./model_info.ts";

@@ -13,6 +13,7 @@ import { UserError } from "../errors.ts";
 import { findUnembedding, MIN_OPSET } from "./graph.ts";
 import { readModelFile } from "./model_file.ts";
 import { type Graph, type Model, parseModel, type ValueInfo } from "./onnx_proto.ts";
+import { isNotFound } from "../os/fs_errors.ts";
 
 /** How the model takes its past. */
 export type ModelInterface = "with-past" | "merged" | "no-cache";
@@ -77,11 +78,67 @@ export function inspectModel(
     ? "merged"
     : "with-past";
   const layers = past.length / 2;
+  const cache = cacheLayout(g, past, bad);
+  let { heads, headDim } = cache;
+  const cfg = configShape(config);
+  const where = `${file} (config.json beside it)`;
+  if (past.length && cfg.heads !== undefined && (cfg.kvHeads ?? cfg.heads) !== heads) {
+    throw new UserError(
+      `${where}: config.json declares ${
+        cfg.kvHeads ?? cfg.heads
+      } attention heads but the graph's past_key_values have ${heads}; use the config.json exported with this model.`,
+    );
+  }
+  if (past.length && cfg.layers !== undefined && cfg.layers !== layers) {
+    throw new UserError(
+      `${where}: config.json declares ${cfg.layers} layers but the graph has ${layers} past_key_values pairs; use the config.json exported with this model.`,
+    );
+  }
+  if (!past.length && cfg.heads) {
+    heads = cfg.heads;
+    headDim = cfg.hidden ? cfg.hidden / cfg.heads : 0;
+  }
+  const vocabSize = findVocab(g, logits, cfg.vocab);
+  if (!vocabSize) {
+    throw bad("the vocabulary size is unknown (no static logits dim, no config.json)");
+  }
+  if (declaredVocab !== undefined && declaredVocab !== vocabSize) {
+    throw new UserError(
+      `${file}: the experiment declares vocab_size ${declaredVocab} but the model's logits have ${vocabSize} entries; fix vocab_size in the experiment file or the model path.`,
+    );
+  }
+  return {
+    interface: iface,
+    layers: layers || (cfg.layers ?? 0),
+    heads,
+    headDim,
+    vocabSize,
+    logitsType: logits.elemType,
+    pastType: past[0]?.elemType ?? logits.elemType,
+    idsType: ids.elemType,
+    hasPositionIds: names.includes("position_ids"),
+    hasAttentionMask: names.includes("attention_mask"),
+    pastNames: cache.pastNames,
+    presentNames: cache.presentNames,
+    matmulFlopsPerToken: weightMatmulFlops(g),
+    unembeddingFlopsPerToken: 2 * (findUnembedding(g)?.weightElements ?? 0),
+  };
+}
+
+/**
+ * The cache's input and output names, layer by layer (key, value), and its
+ * heads × head size, the same in every layer; `bad` makes the error.
+ */
+function cacheLayout(
+  g: Graph,
+  past: ValueInfo[],
+  bad: (what: string) => UserError,
+): { pastNames: string[]; presentNames: string[]; heads: number; headDim: number } {
   const pastNames: string[] = [];
   const presentNames: string[] = [];
   let heads = 0;
   let headDim = 0;
-  for (let i = 0; i < layers; i++) {
+  for (let i = 0; i < past.length / 2; i++) {
     for (const kind of ["key", "value"]) {
       const p = past.find((v) => v.name === `past_key_values.${i}.${kind}`);
       const o = g.outputs.find((v) => v.name.match(PRESENT)?.slice(1).join(".") === `${i}.${kind}`);
@@ -103,55 +160,21 @@ export function inspectModel(
   if (past.length && (!heads || !headDim)) {
     throw bad("past_key_values have no static heads/head size");
   }
-  const cfgNum = (...keys: string[]) => {
+  return { pastNames, presentNames, heads, headDim };
+}
+
+/** The shape a `config.json` declares, under the names the common architectures use. */
+function configShape(config: Record<string, unknown> | null) {
+  const num = (...keys: string[]) => {
     for (const k of keys) if (typeof config?.[k] === "number") return config[k] as number;
     return undefined;
   };
-  const cfgHeads = cfgNum("num_attention_heads", "n_head", "num_heads");
-  const cfgKvHeads = cfgNum("num_key_value_heads");
-  const cfgLayers = cfgNum("num_hidden_layers", "n_layer", "num_layers");
-  const cfgHidden = cfgNum("hidden_size", "n_embd", "d_model");
-  const where = `${file} (config.json beside it)`;
-  if (past.length && cfgHeads !== undefined && (cfgKvHeads ?? cfgHeads) !== heads) {
-    throw new UserError(
-      `${where}: config.json declares ${
-        cfgKvHeads ?? cfgHeads
-      } attention heads but the graph's past_key_values have ${heads}; use the config.json exported with this model.`,
-    );
-  }
-  if (past.length && cfgLayers !== undefined && cfgLayers !== layers) {
-    throw new UserError(
-      `${where}: config.json declares ${cfgLayers} layers but the graph has ${layers} past_key_values pairs; use the config.json exported with this model.`,
-    );
-  }
-  if (!past.length && cfgHeads) {
-    heads = cfgHeads;
-    headDim = cfgHidden ? cfgHidden / cfgHeads : 0;
-  }
-  const vocabSize = findVocab(g, logits, cfgNum("vocab_size"));
-  if (!vocabSize) {
-    throw bad("the vocabulary size is unknown (no static logits dim, no config.json)");
-  }
-  if (declaredVocab !== undefined && declaredVocab !== vocabSize) {
-    throw new UserError(
-      `${file}: the experiment declares vocab_size ${declaredVocab} but the model's logits have ${vocabSize} entries; fix vocab_size in the experiment file or the model path.`,
-    );
-  }
   return {
-    interface: iface,
-    layers: layers || (cfgLayers ?? 0),
-    heads,
-    headDim,
-    vocabSize,
-    logitsType: logits.elemType,
-    pastType: past[0]?.elemType ?? logits.elemType,
-    idsType: ids.elemType,
-    hasPositionIds: names.includes("position_ids"),
-    hasAttentionMask: names.includes("attention_mask"),
-    pastNames,
-    presentNames,
-    matmulFlopsPerToken: weightMatmulFlops(g),
-    unembeddingFlopsPerToken: 2 * (findUnembedding(g)?.weightElements ?? 0),
+    heads: num("num_attention_heads", "n_head", "num_heads"),
+    kvHeads: num("num_key_value_heads"),
+    layers: num("num_hidden_layers", "n_layer", "num_layers"),
+    hidden: num("hidden_size", "n_embd", "d_model"),
+    vocab: num("vocab_size"),
   };
 }
 
@@ -212,8 +235,9 @@ export async function readConfig(file: string): Promise<Record<string, unknown> 
   let text: string;
   try {
     text = await readFile(path, "utf8");
-  } catch {
-    return null;
+  } catch (e) {
+    if (isNotFound(e)) return null;
+    throw e;
   }
   try {
     return JSON.parse(text);

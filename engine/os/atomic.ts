@@ -14,6 +14,7 @@ import { mkdir, open, rename, stat, truncate, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { UserError } from "../errors.ts";
 import { processAlive } from "./process.ts";
+import { isNotFound } from "./fs_errors.ts";
 
 const HOST = safeHost(hostname());
 
@@ -114,8 +115,9 @@ export async function removeLeftovers(dir: string, all: boolean): Promise<string
     let entries: Deno.DirEntry[];
     try {
       entries = await Array.fromAsync(Deno.readDir(d));
-    } catch {
-      return;
+    } catch (e) {
+      if (isNotFound(e)) return; // removed meanwhile
+      throw e;
     }
     for (const e of entries) {
       const path = join(d, e.name);

@@ -23,6 +23,7 @@ import { join } from "node:path";
 import { UserError } from "../errors.ts";
 import { removeLeftovers, writeError } from "./atomic.ts";
 import { bootTime, processState } from "./process.ts";
+import { ifNotFound, isNotFound } from "./fs_errors.ts";
 
 /** Who holds a lock (the lock file's JSON). */
 export interface LockHolder {
@@ -109,8 +110,9 @@ export async function lockRunFolder(dir: string, opts: LockOptions): Promise<Run
     try {
       const now = JSON.parse(Deno.readTextFileSync(path)) as LockHolder;
       if (now.token === holder.token) Deno.removeSync(path);
-    } catch {
-      // already gone
+    } catch (e) {
+      // already gone (or replaced by a torn write of another holder's)
+      if (!isNotFound(e) && !(e instanceof SyntaxError)) throw e;
     }
   };
   globalThis.addEventListener("unload", onUnload);
@@ -121,7 +123,7 @@ export async function lockRunFolder(dir: string, opts: LockOptions): Promise<Run
       globalThis.removeEventListener("unload", onUnload);
       const now = await readHolder(path);
       if (now !== "missing" && now !== "unreadable" && now.token === holder.token) {
-        await unlink(path).catch(() => {});
+        await unlink(path).catch(ifNotFound(undefined));
       }
     },
   };
@@ -184,7 +186,7 @@ export async function withFolderLock<T>(
   } finally {
     const now = await readHolder(path);
     if (now !== "missing" && now !== "unreadable" && now.token === holder.token) {
-      await unlink(path).catch(() => {});
+      await unlink(path).catch(ifNotFound(undefined));
     }
   }
 }
@@ -283,7 +285,7 @@ async function removeStale(locks: string, path: string, token: string | null): P
   for (let i = 0;; i++) {
     if (await createExclusive(guard, `${Deno.pid}\n`)) break;
     const age = await stat(guard).then((s) => Date.now() - (s.mtime?.getTime() ?? 0), () => 0);
-    if (age > 30_000) await unlink(guard).catch(() => {});
+    if (age > 30_000) await unlink(guard).catch(ifNotFound(undefined));
     await sleep(50 + 10 * Math.min(i, 20));
   }
   try {
@@ -294,7 +296,7 @@ async function removeStale(locks: string, path: string, token: string | null): P
     await unlink(path);
     return true;
   } finally {
-    await unlink(guard).catch(() => {});
+    await unlink(guard).catch(ifNotFound(undefined));
   }
 }
 
@@ -330,15 +332,16 @@ async function readHolder(path: string): Promise<LockHolder | "missing" | "unrea
     return typeof h?.pid === "number" && typeof h.host === "string" && typeof h.token === "string"
       ? h
       : "unreadable";
-  } catch {
-    return "unreadable";
+  } catch (e) {
+    if (e instanceof SyntaxError) return "unreadable";
+    throw e;
   }
 }
 
 async function unlinkIfMine(path: string, token: string): Promise<void> {
   const now = await readHolder(path);
   if (now !== "missing" && now !== "unreadable" && now.token === token) {
-    await unlink(path).catch(() => {});
+    await unlink(path).catch(ifNotFound(undefined));
   }
 }
 

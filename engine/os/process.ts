@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { isNotPermitted } from "./fs_errors.ts";
 
 type Libc = {
   symbols: {
@@ -39,7 +40,9 @@ function openLibc(): Libc | null {
         sigaction: { parameters: ["i32", "pointer", "buffer"], result: "i32" },
       }) as unknown as Libc;
     } else libc = null;
-  } catch {
+  } catch (e) {
+    // No libc to call (another C library, no --allow-ffi): process checks answer "unknown".
+    if (!isNotPermitted(e) && !/Could not open library|symbol/i.test((e as Error).message)) throw e;
     libc = null;
   }
   return libc;
@@ -72,8 +75,9 @@ export function processAlive(pid: number): boolean {
 export function bootTime(): number {
   try {
     return Math.round((Date.now() - Deno.osUptime() * 1000) / 1000) * 1000;
-  } catch {
-    return 0;
+  } catch (e) {
+    if (isNotPermitted(e)) return 0; // no --allow-sys: boot time unknown
+    throw e;
   }
 }
 

@@ -15,6 +15,7 @@
  * @module
  */
 import { signalIgnored } from "./process.ts";
+import { isNotPermitted } from "./fs_errors.ts";
 
 /** Why a run was asked to stop. */
 export interface StopRequest {
@@ -65,8 +66,9 @@ const exitWithParent = (() => {
     const on = Deno.env.get(EXIT_WITH_PARENT) === "1";
     Deno.env.delete(EXIT_WITH_PARENT);
     return on;
-  } catch {
-    return false;
+  } catch (e) {
+    if (isNotPermitted(e)) return false; // no --allow-env: not asked to
+    throw e;
   }
 })();
 

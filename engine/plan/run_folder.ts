@@ -19,7 +19,7 @@ import { modelFingerprints } from "../model/fingerprint.ts";
 import type { ScoredCheckpoint } from "../store/scored_checkpoint.ts";
 import { countInRanges } from "../rowset.ts";
 import { makeManifest, type Manifest, missingShards, readManifest } from "../store/store.ts";
-import type { DataSpec, Experiment, Job } from "../types.ts";
+import { checkpointKey, type DataSpec, type Experiment, type Job } from "../types.ts";
 import { makePlan, markFinished, type Plan } from "./plan.ts";
 
 /** An experiment's plan over its data, before any look at the run folder's store. */
@@ -46,6 +46,22 @@ export interface RunFolder extends PlannedRun {
   manifest: Manifest | null;
   /** Jobs of the plan whose shards are not stored (judged read-only, by the manifest on disk). */
   missing: Job[];
+}
+
+/**
+ * A run folder as a task already holds it, handed on so the next task need
+ * not read or plan it again (the scoring task to the report task). Only the
+ * experiment is required; what is absent is read from the folder.
+ */
+export interface OpenedRun {
+  /** The experiment, as the folder's `experiment.json` holds it. */
+  experiment: Experiment;
+  /** The plan over the data's rows (without it, a reader plans again, opening the data). */
+  plan?: Plan;
+  /** The folder's manifest (without it, `manifest.json` is read). */
+  manifest?: Manifest | null;
+  /** Jobs whose shards are not stored (without it, judged by the plan and the stored runs). */
+  missing?: Job[];
 }
 
 /** Options of {@link planRun}. */
@@ -152,9 +168,9 @@ export async function currentManifest(
  * from the store (the report's view: no second pass over the shards).
  */
 export function missingInRuns(jobs: readonly Job[], runs: readonly ScoredCheckpoint[]): Job[] {
-  const byRun = new Map(runs.map((s) => [`${s.model}\0${s.step}`, s.scored]));
+  const byRun = new Map(runs.map((s) => [checkpointKey(s.model, s.step), s.scored]));
   return jobs.filter((job) => {
-    const scored = byRun.get(`${job.model}\0${job.step}`);
+    const scored = byRun.get(checkpointKey(job.model, job.step));
     if (!scored) return job.rows.length > 0;
     return countInRanges(job.rows, scored) !== job.rows.length;
   });

@@ -141,12 +141,62 @@ export function pickJob(
 /** Scores jobs on a pool with one worker per device slot. */
 export function runPool(opts: PoolOptions): PoolRun {
   if (opts.slots.length === 0) throw new Error("runPool: no device slots");
-  const maxAttempts = opts.maxAttempts ?? 3;
-  const labels = slotLabels(opts.slots);
-  const filename = String(opts.workerUrl ?? new URL("./worker.ts", import.meta.url));
   const progress = opts.slots.map(() => new SharedArrayBuffer(8));
-  const counters = progress.map((b) => new Int32Array(b));
-  const pools = opts.slots.map((s, i) =>
+  const state: PoolState = {
+    opts,
+    maxAttempts: opts.maxAttempts ?? 3,
+    labels: slotLabels(opts.slots),
+    counters: progress.map((b) => new Int32Array(b)),
+    pools: startWorkers(opts, progress),
+    pending: orderJobs(opts.jobs),
+    attempts: new Map(),
+    avoid: new Map(),
+    loaded: opts.slots.map(() => null),
+    current: opts.slots.map(() => null),
+    slotRows: opts.slots.map(() => 0),
+    done: [],
+    dropped: [],
+    fatal: null,
+    stopping: false,
+  };
+  return {
+    done: schedule(state),
+    status: () => slotStatus(state),
+    rowsDone: () =>
+      state.slotRows.reduce((a, b) => a + b, 0) +
+      state.current.reduce((a, c, i) => a + (c ? Atomics.load(state.counters[i], 0) : 0), 0),
+  };
+}
+
+/** The scheduler's state, shared by its steps. */
+interface PoolState {
+  opts: PoolOptions;
+  maxAttempts: number;
+  /** Per slot: its label, progress counters [rows, stop flag] and piscina instance. */
+  labels: string[];
+  counters: Int32Array[];
+  pools: Piscina[];
+  /** Jobs not handed out yet, in order (a retried job goes back to the front). */
+  pending: Job[];
+  /** Tries so far per job id, and the slot a job last failed on. */
+  attempts: Map<string, number>;
+  avoid: Map<string, number>;
+  /** Per slot: the model path its worker holds, its job in flight, rows of its finished jobs. */
+  loaded: (string | null)[];
+  current: (Job | null)[];
+  slotRows: number[];
+  done: string[];
+  dropped: string[];
+  /** The error that stops the run, once a job failed for good. */
+  fatal: Error | null;
+  /** No more jobs are handed out (stopped, or failed for good). */
+  stopping: boolean;
+}
+
+/** One piscina instance with one worker thread per slot. */
+function startWorkers(opts: PoolOptions, progress: SharedArrayBuffer[]): Piscina[] {
+  const filename = String(opts.workerUrl ?? new URL("./worker.ts", import.meta.url));
+  return opts.slots.map((s, i) =>
     new Piscina({
       filename,
       minThreads: 1,
@@ -160,118 +210,143 @@ export function runPool(opts: PoolOptions): PoolRun {
       } as WorkerSetup,
     })
   );
-  const pending = orderJobs(opts.jobs);
-  const attempts = new Map<string, number>();
-  const avoid = new Map<string, number>();
-  const loaded: (string | null)[] = opts.slots.map(() => null);
-  const current: (Job | null)[] = opts.slots.map(() => null);
-  const slotRows = opts.slots.map(() => 0);
-  const done: string[] = [];
-  const dropped: string[] = [];
-  let fatal: Error | null = null;
-  let stopping = false;
-  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+}
 
-  const done$ = new Promise<PoolOutcome>((resolve, reject) => {
+/** Hands jobs to every slot until all are done, the run is stopped or a job failed for good. */
+function schedule(state: PoolState): Promise<PoolOutcome> {
+  return new Promise<PoolOutcome>((resolve, reject) => {
     let finished = false;
-    const finish = async () => {
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    const settle = () => {
       if (finished) return;
+      if (!state.current.every((c) => c === null)) return;
+      if (!state.stopping && state.pending.length > 0) return;
       finished = true;
       clearTimeout(graceTimer);
-      await Promise.allSettled(pools.map((p) => p.destroy()));
-      if (fatal) reject(fatal);
-      else resolve({ done, interrupted: pending.length > 0 || dropped.length > 0, dropped });
-    };
-    const settle = () => {
-      if (current.every((c) => c === null) && (stopping || pending.length === 0)) finish();
+      Promise.allSettled(state.pools.map((p) => p.destroy())).then(() => {
+        if (state.fatal) reject(state.fatal);
+        else {
+          const { done, dropped, pending } = state;
+          resolve({ done, interrupted: pending.length > 0 || dropped.length > 0, dropped });
+        }
+      });
     };
     const dispatch = (slot: number) => {
-      if (stopping || current[slot] !== null) return;
-      const i = pickJob(pending, slot, loaded, avoid);
+      if (state.stopping || state.current[slot] !== null) return;
+      const i = pickJob(state.pending, slot, state.loaded, state.avoid);
       if (i < 0) return settle();
-      const [job] = pending.splice(i, 1);
-      const attempt = (attempts.get(job.id) ?? 0) + 1;
-      attempts.set(job.id, attempt);
-      current[slot] = job;
-      loaded[slot] = job.path;
-      Atomics.store(counters[slot], 0, 0);
-      const task: WorkerTask = { ...opts.task(job), attempt };
-      pools[slot].run(task).then(
-        async (buffer: ArrayBuffer) => {
-          const scores = unpackScores(job.rows, buffer);
-          await opts.onResult(job, scores);
-          slotRows[slot] += job.rows.length;
-          Atomics.store(counters[slot], 0, 0);
-          done.push(job.id);
-        },
-        (err: unknown) => {
-          loaded[slot] = null;
-          Atomics.store(counters[slot], 0, 0);
-          if (stopping && !fatal) {
-            dropped.push(job.id);
-            return;
-          }
-          const message = err instanceof Error ? err.message : String(err);
-          if (message.startsWith(USER_ERROR_TAG)) {
-            fatal ??= new UserError(message.slice(USER_ERROR_TAG.length));
-            stopping = true;
-            return;
-          }
-          if (attempt >= maxAttempts) {
-            fatal ??= new Error(
-              `job ${job.id} (${job.path}) failed ${attempt} times on ${
-                labels[slot]
-              }; last error: ${message}`,
-              { cause: err },
-            );
-            stopping = true;
-            return;
-          }
-          opts.onNotice?.(
-            `${job.id} failed on ${labels[slot]} (try ${attempt}): ${message}; retrying`,
-          );
-          avoid.set(job.id, slot);
-          pending.unshift(job);
-          // Wake idle slots so another one can take the retry.
-          for (let s = 0; s < pools.length; s++) if (s !== slot) queueMicrotask(() => dispatch(s));
-        },
-      ).catch((err) => {
-        fatal ??= err instanceof Error ? err : new Error(String(err));
-        stopping = true;
-      }).finally(() => {
-        current[slot] = null;
+      runJob(state, slot, state.pending.splice(i, 1)[0], dispatch).finally(() => {
+        state.current[slot] = null;
         dispatch(slot);
         settle();
       });
     };
-    opts.signal?.addEventListener("abort", () => {
-      stopping = true;
+    const signal = state.opts.signal;
+    signal?.addEventListener("abort", () => {
+      state.stopping = true;
       settle();
-      const timer = setTimeout(() => {
-        for (const c of counters) Atomics.store(c, 1, 1);
-      }, opts.graceMs ?? 10_000);
-      Deno.unrefTimer(timer);
-      graceTimer = timer;
+      graceTimer = setTimeout(() => {
+        for (const c of state.counters) Atomics.store(c, 1, 1);
+      }, state.opts.graceMs ?? 10_000);
+      Deno.unrefTimer(graceTimer);
     }, { once: true });
-    if (opts.signal?.aborted) stopping = true;
-    for (let s = 0; s < pools.length; s++) dispatch(s);
+    if (signal?.aborted) state.stopping = true;
+    for (let s = 0; s < state.pools.length; s++) dispatch(s);
     settle();
   });
+}
 
-  return {
-    done: done$,
-    status: () =>
-      opts.slots.map((_, i) => ({
-        label: labels[i],
-        job: current[i]?.id ?? null,
-        jobRows: current[i]?.rows.length ?? 0,
-        jobDone: current[i] ? Atomics.load(counters[i], 0) : 0,
-        rows: slotRows[i] + (current[i] ? Atomics.load(counters[i], 0) : 0),
-      })),
-    rowsDone: () =>
-      slotRows.reduce((a, b) => a + b, 0) +
-      current.reduce((a, c, i) => a + (c ? Atomics.load(counters[i], 0) : 0), 0),
-  };
+/**
+ * Runs one job on a slot's worker and hands its scores to `onResult`; a
+ * failure is retried on another slot (`dispatch` wakes the idle ones) or
+ * stops the run.
+ */
+async function runJob(
+  state: PoolState,
+  slot: number,
+  job: Job,
+  dispatch: (slot: number) => void,
+): Promise<void> {
+  const attempt = (state.attempts.get(job.id) ?? 0) + 1;
+  state.attempts.set(job.id, attempt);
+  state.current[slot] = job;
+  state.loaded[slot] = job.path;
+  Atomics.store(state.counters[slot], 0, 0);
+  try {
+    const task: WorkerTask = { ...state.opts.task(job), attempt };
+    let buffer: ArrayBuffer;
+    try {
+      buffer = await state.pools[slot].run(task);
+    } catch (err) {
+      if (jobFailed(state, slot, job, attempt, err)) {
+        // Wake idle slots so another one can take the retry.
+        for (let s = 0; s < state.pools.length; s++) {
+          if (s !== slot) queueMicrotask(() => dispatch(s));
+        }
+      }
+      return;
+    }
+    await state.opts.onResult(job, unpackScores(job.rows, buffer));
+    state.slotRows[slot] += job.rows.length;
+    Atomics.store(state.counters[slot], 0, 0);
+    state.done.push(job.id);
+  } catch (err) {
+    state.fatal ??= err instanceof Error ? err : new Error(String(err));
+    state.stopping = true;
+  }
+}
+
+/**
+ * What a failed job leads to: dropped (the run is stopping), a stop (a user
+ * error, or the last try), or a retry on another slot (returns true).
+ */
+function jobFailed(
+  state: PoolState,
+  slot: number,
+  job: Job,
+  attempt: number,
+  err: unknown,
+): boolean {
+  state.loaded[slot] = null;
+  Atomics.store(state.counters[slot], 0, 0);
+  if (state.stopping && !state.fatal) {
+    state.dropped.push(job.id);
+    return false;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  if (message.startsWith(USER_ERROR_TAG)) {
+    state.fatal ??= new UserError(message.slice(USER_ERROR_TAG.length));
+    state.stopping = true;
+    return false;
+  }
+  const where = state.labels[slot];
+  if (attempt >= state.maxAttempts) {
+    state.fatal ??= new Error(
+      `job ${job.id} (${job.path}) failed ${attempt} times on ${where}; last error: ${message}`,
+      { cause: err },
+    );
+    state.stopping = true;
+    return false;
+  }
+  state.opts.onNotice?.(`${job.id} failed on ${where} (try ${attempt}): ${message}; retrying`);
+  state.avoid.set(job.id, slot);
+  state.pending.unshift(job);
+  return true;
+}
+
+/** What each slot is doing now. */
+function slotStatus(state: PoolState): SlotStatus[] {
+  return state.opts.slots.map((_, i) => {
+    const job = state.current[i];
+    const rows = job ? Atomics.load(state.counters[i], 0) : 0;
+    return {
+      label: state.labels[i],
+      job: job?.id ?? null,
+      jobRows: job?.rows.length ?? 0,
+      jobDone: rows,
+      rows: state.slotRows[i] + rows,
+    };
+  });
 }
 
 /** Packs scores for the trip from worker to main thread: nll f32[n], matches u8[n], prefix u8[n]. */

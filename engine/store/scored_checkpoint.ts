@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { CheckpointScores } from "../types.ts";
+import { checkpointLabel, type CheckpointScores } from "../types.ts";
 import { listBuilder, rangesBuilder, type RowList, type RowRanges } from "../rowset.ts";
 
 /** Per-row scores of a contiguous part of a run, rows ascending. */
@@ -111,7 +111,7 @@ export function scoredFromScores(s: CheckpointScores): ScoredCheckpoint {
     model: s.model,
     step: s.step,
     continuation: s.continuation,
-    ...scanSource(source, s.continuation, `${s.model}@${s.step}`),
+    ...scanSource(source, s.continuation, checkpointLabel(s)),
     source,
   };
 }

@@ -13,19 +13,19 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { mkdir, readdir, readFile, rename, stat } from "node:fs/promises";
+import { mkdir, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
 import { appendLine, writeAtomic } from "../os/atomic.ts";
-import type { ModelFingerprint } from "../types.ts";
 import {
-  type DecodedShard,
-  decodeShard,
-  encodeShard,
-  isShardProblem,
-  STORE_VERSION,
-} from "./shard_file.ts";
-import type { CheckpointScores, Experiment, Job, RowScores } from "../types.ts";
+  checkpointKey,
+  type Experiment,
+  type Job,
+  type ModelFingerprint,
+  type RowScores,
+} from "../types.ts";
+import { decodeShard, encodeShard, isShardProblem, STORE_VERSION } from "./shard_file.ts";
+import { isNotFound } from "../os/fs_errors.ts";
 
 /** A checkpoint as recorded in the manifest. */
 export interface CheckpointRecord {
@@ -174,6 +174,8 @@ export interface Store {
    * settings or of checkpoints whose file changed. Returns one notice per move.
    */
   prepare(manifest: Manifest): Promise<string[]>;
+  /** The manifest in use: as {@link prepare} wrote it (merged with the stored one), or null. */
+  readonly manifest: Manifest | null;
   /** Uses a manifest read from disk as is (read-only access: nothing is moved or written). */
   use(manifest: Manifest): void;
   /** Whether the job's shard is finished with the current manifest's key and rows. */
@@ -195,7 +197,7 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
   let writable = false;
   const keys = new Map<string, string>();
   const keyOf = (job: Job): string => {
-    const key = keys.get(`${job.model}\0${job.step}`);
+    const key = keys.get(checkpointKey(job.model, job.step));
     if (!key) throw new Error(`store: no manifest entry for ${job.id}; call prepare() first`);
     return key;
   };
@@ -203,50 +205,18 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
     manifest = next;
     keys.clear();
     for (const c of next.checkpoints) {
-      keys.set(`${c.model}\0${c.step}`, shardKey(next.settingsHash, c.fingerprint));
+      keys.set(checkpointKey(c.model, c.step), shardKey(next.settingsHash, c.fingerprint));
     }
   };
   return {
     runDir,
+    get manifest() {
+      return manifest;
+    },
     async prepare(next) {
-      const notices: string[] = [];
       const old = await readManifest(runDir);
-      const stamp = timeStamp();
-      if (old && old.settingsHash !== next.settingsHash && await exists(join(runDir, "scores"))) {
-        const to = join(runDir, "stale", `scores-${stamp}`);
-        await mkdir(join(runDir, "stale"), { recursive: true });
-        await rename(join(runDir, "scores"), to);
-        notices.push(
-          old.version !== next.version
-            ? `the stored scores are in store format ${old.version}, this harness writes format ` +
-              `${next.version} (shards with checksums) and cannot verify the old ones; moved ` +
-              `them to ${to}; they are rescored`
-            : `settings changed since the stored scores were made; moved them to ${to}`,
-        );
-      } else if (old) {
-        const before = new Map(old.checkpoints.map((c) => [`${c.model}\0${c.step}`, c]));
-        for (const c of next.checkpoints) {
-          const prev = before.get(`${c.model}\0${c.step}`);
-          const dir = join(runDir, "scores", c.model, `step${c.step}`);
-          if (c.fingerprint && prev && prev.fingerprint !== c.fingerprint && await exists(dir)) {
-            const to = join(runDir, "stale", `${c.model}-step${c.step}-${stamp}`);
-            await mkdir(join(runDir, "stale"), { recursive: true });
-            await rename(dir, to);
-            notices.push(`${c.path} changed since its scores were made; moved them to ${to}`);
-          }
-        }
-      }
-      // Keep records of checkpoints this run does not touch (e.g. another shard group's).
-      const merged = new Map<string, CheckpointRecord>();
-      if (old && old.settingsHash === next.settingsHash) {
-        for (const c of old.checkpoints) merged.set(`${c.model}\0${c.step}`, c);
-      }
-      for (const c of next.checkpoints) if (c.fingerprint) merged.set(`${c.model}\0${c.step}`, c);
-      manifest = { ...next, checkpoints: [...merged.values()] };
-      const order = new Map(next.checkpoints.map((c, i) => [`${c.model}\0${c.step}`, i]));
-      manifest.checkpoints.sort((a, b) =>
-        (order.get(`${a.model}\0${a.step}`) ?? 1e9) - (order.get(`${b.model}\0${b.step}`) ?? 1e9)
-      );
+      const notices = await moveStale(runDir, old, next);
+      manifest = mergeManifests(old, next);
       adopt(manifest);
       writable = true;
       await writeAtomic(join(runDir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
@@ -260,8 +230,9 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
       let bytes: Uint8Array;
       try {
         bytes = await readFile(path);
-      } catch {
-        return false;
+      } catch (e) {
+        if (isNotFound(e)) return false;
+        throw e;
       }
       const shard = decodeShard(bytes);
       if (isShardProblem(shard)) {
@@ -282,6 +253,62 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
       await writeAtomic(join(runDir, shardPath(job.model, job.step, job.shard)), bytes);
     },
   };
+}
+
+/**
+ * Moves aside (into `<run>/stale/`) the scores `next` cannot use: all of
+ * them when the settings changed since `old`, else those of checkpoints whose
+ * file changed. Returns one notice per move.
+ */
+async function moveStale(runDir: string, old: Manifest | null, next: Manifest): Promise<string[]> {
+  if (!old) return [];
+  const notices: string[] = [];
+  const stamp = timeStamp();
+  if (old.settingsHash !== next.settingsHash) {
+    if (!await exists(join(runDir, "scores"))) return [];
+    const to = join(runDir, "stale", `scores-${stamp}`);
+    await mkdir(join(runDir, "stale"), { recursive: true });
+    await rename(join(runDir, "scores"), to);
+    return [
+      old.version !== next.version
+        ? `the stored scores are in store format ${old.version}, this harness writes format ` +
+          `${next.version} (shards with checksums) and cannot verify the old ones; moved ` +
+          `them to ${to}; they are rescored`
+        : `settings changed since the stored scores were made; moved them to ${to}`,
+    ];
+  }
+  const before = new Map(old.checkpoints.map((c) => [checkpointKey(c.model, c.step), c]));
+  for (const c of next.checkpoints) {
+    const prev = before.get(checkpointKey(c.model, c.step));
+    const dir = join(runDir, "scores", c.model, `step${c.step}`);
+    if (c.fingerprint && prev && prev.fingerprint !== c.fingerprint && await exists(dir)) {
+      const to = join(runDir, "stale", `${c.model}-step${c.step}-${stamp}`);
+      await mkdir(join(runDir, "stale"), { recursive: true });
+      await rename(dir, to);
+      notices.push(`${c.path} changed since its scores were made; moved them to ${to}`);
+    }
+  }
+  return notices;
+}
+
+/**
+ * `next`, keeping the records of checkpoints it does not touch (e.g. another
+ * shard group's) from `old` when the settings are the same, in `next`'s order.
+ */
+function mergeManifests(old: Manifest | null, next: Manifest): Manifest {
+  const merged = new Map<string, CheckpointRecord>();
+  if (old && old.settingsHash === next.settingsHash) {
+    for (const c of old.checkpoints) merged.set(checkpointKey(c.model, c.step), c);
+  }
+  for (const c of next.checkpoints) {
+    if (c.fingerprint) merged.set(checkpointKey(c.model, c.step), c);
+  }
+  const order = new Map(next.checkpoints.map((c, i) => [checkpointKey(c.model, c.step), i]));
+  const checkpoints = [...merged.values()].sort((a, b) =>
+    (order.get(checkpointKey(a.model, a.step)) ?? 1e9) -
+    (order.get(checkpointKey(b.model, b.step)) ?? 1e9)
+  );
+  return { ...next, checkpoints };
 }
 
 /**
@@ -306,66 +333,8 @@ export async function missingShards(
   return missing;
 }
 
-/**
- * All finished shards of the run folder merged per (model, step), rows
- * ascending, in the manifest's (experiment's) checkpoint order. Shards whose key
- * does not match the manifest are ignored.
- */
-export async function readCheckpointScores(runDir: string): Promise<CheckpointScores[]> {
-  const manifest = await readManifest(runDir);
-  if (!manifest) {
-    throw new Error(`${join(runDir, "manifest.json")} not found: run the experiment first`);
-  }
-  const l = continuationOf(manifest);
-  const out: CheckpointScores[] = [];
-  for (const c of manifest.checkpoints) {
-    const dir = join(runDir, "scores", c.model, `step${c.step}`);
-    let names: string[];
-    try {
-      names = (await readdir(dir)).filter((n) => /^shard\d+\.bin$/.test(n)).sort();
-    } catch {
-      continue;
-    }
-    const key = shardKey(manifest.settingsHash, c.fingerprint);
-    const parts: DecodedShard[] = [];
-    for (const name of names) {
-      const path = join(dir, name);
-      const shard = decodeShard(await readFile(path));
-      if (isShardProblem(shard)) throw corruptShardError(path, shard.problem);
-      if (shard.key === key) parts.push(shard);
-    }
-    if (parts.length === 0) continue;
-    out.push({ model: c.model, step: c.step, continuation: l, ...mergeSorted(parts) });
-  }
-  return out;
-}
-
-/** Concatenates shards (sorted by shard index) and sorts rows ascending when needed. */
-function mergeSorted(
-  parts: DecodedShard[],
-): Required<Omit<CheckpointScores, "model" | "step" | "continuation">> {
-  parts.sort((a, b) => a.shard - b.shard);
-  const n = parts.reduce((s, p) => s + p.rows.length, 0);
-  const rows = new Uint32Array(n), nll = new Float32Array(n);
-  const matches = new Uint8Array(n), prefix = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    rows.set(p.rows, at), nll.set(p.nll, at), matches.set(p.matches, at), prefix.set(p.prefix, at);
-    at += p.rows.length;
-  }
-  let sorted = true;
-  for (let i = 1; i < n && sorted; i++) sorted = rows[i - 1] < rows[i];
-  if (sorted) return { rows, matches, prefix, nll };
-  const order = [...rows.keys()].sort((a, b) => rows[a] - rows[b]);
-  return {
-    rows: Uint32Array.from(order, (i) => rows[i]),
-    matches: Uint8Array.from(order, (i) => matches[i]),
-    prefix: Uint8Array.from(order, (i) => prefix[i]),
-    nll: Float32Array.from(order, (i) => nll[i]),
-  };
-}
-
-function continuationOf(manifest: Manifest): number {
+/** The continuation length l the manifest's settings score (0 when they name none). */
+export function continuationOf(manifest: Manifest): number {
   const m = manifest.settings.memorization as { continuation?: number } | undefined;
   return m?.continuation ?? 0;
 }
@@ -374,8 +343,9 @@ async function exists(path: string): Promise<boolean> {
   try {
     await stat(path);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    if (isNotFound(e)) return false;
+    throw e;
   }
 }
 

@@ -12,10 +12,18 @@ import { readFileSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { decodeShard, isShardProblem } from "./shard_file.ts";
-import { corruptShardError, readManifest, shardKey } from "./store.ts";
+import {
+  continuationOf,
+  corruptShardError,
+  type Manifest,
+  readManifest,
+  shardKey,
+} from "./store.ts";
+import { UserError } from "../errors.ts";
 import type { ScoreChunk, ScoredCheckpoint, ScoreSource } from "./scored_checkpoint.ts";
 import { chunkMemorized } from "./scored_checkpoint.ts";
 import { listBuilder, rangesBuilder } from "../rowset.ts";
+import { isNotFound } from "../os/fs_errors.ts";
 
 /** A source over shard files (chunk k = the k-th file, shard order). */
 export function shardSource(paths: readonly string[], key: string): ScoreSource {
@@ -37,23 +45,30 @@ export function shardSource(paths: readonly string[], key: string): ScoreSource 
 /**
  * Every checkpoint of the run folder's store with finished shards, as
  * {@link ScoredCheckpoint} in the manifest's order. Shards whose key does not match the
- * manifest are ignored (as {@link readCheckpointScores} does).
+ * manifest are ignored. `known`: the
+ * folder's manifest as the caller holds it (default: read from the folder).
  */
-export async function readStoredCheckpoints(runDir: string): Promise<ScoredCheckpoint[]> {
-  const manifest = await readManifest(runDir);
+export async function readStoredCheckpoints(
+  runDir: string,
+  known?: Manifest | null,
+): Promise<ScoredCheckpoint[]> {
+  const manifest = known ?? await readManifest(runDir);
   if (!manifest) {
-    throw new Error(`${join(runDir, "manifest.json")} not found: run the experiment first`);
+    throw new UserError(
+      `${join(runDir, "manifest.json")} not found: ${runDir} holds no scores; ` +
+        "run the experiment first (deno task experiment <file>)",
+    );
   }
-  const m = manifest.settings.memorization as { continuation?: number } | undefined;
-  const l = m?.continuation ?? 0;
+  const l = continuationOf(manifest);
   const out: ScoredCheckpoint[] = [];
   for (const c of manifest.checkpoints) {
     const dir = join(runDir, "scores", c.model, `step${c.step}`);
     let names: string[];
     try {
       names = (await readdir(dir)).filter((n) => /^shard\d+\.bin$/.test(n));
-    } catch {
-      continue;
+    } catch (e) {
+      if (isNotFound(e)) continue; // nothing scored yet
+      throw e;
     }
     names.sort((a, b) => Number(a.slice(5, -4)) - Number(b.slice(5, -4)));
     const key = shardKey(manifest.settingsHash, c.fingerprint);

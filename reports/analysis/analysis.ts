@@ -14,8 +14,14 @@
  *
  * @module
  */
-import type { AnalysisSettings, CheckpointScores, Experiment } from "../../engine/types.ts";
-import { DEFAULT_RECALLS } from "../../engine/config/schema.ts";
+import {
+  type AnalysisSettings,
+  checkpointKey,
+  checkpointLabel,
+  type CheckpointScores,
+  type Experiment,
+} from "../../engine/types.ts";
+import { DEFAULT_FOLDS, DEFAULT_RECALLS } from "../../engine/config/schema.ts";
 import { UserError } from "../../engine/errors.ts";
 import {
   type PredictorId,
@@ -25,13 +31,7 @@ import {
   type ThresholdCurve,
 } from "./summary.ts";
 import { bootstrapConfusions, type Classifier, confusion, rates } from "./metrics.ts";
-import {
-  type AnalysedCheckpoint,
-  analysedFrom,
-  label,
-  type Resamples,
-  rowSpace,
-} from "./checkpoints.ts";
+import { type AnalysedCheckpoint, analysedFrom, type Resamples, rowSpace } from "./checkpoints.ts";
 import { type ScoredCheckpoint, scoredFromScores } from "../../engine/store/scored_checkpoint.ts";
 import { listHas, RangesCursor } from "../../engine/rowset.ts";
 import { seededRandom } from "../../engine/random.ts";
@@ -93,7 +93,7 @@ export function analysisSettings(exp: Experiment): AnalysisSettings {
   const a: Partial<AnalysisSettings> = exp.analysis;
   return {
     ...exp.analysis,
-    folds: a.folds ?? 5,
+    folds: a.folds ?? DEFAULT_FOLDS,
     recallOver: a.recallOver ?? "all",
     recalls: a.recalls ?? [...DEFAULT_RECALLS],
   };
@@ -123,8 +123,8 @@ function checkTarget(exp: Experiment, runs: readonly ScoredCheckpoint[]): void {
   const id = trainedTarget(exp);
   if (runs.some((s) => sameId(s, id))) return;
   throw new UserError(
-    `no scores for the target ${label(id)} of ${exp.file}; scored runs: ${
-      runs.map((s) => label(s)).join(", ") || "none"
+    `no scores for the target ${checkpointLabel(id)} of ${exp.file}; scored runs: ${
+      runs.map((s) => checkpointLabel(s)).join(", ") || "none"
     }. Score the target first or choose another target.`,
   );
 }
@@ -271,10 +271,75 @@ export function analyzeRuns(
     recallOver: settings.recallOver,
   };
   const positives = foldPositives(target, folds);
-  const all = settings.recallOver === "all";
+  const measured = measureCandidates(others, target, settings, folds, positives);
+  lap("signals");
+  const random = seededRandom(settings.seed);
+  const { resamples, patterns } = bootstrap(measured.classifiers, target, settings, random);
+  lap("bootstrap");
+  const { scaling, laws } = fitLaws(runs, target, measured, resamples, settings, positives, random);
+  lap("fits");
+  const { candidates } = measured;
+  const recommendations = recommend(candidates, laws, resamples, {
+    budgets: settings.budgets,
+    minPrecision: settings.minPrecision,
+    targetCompute: target.compute,
+    positives,
+    recallOver: settings.recallOver,
+  });
+  const computeForRecall = computeForRecalls({
+    recalls: settings.recalls,
+    candidates,
+    laws,
+    minPrecision: settings.minPrecision,
+    targetCompute: target.compute,
+    positives,
+  });
+  lap("recommendations");
+  return {
+    predictors: table,
+    curves: measured.curves,
+    scaling,
+    recommendations,
+    computeForRecall,
+    frontier: heldOutFrontier(candidates, settings.minPrecision, positives),
+    candidates,
+    positives,
+    patterns,
+    seconds,
+  };
+}
 
-  // Candidates and bootstrap classifiers: binary predictors first, then thresholded signals.
-  // Under recall_over: all a classifier counts over every row the target scored.
+/** A run other than the target with its row of the predictor table. */
+interface Other {
+  run: AnalysedCheckpoint;
+  row: PredictorRow;
+}
+
+/** What {@link measureCandidates} measured of the runs other than the target. */
+interface Measured {
+  /** The binary predictors' (compute, recall, precision) points, for the scaling fits. */
+  points: FamilyPoint[];
+  /** Every binary and thresholded candidate with its cross-fit; `index` into `classifiers`. */
+  candidates: Candidate[];
+  /** The candidates' classifiers as the bootstrap counts them. */
+  classifiers: Classifier[];
+  /** The signal curves of the runs that carry scores. */
+  curves: ThresholdCurve[];
+}
+
+/**
+ * Candidates and bootstrap classifiers: binary predictors first, then
+ * thresholded signals. Under recall_over: all a classifier counts over every
+ * row the target scored.
+ */
+function measureCandidates(
+  others: readonly Other[],
+  target: AnalysedCheckpoint,
+  settings: AnalysisSettings,
+  folds: FoldSettings,
+  positives: number[],
+): Measured {
+  const all = settings.recallOver === "all";
   const classifiers: Classifier[] = others.map((o) => ({
     scored: all ? target.scored : o.run.scored,
     memorized: o.run.memorized,
@@ -314,29 +379,51 @@ export function analyzeRuns(
       classifiers.push(c.classifier);
     }
   }
-  lap("signals");
+  return { points, candidates, classifiers, curves };
+}
 
-  let resamples: Resamples | null = null;
-  let patterns = 0;
-  const random = seededRandom(settings.seed);
-  if (settings.bootstrap > 0) {
-    const boot = bootstrapConfusions(
-      classifiers,
-      target.scored,
-      target.memorized,
-      settings.bootstrap,
-      (mean) => poisson(mean, random),
-    );
-    patterns = boot.patterns;
-    resamples = {
+/** The Poisson bootstrap of every classifier's confusion counts (none when `bootstrap` is 0). */
+function bootstrap(
+  classifiers: readonly Classifier[],
+  target: AnalysedCheckpoint,
+  settings: AnalysisSettings,
+  random: () => number,
+): { resamples: Resamples | null; patterns: number } {
+  if (settings.bootstrap <= 0) return { resamples: null, patterns: 0 };
+  const boot = bootstrapConfusions(
+    classifiers,
+    target.scored,
+    target.memorized,
+    settings.bootstrap,
+    (mean) => poisson(mean, random),
+  );
+  return {
+    resamples: {
       counts: boot.counts,
       classifiers: classifiers.length,
       resamples: settings.bootstrap,
-    };
-  }
-  lap("bootstrap");
+    },
+    patterns: boot.patterns,
+  };
+}
 
-  const finals = new Set(runs.filter((r) => r.final).map((r) => `${r.id.model}\u0000${r.id.step}`));
+/**
+ * Scaling laws of recall and precision over compute, per family of binary
+ * and of thresholded predictors; the laws of recommendable families are kept
+ * for the recommendations.
+ */
+function fitLaws(
+  runs: readonly AnalysedCheckpoint[],
+  target: AnalysedCheckpoint,
+  { points, candidates }: Measured,
+  resamples: Resamples | null,
+  settings: AnalysisSettings,
+  positives: number[],
+  random: () => number,
+): { scaling: Summary["scaling"]; laws: FittedLaw[] } {
+  const finals = new Set(
+    runs.filter((r) => r.final).map((r) => checkpointKey(r.id.model, r.id.step)),
+  );
   const thresholded = thresholdedPoints(candidates, settings.minPrecision, positives);
   const thresholdedBoot = settings.bootstrap > 0
     ? pointResamples(thresholded, settings.bootstrap, random)
@@ -363,35 +450,7 @@ export function analyzeRuns(
       }
     }
   }
-  lap("fits");
-  const recommendations = recommend(candidates, laws, resamples, {
-    budgets: settings.budgets,
-    minPrecision: settings.minPrecision,
-    targetCompute: target.compute,
-    positives,
-    recallOver: settings.recallOver,
-  });
-  const computeForRecall = computeForRecalls({
-    recalls: settings.recalls,
-    candidates,
-    laws,
-    minPrecision: settings.minPrecision,
-    targetCompute: target.compute,
-    positives,
-  });
-  lap("recommendations");
-  return {
-    predictors: table,
-    curves,
-    scaling,
-    recommendations,
-    computeForRecall,
-    frontier: heldOutFrontier(candidates, settings.minPrecision, positives),
-    candidates,
-    positives,
-    patterns,
-    seconds,
-  };
+  return { scaling, laws };
 }
 
 /**
@@ -424,24 +483,8 @@ export function analyze(input: AnalysisInput): Summary {
   const finalRuns = runs.filter((r) => r.final);
   const targetModelRuns = runs.filter((r) => r.id.model === target.id.model);
   const byRowRuns = [...new Set([...finalRuns, ...targetModelRuns])];
-  const models = [...new Set(runs.map((r) => r.id.model))];
 
   const continuous = runs.some((r) => r.source);
-  const exampleIds = pickExamples(runs, target, EXAMPLE_COUNT);
-  const l = exp.memorization.continuation;
-  const k = exp.memorization.context;
-  const examples = exampleIds.map((row) => {
-    const raw = input.exampleTokens?.get(row);
-    const tokens = raw ? Array.from(raw) : [];
-    const text = (t: number[]) => (input.decode && t.length > 0 ? input.decode(t) : null);
-    return {
-      row,
-      context: text(tokens.slice(0, k)),
-      continuation: text(tokens.slice(k, k + l)),
-      tokens,
-      caughtBy: caughtBy(runs, target, row),
-    };
-  });
 
   const targetRow = table[runs.indexOf(target)];
   const summary: Summary = {
@@ -478,20 +521,14 @@ export function analyze(input: AnalysisInput): Summary {
     // Without any per-row score (memorized-row lists only) scores are binary: no distributions
     // or correlations of scores to show.
     correlations: continuous
-      ? {
-        models: correlationMatrix(finalRuns),
-        checkpoints: models.map((m) => ({
-          model: m,
-          ...correlationMatrix(runs.filter((r) => r.id.model === m)),
-        })),
-      }
+      ? correlations(runs, finalRuns)
       : { models: { labels: [], values: [], rows: 0 }, checkpoints: [] },
     distributions: continuous ? runs.map(distribution) : [],
     rateByRow: byRowRuns.map((r) => rateByRow(r, size)),
     rateByDuplicates: input.duplicates
       ? byRowRuns.map((s) => rateByDuplicates(s, input.duplicates!))
       : null,
-    examples,
+    examples: examples(input, runs, target),
     statistics: {
       intervals: "Wilson score (95%) for precision and recall",
       bootstrap: settings.bootstrap,
@@ -499,24 +536,65 @@ export function analyze(input: AnalysisInput): Summary {
       patterns: core.patterns,
       folds: settings.folds,
     },
-    run: {
-      command: "",
-      startedAt: null,
-      seconds: null,
-      rowsPerSecond: null,
-      devices: [],
-      models: runs.map((r) => ({
-        name: r.id.model,
-        step: r.id.step,
-        path: exp.suite.models.find((m) => m.name === r.id.model)?.checkpoints
-          .find((c) => c.step === r.id.step)?.path ?? "",
-        fingerprint: null,
-      })),
-      data: { path: exp.data.path, fingerprint: null },
-      missingShards: [],
-      ...input.run,
-    },
+    run: { ...defaultRunInfo(exp, runs), ...input.run },
   };
   summary.verdict = verdict(summary);
   return summary;
+}
+
+/** The example rows with their text and the runs that also memorized them. */
+function examples(
+  input: AnalysisInput,
+  runs: readonly AnalysedCheckpoint[],
+  target: AnalysedCheckpoint,
+): Summary["examples"] {
+  const l = input.experiment.memorization.continuation;
+  const k = input.experiment.memorization.context;
+  return pickExamples(runs, target, EXAMPLE_COUNT).map((row) => {
+    const raw = input.exampleTokens?.get(row);
+    const tokens = raw ? Array.from(raw) : [];
+    const text = (t: number[]) => (input.decode && t.length > 0 ? input.decode(t) : null);
+    return {
+      row,
+      context: text(tokens.slice(0, k)),
+      continuation: text(tokens.slice(k, k + l)),
+      tokens,
+      caughtBy: caughtBy(runs, target, row),
+    };
+  });
+}
+
+/** Score correlations between the final models and between each model's checkpoints. */
+function correlations(
+  runs: readonly AnalysedCheckpoint[],
+  finalRuns: readonly AnalysedCheckpoint[],
+): Summary["correlations"] {
+  const models = [...new Set(runs.map((r) => r.id.model))];
+  return {
+    models: correlationMatrix(finalRuns),
+    checkpoints: models.map((m) => ({
+      model: m,
+      ...correlationMatrix(runs.filter((r) => r.id.model === m)),
+    })),
+  };
+}
+
+/** `Summary.run` when the caller says nothing of how the scores were produced. */
+function defaultRunInfo(exp: Experiment, runs: readonly AnalysedCheckpoint[]): Summary["run"] {
+  return {
+    command: "",
+    startedAt: null,
+    seconds: null,
+    rowsPerSecond: null,
+    devices: [],
+    models: runs.map((r) => ({
+      name: r.id.model,
+      step: r.id.step,
+      path: exp.suite.models.find((m) => m.name === r.id.model)?.checkpoints
+        .find((c) => c.step === r.id.step)?.path ?? "",
+      fingerprint: null,
+    })),
+    data: { path: exp.data.path, fingerprint: null },
+    missingShards: [],
+  };
 }

@@ -7,10 +7,10 @@
  *
  * @module
  */
-import type { CheckpointScores, Experiment, ModelSpec } from "../../engine/types.ts";
+import type { Experiment, ModelSpec } from "../../engine/types.ts";
 import type { PredictorId } from "./summary.ts";
 import { UserError } from "../../engine/errors.ts";
-import { type ScoredCheckpoint, scoredFromScores } from "../../engine/store/scored_checkpoint.ts";
+import type { ScoredCheckpoint } from "../../engine/store/scored_checkpoint.ts";
 import { rangesEnd } from "../../engine/rowset.ts";
 
 /** One (model, step) run of the suite with what the analysis derives from its id. */
@@ -19,11 +19,6 @@ export interface AnalysedCheckpoint extends ScoredCheckpoint {
   parameters: number;
   compute: number;
   final: boolean;
-}
-
-/** `model/step` label of a run. */
-export function label(id: PredictorId): string {
-  return `${id.model}@${id.step}`;
 }
 
 /** The parameter count entering C = 6·N·D (non-embedding falls back to total when unknown). */
@@ -48,11 +43,6 @@ export function specOf(exp: Experiment, model: string): ModelSpec {
     );
   }
   return spec;
-}
-
-/** A run from scores held in memory (rows ascending). */
-export function analysedFromScores(s: CheckpointScores, exp: Experiment): AnalysedCheckpoint {
-  return analysedFrom(scoredFromScores(s), exp);
 }
 
 /** A run from its data (the store reader's, an import's, or built directly by a benchmark). */

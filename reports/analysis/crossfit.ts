@@ -24,9 +24,6 @@ export interface Counts {
   fn: number;
 }
 
-/** Default number of folds. */
-export const DEFAULT_FOLDS = 5;
-
 /**
  * A predictor's evidence per fold, binned from the strongest evidence of
  * memorization (bin 0) to the weakest; the rule "bins 0 … b" predicts

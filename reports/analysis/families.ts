@@ -9,6 +9,7 @@ import type { FormFit, PredictorId, PredictorKind, ScalingFit } from "./summary.
 import { bootPrecision, bootRecall, type Resamples } from "./checkpoints.ts";
 import { quantile } from "./stats.ts";
 import { fitFamily, fitForm, type Form, PRECISION_FORMS, RECALL_FORMS, refit } from "./scaling.ts";
+import { checkpointKey } from "../../engine/types.ts";
 
 /** A measured point: one binary predictor with its classifier index in the resamples. */
 export interface FamilyPoint {
@@ -98,44 +99,9 @@ export function fitScaling(
   };
   if (!fam.chosen) return { summary, law: null };
   const { form, params } = fam.chosen;
-  const boot: number[][] = [];
-  const resampleOf: number[] = [];
-  if (resamples) {
-    const get = metric === "recall" ? bootRecall : bootPrecision;
-    for (let b = 0; b < resamples.resamples; b++) {
-      const yb = pts.map((p) => get(resamples, b, p.index));
-      if (yb.some(Number.isNaN)) continue;
-      const pb = refit(form, xs, yb, params);
-      if (pb) {
-        boot.push(pb);
-        resampleOf.push(b);
-      }
-    }
-  }
-  const x0 = xs[0] - 0.5;
-  const x1 = Math.max(0, xs[xs.length - 1]);
-  for (let g = 0; g < GRID; g++) {
-    const x = x0 + ((x1 - x0) * g) / (GRID - 1);
-    const value = form.predict(params, x);
-    const vals = boot.map((pb) => form.predict(pb, x));
-    summary.curve.push({
-      compute: c0 * Math.pow(10, x),
-      value,
-      lo: vals.length > 0 ? quantile(vals, 0.025) : value,
-      hi: vals.length > 0 ? quantile(vals, 0.975) : value,
-    });
-  }
-  if (xs.length >= 3) {
-    const n = xs.length - 1;
-    const sol = fitForm(form, xs.slice(0, n), ys.slice(0, n));
-    if (sol) {
-      summary.looLargest = {
-        compute: pts[n].compute,
-        predicted: form.predict(sol.params, xs[n]),
-        actual: ys[n],
-      };
-    }
-  }
+  const { boot, resampleOf } = bootstrapFits(form, params, xs, pts, metric, resamples);
+  summary.curve = curveWithBand(form, params, boot, xs, c0);
+  summary.looLargest = largestLeftOut(form, xs, ys, pts);
   return {
     summary,
     law: {
@@ -150,6 +116,68 @@ export function fitScaling(
       limits: [pts[0].compute / 10, family.maxCompute ?? pts[pts.length - 1].compute],
     },
   };
+}
+
+/** The chosen form refitted to every bootstrap resample of the points (those that converge). */
+function bootstrapFits(
+  form: Form,
+  params: number[],
+  xs: number[],
+  pts: readonly FamilyPoint[],
+  metric: "recall" | "precision",
+  resamples: Resamples | null,
+): { boot: number[][]; resampleOf: number[] } {
+  const boot: number[][] = [];
+  const resampleOf: number[] = [];
+  if (!resamples) return { boot, resampleOf };
+  const get = metric === "recall" ? bootRecall : bootPrecision;
+  for (let b = 0; b < resamples.resamples; b++) {
+    const yb = pts.map((p) => get(resamples, b, p.index));
+    if (yb.some(Number.isNaN)) continue;
+    const pb = refit(form, xs, yb, params);
+    if (pb) {
+      boot.push(pb);
+      resampleOf.push(b);
+    }
+  }
+  return { boot, resampleOf };
+}
+
+/** The fitted curve on a grid from half a decade below the points to the target, with a 95% band. */
+function curveWithBand(
+  form: Form,
+  params: number[],
+  boot: number[][],
+  xs: number[],
+  c0: number,
+): ScalingFit["curve"] {
+  const x0 = xs[0] - 0.5;
+  const x1 = Math.max(0, xs[xs.length - 1]);
+  return Array.from({ length: GRID }, (_, g) => {
+    const x = x0 + ((x1 - x0) * g) / (GRID - 1);
+    const value = form.predict(params, x);
+    const vals = boot.map((pb) => form.predict(pb, x));
+    return {
+      compute: c0 * Math.pow(10, x),
+      value,
+      lo: vals.length > 0 ? quantile(vals, 0.025) : value,
+      hi: vals.length > 0 ? quantile(vals, 0.975) : value,
+    };
+  });
+}
+
+/** The largest point as the form fitted to the others predicts it (three points or more). */
+function largestLeftOut(
+  form: Form,
+  xs: number[],
+  ys: number[],
+  pts: readonly FamilyPoint[],
+): ScalingFit["looLargest"] {
+  if (xs.length < 3) return null;
+  const n = xs.length - 1;
+  const sol = fitForm(form, xs.slice(0, n), ys.slice(0, n));
+  if (!sol) return null;
+  return { compute: pts[n].compute, predicted: form.predict(sol.params, xs[n]), actual: ys[n] };
 }
 
 /** Evaluates a law at compute C with a 95% bootstrap interval (the point value when no resamples). */
@@ -180,7 +208,7 @@ export function makeFamilies(
   finals: Set<string>,
   targetCompute: number,
 ): Family[] {
-  const key = (id: PredictorId) => `${id.model}\u0000${id.step}`;
+  const key = (id: PredictorId) => checkpointKey(id.model, id.step);
   const others = points.filter((p) => key(p.id) !== key(target));
   const families: Family[] = [
     {

@@ -7,7 +7,7 @@
  */
 import type { Matrix, PredictorId, Summary } from "./summary.ts";
 import { confusion, rates } from "./metrics.ts";
-import { type AnalysedCheckpoint, label } from "./checkpoints.ts";
+import type { AnalysedCheckpoint } from "./checkpoints.ts";
 import { pearsonFromSums } from "./stats.ts";
 import type {
   ScoreChunk,
@@ -23,6 +23,7 @@ import {
   rangesCountIn,
   restrictList,
 } from "../../engine/rowset.ts";
+import { checkpointLabel } from "../../engine/types.ts";
 
 /** Matches of rows asked in ascending order, read chunk by chunk from a source. */
 class MatchCursor {
@@ -52,7 +53,7 @@ class MatchCursor {
  * intersections alone (exactly the same sums).
  */
 export function correlationMatrix(runs: readonly ScoredCheckpoint[]): Matrix {
-  const labels = runs.map((s) => label(s));
+  const labels = runs.map((s) => checkpointLabel(s));
   if (runs.length === 0) return { labels, values: [], rows: 0 };
   let common = runs[0].scored;
   for (const r of runs.slice(1)) common = intersectRanges(common, r.scored);
@@ -168,5 +169,5 @@ export function pairMatrix(runs: readonly AnalysedCheckpoint[]): Summary["pairMa
       recall[i][j] = r.recall;
     })
   );
-  return { labels: runs.map((r) => label(r.id)), precision, recall };
+  return { labels: runs.map((r) => checkpointLabel(r.id)), precision, recall };
 }

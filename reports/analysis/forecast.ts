@@ -19,8 +19,8 @@ import { selectHeldOut } from "./crossfit.ts";
 import { rates } from "./metrics.ts";
 import { wilson } from "./stats.ts";
 import type { Counts } from "./crossfit.ts";
-import { label } from "./checkpoints.ts";
 import { binOf, foldOf } from "./histograms.ts";
+import { checkpointLabel } from "../../engine/types.ts";
 
 /** What to forecast with (all optional: the best held-out choice the other run allows). */
 export interface ForecastOptions {
@@ -136,7 +136,7 @@ export function chooseForecast(
   if (pool.length === 0) {
     throw new UserError(
       `no run of the forecast run is among the calibration's predictors (${
-        [...new Set(cal.candidates.map((c) => label(c.id)))].join(", ")
+        [...new Set(cal.candidates.map((c) => checkpointLabel(c.id)))].join(", ")
       }): score one of them first`,
     );
   }
@@ -145,9 +145,15 @@ export function chooseForecast(
     pool = pool.filter((c) => same(c.id, p));
     if (pool.length === 0) {
       throw new UserError(
-        `--predictor ${label(p)}: not a predictor of the calibration that the forecast run has ` +
+        `--predictor ${
+          checkpointLabel(p)
+        }: not a predictor of the calibration that the forecast run has ` +
           `scored; available: ${
-            [...new Set(cal.candidates.filter((c) => available(c.id)).map((c) => label(c.id)))]
+            [
+              ...new Set(
+                cal.candidates.filter((c) => available(c.id)).map((c) => checkpointLabel(c.id)),
+              ),
+            ]
               .join(", ")
           }`,
       );
@@ -238,7 +244,9 @@ export function flagRows(
     const src = run.source;
     if (!src || (s === "prefix" && !src.prefix) || (s === "nll" && !src.nll)) {
       throw new UserError(
-        `the forecast run's scores of ${label(run)} carry no ${s}: score it with this harness ` +
+        `the forecast run's scores of ${
+          checkpointLabel(run)
+        } carry no ${s}: score it with this harness ` +
           `(imported memorized-row lists are binary) or use --signal binary`,
       );
     }

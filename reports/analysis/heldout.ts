@@ -27,6 +27,7 @@ import type { FittedLaw } from "./families.ts";
 import { computeForRecall, measuredComputeForRecall } from "./compute_for_recall.ts";
 import type { Random } from "../../engine/random.ts";
 import { poisson } from "./stats.ts";
+import { checkpointKey } from "../../engine/types.ts";
 
 /** How rows are folded and recall is counted. */
 export interface FoldSettings {
@@ -141,7 +142,7 @@ export function thresholdedPoints(
   const byRun = new Map<string, Candidate[]>();
   for (const c of candidates) {
     if (c.signal === "binary") continue;
-    const key = `${c.id.model}\u0000${c.id.step}`;
+    const key = checkpointKey(c.id.model, c.id.step);
     byRun.set(key, [...(byRun.get(key) ?? []), c]);
   }
   const out: ThresholdedPoint[] = [];

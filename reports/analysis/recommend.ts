@@ -17,11 +17,12 @@ import type {
   RecallOver,
   Recommendation,
 } from "./summary.ts";
-import { bootPrecision, bootRecall, label, type Resamples } from "./checkpoints.ts";
+import { bootPrecision, bootRecall, type Resamples } from "./checkpoints.ts";
 import { evaluateLaw, type FittedLaw } from "./families.ts";
 import { percent } from "./stats.ts";
 import { type CrossFit, selectHeldOut, type Selection } from "./crossfit.ts";
 import { rates } from "./metrics.ts";
+import { checkpointLabel } from "../../engine/types.ts";
 
 /**
  * A measured candidate: a binary predictor or a thresholded signal of a run,
@@ -149,8 +150,8 @@ export function recommend(
 /** How a pick is applied, in words: "memorized by M@S" or "nll ≤ T under M@S". */
 export function ruleText(m: PredictorId & { signal: string; threshold: number | null }): string {
   return m.signal === "binary"
-    ? `memorized by ${label(m)}`
-    : `${m.signal} ${m.signal === "nll" ? "<" : "≥"} ${m.threshold} under ${label(m)}`;
+    ? `memorized by ${checkpointLabel(m)}`
+    : `${m.signal} ${m.signal === "nll" ? "<" : "≥"} ${m.threshold} under ${checkpointLabel(m)}`;
 }
 
 function noteOf(

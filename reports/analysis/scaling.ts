@@ -207,7 +207,9 @@ export function levenbergMarquardt(
       let delta: number[];
       try {
         delta = (lusolve(m, jtr) as number[][]).map((r) => r[0]);
-      } catch {
+      } catch (e) {
+        // A singular system: damp more and retry.
+        if (!(e instanceof Error && /singular/.test(e.message))) throw e;
         lambda *= 4;
         continue;
       }

@@ -7,6 +7,7 @@
 import type { Summary } from "./summary.ts";
 import { percent } from "./stats.ts";
 import { ruleText } from "./recommend.ts";
+import { checkpointLabel } from "../../engine/types.ts";
 
 /**
  * The answer first: "to catch R of the target's memorization at precision P
@@ -49,35 +50,45 @@ export function verdict(s: Summary): string {
   const lead = answer(s);
   const parts = [
     ...(lead ? [lead] : []),
-    `The target ${t.model}@${t.step} memorizes ${t.memorized} of ${t.rowsScored} rows scored (${
+    `The target ${checkpointLabel(t)} memorizes ${t.memorized} of ${t.rowsScored} rows scored (${
       percent(t.rate)
     }).`,
   ];
-  if (t.memorized === 0) {
-    const dist = s.distributions.find((d) => d.model === t.model && d.step === t.step);
-    const best = dist ? dist.counts.findLastIndex((c) => c > 0) : -1;
-    const l = dist ? dist.counts.length - 1 : s.experiment.memorization.continuation;
-    parts.push(
-      `No row is memorized${
-        best >= 0 ? ` (its best row matches ${best} of ${l} continuation tokens)` : ""
-      }, so precision and recall are undefined and no predictor can be recommended; a longer-trained or larger target, or a shorter continuation, would make the comparison informative.`,
-    );
-    return parts.join(" ");
-  }
+  if (t.memorized === 0) return [...parts, nothingMemorized(s)].join(" ");
+  return [...parts, ...finalModels(s), ...thresholding(s), ...floor(s), ...lawCheck(s)].join(" ");
+}
+
+/** Why nothing can be said when the target memorizes no row. */
+function nothingMemorized(s: Summary): string {
+  const t = s.target;
+  const dist = s.distributions.find((d) => d.model === t.model && d.step === t.step);
+  const best = dist ? dist.counts.findLastIndex((c) => c > 0) : -1;
+  const l = dist ? dist.counts.length - 1 : s.experiment.memorization.continuation;
+  return `No row is memorized${
+    best >= 0 ? ` (its best row matches ${best} of ${l} continuation tokens)` : ""
+  }, so precision and recall are undefined and no predictor can be recommended; a longer-trained or larger target, or a shorter continuation, would make the comparison informative.`;
+}
+
+/** The range of precision and recall of the fully trained smaller models. */
+function finalModels(s: Summary): string[] {
+  const t = s.target;
   const finals = s.predictors.filter((p) =>
     p.final && !(p.model === t.model && p.step === t.step) && p.recall !== null
   ).sort((a, b) => a.compute - b.compute);
-  if (finals.length > 0) {
-    const lo = finals[0];
-    const hi = finals[finals.length - 1];
-    parts.push(
-      `Fully trained smaller models predict it with precision ${f3(lo.precision)}–${
-        f3(hi.precision)
-      } and recall ${f3(lo.recall)} (${lo.model}, ${
-        percent(lo.computeFraction)
-      } of its compute) to ${f3(hi.recall)} (${hi.model}, ${percent(hi.computeFraction)}).`,
-    );
-  }
+  if (finals.length === 0) return [];
+  const lo = finals[0];
+  const hi = finals[finals.length - 1];
+  return [
+    `Fully trained smaller models predict it with precision ${f3(lo.precision)}–${
+      f3(hi.precision)
+    } and recall ${f3(lo.recall)} (${lo.model}, ${percent(lo.computeFraction)} of its compute) to ${
+      f3(hi.recall)
+    } (${hi.model}, ${percent(hi.computeFraction)}).`,
+  ];
+}
+
+/** Where thresholding a continuous signal raises recall most (or that it does not). */
+function thresholding(s: Summary): string[] {
   const improved = s.curves.filter((c) =>
     c.best && c.signal !== "score" && c.recallAtBinaryPrecision !== null
   );
@@ -87,44 +98,50 @@ export function verdict(s: Summary): string {
   }).sort((a, b) => b.gain - a.gain);
   if (gains.length > 0 && gains[0].gain > 0.005) {
     const g = gains[0];
-    parts.push(
-      `Thresholding a continuous signal helps most for ${g.c.model}@${g.c.step} (${g.c.signal}): recall rises by ${
+    return [
+      `Thresholding a continuous signal helps most for ${
+        checkpointLabel(g.c)
+      } (${g.c.signal}): recall rises by ${
         (100 * g.gain).toFixed(1)
       } points at the same precision.`,
-    );
-  } else if (s.curves.length > 0) {
-    parts.push(
-      "Thresholding continuous signals does not raise recall at the binary predictor's precision.",
-    );
+    ];
   }
+  if (s.curves.length === 0) return [];
+  return [
+    "Thresholding continuous signals does not raise recall at the binary predictor's precision.",
+  ];
+}
+
+/** From which budget the precision floor holds on held-out rows (or that it never does). */
+function floor(s: Summary): string[] {
+  if (s.recommendations.length === 0) return [];
   const held = s.recommendations.filter((r) => r.floorHolds);
-  if (s.recommendations.length > 0) {
-    if (held.length === 0) {
-      parts.push(
-        `At no budget up to ${
-          percent(Math.max(...s.recommendations.map((r) => r.budgetFraction)))
-        } of the target's compute does the precision floor ${s.experiment.minPrecision} hold with 95% confidence on held-out rows.`,
-      );
-    } else {
-      const r = held[0];
-      const m = r.measured!;
-      parts.push(
-        `The floor ${s.experiment.minPrecision} holds with 95% confidence from ${
-          percent(r.budgetFraction)
-        } of the target's compute on: ${ruleText(m)}, recall ${percent(m.recall)} at precision ${
-          m.precision.toFixed(3)
-        } (held out).`,
-      );
-    }
+  if (held.length === 0) {
+    return [
+      `At no budget up to ${
+        percent(Math.max(...s.recommendations.map((r) => r.budgetFraction)))
+      } of the target's compute does the precision floor ${s.experiment.minPrecision} hold with 95% confidence on held-out rows.`,
+    ];
   }
+  const r = held[0];
+  const m = r.measured!;
+  return [
+    `The floor ${s.experiment.minPrecision} holds with 95% confidence from ${
+      percent(r.budgetFraction)
+    } of the target's compute on: ${ruleText(m)}, recall ${percent(m.recall)} at precision ${
+      m.precision.toFixed(3)
+    } (held out).`,
+  ];
+}
+
+/** How well the sizes' recall law predicts the largest predictor from the others. */
+function lawCheck(s: Summary): string[] {
   const law = s.scaling.find((f) => f.family === "sizes (final step)" && f.metric === "recall");
-  if (law?.looLargest) {
-    const e = law.looLargest;
-    parts.push(
-      `The recall law of the sizes (${law.chosen}) predicts the largest predictor at ${
-        f3(e.predicted)
-      } from the others (measured ${f3(e.actual)}).`,
-    );
-  }
-  return parts.join(" ");
+  if (!law?.looLargest) return [];
+  const e = law.looLargest;
+  return [
+    `The recall law of the sizes (${law.chosen}) predicts the largest predictor at ${
+      f3(e.predicted)
+    } from the others (measured ${f3(e.actual)}).`,
+  ];
 }

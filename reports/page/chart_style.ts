@@ -5,7 +5,6 @@
  * @module
  */
 import type { Config, TopLevelSpec } from "vega-lite";
-import type { PredictorId } from "../analysis/summary.ts";
 
 /** Okabe–Ito categorical colours (readable with the common colour-vision deficiencies). */
 export const OKABE_ITO = [
@@ -53,11 +52,6 @@ export const WIDTH = 560;
 export const HEIGHT = 300;
 /** The log compute axis every compute chart shares. */
 export const COMPUTE_AXIS = { title: "compute C = 6·N·D (FLOPs, log scale)", format: "~s" };
-
-/** `model @ step`, the label of a run everywhere in the report. */
-export function runLabel(p: PredictorId): string {
-  return `${p.model} @ ${p.step}`;
-}
 
 /** A data row of a chart. */
 export type Row = Record<string, unknown>;

@@ -16,15 +16,15 @@ import {
   HEIGHT,
   nom,
   type Row,
-  runLabel,
   unit,
   WIDTH,
 } from "./chart_style.ts";
 import { correlationCharts } from "./heatmaps.ts";
 import { duplicatesChart, rateByRowChart } from "./rate_charts.ts";
 import type { Summary } from "../analysis/summary.ts";
+import { checkpointLabel } from "../../engine/types.ts";
 
-export { type Chart, CHART_CONFIG, OKABE_ITO, runLabel } from "./chart_style.ts";
+export { type Chart, CHART_CONFIG, OKABE_ITO } from "./chart_style.ts";
 
 function scalingChart(
   summary: Summary,
@@ -32,27 +32,7 @@ function scalingChart(
   kind: "binary" | "thresholded" = "binary",
 ): Chart {
   const fits = summary.scaling.filter((s) => s.metric === metric && (s.kind ?? "binary") === kind);
-  const band: Row[] = [];
-  const points: Row[] = [];
-  for (const fit of fits) {
-    const form = fit.chosen ?? "none";
-    for (const c of fit.curve) {
-      band.push({
-        family: fit.family,
-        band: fit.family,
-        form,
-        compute: c.compute,
-        value: c.value,
-        lo: c.lo,
-        hi: c.hi,
-      });
-    }
-    for (const p of fit.points) {
-      // A run in several families (e.g. `all`) is drawn once, in its first family.
-      if (points.some((q) => q.run === runLabel(p))) continue;
-      points.push({ family: fit.family, run: runLabel(p), compute: p.compute, value: p.value });
-    }
-  }
+  const { band, points } = scalingRows(fits);
   const x = { field: "compute", type: "quantitative", scale: { type: "log" }, axis: COMPUTE_AXIS };
   // One colour per family on every layer; the band's `fill` (no legend) reads a copy of the
   // family field so that its hidden legend is not merged with the visible one.
@@ -121,10 +101,44 @@ function scalingChart(
   };
 }
 
+/** The fitted curves with their bands, and the measured points (each run once). */
+function scalingRows(fits: Summary["scaling"]): { band: Row[]; points: Row[] } {
+  const band: Row[] = [];
+  const points: Row[] = [];
+  for (const fit of fits) {
+    const form = fit.chosen ?? "none";
+    for (const c of fit.curve) {
+      band.push({
+        family: fit.family,
+        band: fit.family,
+        form,
+        compute: c.compute,
+        value: c.value,
+        lo: c.lo,
+        hi: c.hi,
+      });
+    }
+    for (const p of fit.points) {
+      // A run in several families (e.g. `all`) is drawn once, in its first family.
+      if (points.some((q) => q.run === checkpointLabel(p))) continue;
+      points.push({
+        family: fit.family,
+        run: checkpointLabel(p),
+        compute: p.compute,
+        value: p.value,
+      });
+    }
+  }
+  return { band, points };
+}
+
 function targetRule(summary: Summary) {
   return {
     data: {
-      values: [{ run: `target ${runLabel(summary.target)}`, compute: summary.target.compute }],
+      values: [{
+        run: `target ${checkpointLabel(summary.target)}`,
+        compute: summary.target.compute,
+      }],
     },
     mark: { type: "rule", strokeDash: [4, 4], color: "#555555" },
     encoding: {
@@ -136,53 +150,7 @@ function targetRule(summary: Summary) {
 
 function frontierChart(summary: Summary): Chart {
   const min = summary.experiment.minPrecision;
-  const covered = summary.experiment.recallOver === "covered";
-  const all = summary.predictors
-    .filter((p) => (covered ? p.recall : p.recallAll) !== null)
-    .map((p) => ({
-      run: runLabel(p),
-      model: p.model,
-      compute: p.compute,
-      recall: covered ? p.recall : p.recallAll,
-      precision: p.precision,
-      meets: (p.precision ?? 0) >= min ? `precision ≥ ${min}` : `precision < ${min}`,
-    }));
-  // The held-out frontier: the recommendation at every candidate compute.
-  const frontier: Row[] = (summary.frontier ?? []).flatMap((f) =>
-    f.measured
-      ? [{
-        run: runLabel(f.measured),
-        signal: f.measured.signal,
-        compute: f.budget,
-        recall: f.measured.recall,
-        precision: f.measured.precision,
-      }]
-      : []
-  );
-  // A pick sits on the frontier at the budget's step: the largest candidate compute within it.
-  const stepOf = (budget: number) => {
-    let at = null as number | null;
-    for (const f of summary.frontier ?? []) if (f.budget <= budget * (1 + 1e-12)) at = f.budget;
-    return at;
-  };
-  const picks = summary.recommendations.flatMap((r) => {
-    const at = r.measured ? stepOf(r.budget) : null;
-    return r.measured && at !== null
-      ? [{
-        run: runLabel(r.measured),
-        budget: r.budgetFraction,
-        signal: r.measured.signal,
-        compute: at,
-        own: r.measured.compute,
-        recall: r.measured.recall,
-        precision: r.measured.precision,
-      }]
-      : [];
-  });
-  const budgets = summary.recommendations.map((r) => ({
-    budget: r.budgetFraction,
-    compute: r.budget,
-  }));
+  const { all, frontier, picks, budgets } = frontierRows(summary);
   const x = { field: "compute", type: "quantitative", scale: { type: "log" }, axis: COMPUTE_AXIS };
   const y = {
     field: "recall",
@@ -254,6 +222,64 @@ function frontierChart(summary: Summary): Chart {
   };
 }
 
+/**
+ * The frontier chart's rows: every measured predictor, the held-out frontier,
+ * the recommended picks on it and the budgets.
+ */
+function frontierRows(
+  summary: Summary,
+): { all: Row[]; frontier: Row[]; picks: Row[]; budgets: Row[] } {
+  const min = summary.experiment.minPrecision;
+  const covered = summary.experiment.recallOver === "covered";
+  const all = summary.predictors
+    .filter((p) => (covered ? p.recall : p.recallAll) !== null)
+    .map((p) => ({
+      run: checkpointLabel(p),
+      model: p.model,
+      compute: p.compute,
+      recall: covered ? p.recall : p.recallAll,
+      precision: p.precision,
+      meets: (p.precision ?? 0) >= min ? `precision ≥ ${min}` : `precision < ${min}`,
+    }));
+  // The held-out frontier: the recommendation at every candidate compute.
+  const frontier: Row[] = (summary.frontier ?? []).flatMap((f) =>
+    f.measured
+      ? [{
+        run: checkpointLabel(f.measured),
+        signal: f.measured.signal,
+        compute: f.budget,
+        recall: f.measured.recall,
+        precision: f.measured.precision,
+      }]
+      : []
+  );
+  // A pick sits on the frontier at the budget's step: the largest candidate compute within it.
+  const stepOf = (budget: number) => {
+    let at = null as number | null;
+    for (const f of summary.frontier ?? []) if (f.budget <= budget * (1 + 1e-12)) at = f.budget;
+    return at;
+  };
+  const picks = summary.recommendations.flatMap((r) => {
+    const at = r.measured ? stepOf(r.budget) : null;
+    return r.measured && at !== null
+      ? [{
+        run: checkpointLabel(r.measured),
+        budget: r.budgetFraction,
+        signal: r.measured.signal,
+        compute: at,
+        own: r.measured.compute,
+        recall: r.measured.recall,
+        precision: r.measured.precision,
+      }]
+      : [];
+  });
+  const budgets = summary.recommendations.map((r) => ({
+    budget: r.budgetFraction,
+    compute: r.budget,
+  }));
+  return { all, frontier, picks, budgets };
+}
+
 /** Per model, the curve whose held-out recall at the floor is highest (then average precision). */
 function bestCurves(summary: Summary): Set<string> {
   const score = (c: Summary["curves"][number]) => [
@@ -270,7 +296,7 @@ function bestCurves(summary: Summary): Set<string> {
       if (r > br || (r === br && ap > bap)) best.set(c.model, c);
     }
   }
-  return new Set([...best.values()].map((c) => `${runLabel(c)} ${c.signal}`));
+  return new Set([...best.values()].map((c) => `${checkpointLabel(c)} ${c.signal}`));
 }
 
 const SHOW_BEST = "the best run and signal per model";
@@ -280,9 +306,9 @@ function prChart(summary: Summary): Chart {
   const best = bestCurves(summary);
   const values = summary.curves.flatMap((c) =>
     c.points.filter((p) => p.precision !== null).map((p) => ({
-      run: runLabel(c),
-      curve: `${runLabel(c)} ${c.signal}`,
-      best: best.has(`${runLabel(c)} ${c.signal}`),
+      run: checkpointLabel(c),
+      curve: `${checkpointLabel(c)} ${c.signal}`,
+      best: best.has(`${checkpointLabel(c)} ${c.signal}`),
       model: c.model,
       step: c.step,
       signal: c.signal,
@@ -339,7 +365,7 @@ function distributionChart(summary: Summary): Chart {
   const l = summary.experiment.memorization.continuation;
   const values = summary.distributions.flatMap((d) =>
     d.counts.flatMap((count, matches) =>
-      count > 0 ? [{ run: runLabel(d), model: d.model, step: d.step, matches, count }] : []
+      count > 0 ? [{ run: checkpointLabel(d), model: d.model, step: d.step, matches, count }] : []
     )
   );
   return {

@@ -10,6 +10,7 @@ import { escapeHtml as e } from "./html.ts";
 import { PAGE_STYLE } from "./page_assets.ts";
 import type { ForecastFile } from "../analysis/forecast.ts";
 import type { Estimate } from "../analysis/summary.ts";
+import { checkpointLabel } from "../../engine/types.ts";
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 const est = (v: Estimate) =>
@@ -17,7 +18,7 @@ const est = (v: Estimate) =>
 
 /** The page text of a forecast. */
 export function forecastPage(f: ForecastFile): string {
-  const t = `${f.calibration.target.model}@${f.calibration.target.step}`;
+  const t = checkpointLabel(f.calibration.target);
   const over = f.expected.recallOver === "all"
     ? "of the rows the target will memorize"
     : "of the target's memorized rows the predictor scores";

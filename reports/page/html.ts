@@ -13,10 +13,10 @@
  */
 import type { Spec as VegaSpec } from "vega";
 import type { Chart } from "./charts.ts";
-import { runLabel } from "./charts.ts";
 import type { Interval, PredictorRow, Summary } from "../analysis/summary.ts";
 import type { VendorScripts } from "./vendor.ts";
 import { PAGE_SCRIPT, PAGE_STYLE } from "./page_assets.ts";
+import { checkpointLabel } from "../../engine/types.ts";
 
 /** A chart ready for the page. */
 export interface CompiledChart {
@@ -85,7 +85,7 @@ function recommendationTable(s: Summary): string {
   const rows = s.recommendations.map((r) => {
     const m = r.measured;
     const pick = m
-      ? `${e(runLabel(m))}<br><span class="muted">${e(m.signal)}${
+      ? `${e(checkpointLabel(m))}<br><span class="muted">${e(m.signal)}${
         m.threshold === null ? "" : ` ${m.signal === "nll" ? "&lt;" : "≥"} ${e(thr(m.threshold))}`
       }</span>`
       : `<span class="muted">none within budget</span>`;
@@ -140,7 +140,7 @@ function computeTable(s: Summary): string {
         ? `<span class="muted">not reached (upper end reaches it from ${f(m.lo)})</span>`
         : `${f(m.fraction)} <span class="ci">[${f(m.lo)}, ${m.hi === null ? "—" : f(m.hi)}]</span>${
           m.pick
-            ? `<br><span class="muted">${e(runLabel(m.pick))} ${e(m.pick.signal)}${
+            ? `<br><span class="muted">${e(checkpointLabel(m.pick))} ${e(m.pick.signal)}${
               m.pick.threshold === null ? "" : ` ${e(thr(m.pick.threshold))}`
             }</span>`
             : ""
@@ -197,7 +197,7 @@ function predictorTables(s: Summary): string {
   const ckpts = s.predictors.filter((p) => p.model === t.model);
   const rest = s.predictors.filter((p) => !sizes.includes(p) && !ckpts.includes(p));
   return `
-<h3>Smaller models (final step) predicting ${e(runLabel(t))}</h3>
+<h3>Smaller models (final step) predicting ${e(checkpointLabel(t))}</h3>
 ${table(PREDICTOR_HEAD, predictorRows(sizes))}
 <h3>Checkpoints of ${e(t.model)} predicting its step ${t.step}</h3>
 ${table(PREDICTOR_HEAD, predictorRows(ckpts))}
@@ -237,7 +237,7 @@ function scalingTable(s: Summary): string {
 
 function curveTable(s: Summary): string {
   const rows = s.curves.map((c) => [
-    e(runLabel(c)),
+    e(checkpointLabel(c)),
     e(c.signal),
     num(c.averagePrecision),
     num(c.recallAtBinaryPrecision),
@@ -284,7 +284,7 @@ function examples(s: Summary): string {
     s.predictors.filter((p) => p.model !== s.target.model || p.step !== s.target.step).length;
   return s.examples.map((x) => {
     const caught = x.caughtBy.length > 0
-      ? x.caughtBy.map((p) => `<li>${e(runLabel(p))}</li>`).join("")
+      ? x.caughtBy.map((p) => `<li>${e(checkpointLabel(p))}</li>`).join("")
       : `<li class="muted">no predictor</li>`;
     const text = x.context !== null || x.continuation !== null
       ? `<pre class="sample"><span class="ctx">${e(x.context ?? "")}</span><mark>${
@@ -304,7 +304,7 @@ function runSection(s: Summary): string {
   const m = s.experiment.memorization;
   const settings: [string, string][] = [
     ["experiment file", s.experiment.file],
-    ["target", runLabel(s.experiment.target)],
+    ["target", checkpointLabel(s.experiment.target)],
     [
       "memorization",
       `offset ${m.offset}, context ${m.context}, continuation ${m.continuation}, mode ${m.mode}`,
@@ -351,14 +351,14 @@ function importedSection(
     ],
   ].map(([k, v]) => `<dt>${e(k)}</dt><dd>${e(v)}</dd>`).join("\n");
   const runs = imp.runs.map((x) => [
-    e(runLabel(x)),
+    e(checkpointLabel(x)),
     e(x.kind),
     String(x.scoredRows),
     String(x.memorized),
     e(x.rowsReason),
   ]);
   const files = imp.files.map((f) => [
-    e(runLabel(f)),
+    e(checkpointLabel(f)),
     `<code>${e(f.path)}</code>`,
     e(f.layout),
     String(f.bytes),
@@ -400,6 +400,18 @@ are missing from the store, so some numbers below use fewer rows than planned. R
 again to score them (finished shards are kept).<ul>${shown}${more}</ul></div>`;
 }
 
+/** The page's policy: nothing loads, and only the scripts of these hashes run. */
+function contentSecurityPolicy(scriptHashes: string[]): string {
+  return [
+    "default-src 'none'",
+    `script-src ${scriptHashes.join(" ")}`,
+    "style-src 'unsafe-inline'",
+    "img-src data:",
+    "base-uri 'none'",
+    "form-action 'none'",
+  ].join("; ");
+}
+
 /** Renders the report page. */
 export async function renderHtml(
   summary: Summary,
@@ -410,15 +422,7 @@ export async function renderHtml(
   const t = s.target;
   const specs = jsonForScript(charts.map((c) => ({ id: c.chart.id, spec: c.vega })));
   const scripts = [vendor.vega, vendor.interpreter, PAGE_SCRIPT];
-  const hashes = await Promise.all(scripts.map(scriptHash));
-  const csp = [
-    "default-src 'none'",
-    `script-src ${hashes.join(" ")}`,
-    "style-src 'unsafe-inline'",
-    "img-src data:",
-    "base-uri 'none'",
-    "form-action 'none'",
-  ].join("; ");
+  const csp = contentSecurityPolicy(await Promise.all(scripts.map(scriptHash)));
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -431,7 +435,9 @@ export async function renderHtml(
 <body>
 <header>
 <h1>Memorization forecast: ${e(s.experiment.name)}</h1>
-<p class="lead">Which cheap run predicts the rows <strong>${e(runLabel(t))}</strong> memorizes?
+<p class="lead">Which cheap run predicts the rows <strong>${
+    e(checkpointLabel(t))
+  }</strong> memorizes?
 The target memorized ${t.memorized} of ${t.rowsScored} scored rows (${e(pct(t.rate, 2))});
 its compute is ${e(sci(t.compute))} FLOPs.</p>
 </header>
@@ -443,7 +449,9 @@ ${banner(s)}
 ${recommendationTable(s)}
 <h3>Compute needed for a recall at precision ≥ ${e(String(s.experiment.minPrecision))}</h3>
 ${computeTable(s)}
-<p class="muted">Recall and precision are measured against ${e(runLabel(t))} on the rows both runs
+<p class="muted">Recall and precision are measured against ${
+    e(checkpointLabel(t))
+  } on the rows both runs
 scored; a predictor counts only at precision ≥ ${s.experiment.minPrecision}. Stability is the share
 of bootstrap resamples in which the same predictor stays best.</p>
 </section>

@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { type Chart, fmt, nom, type Row, runLabel, unit } from "./chart_style.ts";
+import { type Chart, fmt, nom, type Row, unit } from "./chart_style.ts";
 import type { PredictorId, Summary } from "../analysis/summary.ts";
+import { checkpointLabel } from "../../engine/types.ts";
 
 /** The panels a run is drawn in. */
 function groupsOf(run: PredictorId, summary: Summary): string[] {
@@ -61,7 +62,7 @@ export function rateByRowChart(summary: Summary): Chart {
     groupsOf(r, summary).flatMap((group) =>
       r.buckets.map((b) => ({
         group,
-        run: runLabel(r),
+        run: checkpointLabel(r),
         model: r.model,
         step: r.step,
         start: b.start,
@@ -97,7 +98,7 @@ export function duplicatesChart(summary: Summary): Chart | null {
     groupsOf(r, summary).flatMap((group) =>
       r.bins.map((b) => ({
         group,
-        run: runLabel(r),
+        run: checkpointLabel(r),
         model: r.model,
         step: r.step,
         min: Math.max(1, b.min),

@@ -9,6 +9,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { ifNotFound, isNotFound } from "../../engine/os/fs_errors.ts";
 
 /** The inline scripts of a report. */
 export interface VendorScripts {
@@ -54,15 +55,10 @@ async function findInterpreter(nodeModules: string): Promise<string> {
   try {
     await readFile(direct);
     return direct;
-  } catch {
-    // not hoisted: look in Deno's package folder
+  } catch (e) {
+    if (!isNotFound(e)) throw e; // not hoisted: look in Deno's package folder
   }
-  let entries: string[] = [];
-  try {
-    entries = await readdir(join(nodeModules, ".deno"));
-  } catch {
-    // no .deno folder
-  }
+  const entries = await readdir(join(nodeModules, ".deno")).catch(ifNotFound([] as string[]));
   const dir = entries.filter((e) => e.startsWith("vega-interpreter@")).sort().pop();
   if (!dir) {
     throw new Error(
