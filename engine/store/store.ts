@@ -231,8 +231,10 @@ export function openStore(runDir: string, opts: StoreOptions = {}): Store {
       try {
         bytes = await readFile(path);
       } catch (e) {
-        if (isNotFound(e)) return false;
-        throw e;
+        // Absent, or something else than a file in its place: not a finished shard (writing it
+        // then says what is in the way).
+        if (isNotFound(e) || (e as { code?: unknown }).code === "EISDIR") return false;
+        throw new Error(`${path}: cannot be read (${(e as Error).message})`, { cause: e });
       }
       const shard = decodeShard(bytes);
       if (isShardProblem(shard)) {
