@@ -15,6 +15,7 @@
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import { dirname, join, relative, sep } from "node:path";
 import { UserError } from "../../errors.ts";
+import { isNotFound } from "../../os/fs_errors.ts";
 import { DataType, encodeModel, type Node, node, type Tensor } from "../onnx_proto.ts";
 import { archFromConfig, type ArchSpec } from "./config.ts";
 import { decoderGraph, type WeightSource } from "./decoder.ts";
@@ -57,8 +58,10 @@ export interface HfModel {
 export function isHfFolder(path: string): boolean {
   try {
     return statSync(path).isDirectory() && statSync(join(path, "config.json")).isFile();
-  } catch {
-    return false;
+  } catch (e) {
+    // A path that is not there (or a file where a folder would be) is not a folder.
+    if (isNotFound(e) || (e as { code?: string }).code === "ENOTDIR") return false;
+    throw e;
   }
 }
 
