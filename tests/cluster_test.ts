@@ -230,7 +230,6 @@ async function submit(file: string, runDir: string, env: Record<string, string>)
     args: [
       "run",
       "-P=run",
-      "--allow-run=sbatch",
       "main.ts",
       "experiment",
       file,
