@@ -7,16 +7,26 @@
  * @module
  */
 
+import { type Availability, ensurePrograms } from "./system_packages.ts";
+
 /** Where Debian's `chromium` package puts the browser (override with env CHROMIUM). */
 export const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
 
-/** Whether the browser executable exists. */
-export async function hasChromium(path: string = CHROMIUM): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
+/**
+ * Whether the browser tests can run: `SKIP_BROWSER` is not `1` and
+ * {@link CHROMIUM} exists, installed with apt-get when missing (as root).
+ * Otherwise the one line to print when skipping.
+ */
+export function ensureChromium(): Promise<Availability> {
+  const what = "the browser tests (tests/browser_test.ts)";
+  if (Deno.env.get("SKIP_BROWSER") === "1") {
+    return Promise.resolve({ ok: false, line: `SKIPPED ${what}: SKIP_BROWSER=1` });
   }
+  return ensurePrograms({
+    what: `${what}${Deno.env.get("CHROMIUM") ? ` (CHROMIUM=${CHROMIUM})` : ""}`,
+    programs: [CHROMIUM],
+    packages: ["chromium"],
+  });
 }
 
 /** What happened while a page was open. */
