@@ -28,8 +28,30 @@ export function cli(...args: string[]): Promise<Result> {
   return cliWith({}, ...args);
 }
 
+let installed: Promise<void> | undefined;
+
+/**
+ * `deno install` once per test process: in a fresh clone, the first `deno run`
+ * sets up node_modules and prints an `Initialize <package>` line per package
+ * on stderr, which is Deno's, not the command's.
+ */
+function install(): Promise<void> {
+  installed ??= (async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["install"],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    if (out.code !== 0) throw new Error(`deno install: ${new TextDecoder().decode(out.stderr)}`);
+  })();
+  return installed;
+}
+
 /** {@link cli} with extra environment variables (e.g. a `PATH` without Slurm). */
 export async function cliWith(env: Record<string, string>, ...args: string[]): Promise<Result> {
+  await install();
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-P=run", "main.ts", ...args],
     cwd: ROOT,
