@@ -34,14 +34,14 @@ interface PageFacts {
   evilImages: number;
   scripts: number;
   pwned: unknown;
-  /** Text of the tooltip shown when hovering the frontier chart's first point. */
+  /** Text of the tooltip shown when hovering the first chart's first point. */
   tooltip?: string;
 }
 
-/** Hovers the first point of the frontier chart and returns the tooltip's text. */
+/** Hovers the first point of the recall-against-compute chart and returns the tooltip's text. */
 async function hoverFirstPoint(page: BrowserPage): Promise<string> {
   const at = await page.evaluate<{ x: number; y: number } | null>(`(() => {
-    const el = document.querySelector("#chart-frontier g.mark-symbol path");
+    const el = document.querySelector("#chart-recall-compute g.mark-symbol path");
     if (!el) return null;
     el.scrollIntoView({ block: "center" });
     const r = el.getBoundingClientRect();
@@ -150,7 +150,7 @@ Deno.test({
       assert.equal(facts.evilImages, 0);
       assert.equal(facts.scripts, 4, "one JSON block and three inline scripts, no more");
       assert.equal(facts.pwned, undefined);
-      assert.match(facts.tooltip ?? "", /^run.+compute.+recall.+precision/);
+      assert.match(facts.tooltip ?? "", /^run.+family.+compute.+recall/);
       const size = (await Deno.stat(png)).size;
       assert.ok(size > 10_000, `screenshot ${png} is only ${size} bytes`);
     } finally {
