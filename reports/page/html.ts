@@ -327,16 +327,6 @@ function curveSection(s: Summary): string {
   return s.curves.length === 0 ? "" : curveTable(s);
 }
 
-function figure(c: CompiledChart): string {
-  const id = e(c.chart.id);
-  return `<figure class="chart-figure">
-<h3>${e(c.chart.title)}</h3>
-<p class="muted">${e(c.chart.description)}</p>
-${c.chart.note ? `<p class="chart-note">${e(c.chart.note)}</p>` : ""}
-<div class="chart" id="chart-${id}" data-chart="${id}"></div>
-</figure>`;
-}
-
 function examples(s: Summary): string {
   if (s.examples.length === 0) return `<p class="muted">The target memorized no scored row.</p>`;
   // Every run but the target itself.
@@ -487,16 +477,20 @@ function contentSecurityPolicy(scriptHashes: string[]): string {
   ].join("; ");
 }
 
-/** Renders the report page. */
-export async function renderHtml(
-  summary: Summary,
+/**
+ * A self-contained page drawing compiled charts: the Content-Security-Policy
+ * allowing exactly its inline scripts (Vega, its interpreter, the page
+ * script, by SHA-256) and no network, the style, `body` (trusted markup
+ * whose data went through {@link escapeHtml}; a `<div id="chart-ID">` per
+ * chart), the specs as JSON and the scripts.
+ */
+export async function chartPage(
+  title: string,
+  body: string,
   charts: CompiledChart[],
   vendor: VendorScripts,
 ): Promise<string> {
-  const s = summary;
-  const t = s.target;
   const specs = jsonForScript(charts.map((c) => ({ id: c.chart.id, spec: c.vega })));
-  const [first, ...rest] = charts;
   const scripts = [vendor.vega, vendor.interpreter, PAGE_SCRIPT];
   const csp = contentSecurityPolicy(await Promise.all(scripts.map(scriptHash)));
   return `<!DOCTYPE html>
@@ -505,11 +499,41 @@ export async function renderHtml(
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Memorization forecast: ${e(s.experiment.name)}</title>
+<title>${e(title)}</title>
 <style>${PAGE_STYLE}</style>
 </head>
 <body>
-<header>
+${body}
+<script type="application/json" id="report-specs">${specs}</script>
+${scripts.map((js) => `<script>${js}</script>`).join("\n")}
+</body>
+</html>
+`;
+}
+
+/** A chart's figure: title, how to read it, a note when it has nothing to plot, its container. */
+export function figure(c: CompiledChart): string {
+  const id = e(c.chart.id);
+  return `<figure class="chart-figure">
+<h3>${e(c.chart.title)}</h3>
+<p class="muted">${e(c.chart.description)}</p>
+${c.chart.note ? `<p class="chart-note">${e(c.chart.note)}</p>` : ""}
+<div class="chart" id="chart-${id}" data-chart="${id}"></div>
+</figure>`;
+}
+
+/** Renders the report page. */
+export function renderHtml(
+  summary: Summary,
+  charts: CompiledChart[],
+  vendor: VendorScripts,
+): Promise<string> {
+  const s = summary;
+  const t = s.target;
+  const [first, ...rest] = charts;
+  return chartPage(
+    `Memorization forecast: ${s.experiment.name}`,
+    `<header>
 <h1>Memorization forecast: ${e(s.experiment.name)}</h1>
 </header>
 ${banner(s)}
@@ -529,19 +553,19 @@ ${budgetTable(s)}
 <section id="charts">
 <h2>Charts</h2>
 ${
-    s.distributions.length === 0
-      ? `<p class="muted">The runs carry only which rows were memorized, no per-row scores, so
+      s.distributions.length === 0
+        ? `<p class="muted">The runs carry only which rows were memorized, no per-row scores, so
 score distributions, score correlations and thresholded-signal curves are left out.</p>`
-      : ""
-  }
+        : ""
+    }
 ${rest.map(figure).join("\n")}
 </section>
 <section id="details">
 <h2>Details</h2>
 ${computeTable(s)}
 <p class="muted">Recall and precision are measured against ${
-    e(checkpointLabel(t))
-  } on the rows both runs
+      e(checkpointLabel(t))
+    } on the rows both runs
 scored; a predictor counts only at precision ≥ ${s.experiment.minPrecision}.</p>
 ${predictorTables(s)}
 ${scalingTable(s)}
@@ -557,10 +581,8 @@ ${runSection(s)}
 </section>
 </main>
 <footer class="muted">summary.json schema version ${s.schemaVersion}. Every number on this page is
-in summary.json beside it; the predictor table is in predictors.csv.</footer>
-<script type="application/json" id="report-specs">${specs}</script>
-${scripts.map((js) => `<script>${js}</script>`).join("\n")}
-</body>
-</html>
-`;
+in summary.json beside it; the predictor table is in predictors.csv.</footer>`,
+    charts,
+    vendor,
+  );
 }

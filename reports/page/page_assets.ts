@@ -46,6 +46,12 @@ td code { overflow-wrap: anywhere; }
 code, pre { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .86em; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f6f6f6; padding: .6rem; margin: .3rem 0; }
 pre.sample mark { background: #ffe9a8; }
+th mark { background: #ffe9a8; font-weight: 600; }
+table.flagged td { vertical-align: middle; }
+table.flagged td:nth-child(-n+2) { white-space: nowrap; width: 1%; }
+table.flagged pre.sample { margin: 0; padding: .2rem .4rem; font-size: .78rem; }
+pre.sample .nl { color: #999; }
+pre.sample .ctx { color: #444; }
 .example { border-top: 1px solid var(--line); padding: .5rem 0; }
 .caught { margin: 0; padding: 0; list-style: none; display: flex; flex-wrap: wrap; gap: .1rem .5rem; }
 .caught li { background: #eef3f8; border-radius: 3px; padding: 0 .4rem; font-size: .88em; }
