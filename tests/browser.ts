@@ -175,6 +175,38 @@ export class BrowserPage {
     await this.send("Input.dispatchMouseEvent", { type: "mouseMoved", x, y });
   }
 
+  /** Sets the viewport (CSS pixels, device scale 1). */
+  async setViewport(width: number, height: number): Promise<void> {
+    await this.send("Emulation.setDeviceMetricsOverride", {
+      width,
+      height,
+      deviceScaleFactor: 1,
+      mobile: false,
+    });
+  }
+
+  /** Bounding boxes (viewport CSS pixels, scrolled to the top) of the first element per selector. */
+  async boxes(
+    selectors: string[],
+  ): Promise<Record<string, { top: number; left: number; bottom: number; right: number } | null>> {
+    return await this.evaluate(`(() => {
+      window.scrollTo(0, 0);
+      const out = {};
+      for (const sel of ${JSON.stringify(selectors)}) {
+        const el = document.querySelector(sel);
+        const r = el && el.getBoundingClientRect();
+        out[sel] = r ? { top: r.top, left: r.left, bottom: r.bottom, right: r.right } : null;
+      }
+      return out;
+    })()`);
+  }
+
+  /** A PNG of the viewport as it is (the first screen when scrolled to the top). */
+  async screenshotViewport(): Promise<Uint8Array> {
+    const r = await this.send("Page.captureScreenshot", { format: "png" });
+    return Uint8Array.from(atob(r.data as string), (c) => c.charCodeAt(0));
+  }
+
   /** A PNG of the whole page. */
   async screenshot(): Promise<Uint8Array> {
     const metrics = await this.send("Page.getLayoutMetrics");
