@@ -14,7 +14,13 @@ import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
 import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import { writeAtomic } from "../engine/store/store.ts";
 import { UserError } from "../engine/errors.ts";
-import { checkpointKey, checkpointLabel, type Experiment } from "../engine/types.ts";
+import {
+  checkpointKey,
+  checkpointLabel,
+  type Experiment,
+  type ProgressSink,
+} from "../engine/types.ts";
+import { startWork, type WorkOptions } from "../engine/run/progress.ts";
 import { analysisSettings, calibrate } from "../reports/analysis/analysis.ts";
 import {
   type Calibration,
@@ -46,6 +52,8 @@ export interface ForecastRunOptions extends ForecastOptions {
   output?: string;
   /** Where progress lines go (default: stderr). */
   log?: (line: string) => void;
+  /** The progress line (reading both stores, analysing the calibration); `false`: none. */
+  progress?: WorkOptions | false;
 }
 
 /** Where the forecast files went. */
@@ -56,14 +64,18 @@ export interface ForecastOutput {
 }
 
 /** The calibration facts a forecast needs, from a calibration's experiment and runs. */
-export function calibrationOf(exp: Experiment, runs: readonly ScoredCheckpoint[]): Calibration {
+export function calibrationOf(
+  exp: Experiment,
+  runs: readonly ScoredCheckpoint[],
+  progress?: ProgressSink,
+): Calibration {
   if (!exp.target) {
     throw new UserError(
       `${exp.file}: the calibration run has no trained target (target: none); calibrate on a ` +
         "run whose target was scored (the nano suite, imported Pythia evaluations)",
     );
   }
-  const core = calibrate(exp, runs);
+  const core = calibrate(exp, runs, progress);
   const s = analysisSettings(exp);
   return {
     candidates: core.candidates,
@@ -210,15 +222,31 @@ export async function runForecast(
   runDir: string,
   opts: ForecastRunOptions = {},
 ): Promise<ForecastOutput> {
-  const log = opts.log ?? ((line: string) => console.error(line));
+  const display = opts.progress === false ? null : startWork("forecast", opts.progress);
+  const log = opts.log ??
+    ((line: string) => (display ? display.note(line) : console.error(line)));
+  try {
+    return await forecast(calibrationDir, runDir, { ...opts, log }, display ?? undefined);
+  } finally {
+    display?.stop();
+  }
+}
+
+async function forecast(
+  calibrationDir: string,
+  runDir: string,
+  opts: ForecastRunOptions & { log: (line: string) => void },
+  progress?: ProgressSink,
+): Promise<ForecastOutput> {
+  const log = opts.log;
   const calExp = await readExperimentSnapshot(calibrationDir);
-  const calRuns = await readStoredCheckpoints(calibrationDir);
+  const calRuns = await readStoredCheckpoints(calibrationDir, undefined, progress);
   const runExp = await readExperimentSnapshot(runDir);
-  const runRuns = await readStoredCheckpoints(runDir);
+  const runRuns = await readStoredCheckpoints(runDir, undefined, progress);
   if (runRuns.length === 0) {
     throw new UserError(`${runDir}: the store holds no finished shard; score the run first`);
   }
-  const cal = calibrationOf(calExp, calRuns);
+  const cal = calibrationOf(calExp, calRuns, progress);
   const byId = new Map(runRuns.map((r) => [checkpointKey(r.model, r.step), r]));
   const choice = chooseForecast(cal, (id) => byId.has(checkpointKey(id.model, id.step)), opts);
   const run = byId.get(checkpointKey(choice.predictor.model, choice.predictor.step))!;
