@@ -54,3 +54,20 @@ Deno.test("without memorized rows or picks the headline says so", () => {
   assert.match(h.memorized, /memorized none of the 2,288 rows it scored/);
   assert.equal(h.computeForRecall, null);
 });
+
+Deno.test("recall 0.8's line without a named pick, and without a measured predictor", () => {
+  const s = fixtureSummary();
+  const c = s.computeForRecall[1];
+  c.measured.pick = null;
+  assert.match(
+    headline(s).computeForRecall!,
+    /^Recall 0\.8 at precision ≥ 0\.9 needs 10% of its compute measured \(held-out precision 0\.890\);/,
+  );
+  c.measured.fraction = null;
+  c.laws = [];
+  assert.equal(
+    headline(s).computeForRecall,
+    "No measured predictor reaches recall 0.8 at precision ≥ 0.9; no fitted law reaches it " +
+      "within what its family can spend.",
+  );
+});

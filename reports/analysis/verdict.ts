@@ -228,11 +228,14 @@ export function headline(s: Summary): Headline {
   let computeForRecall: string | null = null;
   if (c) {
     const m = c.measured;
+    const how = [
+      ...(m.pick ? [ruleText(m.pick)] : []),
+      ...(m.precision !== null ? [`held-out precision ${f3(m.precision)}`] : []),
+    ];
     const measured = m.fraction !== null
-      ? `${percent(m.fraction)} of its compute measured${m.pick ? ` (${ruleText(m.pick)}` : " ("}${
-        m.precision !== null ? `, held-out precision ${f3(m.precision)}` : ""
-      })`
-      : "no measured predictor";
+      ? `Recall ${c.recall} at precision ≥ ${floor} needs ${percent(m.fraction)} of its compute ` +
+        `measured` + (how.length > 0 ? ` (${how.join(", ")})` : "")
+      : `No measured predictor reaches recall ${c.recall} at precision ≥ ${floor}`;
     const law = c.laws.filter((l) => l.fraction !== null)
       .sort((a, b) => a.fraction! - b.fraction!)[0];
     const fitted = law
@@ -240,7 +243,7 @@ export function headline(s: Summary): Headline {
         law.lo === null ? "?" : percent(law.lo)
       } to ${law.hi === null ? "beyond what it can spend" : percent(law.hi)})`
       : "no fitted law reaches it within what its family can spend";
-    computeForRecall = `Recall ${c.recall} at precision ≥ ${floor} needs ${measured}; ${fitted}.`;
+    computeForRecall = `${measured}; ${fitted}.`;
   }
   return { memorized, predictors, computeForRecall };
 }
