@@ -41,7 +41,7 @@ options:
       runDir,
       "export",
       values.wait === true,
-      () => exportScores(runDir, format, { log: (line) => console.error(line) }),
+      () => exportScores(runDir, format, { log: (line) => console.error(line), progress: {} }),
     );
     if (written.length === 0) throw new UserError(`${runDir}: no stored scores to export`);
     for (const path of written) console.log(path);

@@ -232,3 +232,15 @@ export interface ModelFingerprint {
   /** SHA-256 over the model file and its external-data files (equal ⇔ identical weights). */
   weights: string;
 }
+
+/**
+ * Where a long step reports how far it is (engine/run/progress.ts `startWork`
+ * draws it): `phase` starts a part of the work with its size in `unit`s,
+ * `add` counts units done. Stages take one optionally and never draw.
+ */
+export interface ProgressSink {
+  /** Starts a phase, e.g. `phase("reading the store", 56, "checkpoints")`. */
+  phase(what: string, total: number, unit: string): void;
+  /** `n` more units of the current phase are done. */
+  add(n: number): void;
+}

@@ -31,7 +31,8 @@ import {
   type ScoreChunk,
   type ScoredCheckpoint,
 } from "../engine/store/scored_checkpoint.ts";
-import { checkpointLabel } from "../engine/types.ts";
+import { checkpointLabel, type ProgressSink } from "../engine/types.ts";
+import { startWork, type WorkDisplay, type WorkOptions } from "../engine/run/progress.ts";
 
 /** Export formats. */
 export type ExportFormat = "csv" | "parquet" | "dataset";
@@ -67,16 +68,25 @@ async function failedWrite(path: string, tmp: string, e: unknown): Promise<unkno
     : e;
 }
 
-async function writeCsv(run: ScoredCheckpoint, path: string): Promise<number> {
+async function writeCsv(
+  run: ScoredCheckpoint,
+  path: string,
+  progress: ProgressSink | null,
+): Promise<number> {
   const tmp = tmpName(path);
   try {
-    return await writeCsvTo(run, path, tmp);
+    return await writeCsvTo(run, path, tmp, progress);
   } catch (e) {
     throw await failedWrite(path, tmp, e);
   }
 }
 
-async function writeCsvTo(run: ScoredCheckpoint, path: string, tmp: string): Promise<number> {
+async function writeCsvTo(
+  run: ScoredCheckpoint,
+  path: string,
+  tmp: string,
+  progress: ProgressSink | null,
+): Promise<number> {
   await mkdir(dirname(path), { recursive: true });
   const file = await open(tmp, "w");
   let rows = 0;
@@ -95,6 +105,7 @@ async function writeCsvTo(run: ScoredCheckpoint, path: string, tmp: string): Pro
         );
       }
       rows += c.rows.length;
+      progress?.add(c.rows.length);
     }
     await file.sync();
   } finally {
@@ -227,11 +238,14 @@ class ParquetParts {
 }
 
 /** The runs of a run folder with per-row scores: the store's, or an import's. */
-export async function exportableRuns(runDir: string): Promise<ScoredCheckpoint[]> {
+export async function exportableRuns(
+  runDir: string,
+  progress?: ProgressSink,
+): Promise<ScoredCheckpoint[]> {
   const record = await readImportRecord(runDir);
   const runs = record
     ? await readImportedCheckpoints(runDir, record)
-    : await readStoredCheckpoints(runDir);
+    : await readStoredCheckpoints(runDir, undefined, progress);
   return runs.filter((r) => r.source);
 }
 
@@ -243,6 +257,8 @@ export interface ExportOptions {
   rowGroup?: number;
   /** Rows per dataset part (default {@link PART_ROWS}). */
   partRows?: number;
+  /** The progress line (reading the store, rows exported; rate and ETA); `false`: none (default). */
+  progress?: WorkOptions | false;
 }
 
 /** Writes the export of every run with per-row scores; returns the files written. */
@@ -251,8 +267,25 @@ export async function exportScores(
   format: ExportFormat,
   opts: ExportOptions = {},
 ): Promise<string[]> {
+  const display = opts.progress ? startWork("export", opts.progress) : null;
+  try {
+    return await exportRuns(runDir, format, opts, display);
+  } finally {
+    display?.stop();
+  }
+}
+
+async function exportRuns(
+  runDir: string,
+  format: ExportFormat,
+  opts: ExportOptions,
+  display: WorkDisplay | null,
+): Promise<string[]> {
   const written: string[] = [];
-  const runs = await exportableRuns(runDir);
+  const runs = await exportableRuns(runDir, display ?? undefined);
+  // With a progress line, the caller's lines go above it (on its stream, stderr).
+  const log = opts.log && display ? (line: string) => display.note(line) : opts.log;
+  display?.phase("exporting", runs.reduce((a, r) => a + r.scored.size, 0), "rows");
   if (format === "dataset") {
     await rm(join(runDir, "exports", "dataset"), { recursive: true, force: true });
   }
@@ -261,7 +294,7 @@ export async function exportScores(
     const base = join(runDir, "exports", modelSegment(run.model), `step${run.step}`);
     let rows: number;
     if (format === "csv") {
-      rows = await writeCsv(run, `${base}.csv`);
+      rows = await writeCsv(run, `${base}.csv`, display);
       written.push(`${base}.csv`);
     } else {
       const dataset = format === "dataset";
@@ -280,7 +313,11 @@ export async function exportScores(
         opts.rowGroup ?? ROW_GROUP,
       );
       try {
-        for (let k = 0; k < run.source!.chunks; k++) await parts.add(run.source!.chunk(k));
+        for (let k = 0; k < run.source!.chunks; k++) {
+          const c = run.source!.chunk(k);
+          await parts.add(c);
+          display?.add(c.rows.length);
+        }
         written.push(...await parts.finish());
       } catch (e) {
         throw await parts.abort(e);
@@ -288,7 +325,7 @@ export async function exportScores(
       rows = parts.rows;
     }
     const s = (performance.now() - t) / 1000;
-    opts.log?.(
+    log?.(
       `exported ${checkpointLabel(run)}: ${rows} rows in ${s.toFixed(1)} s ` +
         `(${Math.round(rows / Math.max(s, 1e-9))} rows/s)`,
     );

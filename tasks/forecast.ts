@@ -14,7 +14,13 @@ import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
 import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import { writeAtomic } from "../engine/store/store.ts";
 import { UserError } from "../engine/errors.ts";
-import { checkpointKey, checkpointLabel, type Experiment } from "../engine/types.ts";
+import {
+  checkpointKey,
+  checkpointLabel,
+  type Experiment,
+  type ProgressSink,
+} from "../engine/types.ts";
+import { startWork, type WorkOptions } from "../engine/run/progress.ts";
 import { analysisSettings, calibrate } from "../reports/analysis/analysis.ts";
 import {
   type Calibration,
@@ -27,6 +33,16 @@ import {
 import { readExperimentSnapshot } from "../engine/plan/run_folder.ts";
 import { forecastPage } from "../reports/page/forecast_page.ts";
 import type { ForecastFile } from "../reports/analysis/forecast.ts";
+import {
+  calibrationFigures,
+  type FlaggedExample,
+  mostConfident,
+  type SignalHistogram,
+} from "../reports/analysis/forecast_figures.ts";
+import { signalHistograms } from "../reports/analysis/histograms.ts";
+import { countInRanges, intersectCount, intersectRanges, restrictList } from "../engine/rowset.ts";
+import { openTokenReader } from "../engine/data/datasets.ts";
+import { loadDecoder } from "../engine/data/tokenizer.ts";
 
 export type { ForecastFile };
 
@@ -36,6 +52,8 @@ export interface ForecastRunOptions extends ForecastOptions {
   output?: string;
   /** Where progress lines go (default: stderr). */
   log?: (line: string) => void;
+  /** The progress line (reading both stores, analysing the calibration); `false`: none. */
+  progress?: WorkOptions | false;
 }
 
 /** Where the forecast files went. */
@@ -46,14 +64,18 @@ export interface ForecastOutput {
 }
 
 /** The calibration facts a forecast needs, from a calibration's experiment and runs. */
-export function calibrationOf(exp: Experiment, runs: readonly ScoredCheckpoint[]): Calibration {
+export function calibrationOf(
+  exp: Experiment,
+  runs: readonly ScoredCheckpoint[],
+  progress?: ProgressSink,
+): Calibration {
   if (!exp.target) {
     throw new UserError(
       `${exp.file}: the calibration run has no trained target (target: none); calibrate on a ` +
         "run whose target was scored (the nano suite, imported Pythia evaluations)",
     );
   }
-  const core = calibrate(exp, runs);
+  const core = calibrate(exp, runs, progress);
   const s = analysisSettings(exp);
   return {
     candidates: core.candidates,
@@ -109,21 +131,122 @@ export function flaggedParquet(rows: readonly number[], values: readonly number[
   }));
 }
 
+/** Flagged rows shown on the forecast page, most confident first. */
+export const EXAMPLE_ROWS = 20;
+
+/**
+ * The calibration's rows in bins of the chosen signal of its predictor,
+ * against its target (over the rows both scored): the signal's histogram, or
+ * for a binary rule two bins (memorized by the predictor, not).
+ */
+export function calibrationHistogram(
+  predictor: ScoredCheckpoint,
+  target: ScoredCheckpoint,
+  signal: ForecastFile["signal"],
+  seed: number,
+): SignalHistogram {
+  if (signal === "binary") {
+    const both = intersectRanges(predictor.scored, target.scored);
+    const flagged = restrictList(predictor.memorized, both);
+    const pos0 = intersectCount(flagged, target.memorized);
+    const pos1 = countInRanges(target.memorized, both) - pos0;
+    return {
+      pos: [pos0, pos1],
+      neg: [flagged.length - pos0, both.size - flagged.length - pos1],
+      thresholds: [1, 0],
+    };
+  }
+  if (!predictor.source) {
+    throw new UserError(
+      `the calibration's ${
+        checkpointLabel(predictor)
+      } carries no per-row scores for --signal ${signal}`,
+    );
+  }
+  const hs = signalHistograms(predictor.source, predictor.continuation, target, {
+    seed,
+    folds: 1,
+  });
+  return hs.find((h) => h.signal === signal)!;
+}
+
+/**
+ * The flagged rows' tokens from the run's data and their text from its
+ * tokenizer; token ids only without a tokenizer, nothing when the data is
+ * not readable (said in `log`).
+ */
+export async function flaggedExamples(
+  exp: Experiment,
+  picked: readonly { row: number; value: number }[],
+  log: (line: string) => void,
+): Promise<FlaggedExample[]> {
+  const m = exp.memorization;
+  const width = m.context + m.continuation;
+  let tokens: Map<number, number[]> = new Map();
+  if (picked.length > 0) {
+    try {
+      const rows = [...picked.map((p) => p.row)].sort((a, b) => a - b);
+      const reader = await openTokenReader(exp.data);
+      try {
+        const flat = await reader.readWindow(Uint32Array.from(rows), m.offset, width);
+        tokens = new Map(
+          rows.map((r, i) => [r, Array.from(flat.subarray(i * width, (i + 1) * width))]),
+        );
+      } finally {
+        await reader.close();
+      }
+    } catch (e) {
+      log(
+        `Note: the run's data is not readable (${(e as Error).message}); the forecast page ` +
+          "lists the flagged rows without their text.",
+      );
+    }
+  }
+  const decode = tokens.size > 0 ? await loadDecoder(exp.suite.tokenizer, log) : undefined;
+  return picked.map(({ row, value }) => {
+    const t = tokens.get(row) ?? [];
+    const text = (ids: number[]) => (decode && ids.length > 0 ? decode(ids) : null);
+    return {
+      row,
+      value,
+      context: text(t.slice(0, m.context)),
+      continuation: text(t.slice(m.context, width)),
+      tokens: t,
+    };
+  });
+}
+
 /** Reads both run folders, chooses the rule, flags the rows and writes the forecast files. */
 export async function runForecast(
   calibrationDir: string,
   runDir: string,
   opts: ForecastRunOptions = {},
 ): Promise<ForecastOutput> {
-  const log = opts.log ?? ((line: string) => console.error(line));
+  const display = opts.progress === false ? null : startWork("forecast", opts.progress);
+  const log = opts.log ??
+    ((line: string) => (display ? display.note(line) : console.error(line)));
+  try {
+    return await forecast(calibrationDir, runDir, { ...opts, log }, display ?? undefined);
+  } finally {
+    display?.stop();
+  }
+}
+
+async function forecast(
+  calibrationDir: string,
+  runDir: string,
+  opts: ForecastRunOptions & { log: (line: string) => void },
+  progress?: ProgressSink,
+): Promise<ForecastOutput> {
+  const log = opts.log;
   const calExp = await readExperimentSnapshot(calibrationDir);
-  const calRuns = await readStoredCheckpoints(calibrationDir);
+  const calRuns = await readStoredCheckpoints(calibrationDir, undefined, progress);
   const runExp = await readExperimentSnapshot(runDir);
-  const runRuns = await readStoredCheckpoints(runDir);
+  const runRuns = await readStoredCheckpoints(runDir, undefined, progress);
   if (runRuns.length === 0) {
     throw new UserError(`${runDir}: the store holds no finished shard; score the run first`);
   }
-  const cal = calibrationOf(calExp, calRuns);
+  const cal = calibrationOf(calExp, calRuns, progress);
   const byId = new Map(runRuns.map((r) => [checkpointKey(r.model, r.step), r]));
   const choice = chooseForecast(cal, (id) => byId.has(checkpointKey(id.model, id.step)), opts);
   const run = byId.get(checkpointKey(choice.predictor.model, choice.predictor.step))!;
@@ -131,6 +254,19 @@ export async function runForecast(
   const expected = predictionIntervals(choice, flagged.rows.length);
   const dir = opts.output ?? join(runDir, "forecast");
   const target = calRuns.find((r) => r.model === cal.target.model && r.step === cal.target.step)!;
+  const calPredictor = calRuns.find((r) =>
+    r.model === choice.predictor.model && r.step === choice.predictor.step
+  )!;
+  const histogram = calibrationHistogram(calPredictor, target, choice.signal, cal.seed);
+  const positives = cal.recallOver === "all"
+    ? target.memorized.length
+    : Array.from(histogram.pos).reduce((a, b) => a + b, 0);
+  const figures = calibrationFigures(histogram, positives, calPredictor.continuation, choice);
+  const examples = await flaggedExamples(
+    runExp,
+    mostConfident(flagged.rows, flagged.values, choice.signal, EXAMPLE_ROWS),
+    log,
+  );
   const forecast: ForecastFile = {
     calibration: {
       run: calibrationDir,
@@ -158,6 +294,8 @@ export async function runForecast(
     foldRules: choice.foldRules,
     foldAgreement: choice.foldAgreement,
     assumptions: assumptionsOf(cal, choice),
+    examples,
+    figures,
   };
   const files = [
     join(dir, "flagged.parquet"),
@@ -168,7 +306,7 @@ export async function runForecast(
   await writeAtomic(files[0], flaggedParquet(flagged.rows, flagged.values));
   await writeAtomic(files[1], flaggedCsv(flagged.rows, flagged.values));
   await writeAtomic(files[2], JSON.stringify(forecast, null, 2) + "\n");
-  await writeAtomic(files[3], forecastPage(forecast));
+  await writeAtomic(files[3], await forecastPage(forecast));
   log(
     `Forecast: ${choice.rule} flags ${flagged.rows.length} of ${run.scored.size} rows; ` +
       `expected precision ${choice.expected.precision.value.toFixed(3)}, recall ` +

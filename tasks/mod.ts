@@ -91,3 +91,5 @@ export type { CheckpointRows } from "../engine/plan/plan.ts";
 export type { ScoreChunk } from "../engine/store/scored_checkpoint.ts";
 export type { TrainingFlops } from "../engine/plan/plan.ts";
 export type { MeasuredPoint } from "../reports/analysis/summary.ts";
+export type { ProgressSink } from "../engine/types.ts";
+export type { ProgressOptions, WorkOptions } from "../engine/run/progress.ts";

@@ -24,7 +24,8 @@ import { readImportRecord } from "../engine/import/imported.ts";
 import { loadImportedInput } from "./imported_input.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
 import { UserError } from "../engine/errors.ts";
-import { checkpointKey, type Experiment } from "../engine/types.ts";
+import { checkpointKey, type Experiment, type ProgressSink } from "../engine/types.ts";
+import { startWork, type WorkDisplay, type WorkOptions } from "../engine/run/progress.ts";
 import {
   type AnalysisInput,
   analyze,
@@ -49,6 +50,11 @@ export interface RenderOptions {
    * shards are used instead of read again.
    */
   run?: OpenedRun;
+  /**
+   * The progress line of a long render (reading the store, analysing; rate and
+   * ETA, engine/run/progress.ts `startWork`); `false`: none. Default: on stderr.
+   */
+  progress?: WorkOptions | false;
 }
 
 /** Reads the run folder's store, analyses it and writes the report files. */
@@ -56,9 +62,24 @@ export async function renderReport(
   runDir: string,
   opts: RenderOptions = {},
 ): Promise<RenderedReport> {
+  const display = opts.progress === false ? null : startWork("report", opts.progress);
+  try {
+    return await render(runDir, opts, display);
+  } finally {
+    display?.stop();
+  }
+}
+
+async function render(
+  runDir: string,
+  opts: RenderOptions,
+  display: WorkDisplay | null,
+): Promise<RenderedReport> {
   const t0 = performance.now();
-  const log = opts.log ?? ((line: string) => console.error(line));
-  const input = await loadAnalysisInput(runDir, log, opts.run);
+  const print = opts.log ?? ((line: string) => console.error(line));
+  // Lines go above the progress line; the final one after it.
+  const log = display && !opts.log ? (line: string) => display.note(line) : print;
+  const input = await loadAnalysisInput(runDir, log, opts.run, display ?? undefined);
   if (!input.experiment.target) {
     // target: none: report what was scored; forecasts come from `deno task forecast`.
     const out = await writeNoTargetReport(
@@ -69,12 +90,13 @@ export async function renderReport(
     return out;
   }
   const t1 = performance.now();
-  const summary = analyze(input);
+  const summary = analyze({ ...input, ...(display ? { progress: display } : {}) });
   const t2 = performance.now();
   const out = await writeReport(summary, runDir);
   const seconds = (performance.now() - t0) / 1000;
   const s = (ms: number) => (ms / 1000).toFixed(2);
-  log(
+  display?.stop();
+  print(
     `Rendered ${out.html} in ${seconds.toFixed(2)} s ` +
       `(reading ${s(t1 - t0)} s, analysis ${s(t2 - t1)} s, page ${out.seconds.toFixed(2)} s)`,
   );
@@ -115,18 +137,20 @@ function deviceList(exp: Experiment): string[] {
 /**
  * Gathers everything `analyze` needs from a run folder (and the data, when
  * reachable: without it the report has no example text and no missing-shard
- * list, and says so in a note). `opened`: the folder as already opened.
+ * list, and says so in a note). `opened`: the folder as already opened;
+ * `progress`: counts the store's checkpoints as they are read.
  */
 export async function loadAnalysisInput(
   runDir: string,
   log: (line: string) => void = () => {},
   opened?: OpenedRun,
+  progress?: ProgressSink,
 ): Promise<AnalysisInput> {
   const experiment = opened?.experiment ?? await readExperimentSnapshot(runDir);
   const record = await readImportRecord(runDir);
   if (record) return await loadImportedInput(runDir, experiment, record, log);
   const manifest = opened?.manifest !== undefined ? opened.manifest : await readManifest(runDir);
-  const runs = await readStoredCheckpoints(runDir, manifest);
+  const runs = await readStoredCheckpoints(runDir, manifest, progress);
   if (runs.length === 0) {
     throw new UserError(
       `${runDir}: the store holds no finished shard; run \`deno task experiment ${

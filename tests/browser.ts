@@ -7,16 +7,26 @@
  * @module
  */
 
+import { type Availability, ensurePrograms } from "./system_packages.ts";
+
 /** Where Debian's `chromium` package puts the browser (override with env CHROMIUM). */
 export const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
 
-/** Whether the browser executable exists. */
-export async function hasChromium(path: string = CHROMIUM): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
+/**
+ * Whether the browser tests can run: `SKIP_BROWSER` is not `1` and
+ * {@link CHROMIUM} exists, installed with apt-get when missing (as root).
+ * Otherwise the one line to print when skipping.
+ */
+export function ensureChromium(): Promise<Availability> {
+  const what = "the browser tests (tests/browser_test.ts)";
+  if (Deno.env.get("SKIP_BROWSER") === "1") {
+    return Promise.resolve({ ok: false, line: `SKIPPED ${what}: SKIP_BROWSER=1` });
   }
+  return ensurePrograms({
+    what: `${what}${Deno.env.get("CHROMIUM") ? ` (CHROMIUM=${CHROMIUM})` : ""}`,
+    programs: [CHROMIUM],
+    packages: ["chromium"],
+  });
 }
 
 /** What happened while a page was open. */
@@ -163,6 +173,38 @@ export class BrowserPage {
   /** Moves the mouse to a point of the viewport (CSS pixels). */
   async hover(x: number, y: number): Promise<void> {
     await this.send("Input.dispatchMouseEvent", { type: "mouseMoved", x, y });
+  }
+
+  /** Sets the viewport (CSS pixels, device scale 1). */
+  async setViewport(width: number, height: number): Promise<void> {
+    await this.send("Emulation.setDeviceMetricsOverride", {
+      width,
+      height,
+      deviceScaleFactor: 1,
+      mobile: false,
+    });
+  }
+
+  /** Bounding boxes (viewport CSS pixels, scrolled to the top) of the first element per selector. */
+  async boxes(
+    selectors: string[],
+  ): Promise<Record<string, { top: number; left: number; bottom: number; right: number } | null>> {
+    return await this.evaluate(`(() => {
+      window.scrollTo(0, 0);
+      const out = {};
+      for (const sel of ${JSON.stringify(selectors)}) {
+        const el = document.querySelector(sel);
+        const r = el && el.getBoundingClientRect();
+        out[sel] = r ? { top: r.top, left: r.left, bottom: r.bottom, right: r.right } : null;
+      }
+      return out;
+    })()`);
+  }
+
+  /** A PNG of the viewport as it is (the first screen when scrolled to the top). */
+  async screenshotViewport(): Promise<Uint8Array> {
+    const r = await this.send("Page.captureScreenshot", { format: "png" });
+    return Uint8Array.from(atob(r.data as string), (c) => c.charCodeAt(0));
   }
 
   /** A PNG of the whole page. */

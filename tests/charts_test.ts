@@ -20,7 +20,20 @@ function units(spec: Node, data: Row[] | null = null, inherited: Node = {}): {
   encoding: Node;
   facetFields: string[];
 }[] {
-  const own = (spec.data as { values?: Row[] } | undefined)?.values ?? data;
+  const given = (spec.data as { values?: Row[] } | undefined)?.values ?? data;
+  // A lookup transform joins fields of another table into each row (by key).
+  const lookups = ((spec.transform as Node[] | undefined) ?? []).filter((t) => t.lookup);
+  const own = given && lookups.length > 0
+    ? given.map((row) => {
+      let out = { ...row };
+      for (const t of lookups) {
+        const from = t.from as { data: { values: Row[] }; key: string; fields: string[] };
+        const hit = from.data.values.find((v) => v[from.key] === row[t.lookup as string]);
+        for (const f of from.fields) if (hit && f in hit) out = { ...out, [f]: hit[f] };
+      }
+      return out;
+    })
+    : given;
   const encoding = { ...inherited, ...(spec.encoding as Node | undefined) };
   const out: ReturnType<typeof units> = [];
   const facet = spec.facet as Node | undefined;
@@ -67,11 +80,10 @@ function compileAll(summary: Summary): { chart: Chart; warnings: string[] }[] {
 Deno.test("every chart of the fixture compiles with Vega-Lite without warnings", () => {
   const compiled = compileAll(fixtureSummary());
   assert.deepEqual(compiled.map((c) => c.chart.id), [
+    "recall-compute",
     "scaling-recall",
     "scaling-precision",
-    "scaling-recall-thresholded",
     "scaling-precision-thresholded",
-    "frontier",
     "pr-curves",
     "distributions",
     "corr-models",
@@ -124,8 +136,8 @@ Deno.test("charts render to SVG with Vega, drawing untrusted names as escaped te
     const marks = svg.match(/<(path|line|text|rect)\b/g)?.length ?? 0;
     assert.ok(marks > 10, `${chart.id}: only ${marks} SVG elements`);
   }
-  const frontier = buildCharts(fixtureSummary()).find((c) => c.id === "frontier")!;
-  const svg = await new vega.View(vega.parse(compileChart(frontier)), { renderer: "none" }).toSVG();
+  const dist = buildCharts(fixtureSummary()).find((c) => c.id === "distributions")!;
+  const svg = await new vega.View(vega.parse(compileChart(dist)), { renderer: "none" }).toSVG();
   assert.ok(
     svg.includes("s1&lt;img src=x"),
     "the evil model name should be in the legend, escaped",
@@ -133,9 +145,10 @@ Deno.test("charts render to SVG with Vega, drawing untrusted names as escaped te
   assert.ok(EVIL_MODEL.includes(PLANTED));
 });
 
-Deno.test("the frontier line is the held-out frontier, and every recommended pick lies on it", () => {
+Deno.test("the first chart is recall against compute: held-out frontier, picks on it, each family's law", () => {
   const summary = fixtureSummary();
-  const frontier = buildCharts(summary).find((c) => c.id === "frontier")!;
+  const [frontier] = buildCharts(summary);
+  assert.equal(frontier.id, "recall-compute");
   const layers = (frontier.spec as unknown as {
     layer: {
       mark: { type: string; interpolate?: string; shape?: string };
@@ -159,6 +172,46 @@ Deno.test("the frontier line is the held-out frontier, and every recommended pic
       `pick ${p.run} at budget ${p.budget} is on the line`,
     );
   }
+  // The fixture has thresholded recall laws: those are drawn, one line per family, each family
+  // within what it can spend, in colours that are not the frontier's black.
+  const law = layers.find((l) => l.mark.type === "line" && !l.mark.interpolate)!.data.values;
+  const fits = summary.scaling.filter((f) => f.metric === "recall" && f.kind === "thresholded");
+  assert.deepEqual([...new Set(law.map((r) => r.family))], fits.map((f) => f.family));
+  assert.equal(law.length, fits.reduce((n, f) => n + f.curve.length, 0));
+  const spec = frontier.spec as unknown as { layer: { encoding: Node }[] };
+  const range = ((spec.layer[1].encoding.color as Node).scale as { range: string[] }).range;
+  assert.ok(!range.includes("#000000"));
+});
+
+Deno.test("a smaller model's checkpoint law is drawn only up to its last checkpoint", () => {
+  const summary = fixtureSummary();
+  const fit = summary.scaling.find((f) => f.family === "sizes (final step)")!;
+  const last = Math.max(...fit.points.map((p) => p.compute));
+  // The same points relabelled as the checkpoints of one smaller model.
+  summary.scaling.push({
+    ...fit,
+    family: "checkpoints of nano-s3",
+    kind: "thresholded",
+    points: fit.points.map((p) => ({ ...p, model: "nano-s3" })),
+  });
+  const [first] = buildCharts(summary);
+  const band = (first.spec as unknown as { layer: { data: { values: Row[] } }[] }).layer[0]
+    .data.values.filter((r) => r.family === "checkpoints of nano-s3");
+  assert.ok(band.length > 0 && band.length < fit.curve.length, `${band.length} points`);
+  assert.ok(band.every((r) => (r.compute as number) <= last * (1 + 1e-9)));
+});
+
+Deno.test("the page's chart data carries four significant digits (integers exact)", () => {
+  const [first] = buildCharts(fixtureSummary());
+  const vg = compileChart(first) as unknown as { data: { values?: Row[] }[] };
+  const numbers = vg.data.flatMap((d) => d.values ?? []).flatMap((r) =>
+    Object.values(r).filter((v): v is number => typeof v === "number")
+  );
+  assert.ok(numbers.length > 50);
+  // Integers (counts, steps, compute given exactly) are kept as they are.
+  const fractional = numbers.filter((x) => !Number.isInteger(x));
+  assert.ok(fractional.length > 50);
+  for (const x of fractional) assert.equal(x, Number(x.toPrecision(4)));
 });
 
 Deno.test("optional sections give no chart, and an empty summary still compiles", () => {
@@ -175,6 +228,8 @@ Deno.test("optional sections give no chart, and an empty summary still compiles"
     curves: [],
     scaling: [],
     recommendations: [],
+    frontier: [],
+    computeForRecall: [],
     distributions: [],
     rateByRow: [],
     rateByDuplicates: null,
@@ -183,14 +238,13 @@ Deno.test("optional sections give no chart, and an empty summary still compiles"
   };
   const compiled = compileAll(empty);
   assert.deepEqual(compiled.map((c) => c.chart.id), [
-    "scaling-recall",
+    "recall-compute",
     "scaling-precision",
-    "frontier",
     "pair-matrix",
   ]);
   for (const c of compiled) assert.deepEqual(c.warnings, [], c.chart.id);
   const notes = compiled.filter((c) => c.chart.note).map((c) => c.chart.id);
-  assert.deepEqual(notes, ["scaling-recall", "scaling-precision", "frontier"]);
+  assert.deepEqual(notes, ["recall-compute", "scaling-precision"]);
   assert.ok(buildCharts(fixtureSummary()).every((c) => c.note === undefined));
 });
 
@@ -215,16 +269,21 @@ Deno.test("precision–recall curves show the best run and signal per model, the
   const spec = pr.spec as unknown as {
     data: { values: Row[] };
     params: { name: string; bind: { input: string; options: string[] } }[];
-    transform: { filter: string }[];
+    transform: { filter?: string; lookup?: string; from?: { data: { values: Row[] } } }[];
   };
   assert.equal(spec.params[0].bind.input, "select");
   assert.equal(spec.params[0].bind.options.length, 2);
-  assert.match(spec.transform[0].filter, /datum\.best/);
+  assert.match(spec.transform[1].filter!, /datum\.best/);
+  // Points name their curve by index; each curve's labels come once, by a lookup.
+  const curves = spec.transform[0].from!.data.values;
+  assert.equal(spec.transform[0].lookup, "c");
+  assert.equal(curves.length, summary.curves.length);
   const best = new Map<string, Set<string>>();
-  for (const v of spec.data.values) {
+  for (const v of curves) {
     if (!v.best) continue;
     best.set(v.model as string, (best.get(v.model as string) ?? new Set()).add(v.curve as string));
   }
+  for (const p of spec.data.values) assert.deepEqual(Object.keys(p), ["c", "t", "p", "r"]);
   const models = new Set(summary.curves.map((c) => c.model));
   assert.equal(best.size, models.size);
   for (const curves of best.values()) assert.equal(curves.size, 1);

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { assertUserError, cli, ROOT } from "./cli.ts";
+import { assertUserError, cli, cliWith, ROOT } from "./cli.ts";
 
 const BAD = join(ROOT, "tests", "fixtures", "bad-experiments");
 
@@ -149,4 +149,37 @@ Deno.test({
     assert.match(r.stdout, /^experiment nano: /m);
     assert.match(r.stdout, /\(target\)/);
   },
+});
+
+Deno.test("without Slurm on PATH, stderr is exactly the error paragraph (--slurm included)", async () => {
+  // An empty PATH: no sbatch, as on most machines. Deno used to print a line on every command
+  // here ("Failed to resolve 'sbatch' for allow-run") because the run permission set named it.
+  const bin = await mkdtemp(join(tmpdir(), "cli-no-slurm-bin-"));
+  const out = await mkdtemp(join(tmpdir(), "cli-no-slurm-run-"));
+  try {
+    const env = { PATH: bin };
+    const missing = await cliWith(env, "experiment", "nope.yaml", "--dry-run");
+    assert.equal(missing.code, 2);
+    assert.equal(
+      missing.stderr,
+      "error: nope.yaml:1:1: cannot load the experiment file: the file does not exist. " +
+        "Give the path of a YAML experiment file, e.g. experiments/nano.yaml.\n",
+    );
+    const submit = await cliWith(env, "experiment", "--output", out, "--slurm", "--", "-p", "x");
+    assert.equal(submit.code, 2, submit.stderr);
+    assert.equal(
+      submit.stderr,
+      "error: sbatch not found on PATH: --slurm submits with Slurm's sbatch; run on a Slurm " +
+        "login node, or use --slurm-dry-run to only write the scripts\n",
+    );
+    assert.equal(submit.stdout, "");
+    // The scripts were written before the submission failed: they can be submitted by hand.
+    assert.deepEqual((await readdir(join(out, "slurm"))).sort(), ["array.sh", "report.sh"]);
+    const help = await cliWith(env, "--help");
+    assert.equal(help.code, 0);
+    assert.equal(help.stderr, "");
+  } finally {
+    await rm(bin, { recursive: true, force: true });
+    await rm(out, { recursive: true, force: true });
+  }
 });

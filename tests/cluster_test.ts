@@ -203,7 +203,7 @@ Deno.test("formatMissing lists missing shards per checkpoint as ranges", () => {
 const PROJECT = fileURLToPath(new URL("..", import.meta.url));
 const TASKS = 4;
 const slurm = await ensureSlurm();
-if (!slurm.ok) console.log(`SKIPPED: slurm not installable: ${slurm.reason}`);
+if (!slurm.ok) console.log(slurm.line);
 
 /** The reduced nano experiment with one single-thread CPU worker per array task. */
 async function clusterExperiment(dir: string): Promise<string> {
@@ -230,7 +230,6 @@ async function submit(file: string, runDir: string, env: Record<string, string>)
     args: [
       "run",
       "-P=run",
-      "--allow-run=sbatch",
       "main.ts",
       "experiment",
       file,

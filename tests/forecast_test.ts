@@ -17,7 +17,14 @@ import {
   predictionIntervals,
   realized,
 } from "../reports/analysis/forecast.ts";
-import { calibrationOf, type ForecastFile, runForecast } from "../tasks/forecast.ts";
+import {
+  calibrationHistogram,
+  calibrationOf,
+  type ForecastFile,
+  runForecast,
+} from "../tasks/forecast.ts";
+import { calibrationFigures, mostConfident } from "../reports/analysis/forecast_figures.ts";
+import { intersectRanges } from "../engine/rowset.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { parse, stringify } from "yaml";
 import { UserError } from "../engine/errors.ts";
@@ -86,6 +93,22 @@ Deno.test({
       assert.ok(got.recall! <= expected.recall.hi, where);
       // The held-out expectation is below the optimistic in-sample value of the rule.
       assert.ok(choice.expected.precision.value < choice.inSample.precision, where);
+      // The page's figures: the calibration's histogram of the chosen signal puts the chosen
+      // threshold exactly at the rule's in-sample precision and recall.
+      const calRun = (id: { model: string; step: number }) =>
+        calibration.find((r) => r.model === id.model && r.step === id.step)!;
+      const calTarget = calRun(exp.target!);
+      const predictor = calRun(choice.predictor);
+      const h = calibrationHistogram(predictor, calTarget, choice.signal, cal.seed);
+      const figures = calibrationFigures(h, calTarget.memorized.length, 32, choice);
+      assert.ok(Math.abs(figures.chosen.precision - choice.inSample.precision) < 1e-12, where);
+      assert.ok(Math.abs(figures.chosen.recall - choice.inSample.recall) < 1e-12, where);
+      const both = intersectRanges(predictor.scored, calTarget.scored).size;
+      const d = figures.distribution;
+      assert.equal(d.reduce((a, x) => a + x.memorized + x.notMemorized, 0), both);
+      assert.ok(
+        figures.curve.some((p) => p.threshold === choice.threshold || choice.threshold === null),
+      );
       rules++;
     }
     assert.equal(rules, 6);
@@ -131,6 +154,25 @@ Deno.test({
     );
     const page = await readFile(join(out, "forecast.html"), "utf8");
     assert.match(page, /are predicted to be memorized/);
+    // The most confident flagged rows, decoded with the nano tokenizer, lowest NLL first.
+    assert.equal(f.examples.length, Math.min(20, f.flagged));
+    const flagged = csv.slice(1).map((l) => l.split(",").map(Number));
+    assert.deepEqual(
+      f.examples.map((x) => [x.row, x.value]),
+      mostConfident(flagged.map((r) => r[0]), flagged.map((r) => r[1]), f.signal, 20)
+        .map((x) => [x.row, x.value]),
+    );
+    for (const x of f.examples) {
+      assert.equal(x.tokens.length, 64);
+      assert.ok(x.context !== null && x.continuation !== null && x.continuation.length > 0);
+    }
+    assert.equal(
+      (page.match(/<table class="flagged">[\s\S]*?<\/table>/)![0].match(/<tr>/g) ?? []).length,
+      f.examples.length + 1, // and the header
+    );
+    assert.ok(page.includes('id="chart-forecast-distribution"'));
+    assert.ok(page.includes('id="chart-forecast-pr"'));
+    assert.equal(f.figures.signal, f.signal);
 
     const bad = await cli(exp.output, exp.output, "--predictor", "nano-s9@1", "--output", out);
     assert.equal(bad.code, 2);
@@ -201,4 +243,59 @@ Deno.test({
     const csv = (await readFile(join(exp.output, "forecast", "flagged.csv"), "utf8")).trim();
     assert.equal(csv.split("\n").length - 1, out.forecast.flagged);
   },
+});
+
+Deno.test("the most confident flagged rows: lowest NLL or highest score first, ties by row", () => {
+  const rows = [3, 5, 8, 13];
+  assert.deepEqual(mostConfident(rows, [0.5, 0.1, 0.1, 2], "nll", 3), [
+    { row: 5, value: 0.1 },
+    { row: 8, value: 0.1 },
+    { row: 3, value: 0.5 },
+  ]);
+  assert.deepEqual(mostConfident(rows, [0.5, 0.9, 1, 0.9], "score", 2).map((x) => x.row), [8, 5]);
+  assert.deepEqual(mostConfident(rows, [1, 1, 1, 1], "binary", 10).map((x) => x.row), rows);
+});
+
+Deno.test("calibration figures: the distribution per value and the cumulative precision–recall curve", () => {
+  // score over l = 4: bins 0..4 are matches 4..0.
+  const h = { pos: [3, 1, 0, 1, 0], neg: [1, 1, 0, 2, 6], thresholds: [1, 0.75, 0.5, 0.25, 0] };
+  const expected = {
+    precision: { value: 0.7, lo: 0, hi: 1 },
+    recall: { value: 0.6, lo: 0, hi: 1 },
+  };
+  const f = calibrationFigures(h, 6, 4, { signal: "score", threshold: 0.75, bin: 1, expected });
+  assert.deepEqual(f.distribution, [
+    { value: 0, memorized: 0, notMemorized: 6 },
+    { value: 0.25, memorized: 1, notMemorized: 2 },
+    { value: 0.75, memorized: 1, notMemorized: 1 },
+    { value: 1, memorized: 3, notMemorized: 1 },
+  ]);
+  assert.deepEqual(f.curve, [
+    { threshold: 1, precision: 3 / 4, recall: 3 / 6 },
+    { threshold: 0.75, precision: 4 / 6, recall: 4 / 6 },
+    { threshold: 0.25, precision: 5 / 9, recall: 5 / 6 },
+    { threshold: 0, precision: 5 / 15, recall: 5 / 6 },
+  ]);
+  assert.deepEqual(f.chosen, {
+    threshold: 0.75,
+    precision: 4 / 6,
+    recall: 4 / 6,
+    heldOutPrecision: 0.7,
+    heldOutRecall: 0.6,
+  });
+  // NLL bins of 0.01 are shown in bins of 0.1.
+  const nll = {
+    pos: new Float64Array(1000),
+    neg: new Float64Array(1000),
+    thresholds: [] as number[],
+  };
+  nll.pos[3] = 2, nll.pos[9] = 1, nll.neg[10] = 4, nll.neg[257] = 1;
+  for (let b = 0; b < 1000; b++) nll.thresholds.push(Number(((b + 1) * 0.01).toFixed(2)));
+  const g = calibrationFigures(nll, 3, 32, { signal: "nll", threshold: 0.1, bin: 9, expected });
+  assert.deepEqual(g.distribution, [
+    { value: 0, memorized: 3, notMemorized: 0 },
+    { value: 0.1, memorized: 0, notMemorized: 4 },
+    { value: 2.5, memorized: 0, notMemorized: 1 },
+  ]);
+  assert.deepEqual(g.chosen.recall, 1);
 });

@@ -6,6 +6,8 @@ import { predictorsCsv, writeReport } from "../reports/page/report_files.ts";
 import { vendorScripts, wrapInterpreter } from "../reports/page/vendor.ts";
 import type { Summary } from "../reports/analysis/summary.ts";
 import { EVIL_MODEL, fixtureSummary, PLANTED } from "./fixtures/report_summary.ts";
+import { floorGap } from "../reports/analysis/floor.ts";
+import { wilson } from "../reports/analysis/stats.ts";
 
 async function page(summary: Summary = fixtureSummary()): Promise<string> {
   const charts = buildCharts(summary).map((chart) => ({ chart, vega: compileChart(chart) }));
@@ -60,8 +62,16 @@ Deno.test("the Content-Security-Policy allows exactly the page's inline scripts 
 
 Deno.test("the answer comes first and missing shards raise a banner", async () => {
   const html = await page();
-  const order = ['id="answer"', 'id="predictors"', 'id="charts"', 'id="examples"', 'id="run"']
-    .map((s) => html.indexOf(s));
+  const order = [
+    'id="answer"',
+    'id="verdict"',
+    'id="chart-recall-compute"',
+    'id="budgets"',
+    'id="charts"',
+    'id="details"',
+    'id="examples"',
+    'id="run"',
+  ].map((s) => html.indexOf(s));
   assert.deepEqual([...order].sort((a, b) => a - b), order);
   assert.ok(order[0] > 0);
   assert.match(html, /class="banner"[\s\S]*nano-s5\/step143\/shard00002/);
@@ -119,4 +129,33 @@ Deno.test("writeReport writes the page, the summary and the CSV", async () => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("one table row per budget, why the floor fails under it, long tables collapsed", async () => {
+  const s = fixtureSummary();
+  const r = s.recommendations[1];
+  r.floorHolds = false;
+  r.measured!.precision = 93 / 100;
+  r.measured!.precisionCI = wilson(93, 100);
+  const html = await page(s);
+  const budgets = html.match(/<table class="budgets">[\s\S]*?<\/table>/)![0];
+  assert.equal((budgets.match(/<tr>/g) ?? []).length, s.recommendations.length + 1);
+  assert.equal((budgets.match(/<details>/g) ?? []).length, s.recommendations.length);
+  const why = html.match(/<ul class="why">([\s\S]*?)<\/ul>/)![1];
+  assert.equal((why.match(/<li>/g) ?? []).length, 1);
+  assert.ok(why.includes(escapeHtml(floorGap(r.measured!, 0.9)!.sentence)), why);
+  assert.match(
+    why,
+    /^<li><strong>10%<\/strong> \(memorized <span class="muted">by<\/span> s1&#60;img/,
+  );
+  // The verdict's three lines come before the first chart.
+  const verdict = html.match(/<ul class="verdict" id="verdict">([\s\S]*?)<\/ul>/)![1];
+  assert.equal((verdict.match(/<li>/g) ?? []).length, 3);
+  // Six fitted laws: a plain table; twelve: collapsed behind its heading.
+  assert.match(html, /<h3>Fitted scaling laws<\/h3>\n<div class="table-wrap">/);
+  s.scaling = [...s.scaling, ...s.scaling];
+  assert.match(
+    await page(s),
+    /<details class="table"><summary><h3>Fitted scaling laws<\/h3> <span class="muted">\(12 rows\)<\/span><\/summary>/,
+  );
 });

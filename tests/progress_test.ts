@@ -7,8 +7,10 @@ import {
   formatOverall,
   formatRate,
   formatSlot,
+  formatWork,
   type ProgressSnapshot,
   startProgress,
+  startWork,
 } from "../engine/run/progress.ts";
 
 const snap: ProgressSnapshot = {
@@ -68,4 +70,92 @@ Deno.test("startProgress redraws in place on a terminal and logs plainly otherwi
   const p = startProgress(() => snap, { terminal: false, write: (s) => (log += s) });
   p.stop();
   assert.equal(log, formatLogLine(snap) + "\n");
+});
+
+Deno.test("formatWork: phase, share, counts, rate and ETA of a long step", () => {
+  assert.equal(
+    formatWork({
+      task: "report",
+      what: "reading the store",
+      unit: "checkpoints",
+      done: 23,
+      total: 56,
+      elapsed: 12,
+    }),
+    "report: reading the store 41.1% 23/56 checkpoints, 1.9 checkpoints/s, elapsed 12s, ETA 17s",
+  );
+  assert.equal(
+    formatWork({
+      task: "export",
+      what: "exporting",
+      unit: "rows",
+      done: 0,
+      total: 148_700_000,
+      elapsed: 0,
+    }),
+    "export: exporting 0.0% 0/148,700,000 rows, 0 rows/s, elapsed 0s, ETA --",
+  );
+  assert.equal(formatRate(2.34e7), "23.4M rows/s");
+  assert.equal(formatRate(0.25, "runs"), "0.25 runs/s");
+});
+
+Deno.test("startWork: quiet for short steps, a line per interval in logs, the final state at the end", () => {
+  let t = 0;
+  const out: string[] = [];
+  const clock = { now: () => t, write: (s: string) => out.push(s), terminal: false };
+  // Finished within the delay: nothing at all.
+  const quick = startWork("report", { ...clock, delayMs: 1000, logMs: 10_000 });
+  quick.phase("reading the store", 2, "checkpoints");
+  t = 500;
+  quick.add(2);
+  quick.stop();
+  assert.deepEqual(out, []);
+  // A long one: a line when due (after the delay, then every logMs), the phase's last state
+  // when the next phase starts, and the final state at stop unless a line already said it.
+  t = 0;
+  const w = startWork("report", { ...clock, delayMs: 1000, logMs: 10_000 });
+  w.phase("reading the store", 4, "checkpoints");
+  t = 2000;
+  w.add(1);
+  t = 4000;
+  w.add(1); // not due: 2 s after the last line
+  t = 8000;
+  w.add(2);
+  w.phase("analysing", 10, "runs");
+  t = 18_000;
+  w.add(5);
+  w.note("Note: something");
+  w.stop();
+  w.add(1);
+  assert.deepEqual(out, [
+    "report: reading the store 25.0% 1/4 checkpoints, 0.50 checkpoints/s, elapsed 2s, ETA 6s\n",
+    "report: reading the store 100.0% 4/4 checkpoints, 0.50 checkpoints/s, elapsed 8s, ETA 0s\n",
+    "report: analysing 50.0% 5/10 runs, 0.50 runs/s, elapsed 10s, ETA 10s\n",
+    "Note: something\n",
+  ]);
+});
+
+Deno.test("startWork on a terminal redraws one line in place and ends it before notes", () => {
+  let t = 5000;
+  const out: string[] = [];
+  const w = startWork("export", {
+    now: () => t,
+    write: (s) => out.push(s),
+    terminal: true,
+    delayMs: 0,
+    redrawMs: 250,
+  });
+  w.phase("exporting", 100, "rows");
+  t = 6000;
+  w.add(50);
+  w.note("exported a@1");
+  w.stop();
+  assert.deepEqual(out, [
+    "\r\x1b[Kexport: exporting 0.0% 0/100 rows, 0 rows/s, elapsed 0s, ETA --",
+    "\r\x1b[Kexport: exporting 50.0% 50/100 rows, 50.0 rows/s, elapsed 1s, ETA 1s",
+    "\n",
+    "exported a@1\n",
+    "\r\x1b[Kexport: exporting 50.0% 50/100 rows, 50.0 rows/s, elapsed 1s, ETA 1s",
+    "\n",
+  ]);
 });

@@ -2,14 +2,13 @@
  * Test helper: a throwaway one-node Slurm cluster on loopback (munged,
  * slurmctld, slurmd) in a temporary folder, for the cluster tests. Needs
  * root (the daemons run as root) and Debian's `slurm-wlm` and `munge`
- * packages; {@link ensureSlurm} installs them when it can and otherwise says
- * why the tests are skipped.
+ * packages; {@link ensureSlurm} installs them when it can and otherwise gives
+ * the one line saying why the test is skipped.
  *
  * @module
  */
 
-/** Whether a Slurm cluster can be started here, and if not, why. */
-export type SlurmAvailability = { ok: true } | { ok: false; reason: string };
+import { type Availability, ensurePrograms, exec } from "./system_packages.ts";
 
 /** A running one-node cluster; every client command must get {@link SlurmCluster.env}. */
 export interface SlurmCluster {
@@ -29,73 +28,36 @@ export interface SlurmCluster {
 
 const PROGRAMS = ["munged", "munge", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel"];
 
-async function exec(
-  cmd: string,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" })
-      .output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  } catch (e) {
-    return { code: 127, stdout: "", stderr: e instanceof Error ? e.message : String(e) };
+/**
+ * Whether the test cluster can run here: as root, with Slurm and munge
+ * installed (with apt-get when missing). Otherwise the one line to print when
+ * skipping.
+ */
+export async function ensureSlurm(): Promise<Availability> {
+  const what = "the Slurm cluster test (tests/cluster_test.ts)";
+  if (Deno.build.os === "linux" && Deno.uid() !== 0) {
+    return {
+      ok: false,
+      line: `SKIPPED ${what}: its slurmctld, slurmd and munged run as root (uid ${Deno.uid()} ` +
+        "here); as root the test installs slurm-wlm and munge with apt-get itself",
+    };
   }
-}
-
-async function missingPrograms(): Promise<string[]> {
-  const missing: string[] = [];
-  for (const name of PROGRAMS) {
-    const r = await exec("sh", ["-c", `command -v ${name}`]);
-    if (r.code !== 0) missing.push(name);
+  if (Deno.build.os === "linux" && !(await hasCgroups())) {
+    return {
+      ok: false,
+      line: `SKIPPED ${what}: slurmd needs the cgroup file system and /sys/fs/cgroup is empty ` +
+        "here (a chroot or container without it: mount it, e.g. mount --rbind /sys)",
+    };
   }
-  return missing;
+  return await ensurePrograms({ what, programs: PROGRAMS, packages: ["slurm-wlm", "munge"] });
 }
 
 /**
- * Checks that Slurm and munge are installed; when they are not and this is
- * root on a system with apt-get, installs `slurm-wlm munge`. Returns why not
- * when the cluster cannot be started (the caller prints it and skips).
+ * Whether /sys/fs/cgroup holds a cgroup file system (slurmd's cgroup plugin
+ * needs one). Asked of the shell: Deno lets only --allow-all read under /sys.
  */
-export async function ensureSlurm(): Promise<SlurmAvailability> {
-  if (Deno.build.os !== "linux") return { ok: false, reason: `not Linux (${Deno.build.os})` };
-  let missing = await missingPrograms();
-  if (missing.length === 0) return await rootCheck();
-  const uid = Deno.uid();
-  if (uid !== 0) {
-    return { ok: false, reason: `missing ${missing.join(", ")} and not root (uid ${uid})` };
-  }
-  const apt = await exec("sh", ["-c", "command -v apt-get"]);
-  if (apt.code !== 0) return { ok: false, reason: `missing ${missing.join(", ")} and no apt-get` };
-  const install = await exec("apt-get", [
-    "install",
-    "-y",
-    "--no-install-recommends",
-    "slurm-wlm",
-    "munge",
-  ], {
-    DEBIAN_FRONTEND: "noninteractive",
-  });
-  if (install.code !== 0) {
-    return {
-      ok: false,
-      reason: `apt-get install slurm-wlm munge failed: ${
-        install.stderr.trim().split("\n").slice(-2).join(" ")
-      }`,
-    };
-  }
-  missing = await missingPrograms();
-  if (missing.length > 0) return { ok: false, reason: `still missing after install: ${missing}` };
-  return await rootCheck();
-}
-
-function rootCheck(): Promise<SlurmAvailability> {
-  return Promise.resolve(
-    Deno.uid() === 0
-      ? { ok: true }
-      : { ok: false, reason: `the test cluster's daemons need root (uid ${Deno.uid()})` },
-  );
+async function hasCgroups(): Promise<boolean> {
+  return (await exec("sh", ["-c", `[ -n "$(ls -A /sys/fs/cgroup 2>/dev/null)" ]`])).code === 0;
 }
 
 function freePort(): number {

@@ -205,7 +205,7 @@ export interface SlurmOptions {
   tasks?: number;
   /** The deno executable the tasks run (default: this process's). */
   deno?: string;
-  /** The sbatch program (default `sbatch`). */
+  /** The sbatch program (default {@link SBATCH_LAUNCHER}, which runs `sbatch` from PATH). */
   sbatch?: string;
 }
 
@@ -213,6 +213,15 @@ export interface SlurmOptions {
 export function projectDir(): string {
   return dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 }
+
+/**
+ * The program `--slurm` submits with: `engine/cluster/sbatch.sh`, which runs
+ * Slurm's `sbatch` from PATH at the moment of submission (exit 127 when there
+ * is none). The `run` permission set names this file rather than `sbatch`:
+ * Deno resolves a program name on PATH at startup and prints a line on every
+ * command of a machine without Slurm.
+ */
+export const SBATCH_LAUNCHER: string = fileURLToPath(new URL("./sbatch.sh", import.meta.url));
 
 /**
  * Writes `<run>/slurm/array.sh` and `<run>/slurm/report.sh` and, unless
@@ -272,7 +281,7 @@ export async function submitSlurm(exp: Experiment, opts: SlurmOptions): Promise<
     );
     return { ...base, message: lines.join("\n") };
   }
-  const sbatch = opts.sbatch ?? "sbatch";
+  const sbatch = opts.sbatch ?? SBATCH_LAUNCHER;
   const arrayJob = await runSbatch(sbatch, ["--parsable", ...opts.sbatchArgs, script]);
   const reportJob = await runSbatch(sbatch, [
     "--parsable",
@@ -317,26 +326,28 @@ async function pendingJobs(folder: RunFolder): Promise<Job[]> {
 }
 
 async function runSbatch(sbatch: string, args: string[]): Promise<string> {
+  const notFound = () =>
+    new UserError(
+      "sbatch not found on PATH: --slurm submits with Slurm's sbatch; run on a Slurm login node, " +
+        "or use --slurm-dry-run to only write the scripts",
+    );
   let out: Deno.CommandOutput;
   try {
     out = await new Deno.Command(sbatch, { args, stdout: "piped", stderr: "piped" }).output();
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new UserError(
-        `${sbatch} not found: --slurm submits with Slurm's sbatch; run on a Slurm login node, ` +
-          "or use --slurm-dry-run to only write the scripts",
-      );
-    }
+    if (e instanceof Deno.errors.NotFound) throw notFound();
     if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
       throw new UserError(
-        `not allowed to run ${sbatch}: the run permission set needs "run": ["sbatch"] in deno.json`,
+        `not allowed to run ${sbatch}: the run permission set in deno.json needs ` +
+          `"run": ["./engine/cluster/sbatch.sh"]`,
       );
     }
     throw e;
   }
   const stdout = new TextDecoder().decode(out.stdout).trim();
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  if (out.code === 127 && stderr === "sbatch: not found on PATH") throw notFound();
   if (out.code !== 0) {
-    const stderr = new TextDecoder().decode(out.stderr).trim();
     throw new UserError(`sbatch ${args.join(" ")} failed (exit ${out.code}): ${stderr}`);
   }
   // --parsable prints "jobid" or "jobid;cluster".

@@ -1,10 +1,14 @@
 /**
- * Progress display of a run: pure formatting functions, and a renderer that
+ * Progress displays: pure formatting functions; the scoring display, which
  * redraws one line per device slot plus an overall bar on a terminal, or prints
- * a plain line every few seconds when stderr is not a terminal (logs, CI).
+ * a plain line every few seconds when stderr is not a terminal (logs, CI); and
+ * {@link startWork}, one line for any other long step (import, export, report,
+ * forecast), fed through a {@link ProgressSink} by the stages that do the work.
  *
  * @module
  */
+
+import type { ProgressSink } from "../types.ts";
 
 /** What one device slot is doing. */
 export interface SlotStatus {
@@ -40,12 +44,14 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }
 
-/** Formats a rate as `812 rows/s`, `12.3 rows/s` or `4.1k rows/s`. */
-export function formatRate(rowsPerSecond: number): string {
-  if (!Number.isFinite(rowsPerSecond) || rowsPerSecond <= 0) return "0 rows/s";
-  if (rowsPerSecond >= 10_000) return `${(rowsPerSecond / 1000).toFixed(1)}k rows/s`;
-  if (rowsPerSecond >= 100) return `${Math.round(rowsPerSecond)} rows/s`;
-  return `${rowsPerSecond.toFixed(1)} rows/s`;
+/** Formats a rate as `812 rows/s`, `12.3 rows/s`, `4.1k rows/s` or `2.3M rows/s` (any unit). */
+export function formatRate(rowsPerSecond: number, unit = "rows"): string {
+  if (!Number.isFinite(rowsPerSecond) || rowsPerSecond <= 0) return `0 ${unit}/s`;
+  if (rowsPerSecond >= 1_000_000) return `${(rowsPerSecond / 1e6).toFixed(1)}M ${unit}/s`;
+  if (rowsPerSecond >= 10_000) return `${(rowsPerSecond / 1000).toFixed(1)}k ${unit}/s`;
+  if (rowsPerSecond >= 100) return `${Math.round(rowsPerSecond)} ${unit}/s`;
+  if (rowsPerSecond >= 1) return `${rowsPerSecond.toFixed(1)} ${unit}/s`;
+  return `${rowsPerSecond.toFixed(2)} ${unit}/s`;
 }
 
 /** A text bar of `width` cells filled to `fraction` (clamped to [0, 1]). */
@@ -143,6 +149,128 @@ export function startProgress(
       clearInterval(timer);
       if (terminal) draw();
       else write(formatLogLine(snapshot()) + "\n");
+    },
+  };
+}
+
+/** The state of a long step at one instant (see {@link startWork}). */
+export interface WorkSnapshot {
+  /** The command, e.g. `report`. */
+  task: string;
+  /** The phase, e.g. `reading the store`. */
+  what: string;
+  /** What is counted, e.g. `checkpoints`, `rows`. */
+  unit: string;
+  done: number;
+  total: number;
+  /** Seconds since the phase started. */
+  elapsed: number;
+}
+
+/** `report: reading the store 41.1% 23/56 checkpoints, 1.9 checkpoints/s, elapsed 12s, ETA 17s`. */
+export function formatWork(s: WorkSnapshot): string {
+  const f = s.total > 0 ? Math.min(1, s.done / s.total) : 1;
+  const rate = s.elapsed > 0 ? s.done / s.elapsed : 0;
+  const left = s.done >= s.total ? 0 : rate > 0 ? (s.total - s.done) / rate : Infinity;
+  const n = (x: number) => x.toLocaleString("en-US");
+  return `${s.task}: ${s.what} ${(100 * f).toFixed(1)}% ${n(s.done)}/${n(s.total)} ${s.unit}, ` +
+    `${formatRate(rate, s.unit)}, elapsed ${formatDuration(s.elapsed)}, ETA ${
+      formatDuration(left)
+    }`;
+}
+
+/** Options of {@link startWork}. */
+export interface WorkOptions extends ProgressOptions {
+  /** Nothing is drawn before this many ms since the start (default 1000): short steps stay quiet. */
+  delayMs?: number;
+  /** The clock in ms (default `performance.now`). */
+  now?: () => number;
+}
+
+/** A running one-line display of a long step. */
+export interface WorkDisplay extends ProgressSink {
+  /** Prints a message (on its own line, above the progress line). */
+  note(message: string): void;
+  /** Draws the final state when anything was drawn, and stops (later calls do nothing). */
+  stop(): void;
+}
+
+/**
+ * One progress line for a long step, in phases: on a terminal redrawn in
+ * place at most every `redrawMs` (default 250), otherwise a plain line every
+ * `logMs` (default 10 s). It draws when the work reports (`phase`, `add`), so
+ * it also moves during synchronous work (the analysis); nothing is drawn in
+ * the first `delayMs`.
+ */
+export function startWork(task: string, opts: WorkOptions = {}): WorkDisplay {
+  const encoder = new TextEncoder();
+  const write = opts.write ?? ((t: string) => Deno.stderr.writeSync(encoder.encode(t)));
+  const terminal = opts.terminal ?? Deno.stderr.isTerminal();
+  const now = opts.now ?? (() => performance.now());
+  const every = terminal ? (opts.redrawMs ?? 250) : (opts.logMs ?? 10_000);
+  const begun = now();
+  const delay = opts.delayMs ?? 1000;
+  let phase: { what: string; unit: string; total: number; done: number; t0: number } | null = null;
+  let last = -Infinity;
+  let shown = false;
+  let open = false;
+  let stopped = false;
+  const line = () =>
+    formatWork({
+      task,
+      what: phase!.what,
+      unit: phase!.unit,
+      done: phase!.done,
+      total: phase!.total,
+      elapsed: (now() - phase!.t0) / 1000,
+    });
+  let lastText = "";
+  const draw = () => {
+    if (!phase) return;
+    last = now();
+    shown = true;
+    lastText = line();
+    if (terminal) {
+      write(`\r\x1b[K${lastText}`);
+      open = true;
+    } else write(lastText + "\n");
+  };
+  /** The final state of a phase, unless a log line already says it. */
+  const drawFinal = () => {
+    if (shown && (terminal || line() !== lastText)) draw();
+  };
+  const endLine = () => {
+    if (open) write("\n");
+    open = false;
+  };
+  const maybeDraw = () => {
+    const t = now();
+    if (!stopped && t - begun >= delay && t - last >= every) draw();
+  };
+  return {
+    phase(what, total, unit) {
+      if (stopped) return;
+      if (phase) {
+        drawFinal();
+        endLine();
+      }
+      phase = { what, unit, total, done: 0, t0: now() };
+      maybeDraw();
+    },
+    add(n) {
+      if (stopped || !phase) return;
+      phase.done += n;
+      maybeDraw();
+    },
+    note(message) {
+      endLine();
+      write(message + "\n");
+    },
+    stop() {
+      if (stopped) return;
+      if (phase) drawFinal();
+      endLine();
+      stopped = true;
     },
   };
 }

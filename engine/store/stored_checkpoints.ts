@@ -24,6 +24,7 @@ import type { ScoreChunk, ScoredCheckpoint, ScoreSource } from "./scored_checkpo
 import { chunkMemorized } from "./scored_checkpoint.ts";
 import { listBuilder, rangesBuilder } from "../rowset.ts";
 import { isNotFound } from "../os/fs_errors.ts";
+import type { ProgressSink } from "../types.ts";
 
 /** A source over shard files (chunk k = the k-th file, shard order). */
 export function shardSource(paths: readonly string[], key: string): ScoreSource {
@@ -46,11 +47,13 @@ export function shardSource(paths: readonly string[], key: string): ScoreSource 
  * Every checkpoint of the run folder's store with finished shards, as
  * {@link ScoredCheckpoint} in the manifest's order. Shards whose key does not match the
  * manifest are ignored. `known`: the
- * folder's manifest as the caller holds it (default: read from the folder).
+ * folder's manifest as the caller holds it (default: read from the folder);
+ * `progress` counts the manifest's checkpoints as they are read.
  */
 export async function readStoredCheckpoints(
   runDir: string,
   known?: Manifest | null,
+  progress?: ProgressSink,
 ): Promise<ScoredCheckpoint[]> {
   const manifest = known ?? await readManifest(runDir);
   if (!manifest) {
@@ -61,7 +64,9 @@ export async function readStoredCheckpoints(
   }
   const l = continuationOf(manifest);
   const out: ScoredCheckpoint[] = [];
+  progress?.phase("reading the store", manifest.checkpoints.length, "checkpoints");
   for (const c of manifest.checkpoints) {
+    if (c !== manifest.checkpoints[0]) progress?.add(1);
     const dir = join(runDir, "scores", c.model, `step${c.step}`);
     let names: string[];
     try {
@@ -104,5 +109,6 @@ export async function readStoredCheckpoints(
       source: shardSource(paths, key),
     });
   }
+  if (manifest.checkpoints.length > 0) progress?.add(1);
   return out;
 }

@@ -20,6 +20,7 @@ import {
   checkpointLabel,
   type CheckpointScores,
   type Experiment,
+  type ProgressSink,
 } from "../../engine/types.ts";
 import { DEFAULT_FOLDS, DEFAULT_RECALLS } from "../../engine/config/schema.ts";
 import { UserError } from "../../engine/errors.ts";
@@ -83,6 +84,8 @@ export interface AnalysisInput {
   decode?: (tokens: number[]) => string;
   /** How the scores were produced, copied to `Summary.run` (missing fields get defaults). */
   run?: Partial<Summary["run"]>;
+  /** Counts the runs, laws and correlation matrices as the analysis gets through them. */
+  progress?: ProgressSink;
 }
 
 /**
@@ -253,6 +256,7 @@ export function analyzeRuns(
   exp: Experiment,
   runs: readonly AnalysedCheckpoint[],
   target: AnalysedCheckpoint,
+  progress?: ProgressSink,
 ): CoreAnalysis {
   const settings = analysisSettings(exp);
   const seconds: Record<string, number> = {};
@@ -271,12 +275,16 @@ export function analyzeRuns(
     recallOver: settings.recallOver,
   };
   const positives = foldPositives(target, folds);
-  const measured = measureCandidates(others, target, settings, folds, positives);
+  const measured = measureCandidates(others, target, settings, folds, positives, progress);
   lap("signals");
   const random = seededRandom(settings.seed);
   const { resamples, patterns } = bootstrap(measured.classifiers, target, settings, random);
   lap("bootstrap");
-  const { scaling, laws } = fitLaws(runs, target, measured, resamples, settings, positives, random);
+  const { scaling, laws } = fitLaws(runs, target, measured, resamples, settings, {
+    positives,
+    random,
+    progress,
+  });
   lap("fits");
   const { candidates } = measured;
   const recommendations = recommend(candidates, laws, resamples, {
@@ -338,6 +346,7 @@ function measureCandidates(
   settings: AnalysisSettings,
   folds: FoldSettings,
   positives: number[],
+  progress?: ProgressSink,
 ): Measured {
   const all = settings.recallOver === "all";
   const classifiers: Classifier[] = others.map((o) => ({
@@ -364,6 +373,7 @@ function measureCandidates(
     }
   });
   const curves: ThresholdCurve[] = [];
+  progress?.phase("analysing", others.length, "runs");
   for (const o of others) {
     const sig = signalCurves(
       o.run,
@@ -378,6 +388,7 @@ function measureCandidates(
       candidates.push({ ...c.candidate, index: classifiers.length });
       classifiers.push(c.classifier);
     }
+    progress?.add(1);
   }
   return { points, candidates, classifiers, curves };
 }
@@ -418,8 +429,11 @@ function fitLaws(
   { points, candidates }: Measured,
   resamples: Resamples | null,
   settings: AnalysisSettings,
-  positives: number[],
-  random: () => number,
+  { positives, random, progress }: {
+    positives: number[];
+    random: () => number;
+    progress?: ProgressSink;
+  },
 ): { scaling: Summary["scaling"]; laws: FittedLaw[] } {
   const finals = new Set(
     runs.filter((r) => r.final).map((r) => checkpointKey(r.id.model, r.id.step)),
@@ -441,15 +455,18 @@ function fitLaws(
   ];
   const scaling: Summary["scaling"] = [];
   const laws: FittedLaw[] = [];
-  for (const k of kinds) {
-    for (const fam of makeFamilies(k.points, target.id, finals, target.compute)) {
+  const families = kinds.map((k) => makeFamilies(k.points, target.id, finals, target.compute));
+  progress?.phase("fitting laws", 2 * families.reduce((a, f) => a + f.length, 0), "laws");
+  kinds.forEach((k, i) => {
+    for (const fam of families[i]) {
       for (const metric of ["recall", "precision"] as const) {
         const res = fitScaling(fam, metric, target.compute, k.resamples, k.kind);
         scaling.push(res.summary);
         if (res.law && fam.recommendable) laws.push(res.law);
+        progress?.add(1);
       }
     }
-  }
+  });
   return { scaling, laws };
 }
 
@@ -461,11 +478,12 @@ function fitLaws(
 export function calibrate(
   exp: Experiment,
   data: readonly ScoredCheckpoint[],
+  progress?: ProgressSink,
 ): CoreAnalysis & { runs: AnalysedCheckpoint[]; target: AnalysedCheckpoint } {
   checkTarget(exp, data);
   const runs = orderedRuns(exp, data);
   const target = runs.find((r) => sameId(r.id, trainedTarget(exp)))!;
-  return { ...analyzeRuns(exp, runs, target), runs, target };
+  return { ...analyzeRuns(exp, runs, target, progress), runs, target };
 }
 
 /** Analyses the scores of an experiment into the summary every report is rendered from. */
@@ -477,7 +495,7 @@ export function analyze(input: AnalysisInput): Summary {
   const size = rowSpace(data);
   const runs = orderedRuns(exp, data);
   const target = runs.find((r) => sameId(r.id, trainedTarget(exp)))!;
-  const core = analyzeRuns(exp, runs, target);
+  const core = analyzeRuns(exp, runs, target, input.progress);
   const table = core.predictors;
 
   const finalRuns = runs.filter((r) => r.final);
@@ -521,7 +539,7 @@ export function analyze(input: AnalysisInput): Summary {
     // Without any per-row score (memorized-row lists only) scores are binary: no distributions
     // or correlations of scores to show.
     correlations: continuous
-      ? correlations(runs, finalRuns)
+      ? correlations(runs, finalRuns, input.progress)
       : { models: { labels: [], values: [], rows: 0 }, checkpoints: [] },
     distributions: continuous ? runs.map(distribution) : [],
     rateByRow: byRowRuns.map((r) => rateByRow(r, size)),
@@ -564,19 +582,25 @@ function examples(
   });
 }
 
-/** Score correlations between the final models and between each model's checkpoints. */
+/**
+ * Score correlations between the final models and between each model's
+ * checkpoints (one pass over their scores per matrix, counted in `progress`).
+ */
 function correlations(
   runs: readonly AnalysedCheckpoint[],
   finalRuns: readonly AnalysedCheckpoint[],
+  progress?: ProgressSink,
 ): Summary["correlations"] {
   const models = [...new Set(runs.map((r) => r.id.model))];
-  return {
-    models: correlationMatrix(finalRuns),
-    checkpoints: models.map((m) => ({
-      model: m,
-      ...correlationMatrix(runs.filter((r) => r.id.model === m)),
-    })),
-  };
+  progress?.phase("score correlations", models.length + 1, "matrices");
+  const between = correlationMatrix(finalRuns);
+  progress?.add(1);
+  const checkpoints = models.map((m) => {
+    const c = { model: m, ...correlationMatrix(runs.filter((r) => r.id.model === m)) };
+    progress?.add(1);
+    return c;
+  });
+  return { models: between, checkpoints };
 }
 
 /** `Summary.run` when the caller says nothing of how the scores were produced. */

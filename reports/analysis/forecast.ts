@@ -11,6 +11,7 @@
  *
  * @module
  */
+import type { CalibrationFigures, FlaggedExample } from "./forecast_figures.ts";
 import type { Estimate, PredictorId, RecallOver } from "./summary.ts";
 import type { ScoredCheckpoint } from "../../engine/store/scored_checkpoint.ts";
 import { UserError } from "../../engine/errors.ts";
@@ -307,6 +308,8 @@ export function realized(
   };
 }
 
+export type { CalibrationFigures, FlaggedExample };
+
 /** What `forecast.json` holds. */
 export interface ForecastFile {
   /** The calibration run: folder, experiment, target, rows it scored and memorized. */
@@ -355,4 +358,8 @@ export interface ForecastFile {
   foldAgreement: number;
   /** What must hold for `expected` to apply. */
   assumptions: string[];
+  /** The flagged rows the rule is most confident about, decoded when there is a tokenizer. */
+  examples: FlaggedExample[];
+  /** The calibration's view of the rule: the signal's distribution and precision–recall curve. */
+  figures: CalibrationFigures;
 }

@@ -81,3 +81,4 @@ export type { Suite } from "../../engine/types.ts";
 export type { Summary } from "./summary.ts";
 export type { ThresholdCurve } from "./summary.ts";
 export type { MeasuredPoint } from "./summary.ts";
+export type { ProgressSink } from "../../engine/types.ts";

@@ -145,3 +145,105 @@ function lawCheck(s: Summary): string[] {
     } from the others (measured ${f3(e.actual)}).`,
   ];
 }
+
+/** The report's answer in three lines, each one sentence (see {@link headline}). */
+export interface Headline {
+  /** What the target memorized. */
+  memorized: string;
+  /** The best predictor at two or three headline budgets, held-out recall and precision. */
+  predictors: string;
+  /** The compute needed for recall 0.8 (or the experiment's recall nearest to it); null without one. */
+  computeForRecall: string | null;
+}
+
+/**
+ * The budgets the headline names: the smallest and the largest budget with a
+ * pick, and between them the one nearest their geometric mean (fewer when
+ * fewer budgets have a pick).
+ */
+export function headlineBudgets(s: Summary): Summary["recommendations"] {
+  const withPick = s.recommendations.filter((r) => r.measured !== null);
+  if (withPick.length <= 3) return withPick;
+  const first = withPick[0];
+  const last = withPick[withPick.length - 1];
+  const mid = Math.sqrt(first.budgetFraction * last.budgetFraction);
+  const inner =
+    withPick.slice(1, -1).sort((a, b) =>
+      Math.abs(Math.log(a.budgetFraction / mid)) - Math.abs(Math.log(b.budgetFraction / mid))
+    )[0];
+  return [first, inner, last];
+}
+
+/** The experiment's recall nearest to 0.8 with its compute, or null without any. */
+function recallNear80(s: Summary): Summary["computeForRecall"][number] | null {
+  const list = s.computeForRecall ?? [];
+  if (list.length === 0) return null;
+  return [...list].sort((a, b) => Math.abs(a.recall - 0.8) - Math.abs(b.recall - 0.8))[0];
+}
+
+/**
+ * The answer first, in three sentences: what the target memorized; the best
+ * predictor within two or three headline budgets with its held-out recall and
+ * precision (and whether the precision floor holds); the compute needed for
+ * recall 0.8 at the floor, measured and from the best fitted law.
+ */
+export function headline(s: Summary): Headline {
+  const t = s.target;
+  const floor = s.experiment.minPrecision;
+  const n = (x: number) => x.toLocaleString("en-US");
+  const memorized = t.memorized === 0
+    ? `The target ${checkpointLabel(t)} memorized none of the ${
+      n(t.rowsScored)
+    } rows it scored, so no ` +
+      "predictor can be measured against it."
+    : `The target ${checkpointLabel(t)} memorized ${n(t.memorized)} of the ${
+      n(t.rowsScored)
+    } rows it ` +
+      `scored (${percent(t.rate)}), with ${t.compute.toExponential(2)} FLOPs of training compute.`;
+  const picks = headlineBudgets(s);
+  let predictors: string;
+  if (t.memorized === 0) {
+    predictors = "No predictor is recommended: precision and recall are undefined.";
+  } else if (picks.length === 0) {
+    const most = Math.max(0, ...s.recommendations.map((r) => r.budgetFraction));
+    predictors = `No predictor within ${
+      percent(most)
+    } of its compute reaches precision ${floor} on held-out rows.`;
+  } else {
+    const held = picks.filter((r) => r.floorHolds).length;
+    const items = picks.map((r, i) => {
+      const m = r.measured!;
+      const mark = held > 0 && !r.floorHolds ? " (floor not assured)" : "";
+      return `within ${percent(r.budgetFraction)}${i === 0 ? " of its compute" : ""}, ${
+        ruleText(m)
+      }: recall ${f3(m.recall)} at precision ${f3(m.precision)}${mark}`;
+    });
+    const none = held === 0
+      ? ` None clears the floor ${floor} with 95% confidence at these rows (the budget table ` +
+        "says why)."
+      : "";
+    predictors = `Best predictor, held out: ${items.join("; ")}.${none}`;
+  }
+  const c = t.memorized === 0 ? null : recallNear80(s);
+  let computeForRecall: string | null = null;
+  if (c) {
+    const m = c.measured;
+    const how = [
+      ...(m.pick ? [ruleText(m.pick)] : []),
+      ...(m.precision !== null ? [`held-out precision ${f3(m.precision)}`] : []),
+    ];
+    const measured = m.fraction !== null
+      ? `Recall ${c.recall} at precision ≥ ${floor} needs ${percent(m.fraction)} of its compute ` +
+        `measured` + (how.length > 0 ? ` (${how.join(", ")})` : "")
+      : `No measured predictor reaches recall ${c.recall} at precision ≥ ${floor}`;
+    const law = c.laws.filter((l) => l.fraction !== null)
+      .sort((a, b) => a.fraction! - b.fraction!)[0];
+    const fitted = law
+      ? `the ${law.kind} law of ${law.family} expects ${percent(law.fraction!)} (95% ${
+        law.lo === null ? "?" : percent(law.lo)
+      } to ${law.hi === null ? "beyond what it can spend" : percent(law.hi)})`
+      : "no fitted law reaches it within what its family can spend";
+    computeForRecall = `${measured}; ${fitted}.`;
+  }
+  return { memorized, predictors, computeForRecall };
+}

@@ -48,6 +48,8 @@ export interface Chart {
 
 /** Width of a single chart (px). */
 export const WIDTH = 560;
+/** Width of the report's first chart, recall against compute (px). */
+export const HEADLINE_WIDTH = 720;
 /** Height of a single chart (px). */
 export const HEIGHT = 300;
 /** The log compute axis every compute chart shares. */

@@ -13,6 +13,7 @@ import {
   type Chart,
   COMPUTE_AXIS,
   fmt,
+  HEADLINE_WIDTH,
   HEIGHT,
   nom,
   type Row,
@@ -21,10 +22,31 @@ import {
 } from "./chart_style.ts";
 import { correlationCharts } from "./heatmaps.ts";
 import { duplicatesChart, rateByRowChart } from "./rate_charts.ts";
+import { OKABE_ITO } from "./chart_style.ts";
 import type { Summary } from "../analysis/summary.ts";
 import { checkpointLabel } from "../../engine/types.ts";
 
 export { type Chart, CHART_CONFIG, OKABE_ITO } from "./chart_style.ts";
+
+/**
+ * The compute up to which a family's law is drawn: what the family can spend.
+ * A smaller model's checkpoints cannot go past its last one; sizes, the
+ * target model's checkpoints and `all` reach the target's compute.
+ */
+export function lawLimit(fit: Summary["scaling"][number], summary: Summary): number {
+  const models = new Set(fit.points.map((p) => p.model));
+  const [only] = models;
+  return models.size === 1 && only !== summary.target.model
+    ? Math.max(...fit.points.map((p) => p.compute)) * (1 + 1e-9)
+    : Infinity;
+}
+
+/** Family colours where black is taken (the headline's frontier): Okabe–Ito without black and yellow, then greys. */
+const FAMILY_COLOURS = [
+  ...OKABE_ITO.filter((c) => c !== "#000000" && c !== "#F0E442"),
+  "#777777",
+  "#BBBBBB",
+];
 
 function scalingChart(
   summary: Summary,
@@ -32,12 +54,12 @@ function scalingChart(
   kind: "binary" | "thresholded" = "binary",
 ): Chart {
   const fits = summary.scaling.filter((s) => s.metric === metric && (s.kind ?? "binary") === kind);
-  const { band, points } = scalingRows(fits);
+  const { band, points } = scalingRows(fits, summary);
   const x = { field: "compute", type: "quantitative", scale: { type: "log" }, axis: COMPUTE_AXIS };
   // One colour per family on every layer; the band's `fill` (no legend) reads a copy of the
   // family field so that its hidden legend is not merged with the visible one.
   const domain = [...new Set(fits.map((f) => f.family))];
-  const color = { ...nom("family", "family"), scale: { domain } };
+  const color = { ...nom("family", "family"), scale: { domain, range: FAMILY_COLOURS } };
   const y = { type: "quantitative", title: metric, scale: { domain: [0, 1] } };
   const lineTip = [
     nom("family", "family"),
@@ -52,8 +74,8 @@ function scalingChart(
       ? { note: `Nothing to plot: no predictor has a defined ${metric} against the target.` }
       : {}),
     id: kind === "binary" ? `scaling-${metric}` : `scaling-${metric}-thresholded`,
-    title: `${metric[0].toUpperCase()}${metric.slice(1)} against compute` +
-      (kind === "binary" ? "" : " (thresholded signals)"),
+    title: `${metric[0].toUpperCase()}${metric.slice(1)} against compute: ` +
+      (kind === "binary" ? "each run's own memorization" : "thresholded signals"),
     description: `Measured ${metric} of each predictor family (points: ${
       kind === "binary"
         ? "each run's own memorization"
@@ -70,7 +92,11 @@ function scalingChart(
             x,
             y: { ...y, field: "lo" },
             y2: { field: "hi" },
-            fill: { ...nom("band", "family"), scale: { domain }, legend: null },
+            fill: {
+              ...nom("band", "family"),
+              scale: { domain, range: FAMILY_COLOURS },
+              legend: null,
+            },
             tooltip: lineTip,
           },
         },
@@ -101,13 +127,17 @@ function scalingChart(
   };
 }
 
-/** The fitted curves with their bands, and the measured points (each run once). */
-function scalingRows(fits: Summary["scaling"]): { band: Row[]; points: Row[] } {
+/**
+ * The fitted curves with their bands, each within what its family can spend
+ * ({@link lawLimit}), and the measured points (each run once).
+ */
+function scalingRows(fits: Summary["scaling"], summary: Summary): { band: Row[]; points: Row[] } {
   const band: Row[] = [];
   const points: Row[] = [];
   for (const fit of fits) {
     const form = fit.chosen ?? "none";
-    for (const c of fit.curve) {
+    const limit = lawLimit(fit, summary);
+    for (const c of fit.curve.filter((c) => c.compute <= limit)) {
       band.push({
         family: fit.family,
         band: fit.family,
@@ -148,9 +178,28 @@ function targetRule(summary: Summary) {
   };
 }
 
-function frontierChart(summary: Summary): Chart {
+/** The kind of the headline's laws: thresholded when such recall laws were fitted, else binary. */
+export function headlineKind(summary: Summary): "binary" | "thresholded" {
+  return summary.scaling.some((f) =>
+      f.metric === "recall" && f.kind === "thresholded" && f.points.length > 0
+    )
+    ? "thresholded"
+    : "binary";
+}
+
+/**
+ * The report's first chart: recall against compute, with each family's fitted
+ * law and band (of the {@link headlineKind}), the runs they were fitted to, the
+ * measured frontier (held out) as a step line and the recommended picks on it.
+ */
+function recallComputeChart(summary: Summary): Chart {
   const min = summary.experiment.minPrecision;
-  const { all, frontier, picks, budgets } = frontierRows(summary);
+  const kind = headlineKind(summary);
+  const fits = summary.scaling.filter((f) =>
+    f.metric === "recall" && (f.kind ?? "binary") === kind
+  );
+  const { band, points } = scalingRows(fits, summary);
+  const { frontier, picks } = frontierRows(summary);
   const x = { field: "compute", type: "quantitative", scale: { type: "log" }, axis: COMPUTE_AXIS };
   const y = {
     field: "recall",
@@ -158,90 +207,107 @@ function frontierChart(summary: Summary): Chart {
     title: "recall of the target's memorization",
     scale: { domain: [0, 1] },
   };
+  const domain = [...new Set(fits.map((f) => f.family))];
+  const color = { ...nom("family", "family"), scale: { domain, range: FAMILY_COLOURS } };
+  const lawTip = [
+    nom("family", "family"),
+    nom("form", "fitted form"),
+    fmt("compute", "compute", ".3~s"),
+    fmt("value", "fitted recall", ".3f"),
+    fmt("lo", "band low", ".3f"),
+    fmt("hi", "band high", ".3f"),
+  ];
   const runTip = [
     nom("run", "run"),
     fmt("compute", "compute", ".3~s"),
     fmt("recall", "recall", ".3f"),
     fmt("precision", "precision", ".3f"),
   ];
+  const what = kind === "binary"
+    ? "each run's own memorization"
+    : "each run's best thresholded signal, held out";
   return {
-    ...(all.length === 0
+    ...(frontier.length === 0 && points.length === 0
       ? { note: "Nothing to plot: recall is undefined while the target memorizes no compared row." }
       : {}),
-    id: "frontier",
-    title: "Equi-compute frontier",
-    description:
-      `Every measured predictor (binary memorization); the step line is the recall reached at precision ≥ ${min} for a given compute, held out (the choice of predictor and threshold cross-fitted over folds of rows); diamonds are the recommended picks on that line, grey rules the budgets.`,
+    id: "recall-compute",
+    title: "Recall against compute",
+    description: `Black steps: the recall reached at precision ≥ ${min} within each compute, ` +
+      `held out; diamonds: the recommended picks. Colours: each family's fitted law with its ` +
+      `95% band and its runs (${what}); dashed: the target's compute.`,
     spec: unit({
-      width: WIDTH,
+      width: HEADLINE_WIDTH,
       height: HEIGHT,
       layer: [
         {
-          data: { values: budgets },
-          mark: { type: "rule", color: "#999999", strokeDash: [2, 3] },
+          data: { values: band },
+          mark: { type: "area", opacity: 0.15, clip: true },
           encoding: {
             x,
+            y: { ...y, field: "lo" },
+            y2: { field: "hi" },
+            fill: {
+              ...nom("band", "family"),
+              scale: { domain, range: FAMILY_COLOURS },
+              legend: null,
+            },
+            tooltip: lawTip,
+          },
+        },
+        {
+          data: { values: band },
+          mark: { type: "line", clip: true, strokeWidth: 1.5 },
+          encoding: { x, y: { ...y, field: "value" }, color, tooltip: lawTip },
+        },
+        {
+          data: { values: points },
+          mark: { type: "point", size: 30, opacity: 0.7 },
+          encoding: {
+            x,
+            y: { ...y, field: "value" },
+            color,
             tooltip: [
-              fmt("budget", "budget (fraction of target)", ".3~g"),
-              fmt("compute", "budget", ".3~s"),
+              nom("run", "run"),
+              nom("family", "family"),
+              fmt("compute", "compute", ".3~s"),
+              fmt("value", `recall (${what})`, ".3f"),
             ],
           },
         },
         {
-          data: { values: all },
-          mark: { type: "point", strokeWidth: 1.5 },
-          encoding: {
-            x,
-            y,
-            color: nom("model", "model"),
-            shape: nom("meets", "precision"),
-            tooltip: runTip,
-          },
-        },
-        {
           data: { values: frontier },
-          mark: { type: "line", interpolate: "step-after", color: "#000000" },
+          mark: { type: "line", interpolate: "step-after", color: "#000000", strokeWidth: 2.5 },
           encoding: { x, y, tooltip: runTip },
         },
         {
           data: { values: picks },
-          mark: { type: "point", shape: "diamond", size: 160, filled: false, color: "#000000" },
+          mark: {
+            type: "point",
+            shape: "diamond",
+            size: 170,
+            filled: false,
+            color: "#000000",
+            strokeWidth: 2,
+          },
           encoding: {
             x,
             y,
             tooltip: [
-              fmt("budget", "budget", ".3~g"),
+              fmt("budget", "budget (fraction of target)", ".3~g"),
               nom("signal", "signal"),
               ...runTip,
               fmt("own", "the pick's own compute", ".3~s"),
             ],
           },
         },
+        targetRule(summary),
       ],
     }),
   };
 }
 
-/**
- * The frontier chart's rows: every measured predictor, the held-out frontier,
- * the recommended picks on it and the budgets.
- */
-function frontierRows(
-  summary: Summary,
-): { all: Row[]; frontier: Row[]; picks: Row[]; budgets: Row[] } {
-  const min = summary.experiment.minPrecision;
-  const covered = summary.experiment.recallOver === "covered";
-  const all = summary.predictors
-    .filter((p) => (covered ? p.recall : p.recallAll) !== null)
-    .map((p) => ({
-      run: checkpointLabel(p),
-      model: p.model,
-      compute: p.compute,
-      recall: covered ? p.recall : p.recallAll,
-      precision: p.precision,
-      meets: (p.precision ?? 0) >= min ? `precision ≥ ${min}` : `precision < ${min}`,
-    }));
-  // The held-out frontier: the recommendation at every candidate compute.
+/** The held-out frontier (the recommendation at every candidate compute) and the picks on it. */
+function frontierRows(summary: Summary): { frontier: Row[]; picks: Row[] } {
   const frontier: Row[] = (summary.frontier ?? []).flatMap((f) =>
     f.measured
       ? [{
@@ -273,11 +339,7 @@ function frontierRows(
       }]
       : [];
   });
-  const budgets = summary.recommendations.map((r) => ({
-    budget: r.budgetFraction,
-    compute: r.budget,
-  }));
-  return { all, frontier, picks, budgets };
+  return { frontier, picks };
 }
 
 /** Per model, the curve whose held-out recall at the floor is highest (then average precision). */
@@ -301,21 +363,33 @@ function bestCurves(summary: Summary): Set<string> {
 
 const SHOW_BEST = "the best run and signal per model";
 const SHOW_ALL = "every run and signal";
+/** Points per curve shown only on the menu's "every run and signal" (the best curves keep all). */
+const MENU_POINTS = 30;
+
+/** At most `n` points of a curve, evenly spaced, its first and last kept. */
+function thin<T>(points: T[], n: number): T[] {
+  if (points.length <= n) return points;
+  const out: T[] = [];
+  for (let i = 0; i < n; i++) out.push(points[Math.round((i * (points.length - 1)) / (n - 1))]);
+  return out;
+}
 
 function prChart(summary: Summary): Chart {
   const best = bestCurves(summary);
-  const values = summary.curves.flatMap((c) =>
-    c.points.filter((p) => p.precision !== null).map((p) => ({
-      run: checkpointLabel(c),
-      curve: `${checkpointLabel(c)} ${c.signal}`,
-      best: best.has(`${checkpointLabel(c)} ${c.signal}`),
-      model: c.model,
-      step: c.step,
-      signal: c.signal,
-      threshold: p.threshold,
-      precision: p.precision,
-      recall: p.recall,
-    }))
+  // Each point names its curve by index; the curve's labels are joined in by a lookup, so the
+  // strings travel once per curve rather than once per point.
+  const curves = summary.curves.map((c, i) => ({
+    c: i,
+    curve: `${checkpointLabel(c)} ${c.signal}`,
+    best: best.has(`${checkpointLabel(c)} ${c.signal}`),
+    model: c.model,
+    signal: c.signal,
+  }));
+  const values = summary.curves.flatMap((c, i) =>
+    thin(
+      c.points.filter((p) => p.precision !== null),
+      curves[i].best ? Infinity : MENU_POINTS,
+    ).map((p) => ({ c: i, t: p.threshold, p: p.precision, r: p.recall }))
   );
   const min = summary.experiment.minPrecision;
   return {
@@ -325,7 +399,7 @@ function prChart(summary: Summary): Chart {
     id: "pr-curves",
     title: "Precision–recall of thresholded predictors",
     description:
-      `Each cheap run's continuous signal (score, matched prefix, or likelihood) thresholded at every level, against the target's memorization (recall over the rows it scored). Shown: per model, the run and signal with the highest held-out recall at precision ≥ ${min}; the menu below the chart shows every curve.`,
+      `Each cheap run's continuous signal (score, matched prefix, or likelihood) thresholded at every level, against the target's memorization (recall over the rows it scored). Shown: per model, the run and signal with the highest held-out recall at precision ≥ ${min}; the menu below the chart shows every curve (at most ${MENU_POINTS} points each; summary.json has them all).`,
     spec: unit({
       width: WIDTH,
       height: HEIGHT,
@@ -335,26 +409,31 @@ function prChart(summary: Summary): Chart {
         value: SHOW_BEST,
         bind: { input: "select", options: [SHOW_BEST, SHOW_ALL], name: "curves: " },
       }],
-      transform: [{ filter: `show === '${SHOW_ALL}' || datum.best` }],
+      transform: [
+        {
+          lookup: "c",
+          from: {
+            data: { values: curves },
+            key: "c",
+            fields: ["curve", "best", "model", "signal"],
+          },
+        },
+        { filter: `show === '${SHOW_ALL}' || datum.best` },
+      ],
       mark: { type: "line", point: { size: 14 } },
       encoding: {
-        x: { field: "recall", type: "quantitative", title: "recall", scale: { domain: [0, 1] } },
-        y: {
-          field: "precision",
-          type: "quantitative",
-          title: "precision",
-          scale: { domain: [0, 1] },
-        },
+        // Short field names (t, p, r: threshold, precision, recall): thousands of points.
+        x: { field: "r", type: "quantitative", title: "recall", scale: { domain: [0, 1] } },
+        y: { field: "p", type: "quantitative", title: "precision", scale: { domain: [0, 1] } },
         color: nom("model", "model"),
         strokeDash: nom("signal", "signal"),
         detail: nom("curve", "curve"),
-        order: { field: "threshold", type: "quantitative" },
+        order: { field: "t", type: "quantitative" },
         tooltip: [
-          nom("run", "run"),
-          nom("signal", "signal"),
-          fmt("threshold", "threshold", ".3~g"),
-          fmt("precision", "precision", ".3f"),
-          fmt("recall", "recall", ".3f"),
+          nom("curve", "run and signal"),
+          fmt("t", "threshold", ".3~g"),
+          fmt("p", "precision", ".3f"),
+          fmt("r", "recall", ".3f"),
         ],
       },
     }),
@@ -399,18 +478,18 @@ function distributionChart(summary: Summary): Chart {
   };
 }
 
-/** All charts of the report, in page order (absent data gives no chart). */
+/** All charts of the report, in page order (absent data gives no chart); the first is the headline. */
 export function buildCharts(summary: Summary): Chart[] {
+  const headline = headlineKind(summary);
+  const thresholded = summary.scaling.some((f) => f.kind === "thresholded");
   const charts: (Chart | null)[] = [
-    scalingChart(summary, "recall"),
+    recallComputeChart(summary),
+    headline === "binary" ? null : scalingChart(summary, "recall"),
     scalingChart(summary, "precision"),
-    ...(summary.scaling.some((f) => f.kind === "thresholded")
-      ? [
-        scalingChart(summary, "recall", "thresholded"),
-        scalingChart(summary, "precision", "thresholded"),
-      ]
-      : []),
-    frontierChart(summary),
+    thresholded && headline !== "thresholded"
+      ? scalingChart(summary, "recall", "thresholded")
+      : null,
+    thresholded ? scalingChart(summary, "precision", "thresholded") : null,
     summary.curves.length > 0 ? prChart(summary) : null,
     summary.distributions.length > 0 ? distributionChart(summary) : null,
     ...correlationCharts(summary),
@@ -421,8 +500,10 @@ export function buildCharts(summary: Summary): Chart[] {
 }
 
 /**
- * Compiles a chart's Vega-Lite spec to the Vega spec the page renders;
- * Vega-Lite's warnings go to `warnings` (default: dropped).
+ * Compiles a chart's Vega-Lite spec to the Vega spec the page renders, its
+ * inline numbers rounded to {@link CHART_DIGITS} significant digits (what the
+ * page can show; summary.json keeps every digit); Vega-Lite's warnings go to
+ * `warnings` (default: dropped).
  */
 export function compileChart(chart: Chart, warnings: string[] = []): VegaSpec {
   const note = (...args: unknown[]) => {
@@ -437,5 +518,25 @@ export function compileChart(chart: Chart, warnings: string[] = []): VegaSpec {
     info: () => logger,
     debug: () => logger,
   };
-  return compile(chart.spec, { logger }).spec as VegaSpec;
+  const spec = compile(chart.spec, { logger }).spec as VegaSpec;
+  for (const d of spec.data ?? []) {
+    const values = (d as { values?: unknown }).values;
+    if (Array.isArray(values)) (d as { values: unknown }).values = values.map(roundRow);
+  }
+  return spec;
+}
+
+/** Significant digits of the numbers in a page's chart data (tooltips show at most 3). */
+export const CHART_DIGITS = 4;
+
+/** A data row with its numbers rounded to {@link CHART_DIGITS} significant digits. */
+function roundRow(row: unknown): unknown {
+  if (row === null || typeof row !== "object" || Array.isArray(row)) return row;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(row)) {
+    out[k] = typeof v === "number" && Number.isFinite(v) && !Number.isInteger(v)
+      ? Number(v.toPrecision(CHART_DIGITS))
+      : v;
+  }
+  return out;
 }

@@ -14,6 +14,8 @@
 import type { Spec as VegaSpec } from "vega";
 import type { Chart } from "./charts.ts";
 import type { Interval, PredictorRow, Summary } from "../analysis/summary.ts";
+import { floorGap } from "../analysis/floor.ts";
+import { headline } from "../analysis/verdict.ts";
 import type { VendorScripts } from "./vendor.ts";
 import { PAGE_SCRIPT, PAGE_STYLE } from "./page_assets.ts";
 import { checkpointLabel } from "../../engine/types.ts";
@@ -75,58 +77,107 @@ function ci(x: number | null, interval: Interval | null): string {
   return `${num(x)}${range}`;
 }
 
-function table(head: string[], rows: string[][], cls = ""): string {
+function tableHtml(head: string[], rows: string[][], cls = ""): string {
   const th = head.map((h) => `<th scope="col">${e(h)}</th>`).join("");
   const body = rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join("")}</tr>`).join("\n");
   return `<div class="table-wrap"><table class="${cls}"><thead><tr>${th}</tr></thead><tbody>${body}</tbody></table></div>`;
 }
 
-function recommendationTable(s: Summary): string {
+/** Tables longer than this are collapsed behind their heading. */
+export const COLLAPSE_ROWS = 10;
+
+/** A titled table, collapsed (a `<details>`) when it has more than {@link COLLAPSE_ROWS} rows. */
+function table(title: string, head: string[], rows: string[][]): string {
+  const t = tableHtml(head, rows);
+  return rows.length > COLLAPSE_ROWS
+    ? `<details class="table"><summary><h3>${
+      e(title)
+    }</h3> <span class="muted">(${rows.length} rows)</span></summary>\n${t}\n</details>`
+    : `<h3>${e(title)}</h3>\n${t}`;
+}
+
+/** `rule · model @ step` of a pick, on one line. */
+function pickText(m: { model: string; step: number; signal: string; threshold: number | null }) {
+  const rule = m.signal === "binary"
+    ? "memorized"
+    : `${m.signal} ${m.signal === "nll" ? "&lt;" : "≥"} ${e(thr(m.threshold))}`;
+  return `${rule} <span class="muted">by</span> ${e(checkpointLabel(m))}`;
+}
+
+/**
+ * The budget table, one line per budget (the note, in-sample numbers and the
+ * fitted law's family on demand), then one sentence per budget whose
+ * precision floor does not hold saying why.
+ */
+function budgetTable(s: Summary): string {
+  const floor = s.experiment.minPrecision;
+  const gaps: { budgets: string[]; pick: string; sentence: string }[] = [];
   const rows = s.recommendations.map((r) => {
     const m = r.measured;
-    const pick = m
-      ? `${e(checkpointLabel(m))}<br><span class="muted">${e(m.signal)}${
-        m.threshold === null ? "" : ` ${m.signal === "nll" ? "&lt;" : "≥"} ${e(thr(m.threshold))}`
-      }</span>`
-      : `<span class="muted">none within budget</span>`;
+    const budget = `${e(pct(r.budgetFraction, r.budgetFraction < 0.1 ? 1 : 0))}`;
+    const gap = m && !r.floorHolds ? floorGap(m, floor) : null;
+    if (gap) {
+      const last = gaps.at(-1);
+      const pick = pickText(m!);
+      if (last && last.pick === pick && last.sentence === gap.sentence) last.budgets.push(budget);
+      else gaps.push({ budgets: [budget], pick, sentence: gap.sentence });
+    }
     const fitted = r.fitted
-      ? `${ci(r.fitted.expectedRecall, r.fitted.interval)}<br><span class="muted">${
-        e(r.fitted.kind)
-      } law of ${e(r.fitted.family)} (${e(r.fitted.form)})</span>`
+      ? `${num(r.fitted.expectedRecall)} <span class="ci">[${num(r.fitted.interval.lo)}, ${
+        num(r.fitted.interval.hi)
+      }]</span>`
       : "—";
-    return [
-      `${e(pct(r.budgetFraction, 2))}<br><span class="muted">${e(sci(r.budget))} FLOPs</span>`,
-      pick,
-      m
-        ? `${ci(m.recall, m.recallCI)}<br><span class="muted">in-sample ${
-          num(m.inSample.recall)
-        }</span>`
-        : "—",
-      m
-        ? `${ci(m.precision, m.precisionCI)}<br><span class="muted">in-sample ${
-          num(m.inSample.precision)
-        }</span>`
-        : "—",
-      r.floorHolds ? "yes" : `<strong class="warn">no</strong>`,
-      fitted,
-      r.stability === null ? "—" : e(pct(r.stability, 0)),
+    const more = [
       e(r.note),
+      ...(r.fitted
+        ? [
+          `Fitted law: the ${e(r.fitted.kind)} law of ${e(r.fitted.family)} (${e(r.fitted.form)}).`,
+        ]
+        : []),
+      ...(m
+        ? [
+          `In-sample (on the rows that chose it): recall ${num(m.inSample.recall)}, precision ${
+            num(m.inSample.precision)
+          }; ${e(pct(m.foldAgreement, 0))} of folds chose it.`,
+        ]
+        : []),
+      ...(r.stability !== null
+        ? [`Stability: the best choice in ${e(pct(r.stability, 0))} of bootstrap resamples.`]
+        : []),
+    ].join(" ");
+    return [
+      `${budget} <span class="muted">${e(sci(r.budget))}</span>`,
+      m ? pickText(m) : `<span class="muted">none reaches ${e(String(floor))}</span>`,
+      m ? ci(m.recall, m.recallCI) : "—",
+      m ? ci(m.precision, m.precisionCI) : "—",
+      m ? (r.floorHolds ? "yes" : `<strong class="warn">no</strong>`) : "—",
+      fitted,
+      `<details><summary>note</summary><p>${more}</p></details>`,
     ];
   });
-  return table(
+  const table = tableHtml(
     [
-      "budget (of target compute)",
+      "budget (of the target's compute)",
       "predictor",
-      "recall reached (held out, 95% CI)",
-      "precision (held out, 95% CI)",
-      "floor holds (95%)",
-      "expected recall (fitted law, same kind)",
-      "stability",
-      "note",
+      "recall, held out [95%]",
+      "precision, held out [95%]",
+      `floor ${floor} holds (95%)`,
+      "fitted law expects [95%]",
+      "",
     ],
     rows,
-    "recs",
+    "budgets",
   );
+  const why = gaps.length === 0
+    ? ""
+    : `<p class="why-head">Why the floor ${e(String(floor))} does not hold:</p>
+<ul class="why">${
+      gaps.map((g) =>
+        `<li><strong>${g.budgets.join(", ")}</strong> (${g.pick}): ${e(g.sentence)}</li>`
+      )
+        .join("\n")
+    }</ul>`;
+  return table + why;
 }
 
 function computeTable(s: Summary): string {
@@ -156,6 +207,7 @@ function computeTable(s: Summary): string {
     ];
   });
   return table(
+    `Compute needed for a recall at precision ≥ ${s.experiment.minPrecision}`,
     ["recall", "measured frontier (held out) [interval]", "fitted laws [95% bootstrap]"],
     rows,
   );
@@ -197,12 +249,22 @@ function predictorTables(s: Summary): string {
   const ckpts = s.predictors.filter((p) => p.model === t.model);
   const rest = s.predictors.filter((p) => !sizes.includes(p) && !ckpts.includes(p));
   return `
-<h3>Smaller models (final step) predicting ${e(checkpointLabel(t))}</h3>
-${table(PREDICTOR_HEAD, predictorRows(sizes))}
-<h3>Checkpoints of ${e(t.model)} predicting its step ${t.step}</h3>
-${table(PREDICTOR_HEAD, predictorRows(ckpts))}
-<details><summary>All other runs (${rest.length})</summary>
-${table(PREDICTOR_HEAD, predictorRows(rest))}
+${
+    table(
+      `Smaller models (final step) predicting ${checkpointLabel(t)}`,
+      PREDICTOR_HEAD,
+      predictorRows(sizes),
+    )
+  }
+${
+    table(
+      `Checkpoints of ${t.model} predicting its step ${t.step}`,
+      PREDICTOR_HEAD,
+      predictorRows(ckpts),
+    )
+  }
+<details class="table"><summary><h3>All other runs</h3> <span class="muted">(${rest.length} rows)</span></summary>
+${tableHtml(PREDICTOR_HEAD, predictorRows(rest))}
 </details>`;
 }
 
@@ -221,6 +283,7 @@ function scalingTable(s: Summary): string {
     ];
   });
   return table(
+    "Fitted scaling laws",
     [
       "family",
       "kind",
@@ -248,6 +311,7 @@ function curveTable(s: Summary): string {
       : "—",
   ]);
   return table(
+    "Thresholded predictors",
     [
       "run",
       "signal",
@@ -260,21 +324,7 @@ function curveTable(s: Summary): string {
 }
 
 function curveSection(s: Summary): string {
-  if (s.curves.length === 0) return "";
-  const t = curveTable(s);
-  return s.curves.length <= 12
-    ? `<h3>Thresholded predictors</h3>\n${t}`
-    : `<h3>Thresholded predictors</h3>\n<details><summary>${s.curves.length} curves</summary>\n${t}\n</details>`;
-}
-
-function figure(c: CompiledChart): string {
-  const id = e(c.chart.id);
-  return `<figure class="chart-figure">
-<h3>${e(c.chart.title)}</h3>
-<p class="muted">${e(c.chart.description)}</p>
-${c.chart.note ? `<p class="chart-note">${e(c.chart.note)}</p>` : ""}
-<div class="chart" id="chart-${id}" data-chart="${id}"></div>
-</figure>`;
+  return s.curves.length === 0 ? "" : curveTable(s);
 }
 
 function examples(s: Summary): string {
@@ -331,8 +381,7 @@ function runSection(s: Summary): string {
   return `<dl class="settings">${dl}</dl>
 <h3>Reproduce</h3>
 <pre class="command">${e(r.command)}</pre>
-<h3>Models</h3>
-${table(["model", "step", "path", "fingerprint"], models)}`;
+${table("Models", ["model", "step", "path", "fingerprint"], models)}`;
 }
 
 /** The run section of an imported run folder: what came from where, which rows count as scored. */
@@ -374,10 +423,14 @@ imported, e.g. <code>${e(imp.ignored.slice(0, 3).join(", "))}</code>.</p>`
 <dl class="settings">${dl}</dl>
 <h3>Reproduce</h3>
 <pre class="command">${e(r.command)}</pre>
-<h3>Runs and the rows taken as scored</h3>
-${table(["run", "kind", "rows scored", "memorized", "why these rows"], runs)}
-<h3>Files</h3>
-${table(["run", "path", "layout", "bytes", "records", "sha256"], files)}
+${
+    table(
+      "Runs and the rows taken as scored",
+      ["run", "kind", "rows scored", "memorized", "why these rows"],
+      runs,
+    )
+  }
+${table("Files", ["run", "path", "layout", "bytes", "records", "sha256"], files)}
 ${ignored}`;
 }
 
@@ -387,17 +440,29 @@ function banner(s: Summary): string {
 
 function warningBanner(warnings: string[]): string {
   if (warnings.length === 0) return "";
+  if (warnings.length === 1) {
+    return `<div class="banner" role="alert"><strong>Warning:</strong> ${e(warnings[0])}</div>`;
+  }
   const items = warnings.map((w) => `<li>${e(w)}</li>`).join("");
-  return `<div class="banner" role="alert"><strong>Warning:</strong><ul>${items}</ul></div>`;
+  return `<div class="banner" role="alert"><details><summary><strong>${warnings.length} warnings:</strong>
+${e(warnings[0])} …</summary><ul>${items}</ul></details></div>`;
 }
 
+/** One line on the first screen; the shard list on demand. */
 function missingBanner(missing: string[]): string {
   if (missing.length === 0) return "";
   const shown = missing.slice(0, 20).map((m) => `<li><code>${e(m)}</code></li>`).join("");
   const more = missing.length > 20 ? `<li>… and ${missing.length - 20} more</li>` : "";
-  return `<div class="banner" role="alert"><strong>Incomplete run:</strong> ${missing.length} shard(s)
-are missing from the store, so some numbers below use fewer rows than planned. Run the experiment
-again to score them (finished shards are kept).<ul>${shown}${more}</ul></div>`;
+  return `<div class="banner" role="alert"><details><summary><strong>Incomplete run:</strong>
+${missing.length} shard(s) are missing, so some numbers use fewer rows than planned; run the
+experiment again to score them.</summary><ul>${shown}${more}</ul></details></div>`;
+}
+
+/** The three-line answer at the top of the page. */
+function verdictLines(s: Summary): string {
+  const h = headline(s);
+  const lines = [h.memorized, h.predictors, ...(h.computeForRecall ? [h.computeForRecall] : [])];
+  return `<ul class="verdict" id="verdict">${lines.map((l) => `<li>${e(l)}</li>`).join("\n")}</ul>`;
 }
 
 /** The page's policy: nothing loads, and only the scripts of these hashes run. */
@@ -412,14 +477,19 @@ function contentSecurityPolicy(scriptHashes: string[]): string {
   ].join("; ");
 }
 
-/** Renders the report page. */
-export async function renderHtml(
-  summary: Summary,
+/**
+ * A self-contained page drawing compiled charts: the Content-Security-Policy
+ * allowing exactly its inline scripts (Vega, its interpreter, the page
+ * script, by SHA-256) and no network, the style, `body` (trusted markup
+ * whose data went through {@link escapeHtml}; a `<div id="chart-ID">` per
+ * chart), the specs as JSON and the scripts.
+ */
+export async function chartPage(
+  title: string,
+  body: string,
   charts: CompiledChart[],
   vendor: VendorScripts,
 ): Promise<string> {
-  const s = summary;
-  const t = s.target;
   const specs = jsonForScript(charts.map((c) => ({ id: c.chart.id, spec: c.vega })));
   const scripts = [vendor.vega, vendor.interpreter, PAGE_SCRIPT];
   const csp = contentSecurityPolicy(await Promise.all(scripts.map(scriptHash)));
@@ -429,48 +499,77 @@ export async function renderHtml(
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Memorization forecast: ${e(s.experiment.name)}</title>
+<title>${e(title)}</title>
 <style>${PAGE_STYLE}</style>
 </head>
 <body>
-<header>
+${body}
+<script type="application/json" id="report-specs">${specs}</script>
+${scripts.map((js) => `<script>${js}</script>`).join("\n")}
+</body>
+</html>
+`;
+}
+
+/** A chart's figure: title, how to read it, a note when it has nothing to plot, its container. */
+export function figure(c: CompiledChart): string {
+  const id = e(c.chart.id);
+  return `<figure class="chart-figure">
+<h3>${e(c.chart.title)}</h3>
+<p class="muted">${e(c.chart.description)}</p>
+${c.chart.note ? `<p class="chart-note">${e(c.chart.note)}</p>` : ""}
+<div class="chart" id="chart-${id}" data-chart="${id}"></div>
+</figure>`;
+}
+
+/** Renders the report page. */
+export function renderHtml(
+  summary: Summary,
+  charts: CompiledChart[],
+  vendor: VendorScripts,
+): Promise<string> {
+  const s = summary;
+  const t = s.target;
+  const [first, ...rest] = charts;
+  return chartPage(
+    `Memorization forecast: ${s.experiment.name}`,
+    `<header>
 <h1>Memorization forecast: ${e(s.experiment.name)}</h1>
-<p class="lead">Which cheap run predicts the rows <strong>${
-    e(checkpointLabel(t))
-  }</strong> memorizes?
-The target memorized ${t.memorized} of ${t.rowsScored} scored rows (${e(pct(t.rate, 2))});
-its compute is ${e(sci(t.compute))} FLOPs.</p>
 </header>
 ${banner(s)}
 <main>
 <section id="answer">
-<h2>Recommendation</h2>
-<p class="verdict">${e(s.verdict)}</p>
-${recommendationTable(s)}
-<h3>Compute needed for a recall at precision ≥ ${e(String(s.experiment.minPrecision))}</h3>
-${computeTable(s)}
-<p class="muted">Recall and precision are measured against ${
-    e(checkpointLabel(t))
-  } on the rows both runs
-scored; a predictor counts only at precision ≥ ${s.experiment.minPrecision}. Stability is the share
-of bootstrap resamples in which the same predictor stays best.</p>
+${verdictLines(s)}
+${first ? figure(first) : ""}
 </section>
-<section id="predictors">
-<h2>Predictors</h2>
-${predictorTables(s)}
-<h3>Fitted scaling laws</h3>
-${scalingTable(s)}
-${curveSection(s)}
+<section id="budgets">
+<h2>Budgets</h2>
+<p class="muted">Per budget (a fraction of the target's compute): the predictor with the highest
+recall at precision ≥ ${s.experiment.minPrecision} within it, its recall and precision on rows it
+was not chosen on (cross-fitted), and whether the floor holds with 95% confidence.</p>
+${budgetTable(s)}
+<details><summary>The verdict in full</summary><p>${e(s.verdict)}</p></details>
 </section>
 <section id="charts">
 <h2>Charts</h2>
 ${
-    s.distributions.length === 0
-      ? `<p class="muted">The runs carry only which rows were memorized, no per-row scores, so
+      s.distributions.length === 0
+        ? `<p class="muted">The runs carry only which rows were memorized, no per-row scores, so
 score distributions, score correlations and thresholded-signal curves are left out.</p>`
-      : ""
-  }
-${charts.map(figure).join("\n")}
+        : ""
+    }
+${rest.map(figure).join("\n")}
+</section>
+<section id="details">
+<h2>Details</h2>
+${computeTable(s)}
+<p class="muted">Recall and precision are measured against ${
+      e(checkpointLabel(t))
+    } on the rows both runs
+scored; a predictor counts only at precision ≥ ${s.experiment.minPrecision}.</p>
+${predictorTables(s)}
+${scalingTable(s)}
+${curveSection(s)}
 </section>
 <section id="examples">
 <h2>Rows the target memorized</h2>
@@ -482,10 +581,8 @@ ${runSection(s)}
 </section>
 </main>
 <footer class="muted">summary.json schema version ${s.schemaVersion}. Every number on this page is
-in summary.json beside it; the predictor table is in predictors.csv.</footer>
-<script type="application/json" id="report-specs">${specs}</script>
-${scripts.map((js) => `<script>${js}</script>`).join("\n")}
-</body>
-</html>
-`;
+in summary.json beside it; the predictor table is in predictors.csv.</footer>`,
+    charts,
+    vendor,
+  );
 }

@@ -20,21 +20,39 @@ h4 { margin: .2rem 0; }
 .lead { font-size: 1.05rem; }
 .verdict { font-size: 1.05rem; background: #f3f7fb; border-left: 4px solid var(--accent);
   padding: .7rem 1rem; }
+ul.verdict { list-style: none; margin: .6rem 0 .4rem; padding: .5rem 1rem; }
+ul.verdict li { margin: .15rem 0; }
+#answer figure { margin: .4rem 0 1rem; }
+#answer figure h3 { margin: .2rem 0 0; }
+#answer figure p.muted { margin: 0 0 .2rem; }
+table.budgets td { white-space: nowrap; }
+table.budgets details p { white-space: normal; max-width: 36em; margin: .3rem 0; }
+ul.why { margin: .2rem 0 1rem; font-size: .9rem; }
+p.why-head { margin: .6rem 0 0; font-weight: 600; font-size: .95rem; }
+details.table > summary h3 { display: inline-block; margin: 1.2rem 0 .4rem; }
+details.table > summary { cursor: pointer; }
 .muted { color: var(--muted); font-size: .9em; }
 .ci { color: var(--muted); font-size: .88em; white-space: nowrap; }
 .warn { color: #a33a00; }
-.banner { border: 2px solid #D55E00; background: #fff4ec; padding: .7rem 1rem; margin: 1rem 0; }
+.banner { border: 2px solid #D55E00; background: #fff4ec; padding: .4rem 1rem; margin: .6rem 0; }
 .banner ul { margin: .3rem 0 0; columns: 2; }
+.banner summary { cursor: pointer; }
 .table-wrap { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: .9rem; font-variant-numeric: tabular-nums; }
 th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: #f4f4f4; font-weight: 600; }
 td { overflow-wrap: break-word; }
-table.recs td:last-child { min-width: 18em; }
+td:first-child { white-space: nowrap; }
 td code { overflow-wrap: anywhere; }
 code, pre { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: .86em; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f6f6f6; padding: .6rem; margin: .3rem 0; }
 pre.sample mark { background: #ffe9a8; }
+th mark { background: #ffe9a8; font-weight: 600; }
+table.flagged td { vertical-align: middle; }
+table.flagged td:nth-child(-n+2) { white-space: nowrap; width: 1%; }
+table.flagged pre.sample { margin: 0; padding: .2rem .4rem; font-size: .78rem; }
+pre.sample .nl { color: #999; }
+pre.sample .ctx { color: #444; }
 .example { border-top: 1px solid var(--line); padding: .5rem 0; }
 .caught { margin: 0; padding: 0; list-style: none; display: flex; flex-wrap: wrap; gap: .1rem .5rem; }
 .caught li { background: #eef3f8; border-radius: 3px; padding: 0 .4rem; font-size: .88em; }
