@@ -50,131 +50,159 @@ export function archFromConfig(config: unknown, path: string): ArchSpec {
   if (!config || typeof config !== "object" || Array.isArray(config)) {
     throw new UserError(`${path}: not a JSON object.`);
   }
-  const c = config as Record<string, unknown>;
-  const fail = (field: string, what: string) => new UserError(`${path}: ${field} ${what}`);
-  const int = (field: string, fallback?: number): number => {
-    const v = c[field] ?? fallback;
+  const f = new ConfigFields(config as Record<string, unknown>, path);
+  const type = f.c.model_type;
+  if (type === "gpt_neox") return neoxSpec(f);
+  if (type === "llama") return llamaSpec(f);
+  throw f.fail(
+    "model_type",
+    `is ${JSON.stringify(type)}, which is not implemented (supported: "gpt_neox", "llama"); ` +
+      "export the model to ONNX with Optimum instead.",
+  );
+}
+
+/** Typed, checked reads of `config.json`'s fields; every error names the file and the field. */
+class ConfigFields {
+  constructor(readonly c: Record<string, unknown>, readonly path: string) {}
+
+  fail(field: string, what: string): UserError {
+    return new UserError(`${this.path}: ${field} ${what}`);
+  }
+
+  int(field: string, fallback?: number): number {
+    const v = this.c[field] ?? fallback;
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
-      throw fail(field, `is ${JSON.stringify(c[field])}; expected a positive integer.`);
+      throw this.fail(field, `is ${JSON.stringify(this.c[field])}; expected a positive integer.`);
     }
     return v;
-  };
-  const num = (field: string, fallback?: number): number => {
-    const v = c[field] ?? fallback;
+  }
+
+  num(field: string, fallback?: number): number {
+    const v = this.c[field] ?? fallback;
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
-      throw fail(field, `is ${JSON.stringify(c[field])}; expected a positive number.`);
+      throw this.fail(field, `is ${JSON.stringify(this.c[field])}; expected a positive number.`);
     }
     return v;
-  };
-  const bool = (field: string, fallback: boolean): boolean => {
-    const v = c[field] ?? fallback;
+  }
+
+  bool(field: string, fallback: boolean): boolean {
+    const v = this.c[field] ?? fallback;
     if (typeof v !== "boolean") {
-      throw fail(field, `is ${JSON.stringify(v)}; expected true or false.`);
+      throw this.fail(field, `is ${JSON.stringify(v)}; expected true or false.`);
     }
     return v;
-  };
-  const only = (field: string, allowed: unknown[], fallback: unknown) => {
-    const v = c[field] ?? fallback;
+  }
+
+  /** The field is one of `allowed` (or absent, read as `fallback`). */
+  only(field: string, allowed: unknown[], fallback: unknown): void {
+    const v = this.c[field] ?? fallback;
     if (!allowed.includes(v)) {
-      throw fail(
+      throw this.fail(
         field,
         `is ${JSON.stringify(v)}, which is not implemented (supported: ${
           allowed.map((a) => JSON.stringify(a)).join(", ")
         }); scoring it would compute a different model.`,
       );
     }
-  };
-  const absent = (field: string) => {
-    if (c[field] !== undefined && c[field] !== null && c[field] !== false) {
-      throw fail(
+  }
+
+  /** The field is absent (or null / false): a feature the builders do not implement. */
+  absent(field: string): void {
+    const v = this.c[field];
+    if (v !== undefined && v !== null && v !== false) {
+      throw this.fail(
         field,
-        `is ${JSON.stringify(c[field])}, which is not implemented; scoring it would compute a ` +
+        `is ${JSON.stringify(v)}, which is not implemented; scoring it would compute a ` +
           "different model.",
       );
     }
-  };
-  const type = c.model_type;
-  const hidden = int("hidden_size");
-  const heads = int("num_attention_heads");
-  const base = {
-    vocab: int("vocab_size"),
-    hidden,
-    layers: int("num_hidden_layers"),
-    heads,
-  };
-  if (type === "gpt_neox") {
-    only("hidden_act", ["gelu"], undefined);
-    absent("rope_scaling");
-    only("attention_dropout", [0, 0.0], 0);
-    if (hidden % heads) throw fail("hidden_size", `${hidden} is not a multiple of ${heads} heads.`);
-    const headDim = hidden / heads;
-    const pct = num("rotary_pct", 1);
-    if (pct > 1) throw fail("rotary_pct", `is ${pct}; expected at most 1.`);
-    const rotaryDims = Math.floor(headDim * pct);
-    if (rotaryDims % 2) throw fail("rotary_pct", `gives ${rotaryDims} rotary dims, an odd number.`);
-    const theta = num("rotary_emb_base", 10000);
+  }
+
+  /** The sizes every architecture has. */
+  base(): { vocab: number; hidden: number; layers: number; heads: number } {
     return {
-      kind: "gpt_neox",
-      ...base,
-      kvHeads: heads,
-      headDim,
-      intermediate: int("intermediate_size", 4 * hidden),
-      rotaryDims,
-      invFreq: inverseFrequencies(rotaryDims, theta),
-      eps: num("layer_norm_eps", 1e-5),
-      tied: bool("tie_word_embeddings", false),
-      parallelResidual: bool("use_parallel_residual", true),
-      attentionBias: bool("attention_bias", true),
+      vocab: this.int("vocab_size"),
+      hidden: this.int("hidden_size"),
+      layers: this.int("num_hidden_layers"),
+      heads: this.int("num_attention_heads"),
     };
   }
-  if (type === "llama") {
-    only("hidden_act", ["silu"], "silu");
-    absent("sliding_window");
-    absent("use_sliding_window");
-    const kvHeads = int("num_key_value_heads", heads);
-    if (heads % kvHeads) {
-      throw fail("num_key_value_heads", `${kvHeads} does not divide ${heads} attention heads.`);
-    }
-    const headDim = c.head_dim === undefined || c.head_dim === null
-      ? hidden / heads
-      : int("head_dim");
-    if (!Number.isInteger(headDim) || headDim % 2) {
-      throw fail("head_dim", `is ${headDim}; expected an even integer.`);
-    }
-    const theta = num("rope_theta", 10000);
-    let invFreq = inverseFrequencies(headDim, theta);
-    const scaling = c.rope_scaling;
-    if (scaling !== undefined && scaling !== null) {
-      if (typeof scaling !== "object") throw fail("rope_scaling", "is not an object.");
-      const s = scaling as Record<string, unknown>;
-      const kind = s.rope_type ?? s.type;
-      if (kind === "llama3") invFreq = llama3Scaling(invFreq, s, path);
-      else if (kind !== "default") {
-        throw fail(
-          "rope_scaling.rope_type",
-          `is ${JSON.stringify(kind)}, which is not implemented (supported: "llama3", ` +
-            `"default"); scoring it would compute a different model.`,
-        );
-      }
-    }
-    return {
-      kind: "llama",
-      ...base,
-      kvHeads,
-      headDim,
-      intermediate: int("intermediate_size"),
-      rotaryDims: headDim,
-      invFreq,
-      eps: num("rms_norm_eps", 1e-6),
-      tied: bool("tie_word_embeddings", false),
-      attentionBias: bool("attention_bias", false),
-      mlpBias: bool("mlp_bias", false),
-    };
+}
+
+/** GPT-NeoX (Pythia): partial rotary, parallel or sequential residual, exact GELU. */
+function neoxSpec(f: ConfigFields): NeoxSpec {
+  f.only("hidden_act", ["gelu"], undefined);
+  f.absent("rope_scaling");
+  f.only("attention_dropout", [0, 0.0], 0);
+  const base = f.base();
+  const { hidden, heads } = base;
+  if (hidden % heads) throw f.fail("hidden_size", `${hidden} is not a multiple of ${heads} heads.`);
+  const headDim = hidden / heads;
+  const pct = f.num("rotary_pct", 1);
+  if (pct > 1) throw f.fail("rotary_pct", `is ${pct}; expected at most 1.`);
+  const rotaryDims = Math.floor(headDim * pct);
+  if (rotaryDims % 2) throw f.fail("rotary_pct", `gives ${rotaryDims} rotary dims, an odd number.`);
+  return {
+    kind: "gpt_neox",
+    ...base,
+    kvHeads: heads,
+    headDim,
+    intermediate: f.int("intermediate_size", 4 * hidden),
+    rotaryDims,
+    invFreq: inverseFrequencies(rotaryDims, f.num("rotary_emb_base", 10000)),
+    eps: f.num("layer_norm_eps", 1e-5),
+    tied: f.bool("tie_word_embeddings", false),
+    parallelResidual: f.bool("use_parallel_residual", true),
+    attentionBias: f.bool("attention_bias", true),
+  };
+}
+
+/** Llama: grouped-query attention, full rotary (optionally llama3-scaled), SwiGLU, RMSNorm. */
+function llamaSpec(f: ConfigFields): LlamaSpec {
+  f.only("hidden_act", ["silu"], "silu");
+  f.absent("sliding_window");
+  f.absent("use_sliding_window");
+  const base = f.base();
+  const { hidden, heads } = base;
+  const kvHeads = f.int("num_key_value_heads", heads);
+  if (heads % kvHeads) {
+    throw f.fail("num_key_value_heads", `${kvHeads} does not divide ${heads} attention heads.`);
   }
-  throw fail(
-    "model_type",
-    `is ${JSON.stringify(type)}, which is not implemented (supported: "gpt_neox", "llama"); ` +
-      "export the model to ONNX with Optimum instead.",
+  const headDim = f.c.head_dim === undefined || f.c.head_dim === null
+    ? hidden / heads
+    : f.int("head_dim");
+  if (!Number.isInteger(headDim) || headDim % 2) {
+    throw f.fail("head_dim", `is ${headDim}; expected an even integer.`);
+  }
+  return {
+    kind: "llama",
+    ...base,
+    kvHeads,
+    headDim,
+    intermediate: f.int("intermediate_size"),
+    rotaryDims: headDim,
+    invFreq: llamaFrequencies(f, headDim),
+    eps: f.num("rms_norm_eps", 1e-6),
+    tied: f.bool("tie_word_embeddings", false),
+    attentionBias: f.bool("attention_bias", false),
+    mlpBias: f.bool("mlp_bias", false),
+  };
+}
+
+/** Llama's rotary frequencies from `rope_theta`, scaled when `rope_scaling` is of type llama3. */
+function llamaFrequencies(f: ConfigFields, headDim: number): number[] {
+  const invFreq = inverseFrequencies(headDim, f.num("rope_theta", 10000));
+  const scaling = f.c.rope_scaling;
+  if (scaling === undefined || scaling === null) return invFreq;
+  if (typeof scaling !== "object") throw f.fail("rope_scaling", "is not an object.");
+  const s = scaling as Record<string, unknown>;
+  const kind = s.rope_type ?? s.type;
+  if (kind === "llama3") return llama3Scaling(invFreq, s, f.path);
+  if (kind === "default") return invFreq;
+  throw f.fail(
+    "rope_scaling.rope_type",
+    `is ${JSON.stringify(kind)}, which is not implemented (supported: "llama3", ` +
+      `"default"); scoring it would compute a different model.`,
   );
 }
 
