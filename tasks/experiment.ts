@@ -1,6 +1,6 @@
 /**
- * The pipeline of `deno task experiment`: score (tasks/score.ts) →
- * analyse → render (tasks/report.ts). The scoring engine knows
+ * The pipeline of `deno task experiment`: score (tasks/score.ts) → row
+ * features (tasks/features.ts) → analyse → render (tasks/report.ts). The scoring engine knows
  * nothing of reports; this is where the two meet.
  *
  * @module
@@ -8,6 +8,7 @@
 import { lockForScoring, runExperiment, type RunOptions, type RunOutcome } from "./score.ts";
 import type { Experiment } from "../engine/types.ts";
 import { renderReport } from "./report.ts";
+import { computeFeatures } from "./features.ts";
 
 /** Options of {@link scoreAndReport}: the run's, and whether to render afterwards. */
 export interface PipelineOptions extends RunOptions {
@@ -46,7 +47,9 @@ export async function scoreAndReport(
 async function scoreAndRender(exp: Experiment, opts: PipelineOptions): Promise<PipelineOutcome> {
   const log = opts.log ?? ((line: string) => console.error(line));
   const outcome = await runExperiment(exp, { ...opts, holdsLock: true });
-  if (outcome.interrupted || opts.noReport) return outcome;
+  if (outcome.interrupted) return outcome;
+  await featureStep(outcome.run?.experiment ?? exp, opts, log);
+  if (opts.noReport) return outcome;
   try {
     const rendered = await renderReport(
       outcome.runDir,
@@ -58,5 +61,31 @@ async function scoreAndRender(exp: Experiment, opts: PipelineOptions): Promise<P
       `The report step failed; the scores are kept. Rerun it with: deno task report ${outcome.runDir}`,
     );
     throw e;
+  }
+}
+
+/**
+ * The features step (cheap: one scan of the data), after scoring and under
+ * the same lock and shard group. A failure is reported and the pipeline goes
+ * on: the report then has no row features.
+ */
+async function featureStep(
+  exp: Experiment,
+  opts: PipelineOptions,
+  log: (line: string) => void,
+): Promise<void> {
+  try {
+    await computeFeatures(exp, {
+      log,
+      ...(opts.shardGroup ? { shardGroup: opts.shardGroup } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  } catch (e) {
+    if (opts.signal?.aborted) return;
+    log(
+      `warning: the features step failed (${
+        (e as Error).message
+      }); the report has no row features.`,
+    );
   }
 }

@@ -23,6 +23,7 @@ import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import { readImportRecord } from "../engine/import/imported.ts";
 import { loadImportedInput } from "./imported_input.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
+import { computedDuplicates, readRowFeatures } from "../engine/data/features/rows_file.ts";
 import { UserError } from "../engine/errors.ts";
 import { checkpointKey, type Experiment, type ProgressSink } from "../engine/types.ts";
 import { startWork, type WorkDisplay, type WorkOptions } from "../engine/run/progress.ts";
@@ -159,10 +160,16 @@ export async function loadAnalysisInput(
     );
   }
   const { missing, exampleTokens } = await readFromData(experiment, runs, log, opened);
+  const features = await readRowFeatures(runDir);
+  // a data.duplicates file given by the user wins over the computed window counts
+  const given = await readDuplicates(experiment, log);
+  const duplicates = given ?? (features ? computedDuplicates(features) : null);
   return {
     experiment,
     runs,
-    duplicates: await readDuplicates(experiment, log),
+    duplicates,
+    features,
+    duplicatesFrom: given ? "data.duplicates" : "computed",
     exampleTokens,
     decode: await loadDecoder(experiment.suite.tokenizer, log),
     run: await runInfo(runDir, experiment, manifest, missing, log),

@@ -51,6 +51,7 @@ import {
   thresholdedPoints,
 } from "./heldout.ts";
 import { coverageOf } from "./coverage.ts";
+import type { RowFeatures } from "../../engine/data/features/rows_file.ts";
 import { verdict } from "./verdict.ts";
 import {
   correlationMatrix,
@@ -74,6 +75,10 @@ export interface AnalysisInput {
   runs?: ScoredCheckpoint[];
   /** Duplicate count per dataset row (index = row), when the data carries it. */
   duplicates?: Uint32Array | null;
+  /** Row features of the run folder (the `features` step), when computed. */
+  features?: RowFeatures | null;
+  /** Where `duplicates` came from (default `data.duplicates`). */
+  duplicatesFrom?: "data.duplicates" | "computed";
   /**
    * Tokens of the example rows chosen by {@link exampleRows} (row → the
    * `context + continuation` tokens starting at the memorization offset).
@@ -547,6 +552,17 @@ export function analyze(input: AnalysisInput): Summary {
       ? byRowRuns.map((s) => rateByDuplicates(s, input.duplicates!))
       : null,
     examples: examples(input, runs, target),
+    ...(input.features
+      ? {
+        features: {
+          seconds: input.features.seconds,
+          rows: input.features.rows.length,
+          shards: input.features.shards,
+          tokens: input.features.tokens,
+          duplicates: input.duplicatesFrom ?? "data.duplicates",
+        },
+      }
+      : {}),
     statistics: {
       intervals: "Wilson score (95%) for precision and recall",
       bootstrap: settings.bootstrap,

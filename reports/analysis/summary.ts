@@ -13,6 +13,20 @@
 /** Bump when a field changes meaning or is removed. */
 export const SUMMARY_SCHEMA_VERSION = 2;
 
+/** `Summary.features`: the row features, their cost, and what they predict. */
+export interface FeatureSummary {
+  /** Measured wall time of the features step (all data shards and the assembly), seconds. */
+  seconds: number;
+  /** Rows with features. */
+  rows: number;
+  /** Data shards scanned. */
+  shards: number;
+  /** Tokens scanned (every position of every row of the data). */
+  tokens: number;
+  /** Source of `rateByDuplicates`: the user's `data.duplicates` file, or the computed window counts. */
+  duplicates: "data.duplicates" | "computed";
+}
+
 /** A two-sided interval. */
 export interface Interval {
   /** Lower end. */
@@ -404,6 +418,13 @@ export interface Summary {
   rateByDuplicates:
     | (PredictorId & { bins: { min: number; max: number; rows: number; rate: number }[] })[]
     | null;
+  /**
+   * The experiment's row features (the `features` step, tasks/features.ts;
+   * absent when it has not run): their measured cost and where the duplicate
+   * counts came from (a `data.duplicates` file given by the user wins over the
+   * computed window counts).
+   */
+  features?: FeatureSummary;
   /** Examples of rows the target memorized, with the predictors that caught them. */
   examples: {
     /** Dataset row. */

@@ -1,0 +1,230 @@
+/**
+ * The `features` step of an experiment: row features of every selected
+ * (scored) row, computed from the token data the experiment names, kept in the
+ * run folder under `features/<key>/` (key: a hash of the rows, the window
+ * settings and the data's row count, so changed settings start afresh).
+ *
+ * - **Counts** (engine/data/features/window_counts.ts): the data is scanned
+ *   in data shards of `shard_size` rows (every token position of every row; a
+ *   row is a segment); each shard writes one atomic file `counts-NNNNN.bin`
+ *   (float64 seconds, then uint32 window counts and uint32 context counts per
+ *   selected row). Finished shards are skipped on rerun; with a shard group
+ *   `I/N` the group scans data shards d ≡ I (mod N).
+ * - **Rows** (`rows.json`): once every shard is in, the counts are summed and
+ *   the per-row features added: step and the next row with the same window
+ *   (seen.ts), compression and distinct share (compress.ts, of the decoded
+ *   text when the tokenizer loads), and the personal data found in the decoded
+ *   window (personal.ts), kept **masked only** (kind, span, `redact`ed value).
+ *   `seconds` is the measured cost of the whole step (all shards and the
+ *   assembly).
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { openTokenReader } from "../engine/data/datasets.ts";
+import { selectRows } from "../engine/data/rows.ts";
+import { loadDecoder } from "../engine/data/tokenizer.ts";
+import {
+  addCounts,
+  buildWindowTable,
+  queryCounts,
+  scanAll,
+} from "../engine/data/features/window_counts.ts";
+import { seenFeatures } from "../engine/data/features/seen.ts";
+import { compressFeatures } from "../engine/data/features/compress.ts";
+import { detectPersonal, redactedHits } from "../engine/data/features/personal.ts";
+import { stableJson, writeAtomic } from "../engine/store/store.ts";
+import {
+  FEATURES_VERSION,
+  type MaskedHit,
+  type RowFeatures,
+} from "../engine/data/features/rows_file.ts";
+import type { Experiment } from "../engine/types.ts";
+
+/** Options of {@link computeFeatures}. */
+export interface FeatureOptions {
+  /** Only the data shards of group I of N (d mod N = I); the rows file is written when all are in. */
+  shardGroup?: { index: number; count: number };
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** What {@link computeFeatures} did. */
+export interface FeatureOutcome {
+  /** Data shards scanned in this call, and already done. */
+  scanned: number;
+  skipped: number;
+  /** The rows file, when every shard is in. */
+  rows: string | null;
+  /** Seconds this call took. */
+  seconds: number;
+}
+
+/** The folder of the features of an experiment's current settings. */
+async function featureFolder(
+  exp: Experiment,
+  totalRows: number,
+  selection: Uint32Array,
+): Promise<string> {
+  const m = exp.memorization;
+  const h = createHash("sha256");
+  h.update(stableJson({
+    v: FEATURES_VERSION,
+    rows: totalRows,
+    offset: m.offset,
+    context: m.context,
+    continuation: m.continuation,
+    shardSize: exp.shardSize,
+    perStep: exp.suite.sequencesPerStep,
+  }));
+  h.update(new Uint8Array(selection.buffer, selection.byteOffset, selection.byteLength));
+  const dir = join(exp.output, "features", h.digest("hex").slice(0, 16));
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+const shardFile = (dir: string, d: number) => join(dir, `counts-${String(d).padStart(5, "0")}.bin`);
+
+/**
+ * Computes (or resumes) the row features of the experiment's selected rows
+ * into its run folder. Returns what it did; `rows` is null while a shard
+ * group's sibling groups have shards left.
+ */
+export async function computeFeatures(
+  exp: Experiment,
+  opts: FeatureOptions = {},
+): Promise<FeatureOutcome> {
+  const t0 = performance.now();
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const reader = await openTokenReader(exp.data);
+  try {
+    const totalRows = reader.rows;
+    const selection = selectRows(exp, totalRows);
+    const dir = await featureFolder(exp, totalRows, selection);
+    const rowsPath = join(dir, "rows.json");
+    const m = exp.memorization;
+    const width = m.context + m.continuation;
+    const size = exp.shardSize;
+    const shards = Math.ceil(totalRows / size);
+    if (existsSync(rowsPath)) {
+      return { scanned: 0, skipped: shards, rows: rowsPath, seconds: secondsSince(t0) };
+    }
+    const windows = await reader.readWindow(selection, m.offset, width);
+    const wTable = buildWindowTable(windows, width, width);
+    const cTable = buildWindowTable(windows, width, m.context, {});
+    const g = opts.shardGroup;
+    let scanned = 0, skipped = 0, scanNow = 0;
+    for (let d = 0; d < shards; d++) {
+      if (g && d % g.count !== g.index) continue;
+      if (existsSync(shardFile(dir, d))) {
+        skipped++;
+        continue;
+      }
+      if (opts.signal?.aborted) break;
+      const s0 = performance.now();
+      const first = d * size, n = Math.min(size, totalRows - first);
+      const rows = Uint32Array.from({ length: n }, (_, i) => first + i);
+      const tokens = await reader.readWindow(rows, 0, reader.rowLength);
+      const wc = wTable.newCounts(), cc = cTable.newCounts();
+      for (let r = 0; r < n; r++) {
+        const a = r * reader.rowLength;
+        scanAll([wTable, cTable], tokens, a, a + reader.rowLength, [wc, cc]);
+      }
+      const out = new Uint8Array(8 + 8 * selection.length);
+      const q = new Uint32Array(out.buffer, 8, 2 * selection.length);
+      queryCounts(wTable, wc, q.subarray(0, selection.length));
+      queryCounts(cTable, cc, q.subarray(selection.length));
+      const took = secondsSince(s0);
+      scanNow += took;
+      new Float64Array(out.buffer, 0, 1)[0] = took;
+      await writeAtomic(shardFile(dir, d), out);
+      scanned++;
+    }
+    const done = Array.from({ length: shards }, (_, d) => existsSync(shardFile(dir, d)));
+    if (!done.every(Boolean)) {
+      log(`features: ${done.filter(Boolean).length} of ${shards} data shards scanned`);
+      return { scanned, skipped, rows: null, seconds: secondsSince(t0) };
+    }
+    const window = new Uint32Array(selection.length), context = new Uint32Array(selection.length);
+    let scanSeconds = 0;
+    for (let d = 0; d < shards; d++) {
+      const bytes = await readFile(shardFile(dir, d));
+      const buf = new Uint8Array(bytes).buffer;
+      scanSeconds += new Float64Array(buf, 0, 1)[0];
+      const q = new Uint32Array(buf, 8, 2 * selection.length);
+      addCounts(window, q.subarray(0, selection.length));
+      addCounts(context, q.subarray(selection.length));
+    }
+    const decode = await loadDecoder(exp.suite.tokenizer, log);
+    const rowFeatures = assembleRows(exp, selection, windows, width, window, context, decode);
+    rowFeatures.key = dir.split("/").pop()!;
+    rowFeatures.shards = shards;
+    rowFeatures.tokens = totalRows * reader.rowLength;
+    // every shard's scan (in whichever call) plus this call's tables and assembly
+    rowFeatures.seconds = round(scanSeconds + secondsSince(t0) - scanNow);
+    await writeAtomic(rowsPath, JSON.stringify(rowFeatures));
+    log(
+      `features: ${selection.length} rows, ${shards} data shards ` +
+        `(${scanned} scanned now) in ${rowFeatures.seconds.toFixed(2)} s → ${rowsPath}`,
+    );
+    return { scanned, skipped, rows: rowsPath, seconds: secondsSince(t0) };
+  } finally {
+    await reader.close();
+  }
+}
+
+/** The per-row features from the summed counts and the selected rows' windows. */
+function assembleRows(
+  exp: Experiment,
+  selection: Uint32Array,
+  windows: Int32Array,
+  width: number,
+  window: Uint32Array,
+  context: Uint32Array,
+  decode?: (ids: number[]) => string,
+): RowFeatures {
+  const sps = exp.suite.sequencesPerStep;
+  const seen = seenFeatures(windows, width, sps);
+  const compress = compressFeatures(windows, width, decode);
+  const personal: Record<string, MaskedHit[]> = {};
+  if (decode) {
+    for (let q = 0; q < selection.length; q++) {
+      const text = decode(Array.from(windows.subarray(q * width, (q + 1) * width)));
+      const hits = detectPersonal(text);
+      if (hits.length > 0) personal[String(selection[q])] = redactedHits(text, hits);
+    }
+  }
+  // seenFeatures numbers rows 0..n−1 of the selection: map its next row back to a step of data rows
+  const nextStep = Array.from(
+    seen.nextRow,
+    (r) => r < 0 ? -1 : Math.floor(selection[r] / sps),
+  );
+  return {
+    version: FEATURES_VERSION,
+    key: "",
+    rows: Array.from(selection),
+    window: Array.from(window),
+    context: Array.from(context),
+    step: Array.from(selection, (r) => Math.floor(r / sps)),
+    nextStep,
+    rowCopies: Array.from(seen.rowCopies),
+    compression: Array.from(compress.compression, round),
+    distinct: Array.from(compress.distinct, round),
+    of: compress.of,
+    personal,
+    seconds: 0,
+    shards: 0,
+    tokens: 0,
+  };
+}
+
+function secondsSince(t0: number): number {
+  return (performance.now() - t0) / 1000;
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { loadExperiment } from "../engine/config/config.ts";
+import { computeFeatures } from "../tasks/features.ts";
+import { readRowFeatures } from "../engine/data/features/rows_file.ts";
+import { countWindows } from "../engine/data/features/window_counts.ts";
+import { NANO_YAML, writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
+import { scoreAndReport } from "../tasks/experiment.ts";
+import type { Summary } from "../reports/analysis/summary.ts";
+import { NANO_K, NANO_L, nanoRows } from "./fixtures/nano_data.ts";
+
+const quiet = { log: () => {} };
+
+Deno.test("features step on the nano suite: exact counts, resumable by data shard, shard groups, masked personal data", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "features_task" });
+  try {
+    const exp = { ...(await loadExperiment(NANO_YAML)), output: dir };
+    // two shard groups: the first leaves the rows file to the last
+    const g0 = await computeFeatures(exp, { ...quiet, shardGroup: { index: 0, count: 2 } });
+    assert.deepEqual([g0.scanned, g0.skipped, g0.rows], [3, 0, null]);
+    const g1 = await computeFeatures(exp, { ...quiet, shardGroup: { index: 1, count: 2 } });
+    assert.deepEqual([g1.scanned, g1.skipped], [2, 0]);
+    assert.ok(g1.rows);
+    const f = (await readRowFeatures(dir))!;
+    assert.equal(f.rows.length, 2288);
+    assert.equal(f.shards, 5);
+    assert.equal(f.tokens, 2288 * 65);
+    assert.ok(f.seconds > 0);
+    assert.equal(f.of, "text");
+    // equal to the pure module's counts over every position of every row (itself brute-force checked)
+    const { rowLength, tokens } = await nanoRows();
+    const w = NANO_K + NANO_L;
+    const windows = new Uint16Array(2288 * w);
+    const segments: Uint16Array[] = [];
+    for (let r = 0; r < 2288; r++) {
+      windows.set(tokens.subarray(r * rowLength, r * rowLength + w), r * w);
+      segments.push(tokens.subarray(r * rowLength, (r + 1) * rowLength));
+    }
+    assert.deepEqual(f.window, Array.from(countWindows(windows, w, w, () => segments)));
+    assert.deepEqual(f.context, Array.from(countWindows(windows, w, NANO_K, () => segments)));
+    assert.equal(f.window.reduce((a, v) => a + v, 0), 3698);
+    assert.equal(f.step[2287], 142);
+    // personal data: rows found, values masked only
+    const personal = Object.values(f.personal);
+    assert.ok(personal.length > 50, `${personal.length} rows with personal data`);
+    const raw = await readFile(g1.rows, "utf8");
+    for (const hits of personal) for (const h of hits) assert.match(h.masked, /\*/);
+    assert.ok(!/[A-Za-z0-9]{2,}@[a-z]/.test(raw), "no raw e-mail address in rows.json");
+    // resumable: one shard lost → only it is scanned again, same features
+    const folder = join(dir, "features", f.key);
+    await rm(join(folder, "rows.json"));
+    await rm(join(folder, "counts-00002.bin"));
+    const again = await computeFeatures(exp, quiet);
+    assert.deepEqual([again.scanned, again.skipped], [1, 4]);
+    const f2 = (await readRowFeatures(dir))!;
+    assert.deepEqual(f2.window, f.window);
+    assert.deepEqual(f2.personal, f.personal);
+    // finished: nothing scanned
+    assert.equal((await computeFeatures(exp, quiet)).scanned, 0);
+    assert.deepEqual((await readdir(join(dir, "features"))).length, 1);
+    assert.ok(existsSync(join(folder, "counts-00004.bin")));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("deno task experiment computes the features; summary.json gives their cost; computed counts stand in for a missing data.duplicates", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "features_pipeline" });
+  try {
+    const path = await writeReducedExperiment(dir, {
+      models: 2,
+      steps: 2,
+      rows: 256,
+      shardSize: 64,
+      batchSize: 32,
+      output: join(dir, "out"),
+    });
+    const yaml = await readFile(path, "utf8");
+    const quietRun = { progress: false as const, log: () => {} };
+    // the user's data.duplicates wins
+    const given = await loadExperiment(path);
+    await scoreAndReport(given, quietRun);
+    const s1 = JSON.parse(await readFile(join(dir, "out", "summary.json"), "utf8")) as Summary;
+    assert.ok(s1.features);
+    assert.equal(s1.features.duplicates, "data.duplicates");
+    assert.equal(s1.features.rows, 256);
+    assert.equal(s1.features.shards, 36); // 2288 data rows / 64
+    assert.ok(s1.features.seconds > 0);
+    // without it, the computed window counts
+    const noDup = yaml.split("\n").filter((l) => !/^\s*duplicates:/.test(l)).join("\n");
+    await writeFile(path, noDup);
+    const computed = await loadExperiment(path);
+    assert.equal(computed.data.duplicates, undefined);
+    await scoreAndReport(computed, quietRun);
+    const s2 = JSON.parse(await readFile(join(dir, "out", "summary.json"), "utf8")) as Summary;
+    assert.equal(s2.features?.duplicates, "computed");
+    assert.ok(s2.rateByDuplicates && s2.rateByDuplicates.length > 0);
+    const rows = s2.rateByDuplicates[0].bins.reduce((a, b) => a + b.rows, 0);
+    assert.ok(rows > 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
