@@ -14,6 +14,12 @@
  *   that pandas, Polars and DuckDB read as one table with `model` and `step`
  *   columns from the folder names.
  *
+ * When the run folder has row features (the experiment's `features` step),
+ * every format adds their columns after the scores' (`window_count`,
+ * `context_count`, `seen_step`, `next_seen_step`, `row_copies`,
+ * `compression`, `distinct_share`, `personal_kinds`:
+ * engine/data/features/rows_file.ts `featureColumns`).
+ *
  * Model names become one path segment (percent-encoded where they hold
  * `/`, `%` or `=`), so a name with `-` can never be confused with the step.
  * Every file is written under a temporary name and renamed when complete.
@@ -32,6 +38,13 @@ import {
   type ScoredCheckpoint,
 } from "../engine/store/scored_checkpoint.ts";
 import { checkpointLabel, type ProgressSink } from "../engine/types.ts";
+import {
+  type FeatureColumn,
+  featureColumns,
+  featureIndex,
+  readRowFeatures,
+  type RowFeatures,
+} from "../engine/data/features/rows_file.ts";
 import { startWork, type WorkDisplay, type WorkOptions } from "../engine/run/progress.ts";
 
 /** Export formats. */
@@ -48,11 +61,28 @@ export function modelSegment(model: string): string {
   return model.replace(/[/\\%=]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
-/** Lines `index,accuracy` of a chunk (no header), each ending in a newline. */
-export function chunkCsv(c: ScoreChunk, l: number): string {
+/**
+ * Lines `index,accuracy` of a chunk (no header), each ending in a newline;
+ * `extra(row)` appends cells (the feature columns, each with its comma).
+ */
+export function chunkCsv(c: ScoreChunk, l: number, extra?: (row: number) => string): string {
   const lines = new Array<string>(c.rows.length);
-  for (let i = 0; i < c.rows.length; i++) lines[i] = `${c.rows[i]},${c.matches[i] / l}\n`;
+  for (let i = 0; i < c.rows.length; i++) {
+    lines[i] = `${c.rows[i]},${c.matches[i] / l}${extra ? extra(c.rows[i]) : ""}\n`;
+  }
   return lines.join("");
+}
+
+/** The export's feature columns of a run folder's row features, with each row's lookup. */
+interface ExportFeatures {
+  features: RowFeatures;
+  columns: FeatureColumn[];
+}
+
+/** `,v1,v2,…` of the feature columns of `row` (a CSV cell each). */
+function featureCells(x: ExportFeatures, row: number): string {
+  const i = featureIndex(x.features, row);
+  return x.columns.map((c) => `,${c.value(i)}`).join("");
 }
 
 const tmpName = (path: string) => `${path}.${Deno.pid}.tmp`;
@@ -72,10 +102,11 @@ async function writeCsv(
   run: ScoredCheckpoint,
   path: string,
   progress: ProgressSink | null,
+  x: ExportFeatures | null,
 ): Promise<number> {
   const tmp = tmpName(path);
   try {
-    return await writeCsvTo(run, path, tmp, progress);
+    return await writeCsvTo(run, path, tmp, progress, x);
   } catch (e) {
     throw await failedWrite(path, tmp, e);
   }
@@ -86,12 +117,13 @@ async function writeCsvTo(
   path: string,
   tmp: string,
   progress: ProgressSink | null,
+  x: ExportFeatures | null,
 ): Promise<number> {
   await mkdir(dirname(path), { recursive: true });
   const file = await open(tmp, "w");
   let rows = 0;
   try {
-    await file.write("index,accuracy\n");
+    await file.write(`index,accuracy${x ? x.columns.map((c) => `,${c.name}`).join("") : ""}\n`);
     for (let k = 0; k < run.source!.chunks; k++) {
       const c = run.source!.chunk(k);
       // Lines in slices of CSV_LINES: a few MB of text at a time.
@@ -101,6 +133,7 @@ async function writeCsvTo(
           chunkCsv(
             { rows: c.rows.subarray(at, end), matches: c.matches.subarray(at, end) },
             run.continuation,
+            x ? (row) => featureCells(x, row) : undefined,
           ),
         );
       }
@@ -117,7 +150,7 @@ async function writeCsvTo(
 
 interface Column {
   name: string;
-  type: "INT64" | "DOUBLE" | "INT32" | "FLOAT" | "BOOLEAN";
+  type: "INT64" | "DOUBLE" | "INT32" | "FLOAT" | "BOOLEAN" | "BYTE_ARRAY";
 }
 
 function columnsOf(run: ScoredCheckpoint, accuracy: boolean): Column[] {
@@ -147,6 +180,7 @@ class ParquetParts {
     readonly pathOf: (part: number) => string,
     readonly partRows: number,
     readonly rowGroup: number,
+    readonly features: ExportFeatures | null = null,
   ) {}
 
   async add(c: ScoreChunk): Promise<void> {
@@ -187,6 +221,16 @@ class ParquetParts {
     const data: Record<string, ArrayLike<unknown>> = { index: rows, matches, memorized };
     if (prefix) data.prefix = prefix;
     if (nll) data.nll = nll;
+    if (this.features) {
+      const at = Array.from(rows, (r) => featureIndex(this.features!.features, Number(r)));
+      for (const c of this.features.columns) {
+        data[c.name] = c.type === "INT32"
+          ? Int32Array.from(at, (i) => c.value(i) as number)
+          : c.type === "DOUBLE"
+          ? Float64Array.from(at, (i) => c.value(i) as number)
+          : at.map((i) => c.value(i));
+      }
+    }
     if (this.columns.some((c) => c.name === "accuracy")) {
       data.accuracy = Float64Array.from(matches, (m) => m / l);
     }
@@ -203,6 +247,7 @@ class ParquetParts {
             name: c.name,
             type: c.type,
             repetition_type: "REQUIRED" as const,
+            ...(c.type === "BYTE_ARRAY" ? { converted_type: "UTF8" as const } : {}),
           })),
         ],
       });
@@ -283,6 +328,8 @@ async function exportRuns(
 ): Promise<string[]> {
   const written: string[] = [];
   const runs = await exportableRuns(runDir, display ?? undefined);
+  const features = await readRowFeatures(runDir);
+  const x = features ? { features, columns: featureColumns(features) } : null;
   // With a progress line, the caller's lines go above it (on its stream, stderr).
   const log = opts.log && display ? (line: string) => display.note(line) : opts.log;
   display?.phase("exporting", runs.reduce((a, r) => a + r.scored.size, 0), "rows");
@@ -294,7 +341,7 @@ async function exportRuns(
     const base = join(runDir, "exports", modelSegment(run.model), `step${run.step}`);
     let rows: number;
     if (format === "csv") {
-      rows = await writeCsv(run, `${base}.csv`, display);
+      rows = await writeCsv(run, `${base}.csv`, display, x);
       written.push(`${base}.csv`);
     } else {
       const dataset = format === "dataset";
@@ -307,10 +354,11 @@ async function exportRuns(
       );
       const parts = new ParquetParts(
         run,
-        columnsOf(run, !dataset),
+        [...columnsOf(run, !dataset), ...(x?.columns ?? [])],
         (n) => (dataset ? join(dir, `part-${n}.parquet`) : `${base}.parquet`),
         dataset ? opts.partRows ?? PART_ROWS : Infinity,
         opts.rowGroup ?? ROW_GROUP,
+        x,
       );
       try {
         for (let k = 0; k < run.source!.chunks; k++) {

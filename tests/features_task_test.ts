@@ -9,6 +9,8 @@ import { countWindows } from "../engine/data/features/window_counts.ts";
 import { NANO_YAML, writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { scoreAndReport } from "../tasks/experiment.ts";
 import type { Summary } from "../reports/analysis/summary.ts";
+import { exportScores } from "../tasks/export.ts";
+import { parquetReadObjects } from "hyparquet";
 import { NANO_K, NANO_L, nanoRows } from "./fixtures/nano_data.ts";
 
 const quiet = { log: () => {} };
@@ -99,6 +101,43 @@ Deno.test("deno task experiment computes the features; summary.json gives their 
     assert.ok(s2.rateByDuplicates && s2.rateByDuplicates.length > 0);
     const rows = s2.rateByDuplicates[0].bins.reduce((a, b) => a + b.rows, 0);
     assert.ok(rows > 0);
+    // deno task export: the feature columns after the scores', CSV and Parquet
+    const out = join(dir, "out");
+    const f = (await readRowFeatures(out))!;
+    const csv = (await exportScores(out, "csv"))[0];
+    const lines = (await readFile(csv, "utf8")).trim().split("\n");
+    assert.equal(
+      lines[0],
+      "index,accuracy,window_count,context_count,seen_step,next_seen_step,row_copies," +
+        "compression,distinct_share,personal_kinds",
+    );
+    for (const line of lines.slice(1)) {
+      const cells = line.split(",");
+      const i = f.rows.indexOf(Number(cells[0]));
+      assert.deepEqual(cells.slice(2, 5).map(Number), [f.window[i], f.context[i], f.step[i]]);
+    }
+    const pq = (await exportScores(out, "parquet")).find((p) => p.endsWith(".parquet"))!;
+    const back = await parquetReadObjects({ file: new Uint8Array(await readFile(pq)).buffer });
+    assert.deepEqual(
+      Object.keys(back[0]).slice(-8),
+      [
+        "window_count",
+        "context_count",
+        "seen_step",
+        "next_seen_step",
+        "row_copies",
+        "compression",
+        "distinct_share",
+        "personal_kinds",
+      ],
+    );
+    const personalRows = back.filter((r) => r.personal_kinds !== "");
+    assert.equal(
+      personalRows.length,
+      back.filter((r) => f.personal[String(Number(r.index))] !== undefined).length,
+    );
+    assert.ok(personalRows.length > 0);
+    for (const r of personalRows) assert.match(String(r.personal_kinds), /^[a-z0-9;]+$/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
