@@ -90,6 +90,30 @@ Deno.test("deno task experiment computes the features; summary.json gives their 
     assert.equal(s1.features.rows, 256);
     assert.equal(s1.features.shards, 36); // 2288 data rows / 64
     assert.ok(s1.features.seconds > 0);
+    // the combined and data-only predictors beside the single signal and the paper's binary one
+    const p = s1.features.predictors!;
+    assert.equal(p.rows, 256);
+    assert.equal(p.memorized, s1.target.memorized);
+    assert.equal(p.budgets.length, s1.recommendations.length);
+    for (const [i, b] of p.budgets.entries()) {
+      assert.equal(b.budget, s1.recommendations[i].budget);
+      assert.deepEqual(b.dataOnly, p.budgets[0].dataOnly);
+      assert.ok(b.compute <= b.budget);
+      if (b.runs.length === 0) assert.deepEqual(b.combined, b.dataOnly);
+      if (b.combined.precision !== null && b.combined.tp > 0) {
+        assert.ok(b.combined.recall === b.combined.tp / p.memorized);
+      }
+    }
+    // personal data: per kind, masked examples only; the page shows the section
+    assert.ok(p.personal.length > 0);
+    for (const k of p.personal) {
+      assert.ok(k.memorized <= k.rows);
+      for (const c of k.caught) assert.ok(c.caught <= k.memorized);
+      for (const x of k.examples) assert.match(x.masked, /\*/);
+    }
+    const html = await readFile(join(dir, "out", "report.html"), "utf8");
+    assert.match(html, /<section id="features">/);
+    assert.match(html, /Personal data/);
     // without it, the computed window counts
     const noDup = yaml.split("\n").filter((l) => !/^\s*duplicates:/.test(l)).join("\n");
     await writeFile(path, noDup);

@@ -52,6 +52,7 @@ import {
 } from "./heldout.ts";
 import { coverageOf } from "./coverage.ts";
 import type { RowFeatures } from "../../engine/data/features/rows_file.ts";
+import { featurePredictors } from "./feature_predictors.ts";
 import { verdict } from "./verdict.ts";
 import {
   correlationMatrix,
@@ -560,6 +561,13 @@ export function analyze(input: AnalysisInput): Summary {
           shards: input.features.shards,
           tokens: input.features.tokens,
           duplicates: input.duplicatesFrom ?? "data.duplicates",
+          predictors: featurePredictors(
+            input.features,
+            runs,
+            target,
+            settings,
+            core.recommendations,
+          ),
         },
       }
       : {}),

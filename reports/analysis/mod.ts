@@ -59,7 +59,12 @@ export type { DataSpec } from "../../engine/types.ts";
 export type { DeviceSlot } from "../../engine/types.ts";
 export type { Experiment } from "../../engine/types.ts";
 export type { LoadOptions } from "../../engine/config/config.ts";
-export type { FeatureSummary } from "./summary.ts";
+export type {
+  FeaturePredictor,
+  FeaturePredictors,
+  FeatureSummary,
+  PersonalKindRow,
+} from "./summary.ts";
 export type { FormFit } from "./summary.ts";
 export type { HeldOut } from "./summary.ts";
 export type { Interval } from "./summary.ts";

@@ -25,6 +25,77 @@ export interface FeatureSummary {
   tokens: number;
   /** Source of `rateByDuplicates`: the user's `data.duplicates` file, or the computed window counts. */
   duplicates: "data.duplicates" | "computed";
+  /** The combined and data-only predictors and personal data (null without per-row target scores). */
+  predictors: FeaturePredictors | null;
+}
+
+/** A predictor measured held out at the precision floor (reports/analysis/feature_predictors.ts). */
+export interface FeaturePredictor {
+  /** Held-out recall (over the target's memorized rows with features). */
+  recall: number;
+  /** Wilson score interval (95%) of the recall. */
+  recallCI: Interval | null;
+  /** Held-out precision (null when nothing is predicted). */
+  precision: number | null;
+  /** Held-out true and false positives. */
+  tp: number;
+  /** Held-out false positives. */
+  fp: number;
+}
+
+/** The combined and data-only predictors per budget, and personal data per kind. */
+export interface FeaturePredictors {
+  /** Rows the models are fitted on (rows with features the target scored). */
+  rows: number;
+  /** Of them, rows the target memorized. */
+  memorized: number;
+  /** One per recommendation (budget). */
+  budgets: {
+    /** Budget as a fraction of the target's compute. */
+    budgetFraction: number;
+    /** Budget in FLOPs. */
+    budget: number;
+    /** Cheap runs whose signals the combined predictor uses (most expensive first). */
+    runs: PredictorId[];
+    /** Their summed compute (FLOPs; the features add their measured seconds, not FLOPs). */
+    compute: number;
+    /** Cheap runs' signals and the row features, cross-fitted logistic regression. */
+    combined: FeaturePredictor;
+    /** The row features alone (no model run): the floor every cheap run must beat. */
+    dataOnly: FeaturePredictor;
+    /** The budget's recommended single predictor (as in `recommendations`). */
+    bestSingle:
+      | (PredictorId & {
+        signal: string;
+        recall: number;
+        recallCI: Interval | null;
+        precision: number;
+      })
+      | null;
+    /** The paper's binary predictor: the best run's memorization within the budget, held out. */
+    paperBinary: (PredictorId & FeaturePredictor) | null;
+  }[];
+  /** Per kind of personal data found in the rows' windows (kinds without rows omitted). */
+  personal: PersonalKindRow[];
+}
+
+/** One kind of personal data: rows with it, memorized by the target, caught by each predictor. */
+export interface PersonalKindRow {
+  /** Kind (engine/data/features/personal.ts). */
+  kind: string;
+  /** Rows whose window holds it. */
+  rows: number;
+  /** Of them, rows the target memorized. */
+  memorized: number;
+  /** Per predictor (`data-only`, `combined@<budget fraction>`): memorized rows it catches held out. */
+  caught: {
+    predictor: string;
+    caught: number;
+    recall: number | null;
+    recallCI: Interval | null;
+  }[];
+  /** A few rows with their masked value (never the raw one). */
+  examples: { row: number; masked: string }[];
 }
 
 /** A two-sided interval. */

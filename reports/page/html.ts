@@ -19,6 +19,7 @@ import { headline } from "../analysis/verdict.ts";
 import type { VendorScripts } from "./vendor.ts";
 import { PAGE_SCRIPT, PAGE_STYLE } from "./page_assets.ts";
 import { checkpointLabel } from "../../engine/types.ts";
+import { featuresSection } from "./features_section.ts";
 
 /** A chart ready for the page. */
 export interface CompiledChart {
@@ -550,6 +551,7 @@ was not chosen on (cross-fitted), and whether the floor holds with 95% confidenc
 ${budgetTable(s)}
 <details><summary>The verdict in full</summary><p>${e(s.verdict)}</p></details>
 </section>
+${featuresSection(s)}
 <section id="charts">
 <h2>Charts</h2>
 ${
