@@ -43,6 +43,21 @@ import { signalHistograms } from "../reports/analysis/histograms.ts";
 import { countInRanges, intersectCount, intersectRanges, restrictList } from "../engine/rowset.ts";
 import { openTokenReader } from "../engine/data/datasets.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
+import { personalKinds, readRowFeatures } from "../engine/data/features/rows_file.ts";
+
+/** Flagged rows with personal data, and per kind, from each row's `;`-separated kinds. */
+export function personalCounts(
+  kinds: readonly string[],
+): { withPersonal: number; kinds: Record<string, number> } {
+  const per: Record<string, number> = {};
+  let withPersonal = 0;
+  for (const k of kinds) {
+    if (k === "") continue;
+    withPersonal++;
+    for (const kind of k.split(";")) per[kind] = (per[kind] ?? 0) + 1;
+  }
+  return { withPersonal, kinds: per };
+}
 
 export type { ForecastFile };
 
@@ -113,19 +128,33 @@ export function assumptionsOf(cal: Calibration, choice: ForecastChoice): string[
   ];
 }
 
-/** `index,signal` lines of the flagged rows. */
-export function flaggedCsv(rows: readonly number[], values: readonly number[]): string {
-  const lines = ["index,signal"];
-  for (let i = 0; i < rows.length; i++) lines.push(`${rows[i]},${values[i]}`);
+/**
+ * `index,signal` lines of the flagged rows; with `kinds` (the run folder's row
+ * features) a third column `personal_kinds` (`;`-separated kinds, empty for none).
+ */
+export function flaggedCsv(
+  rows: readonly number[],
+  values: readonly number[],
+  kinds?: readonly string[],
+): string {
+  const lines = [kinds ? "index,signal,personal_kinds" : "index,signal"];
+  for (let i = 0; i < rows.length; i++) {
+    lines.push(`${rows[i]},${values[i]}${kinds ? `,${kinds[i]}` : ""}`);
+  }
   return lines.join("\n") + "\n";
 }
 
-/** A Parquet file of the flagged rows (index INT64, signal DOUBLE). */
-export function flaggedParquet(rows: readonly number[], values: readonly number[]): Uint8Array {
+/** A Parquet file of the flagged rows (index INT64, signal DOUBLE; personal_kinds UTF-8 with `kinds`). */
+export function flaggedParquet(
+  rows: readonly number[],
+  values: readonly number[],
+  kinds?: readonly string[],
+): Uint8Array {
   return new Uint8Array(parquetWriteBuffer({
     columnData: [
       { name: "index", data: rows.map(BigInt), type: "INT64" },
       { name: "signal", data: [...values], type: "DOUBLE" },
+      ...(kinds ? [{ name: "personal_kinds", data: [...kinds], type: "STRING" as const }] : []),
     ],
     rowGroupSize: Math.max(1, Math.min(rows.length, 1 << 20)),
   }));
@@ -267,6 +296,17 @@ async function forecast(
     mostConfident(flagged.rows, flagged.values, choice.signal, EXAMPLE_ROWS),
     log,
   );
+  const features = await readRowFeatures(runDir);
+  const kinds = features
+    ? flagged.rows.map((r) => personalKinds(features, r).join(";"))
+    : undefined;
+  if (features) {
+    const byRow = new Map(flagged.rows.map((r, i) => [r, kinds![i]]));
+    for (const x of examples) {
+      const k = byRow.get(x.row) ?? "";
+      x.personal = k === "" ? [] : k.split(";");
+    }
+  }
   const forecast: ForecastFile = {
     calibration: {
       run: calibrationDir,
@@ -295,6 +335,7 @@ async function forecast(
     foldAgreement: choice.foldAgreement,
     assumptions: assumptionsOf(cal, choice),
     examples,
+    personal: kinds ? personalCounts(kinds) : null,
     figures,
   };
   const files = [
@@ -303,8 +344,8 @@ async function forecast(
     join(dir, "forecast.json"),
     join(dir, "forecast.html"),
   ];
-  await writeAtomic(files[0], flaggedParquet(flagged.rows, flagged.values));
-  await writeAtomic(files[1], flaggedCsv(flagged.rows, flagged.values));
+  await writeAtomic(files[0], flaggedParquet(flagged.rows, flagged.values, kinds));
+  await writeAtomic(files[1], flaggedCsv(flagged.rows, flagged.values, kinds));
   await writeAtomic(files[2], JSON.stringify(forecast, null, 2) + "\n");
   await writeAtomic(files[3], await forecastPage(forecast));
   log(

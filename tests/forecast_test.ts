@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { personalKinds, readRowFeatures } from "../engine/data/features/rows_file.ts";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -242,6 +243,24 @@ Deno.test({
     assert.equal(out.forecast.run.experiment, exp.name);
     const csv = (await readFile(join(exp.output, "forecast", "flagged.csv"), "utf8")).trim();
     assert.equal(csv.split("\n").length - 1, out.forecast.flagged);
+    // personal data: the kinds of each flagged row (from the run's row features), counted and led with
+    const lines = csv.split("\n");
+    assert.equal(lines[0], "index,signal,personal_kinds");
+    const withKinds = lines.slice(1).filter((l) => l.split(",")[2] !== "");
+    assert.ok(out.forecast.personal);
+    assert.equal(out.forecast.personal.withPersonal, withKinds.length);
+    const features = (await readRowFeatures(exp.output))!;
+    for (const l of lines.slice(1)) {
+      const [row, , kinds] = l.split(",");
+      assert.equal(kinds, personalKinds(features, Number(row)).join(";"));
+    }
+    const page = await readFile(join(exp.output, "forecast", "forecast.html"), "utf8");
+    assert.match(
+      page,
+      new RegExp(
+        `Of ${out.forecast.flagged} flagged rows, ${out.forecast.personal.withPersonal}\\s+contain personal data`,
+      ),
+    );
   },
 });
 

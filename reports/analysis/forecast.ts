@@ -360,6 +360,11 @@ export interface ForecastFile {
   assumptions: string[];
   /** The flagged rows the rule is most confident about, decoded when there is a tokenizer. */
   examples: FlaggedExample[];
+  /**
+   * Personal data among the flagged rows (from the run folder's row features;
+   * null when it has none): flagged rows with any, and per kind.
+   */
+  personal?: { withPersonal: number; kinds: Record<string, number> } | null;
   /** The calibration's view of the rule: the signal's distribution and precision–recall curve. */
   figures: CalibrationFigures;
 }

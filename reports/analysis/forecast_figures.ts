@@ -22,6 +22,8 @@ export interface FlaggedExample {
   continuation: string | null;
   /** The context and continuation tokens (empty when the data was not readable). */
   tokens: number[];
+  /** Kinds of personal data in the row's window (from the row features; absent without them). */
+  personal?: string[];
 }
 
 /**

@@ -195,7 +195,10 @@ function examples(f: ForecastFile): string {
       ? `<pre class="sample">${e(x.tokens.join(" "))}</pre>`
       : `<span class="muted">no tokens available for this row</span>`;
     const value = f.signal === "binary" ? "memorized" : e(String(Number(x.value.toFixed(3))));
-    return `<tr><td>${x.row}</td><td>${value}</td><td>${text}</td></tr>`;
+    const personal = x.personal && x.personal.length > 0
+      ? `<br><span class="muted">personal data: ${e(x.personal.join(", "))}</span>`
+      : "";
+    return `<tr><td>${x.row}${personal}</td><td>${value}</td><td>${text}</td></tr>`;
   });
   const ids = f.examples.some((x) => x.context === null && x.tokens.length > 0);
   return `<div class="table-wrap"><table class="flagged"><thead><tr><th scope="col">row</th>
@@ -203,6 +206,14 @@ function examples(f: ForecastFile): string {
     ids ? " (token ids: no tokenizer given)" : ""
   }</th></tr></thead>
 <tbody>${rows.join("\n")}</tbody></table></div>`;
+}
+
+/** The page's lead on personal data: "of N flagged rows, M contain personal data" (with kinds). */
+function personalLead(f: ForecastFile): string {
+  if (!f.personal) return "";
+  const kinds = Object.entries(f.personal.kinds).map(([k, n]) => `${e(k)} ${n}`).join(", ");
+  return `<p class="verdict" id="personal">Of ${f.flagged} flagged rows, ${f.personal.withPersonal}
+contain personal data${kinds ? ` (${kinds})` : ""}.</p>`;
 }
 
 /** The page text of a forecast. */
@@ -225,6 +236,7 @@ export async function forecastPage(
     : `highest ${f.signal} first`;
   const body = `<main>
 <h1>Forecast for ${e(f.run.experiment)}</h1>
+${personalLead(f)}
 <p class="verdict" id="verdict">Rows with <strong>${
     e(f.rule)
   }</strong> are predicted to be memorized:
