@@ -29,6 +29,21 @@ import { intersectRanges } from "../engine/rowset.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { parse, stringify } from "yaml";
 import { UserError } from "../engine/errors.ts";
+import { computeFeatures } from "../tasks/features.ts";
+import { featureIndex } from "../engine/data/features/rows_file.ts";
+import { analysisSettings } from "../reports/analysis/analysis.ts";
+import { analysedFrom } from "../reports/analysis/checkpoints.ts";
+import { crossFit } from "../reports/analysis/crossfit.ts";
+import {
+  type Columns,
+  crossFitLogistic,
+  dataColumns,
+  predictRow,
+  PROBABILITY_BINS,
+  probabilityFolded,
+  runColumns,
+  runsWithinBudget,
+} from "../reports/analysis/combined.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -317,4 +332,100 @@ Deno.test("calibration figures: the distribution per value and the cumulative pr
     { value: 2.5, memorized: 0, notMemorized: 1 },
   ]);
   assert.deepEqual(g.chosen.recall, 1);
+});
+
+Deno.test({
+  name:
+    "the combined and data-only predictors on the nano suite: calibrated on one half of the rows, realized precision and recall on the other half fall inside the intervals at every budget",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { exp, scores } = await nano();
+    await computeFeatures(exp, { log: () => {} });
+    const f = (await readRowFeatures(exp.output))!;
+    const seed = 2023, l = exp.memorization.continuation;
+    const settings = analysisSettings(exp);
+    const isTarget = (s: CheckpointScores) =>
+      s.model === exp.target!.model && s.step === exp.target!.step;
+    const targetScores = scores.find(isTarget)!;
+    const targetCompute = analysedFrom(scoredFromScores(targetScores), exp).compute;
+    const rows = Array.from(targetScores.rows);
+    const y = rows.map((_, i) => (targetScores.prefix![i] >= l ? 1 : 0));
+    const at = rows.map((r) => featureIndex(f, r));
+    const pick = (a: number[]) => Float64Array.from(at, (j) => a[j]);
+    const data = dataColumns({
+      windowCount: pick(f.window),
+      contextCount: pick(f.context),
+      step: pick(f.step),
+      compression: pick(f.compression),
+      distinct: pick(f.distinct),
+    });
+    const index = new Map(rows.map((r, i) => [r, i]));
+    const cheap = scores.filter((s) => !isTarget(s)).map((s) => {
+      const a = analysedFrom(scoredFromScores(s), exp);
+      const col = (v: ArrayLike<number>) => {
+        const out = new Float64Array(rows.length).fill(NaN);
+        for (let i = 0; i < s.rows.length; i++) {
+          const j = index.get(s.rows[i]);
+          if (j !== undefined) out[j] = v[i];
+        }
+        return out;
+      };
+      return {
+        name: `${s.model}@${s.step}`,
+        compute: a.compute,
+        matches: col(s.matches),
+        prefix: col(s.prefix!),
+        nll: col(s.nll!),
+      };
+    }).filter((r) => r.compute < targetCompute);
+    const halfOf = (i: number) => foldOf(rows[i], seed, 2);
+    const cal = rows.map((_, i) => i).filter((i) => halfOf(i) === 0);
+    const app = rows.map((_, i) => i).filter((i) => halfOf(i) === 1);
+    const sub = (c: Columns, idx: number[]): Columns =>
+      Object.fromEntries(
+        Object.entries(c).map(([k, v]) => [k, Float64Array.from(idx, (i) => v[i])]),
+      );
+    const B = PROBABILITY_BINS;
+    let checked = 0;
+    for (const budget of [null, 0.01, 0.03, 0.1, 0.3, 0.6, 1]) {
+      const used = budget === null ? [] : runsWithinBudget(cheap, budget * targetCompute)
+        .map((i) => cheap[i]);
+      const columns = { ...runColumns(used), ...data };
+      const calColumns = sub(columns, cal), calY = cal.map((i) => y[i]);
+      const calRows = cal.map((i) => rows[i]);
+      const cf = crossFitLogistic(calColumns, calY, {
+        folds: settings.folds,
+        seed: settings.seed,
+        rows: calRows,
+      });
+      const fit = crossFit(
+        probabilityFolded(cf, calY, settings.folds),
+        settings.minPrecision,
+      );
+      if (fit.inSample.bin === null) continue;
+      // as `deno task forecast` flags rows: a row of fold k by the model and threshold of fold k,
+      // both chosen on the calibration's other folds (what the held-out numbers measured)
+      const appColumns = sub(columns, app);
+      const flagged: number[] = [];
+      app.forEach((i, k) => {
+        const fold = foldOf(rows[i], settings.seed, settings.folds);
+        const bin = fit.folds[fold].bin;
+        const p = predictRow(cf.models[fold], appColumns, k);
+        if (bin !== null && Math.floor((1 - p) * B) <= bin) flagged.push(rows[i]);
+      });
+      const memorized = new Set(app.filter((i) => y[i] === 1).map((i) => rows[i]));
+      const expected = predictionIntervals({ counts: fit.heldOut }, flagged.length);
+      const got = realized(flagged, memorized);
+      const where = `budget ${budget} (${used.map((r) => r.name).join(" + ") || "data only"}): ` +
+        `realized ${JSON.stringify(got)}, expected ${JSON.stringify(expected)}`;
+      assert.ok(
+        got.precision! >= expected.precision.lo && got.precision! <= expected.precision.hi,
+        where,
+      );
+      assert.ok(got.recall! >= expected.recall.lo && got.recall! <= expected.recall.hi, where);
+      checked++;
+    }
+    assert.equal(checked, 7);
+  },
 });
