@@ -51,7 +51,7 @@ import {
   thresholdedPoints,
 } from "./heldout.ts";
 import { coverageOf } from "./coverage.ts";
-import type { RowFeatures } from "../../engine/data/features/rows_file.ts";
+import type { RowFeatures } from "../../engine/data/features/row_features.ts";
 import { featurePredictors } from "./feature_predictors.ts";
 import { verdict } from "./verdict.ts";
 import {

@@ -16,7 +16,7 @@
  * @module
  */
 import type { AnalysisSettings } from "../../engine/types.ts";
-import { featureIndex, type RowFeatures } from "../../engine/data/features/rows_file.ts";
+import { featureIndex, type RowFeatures } from "../../engine/data/features/row_features.ts";
 import { PERSONAL_KINDS } from "../../engine/data/features/personal.ts";
 import type { AnalysedCheckpoint } from "./checkpoints.ts";
 import { chunkMemorized } from "../../engine/store/scored_checkpoint.ts";
