@@ -2,7 +2,8 @@
  * The `features` step of an experiment: row features of every selected
  * (scored) row, computed from the token data the experiment names, kept in the
  * run folder under `features/<key>/` (key: a hash of the rows, the window
- * settings and the data's row count, so changed settings start afresh).
+ * settings, the data's row count and fingerprint (the one the store's manifest
+ * records), so changed settings or changed data start afresh).
  *
  * - **Counts** (engine/data/features/window_counts.ts): the data is scanned
  *   in data shards of `shard_size` rows (every token position of every row; a
@@ -67,6 +68,7 @@ export interface FeatureOutcome {
 async function featureFolder(
   exp: Experiment,
   totalRows: number,
+  dataFingerprint: string,
   selection: Uint32Array,
 ): Promise<string> {
   const m = exp.memorization;
@@ -74,6 +76,7 @@ async function featureFolder(
   h.update(stableJson({
     v: FEATURES_VERSION,
     rows: totalRows,
+    data: dataFingerprint,
     offset: m.offset,
     context: m.context,
     continuation: m.continuation,
@@ -103,7 +106,7 @@ export async function computeFeatures(
   try {
     const totalRows = reader.rows;
     const selection = selectRows(exp, totalRows);
-    const dir = await featureFolder(exp, totalRows, selection);
+    const dir = await featureFolder(exp, totalRows, await reader.fingerprint(), selection);
     const rowsPath = join(dir, "rows.json");
     const m = exp.memorization;
     const width = m.context + m.continuation;

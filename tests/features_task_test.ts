@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { loadExperiment } from "../engine/config/config.ts";
 import { computeFeatures } from "../tasks/features.ts";
@@ -63,6 +63,18 @@ Deno.test("features step on the nano suite: exact counts, resumable by data shar
     assert.equal((await computeFeatures(exp, quiet)).scanned, 0);
     assert.deepEqual((await readdir(join(dir, "features"))).length, 1);
     assert.ok(existsSync(join(folder, "counts-00004.bin")));
+    // changed data with the same row count starts afresh (the key holds the data's fingerprint)
+    const data = join(dir, "data");
+    await mkdir(data);
+    const src = exp.data.path.replace(/\.(bin|idx)$/, "");
+    await copyFile(`${src}.idx`, join(data, "train.idx"));
+    const bin = await readFile(`${src}.bin`);
+    bin[2] ^= 1; // a token of row 0
+    await writeFile(join(data, "train.bin"), bin);
+    const changed = { ...exp, data: { ...exp.data, path: join(data, "train") } };
+    const fresh = await computeFeatures(changed, quiet);
+    assert.deepEqual([fresh.scanned, fresh.skipped], [5, 0]);
+    assert.equal((await readdir(join(dir, "features"))).length, 2);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
