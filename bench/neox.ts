@@ -78,11 +78,13 @@ export function neoxParams(s: NeoxShape): number {
 }
 
 /** A weight whose bytes are generated when written. */
-interface Weight {
+export interface Weight {
   name: string;
   dims: number[];
   /** Uniform in ±a·√3 (std a); 0 = zeros; null = ones. */
   std: number | null;
+  /** Generated [in, out]: Hugging Face stores the transpose. */
+  transposed: boolean;
 }
 
 /**
@@ -94,39 +96,15 @@ export async function writeNeox(dir: string, o: NeoxOptions): Promise<NeoxFiles>
   const s = o.shape;
   const f16 = o.dtype === "float16";
   const T = f16 ? DataType.FLOAT16 : DataType.FLOAT;
-  const weights: Weight[] = [];
-  // The graph is the engine's GPT-NeoX (engine/model/hf/decoder.ts), the one a Hugging Face
-  // folder gets; the weights are random, stored [in, out] so no Transpose is folded at load.
-  const std = Math.sqrt(2 / (5 * s.d));
-  const wang = 2 / s.layers / Math.sqrt(s.d);
-  const source: WeightSource = (name, shape, use) => {
-    const dims = use === "matrix" || use === "unembedding" ? [shape[1], shape[0]] : shape;
-    const scale = /\.bias$/.test(name)
-      ? 0
-      : /norm\.weight$/.test(name)
-      ? null
-      : /attention\.dense|dense_4h_to_h/.test(name)
-      ? wang
-      : std;
-    weights.push({ name, dims, std: scale });
-    return name;
-  };
-  const spec = archFromConfig(hfConfig(s, o.dtype), "bench/neox.ts");
-  const { nodes, initializers: small, inputs, outputs } = decoderGraph(spec, source, o.dtype);
+  const { weights, graph: { nodes, initializers: small, inputs, outputs }, bytesOf } = neoxWeights(
+    o,
+  );
 
   const file = f16 ? "model_fp16.onnx" : "model.onnx";
   const onnxDir = join(dir, "onnx");
   await mkdir(onnxDir, { recursive: true });
   const path = join(onnxDir, file);
   const elem = f16 ? 2 : 4;
-  const rand = gaussianish(o.seed ?? 1);
-  const bytesOf = (w: Weight): Uint8Array => {
-    const n = w.dims.reduce((a, b) => a * b, 1);
-    const v = new Float32Array(n);
-    if (w.std === null) v.fill(1);
-    else if (w.std !== 0) { for (let i = 0; i < n; i++) v[i] = rand() * w.std; }
-    return f16 ? halfBytes(v) : new Uint8Array(v.buffer);
-  };
   let weightBytes = 0;
   const graphInits: Uint8Array[] = [];
   if (o.external) {
@@ -203,6 +181,80 @@ export async function writeNeox(dir: string, o: NeoxOptions): Promise<NeoxFiles>
   return { path, params: neoxParams(s), weightBytes };
 }
 
+/**
+ * The random weights of a model, in the order (and so with the values) that
+ * {@link writeNeox} writes them: each as the graph uses it (matrices [in, out]),
+ * its bytes generated on demand in `o.dtype`.
+ */
+export function neoxWeights(o: NeoxOptions) {
+  const s = o.shape;
+  const f16 = o.dtype === "float16";
+  const weights: Weight[] = [];
+  // The graph is the engine's GPT-NeoX (engine/model/hf/decoder.ts), the one a Hugging Face
+  // folder gets; the weights are random, stored [in, out] so no Transpose is folded at load.
+  const std = Math.sqrt(2 / (5 * s.d));
+  const wang = 2 / s.layers / Math.sqrt(s.d);
+  const source: WeightSource = (name, shape, use) => {
+    const transposed = use === "matrix" || use === "unembedding";
+    const dims = transposed ? [shape[1], shape[0]] : shape;
+    const scale = /\.bias$/.test(name)
+      ? 0
+      : /norm\.weight$/.test(name)
+      ? null
+      : /attention\.dense|dense_4h_to_h/.test(name)
+      ? wang
+      : std;
+    weights.push({ name, dims, std: scale, transposed });
+    return name;
+  };
+  const spec = archFromConfig(hfConfig(s, o.dtype), "bench/neox.ts");
+  const graph = decoderGraph(spec, source, o.dtype);
+  const rand = gaussianish(o.seed ?? 1);
+  const bytesOf = (w: Weight): Uint8Array => {
+    const n = w.dims.reduce((a, b) => a * b, 1);
+    const v = new Float32Array(n);
+    if (w.std === null) v.fill(1);
+    else if (w.std !== 0) { for (let i = 0; i < n; i++) v[i] = rand() * w.std; }
+    return f16 ? halfBytes(v) : new Uint8Array(v.buffer);
+  };
+  return { weights, graph, bytesOf };
+}
+
+/**
+ * Writes the same random model as {@link writeNeox} as a Hugging Face model
+ * folder the way Pythia's step branches ship it: `config.json` and a float16
+ * `pytorch_model.bin` saved by PyTorch itself (bench/pythia_folder.py, run with
+ * BENCH_PYTHON, default /usr/bin/python3), legacy buffers included. The
+ * weights pass through a raw file in `dir`, removed afterwards.
+ */
+export async function writeNeoxFolder(dir: string, o: NeoxOptions): Promise<NeoxFiles> {
+  const { weights, bytesOf } = neoxWeights({ ...o, dtype: "float16" });
+  await mkdir(dir, { recursive: true });
+  const raw = join(dir, "weights.f16");
+  const fd = openSync(raw, "w");
+  const manifest: { name: string; dims: number[]; transposed: boolean }[] = [];
+  let weightBytes = 0;
+  try {
+    for (const w of weights) {
+      const bytes = bytesOf(w);
+      writeSync(fd, bytes);
+      weightBytes += bytes.length;
+      manifest.push({ name: w.name, dims: w.dims, transposed: w.transposed });
+    }
+  } finally {
+    closeSync(fd);
+  }
+  await writeFile(join(dir, "weights.json"), JSON.stringify(manifest));
+  await writeFile(join(dir, "config.json"), JSON.stringify(hfConfig(o.shape, "float16"), null, 1));
+  const python = Deno.env.get("BENCH_PYTHON") ?? "/usr/bin/python3";
+  const script = new URL("./pythia_folder.py", import.meta.url).pathname;
+  const out = await new Deno.Command(python, { args: [script, dir], stderr: "inherit" }).output();
+  if (!out.success) throw new Error(`${python} ${script} ${dir} failed (exit ${out.code})`);
+  await Deno.remove(raw);
+  await Deno.remove(join(dir, "weights.json"));
+  return { path: dir, params: neoxParams(o.shape), weightBytes };
+}
+
 /** Hugging Face's GPTNeoXConfig fields for a shape (what transformers.js reads). */
 export function hfConfig(s: NeoxShape, dtype: string): Record<string, unknown> {
   return {
@@ -239,7 +291,11 @@ export function gaussianish(seed: number): () => number {
  * last records the options), so a bench never rewrites a model another
  * process may be reading.
  */
-export async function ensureNeox(dir: string, o: NeoxOptions): Promise<NeoxFiles> {
+export async function ensureNeox(
+  dir: string,
+  o: NeoxOptions,
+  write: (dir: string, o: NeoxOptions) => Promise<NeoxFiles> = writeNeox,
+): Promise<NeoxFiles> {
   const marker = join(dir, "neox.json");
   const key = JSON.stringify({ ...o, seed: o.seed ?? 1 });
   try {
@@ -248,7 +304,7 @@ export async function ensureNeox(dir: string, o: NeoxOptions): Promise<NeoxFiles
   } catch {
     // absent or unreadable: (re)build
   }
-  const files = await writeNeox(dir, o);
+  const files = await write(dir, o);
   await writeFile(marker, JSON.stringify({ options: JSON.parse(key), files }));
   return files;
 }

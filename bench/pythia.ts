@@ -15,7 +15,16 @@
  * (1024), BENCH_REF_ROWS (32), BENCH_DTYPE (float32 | float16), BENCH_EXTERNAL
  * (1: weights in external data; transformers.js then reads the inline copy),
  * BENCH_THREADS (the machine's cores), BENCH_BATCHES (16,64), BENCH_DEVICE (the
- * project's device, default cpu; e.g. cuda:0 — the other scorers stay on the CPU).
+ * project's device, default cpu; e.g. cuda:0 — the other scorers stay on the CPU),
+ * BENCH_FOLDER (1: also score the same weights as a Hugging Face model folder,
+ * float16 `pytorch_model.bin` as Pythia ships it, written by PyTorch through
+ * BENCH_PYTHON, default /usr/bin/python3; 0: skip), BENCH_TRANSFORMERS (1; 0
+ * skips scoring with transformers.js, which still plants the data), BENCH_REF_ROWS
+ * 0 skips the reference.
+ *
+ * The folder variant's goals (issue 20): rows/s within 5% of the ONNX path
+ * (the float32 ONNX file of the same weights) in both modes, and one worker's
+ * peak RSS at most the float32 weights + 300 MB.
  *
  * @module
  */
@@ -23,7 +32,7 @@ import { availableParallelism, loadavg as osLoadavg } from "node:os";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { writeMegatron } from "./megatron.ts";
-import { ensureNeox, PYTHIA } from "./neox.ts";
+import { ensureNeox, PYTHIA, writeNeoxFolder } from "./neox.ts";
 import type { ScorerResult } from "./pythia_scorer.ts";
 
 const K = 32, L = 32, ROW = 2049;
@@ -63,7 +72,11 @@ async function runScorer(
   console.log(
     `${scorer.padEnd(12)} batch ${String(batch).padStart(3)}: ${r.rowsPerS.toFixed(2)} rows/s, ` +
       `${perCpu} rows per CPU-s (${r.rows} rows in ${r.seconds.toFixed(1)} s), ` +
-      `peak RSS ${r.peakRssMb.toFixed(0)} MB, loadavg ${load}`,
+      `peak RSS ${r.peakRssMb.toFixed(0)} MB${
+        r.loadSeconds === undefined
+          ? ""
+          : `, load ${r.loadSeconds.toFixed(2)} s (peak RSS ${r.loadPeakRssMb!.toFixed(0)} MB)`
+      }, loadavg ${load}`,
   );
   return { ...r, load };
 }
@@ -137,12 +150,21 @@ export async function runPythiaBench(): Promise<Record<string, number>> {
   const external = env("BENCH_EXTERNAL", "0") === "1";
   const threads = Number(env("BENCH_THREADS", String(availableParallelism())));
   const batches = env("BENCH_BATCHES", "16,64").split(",").map(Number);
+  const withFolder = env("BENCH_FOLDER", "1") === "1";
+  const withTjs = env("BENCH_TRANSFORMERS", "1") === "1";
   const root = `runs/bench/pythia-${shapeName}`;
   const t0 = performance.now();
   const inline = await ensureNeox(`${root}-${dtype}-inline`, { shape, dtype, external: false });
   const project = external
     ? await ensureNeox(`${root}-${dtype}-external`, { shape, dtype, external: true })
     : inline;
+  const folder = withFolder
+    ? await ensureNeox(
+      `${root}-hf-bin-f16`,
+      { shape, dtype: "float16", external: false },
+      writeNeoxFolder,
+    )
+    : null;
   const data = `${root}-data-${rows}`;
   // The marker is written last: data left by an interrupted run is made again.
   if (!existsSync(`${data}.planted`)) {
@@ -170,48 +192,105 @@ export async function runPythiaBench(): Promise<Record<string, number>> {
       threads,
     );
     r[`full${batch}`] = await runScorer("full", project.path, data, rows, batch, threads);
-    r[`transformers${batch}`] = await runScorer(
-      "transformers",
-      inline.path,
-      data,
-      rows,
-      batch,
-      threads,
-    );
+    if (folder) {
+      r[`folder_extractable${batch}`] = await runScorer(
+        "folder-extractable",
+        folder.path,
+        data,
+        rows,
+        batch,
+        threads,
+      );
+      r[`folder_full${batch}`] = await runScorer(
+        "folder-full",
+        folder.path,
+        data,
+        rows,
+        batch,
+        threads,
+      );
+    }
+    if (withTjs) {
+      r[`transformers${batch}`] = await runScorer(
+        "transformers",
+        inline.path,
+        data,
+        rows,
+        batch,
+        threads,
+      );
+    }
   }
-  r.reference = await runScorer("reference", inline.path, data, refRows, 8, threads);
+  if (refRows > 0) {
+    r.reference = await runScorer("reference", inline.path, data, refRows, 8, threads);
+  }
   const b = Math.max(...batches);
   const tjs = r[`transformers${b}`], ext = r[`extractable${b}`], full = r[`full${b}`];
-  const agreeFull = disagreements(full, tjs, rows);
-  const agreeRef = disagreements(full, r.reference, refRows);
   const agreeExt = disagreements(ext, full, rows, true);
   const memorized = full.prefix.filter((p) => p === L).length;
-  console.log(
-    `agreement: full vs transformers.js differ on ${agreeFull.length}/${rows} rows ${
-      JSON.stringify(agreeFull.slice(0, 10))
-    }; full vs reference on ${agreeRef.length}/${refRows}; extractable's prefix vs full's on ` +
-      `${agreeExt.length}/${rows}; ${memorized} rows memorized`,
-  );
   const out: Record<string, number> = {
     rows,
     weights_mb: weightsMb,
     memorized,
-    disagree_full_transformers: agreeFull.length,
-    disagree_full_reference: agreeRef.length,
     disagree_extractable_full_prefix: agreeExt.length,
-    reference_rows_per_s: r.reference.rowsPerS,
-    extractable_over_transformers: ext.rowsPerS / tjs.rowsPerS,
-    extractable_over_transformers_per_cpu_s: tjs.cpuSeconds / tjs.rows /
-      (ext.cpuSeconds / ext.rows),
-    full_over_transformers_per_cpu_s: tjs.cpuSeconds / tjs.rows / (full.cpuSeconds / full.rows),
-    full_over_transformers: full.rowsPerS / tjs.rowsPerS,
-    extractable_over_reference: ext.rowsPerS / r.reference.rowsPerS,
-    full_over_reference: full.rowsPerS / r.reference.rowsPerS,
-    extractable_over_reference_per_cpu_s: r.reference.cpuSeconds / r.reference.rows /
-      (ext.cpuSeconds / ext.rows),
-    full_over_reference_per_cpu_s: r.reference.cpuSeconds / r.reference.rows /
-      (full.cpuSeconds / full.rows),
   };
+  const perCpu = (x: ScorerResult) => x.rows / x.cpuSeconds;
+  const ratios = (name: string, other: ScorerResult) => {
+    out[`extractable_over_${name}`] = ext.rowsPerS / other.rowsPerS;
+    out[`full_over_${name}`] = full.rowsPerS / other.rowsPerS;
+    out[`extractable_over_${name}_per_cpu_s`] = perCpu(ext) / perCpu(other);
+    out[`full_over_${name}_per_cpu_s`] = perCpu(full) / perCpu(other);
+  };
+  const notes = [`extractable's prefix vs full's on ${agreeExt.length}/${rows}`];
+  if (tjs) {
+    const agreeFull = disagreements(full, tjs, rows);
+    out.disagree_full_transformers = agreeFull.length;
+    notes.push(
+      `full vs transformers.js differ on ${agreeFull.length}/${rows} rows ${
+        JSON.stringify(agreeFull.slice(0, 10))
+      }`,
+    );
+    ratios("transformers", tjs);
+  }
+  if (r.reference) {
+    const agreeRef = disagreements(full, r.reference, refRows);
+    out.disagree_full_reference = agreeRef.length;
+    notes.push(`full vs reference on ${agreeRef.length}/${refRows}`);
+    ratios("reference", r.reference);
+  }
+  if (folder) {
+    // The folder holds the same weights rounded to float16: agreement is close, not exact.
+    const fExt = r[`folder_extractable${b}`], fFull = r[`folder_full${b}`];
+    const agreeFolder = disagreements(fFull, full, rows);
+    out.disagree_folder_full_onnx_full = agreeFolder.length;
+    out.folder_weights_stored_mb = folder.weightBytes / 2 ** 20;
+    out.folder_weights_float32_mb = 2 * folder.weightBytes / 2 ** 20;
+    for (const batch of batches) {
+      const [fe, ff] = [r[`folder_extractable${batch}`], r[`folder_full${batch}`]];
+      const [e, f] = [r[`extractable${batch}`], r[`full${batch}`]];
+      out[`folder_over_onnx_extractable${batch}`] = fe.rowsPerS / e.rowsPerS;
+      out[`folder_over_onnx_full${batch}`] = ff.rowsPerS / f.rowsPerS;
+      out[`folder_over_onnx_extractable${batch}_per_cpu_s`] = perCpu(fe) / perCpu(e);
+      out[`folder_over_onnx_full${batch}_per_cpu_s`] = perCpu(ff) / perCpu(f);
+    }
+    const goal = out.folder_weights_float32_mb + 300;
+    const worst = Math.max(fExt.peakRssMb, fFull.peakRssMb);
+    out.folder_peak_rss_goal_mb = goal;
+    out.folder_peak_rss_mb = worst;
+    out.folder_load_s = fFull.loadSeconds!;
+    out.onnx_load_s = full.loadSeconds!;
+    notes.push(`folder full vs ONNX full differ on ${agreeFolder.length}/${rows} rows`);
+    console.log(
+      `folder (float16 pytorch_model.bin) vs ONNX (float32), batch ${b}: rows/s ` +
+        `${out[`folder_over_onnx_extractable${b}`].toFixed(3)}× extractable, ` +
+        `${out[`folder_over_onnx_full${b}`].toFixed(3)}× full (goal ≥ 0.95; per CPU-s ` +
+        `${out[`folder_over_onnx_extractable${b}_per_cpu_s`].toFixed(3)}×, ` +
+        `${out[`folder_over_onnx_full${b}_per_cpu_s`].toFixed(3)}×); load ` +
+        `${out.folder_load_s.toFixed(2)} s vs ${out.onnx_load_s.toFixed(2)} s; peak RSS ` +
+        `${worst.toFixed(0)} MB (goal ≤ ${goal.toFixed(0)} MB: float32 weights + 300 MB)`,
+    );
+  }
+  console.log(`agreement: ${notes.join("; ")}; ${memorized} rows memorized`);
   for (const [name, x] of Object.entries(r)) {
     out[`${name}_rows_per_s`] = x.rowsPerS;
     out[`${name}_rows_per_cpu_s`] = x.rows / x.cpuSeconds;

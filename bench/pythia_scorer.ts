@@ -38,6 +38,10 @@ export interface ScorerResult {
   cpuSeconds: number;
   matches: number[];
   prefix: number[];
+  /** The project's scorers: seconds to load the model (session created, score head added). */
+  loadSeconds?: number;
+  /** The project's scorers: peak RSS right after loading (MB). */
+  loadPeakRssMb?: number;
   /** `plant` only: each row's 32 generated tokens. */
   generated?: number[][];
 }
@@ -61,9 +65,13 @@ async function project(
   path: string,
   tokens: Int32Array,
   o: Opts,
-): Promise<{ matches: number[]; prefix: number[]; generated?: number[][] }> {
+): Promise<
+  { matches: number[]; prefix: number[]; loadSeconds: number; loadPeakRssMb: number }
+> {
   const device = Deno.env.get("BENCH_DEVICE") ?? "cpu";
+  const t0 = performance.now();
   const model = await loadModel(path, { device, threads: o.threads });
+  const loadSeconds = (performance.now() - t0) / 1000, loadPeakRssMb = peakRssMb();
   const matches: number[] = [], prefix: number[] = [];
   for (let s = 0; s < o.rows; s += o.batch) {
     const n = Math.min(o.batch, o.rows - s);
@@ -78,7 +86,7 @@ async function project(
     prefix.push(...r.prefix);
   }
   await model.release();
-  return { matches, prefix };
+  return { matches, prefix, loadSeconds, loadPeakRssMb };
 }
 
 async function reference(path: string, tokens: Int32Array, o: Opts) {
@@ -186,7 +194,7 @@ if (import.meta.main) {
     ? reference(path, tokens, o)
     : scorer === "transformers" || scorer === "plant"
     ? transformers(path, tokens, o)
-    : project(scorer as "extractable" | "full", path, tokens, o);
+    : project(scorer.replace(/^folder-/, "") as "extractable" | "full", path, tokens, o);
   const got: { matches: number[]; prefix: number[]; generated?: number[][] } = await run;
   if (scorer !== "plant") delete got.generated;
   const seconds = performance.now() / 1000;
