@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isUserError } from "../engine/errors.ts";
+import { parseFixture } from "./fixtures/experiment.ts";
 import { modelFingerprints } from "../engine/model/fingerprint.ts";
 import { hubCache, hubSnapshot } from "../engine/model/hf/hub.ts";
 import { readStateDictPickle } from "../engine/model/hf/pickle.ts";
@@ -311,4 +312,31 @@ Deno.test("a folder's fingerprint covers its weight files and config.json; ident
   bytes[bytes.length - 1] ^= 1;
   Deno.writeFileSync(shard, bytes);
   assert.notEqual((await fp(b.path)).weights, fa.weights);
+});
+
+Deno.test("an experiment names checkpoints by hub repository and revision, resolved in the local cache; one not there is exit 2 with the download command", () => {
+  using tmp = copyFixture("neox-f16-sharded");
+  const commit = "b".repeat(40);
+  hubCacheWith(tmp.path, "neox-f16-sharded", "step2", commit);
+  const before = Deno.env.get("HF_HOME"), hubBefore = Deno.env.get("HF_HUB_CACHE");
+  Deno.env.set("HF_HOME", tmp.path);
+  Deno.env.delete("HF_HUB_CACHE");
+  const yaml = (steps: string) =>
+    `suite:\n  steps: ${steps}\n  models:\n    - name: m\n      parameters: 1000\n` +
+    `      hub: {repo: org/name}\ndata: {format: megatron, path: d}\n`;
+  try {
+    const exp = parseFixture(yaml("[2]"));
+    assert.deepEqual(exp.suite.models[0].checkpoints, [
+      { step: 2, path: join(tmp.path, "hub", "models--org--name", "snapshots", commit) },
+    ]);
+    assert.throws(
+      () => parseFixture(yaml("[2, 4]")),
+      (e: Error) =>
+        isUserError(e) && e.message.includes("model m step 4") &&
+        e.message.includes("huggingface-cli download org/name --revision step4"),
+    );
+  } finally {
+    before === undefined ? Deno.env.delete("HF_HOME") : Deno.env.set("HF_HOME", before);
+    if (hubBefore !== undefined) Deno.env.set("HF_HUB_CACHE", hubBefore);
+  }
 });

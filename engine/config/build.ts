@@ -20,6 +20,8 @@ import type {
 import { formatPath, type YamlPath } from "./fields.ts";
 import { type Issue, nearest } from "./messages.ts";
 import { LIMITS, type RawExperiment } from "./schema.ts";
+import { UserError } from "../errors.ts";
+import { hubCache, hubSnapshot } from "../model/hf/hub.ts";
 
 type Report = (path: YamlPath, message: string, atKey?: boolean) => void;
 type RawModel = RawExperiment["suite"]["models"][number];
@@ -159,6 +161,43 @@ function modelCheckpoints(
   report: Report,
 ): Checkpoint[] {
   const checkpoints: Checkpoint[] = [];
+  if (m.hub) {
+    for (const field of ["path", "checkpoints"] as const) {
+      if (m[field]) {
+        report(
+          [...at, field],
+          `model ${m.name} gives both hub and ${field}: keep one (hub names its checkpoints ` +
+            `in the local Hugging Face cache)`,
+          true,
+        );
+      }
+    }
+    const steps = m.steps ?? suiteSteps;
+    if (m.steps) checkAscending(m.steps, [...at, "steps"], report);
+    if (!steps) {
+      report(at, `model ${m.name} has no checkpoint steps: add steps: [...] to the model or suite`);
+      return checkpoints;
+    }
+    if (!m.hub.revision.includes("{step}") && steps.length > 1) {
+      report(
+        [...at, "hub", "revision"],
+        `hub.revision "${m.hub.revision}" of model ${m.name} has no {step} but the model has ` +
+          `${steps.length} steps: write a template such as step{step}`,
+      );
+      return checkpoints;
+    }
+    const cache = hubCache();
+    for (const step of steps) {
+      try {
+        const revision = m.hub.revision.replaceAll("{step}", String(step));
+        checkpoints.push({ step, path: hubSnapshot(m.hub.repo, revision, cache) });
+      } catch (e) {
+        if (!(e instanceof UserError)) throw e;
+        report([...at, "hub"], `model ${m.name} step ${step}: ${e.message}`);
+      }
+    }
+    return checkpoints;
+  }
   if (m.checkpoints) {
     if (m.path) {
       report(
@@ -192,7 +231,8 @@ function modelCheckpoints(
     report(
       at,
       `model ${m.name} has neither path nor checkpoints: add path: ` +
-        `${m.name}/step{step}.onnx (a template) or checkpoints: {STEP: file.onnx}`,
+        `${m.name}/step{step}.onnx (a template), checkpoints: {STEP: file.onnx} or ` +
+        `hub: {repo: ORG/NAME} (a Hugging Face cache)`,
     );
     return checkpoints;
   }
@@ -370,6 +410,7 @@ function locations(
   if (typeof raw.rows === "object") paths.push(["rows", "range" in raw.rows ? "range" : "sample"]);
   raw.suite.models.forEach((m, i) => {
     paths.push(["suite", "models", i, "path"]);
+    paths.push(["suite", "models", i, "hub"]);
     for (const key of Object.keys(m.checkpoints ?? {})) {
       paths.push(["suite", "models", i, "checkpoints", key]);
     }

@@ -111,6 +111,23 @@ const modelSchema = z.strictObject({
         "{23: a.onnx, 43: b.onnx}",
       examples: [{ "23": "s1/a.onnx", "43": "s1/b.onnx" }],
     }),
+  hub: z.strictObject({
+    repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/).meta({
+      description: "a Hugging Face repository id ORG/NAME, e.g. EleutherAI/pythia-70m-deduped",
+      examples: ["EleutherAI/pythia-70m-deduped"],
+    }),
+    revision: text.default("step{step}").meta({
+      description: "a revision template containing {step} (a branch, tag or commit; default " +
+        "step{step}, Pythia's branches)",
+      examples: ["step{step}"],
+    }),
+  }).optional().meta({
+    description: "a mapping {repo: ORG/NAME, revision: step{step}} (instead of path or " +
+      "checkpoints): each step's checkpoint is that revision's folder in the local Hugging Face " +
+      "cache ($HF_HOME/hub, default ~/.cache/huggingface/hub), as `huggingface-cli download " +
+      "ORG/NAME --revision step{step}` leaves it; nothing is ever downloaded",
+    examples: [{ repo: "EleutherAI/pythia-70m-deduped", revision: "step{step}" }],
+  }),
   steps: z.array(step.meta({ description: "a positive integer step" })).min(1)
     .max(LIMITS.steps).optional().meta({
       description: "an ascending list of positive integer steps (overrides suite.steps)",
@@ -124,7 +141,7 @@ const modelSchema = z.strictObject({
   }),
 }).meta({
   description: "a mapping {name, parameters, path: 'dir/step{step}.onnx'} " +
-    "(or checkpoints: {STEP: file.onnx})",
+    "(or checkpoints: {STEP: file.onnx}, or hub: {repo: ORG/NAME})",
 });
 
 const suiteSchema = z.strictObject({
@@ -151,7 +168,7 @@ const suiteSchema = z.strictObject({
       examples: [[23000, 43000, 63000, 83000, 103000, 123000, 143000]],
     }),
   models: z.array(modelSchema).min(1).max(LIMITS.models).meta({
-    description: "a non-empty list of models, each {name, parameters, path or checkpoints}",
+    description: "a non-empty list of models, each {name, parameters, path, checkpoints or hub}",
   }),
 }).meta({ description: "a mapping with the models and how steps map to training rows" });
 
