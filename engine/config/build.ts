@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { basename, dirname, extname, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, dirname, extname, join, resolve } from "node:path";
 import type {
   Checkpoint,
   DataSpec,
@@ -63,7 +64,9 @@ export function build(raw: RawExperiment, ctx: BuildContext): {
       sequencesPerStep: raw.suite.sequences_per_step,
       tokensPerSequence: raw.suite.tokens_per_sequence,
       endOfTextId: raw.suite.end_of_text_id,
-      ...(raw.suite.tokenizer ? { tokenizer: abs(raw.suite.tokenizer) } : {}),
+      ...(raw.suite.tokenizer
+        ? { tokenizer: abs(raw.suite.tokenizer) }
+        : folderTokenizer(models, target)),
     },
     data,
     memorization,
@@ -87,6 +90,27 @@ export function build(raw: RawExperiment, ctx: BuildContext): {
     ...(ctx.where ? { locations: locations(raw, ctx.where) } : {}),
   };
   return { experiment, issues };
+}
+
+/**
+ * Without `suite.tokenizer`: the `tokenizer.json` of a Hugging Face model folder
+ * among the checkpoints (the target's first, then each model's last), which then
+ * decodes the report's example rows.
+ */
+function folderTokenizer(
+  models: ModelSpec[],
+  target: Experiment["target"],
+): { tokenizer?: string } {
+  const last = (m: ModelSpec) => m.checkpoints.at(-1)?.path;
+  const order = [...models].sort((a, b) =>
+    Number(b.name === target?.model) - Number(a.name === target?.model)
+  );
+  for (const dir of order.map(last)) {
+    if (dir && existsSync(join(dir, "tokenizer.json")) && existsSync(join(dir, "config.json"))) {
+      return { tokenizer: join(dir, "tokenizer.json") };
+    }
+  }
+  return {};
 }
 
 /** The checkpoints the file declares, all models together, are within the limit. */

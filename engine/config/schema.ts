@@ -159,7 +159,8 @@ const suiteSchema = z.strictObject({
   }),
   tokenizer: text.optional().meta({
     description: "a path to a Hugging Face tokenizer.json (relative to the experiment file), " +
-      "used to show example rows as text",
+      "used to show example rows as text (default: the tokenizer.json of a Hugging Face model " +
+      "folder among the checkpoints, the target's first)",
     examples: ["pythia/tokenizer.json"],
   }),
   steps: z.array(step.meta({ description: "a positive integer step" })).min(1)
