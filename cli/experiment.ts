@@ -144,7 +144,7 @@ export async function dryRun(
 /** A note on the checkpoint files scoring would need that are not there (the plan needs none). */
 function missingFilesNote(exp: Experiment): string[] {
   const files = namedFiles(exp).filter((f) => f.what.startsWith("checkpoint"));
-  const missing = files.filter((f) => unreadable(f.path) !== undefined);
+  const missing = files.filter((f) => unreadable(f.path, f.checkpoint) !== undefined);
   if (missing.length === 0) return [];
   return [
     `${missing.length} of ${files.length} checkpoint files cannot be read (first: ` +

@@ -8,6 +8,7 @@
  * @module
  */
 import { closeSync, openSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { megatronPaths } from "../data/datasets.ts";
 import { UserError } from "../errors.ts";
 import type { Experiment } from "../types.ts";
@@ -22,6 +23,8 @@ export interface NamedFile {
   at: string;
   /** What the file is, for the message: "checkpoint nano-s1 step 23". */
   what: string;
+  /** A checkpoint: may be a Hugging Face model folder (one holding `config.json`). */
+  checkpoint?: boolean;
 }
 
 /** Every input file the experiment names, in file order. */
@@ -54,16 +57,31 @@ export function namedFiles(exp: Experiment): NamedFile[] {
     for (const c of m.checkpoints) {
       const key = `suite.models[${i}].checkpoints.${c.step}`;
       const field = exp.locations?.[key] ? key : `suite.models[${i}].path`;
-      out.push({ path: c.path, field, at: at(field), what: `checkpoint ${m.name} step ${c.step}` });
+      out.push({
+        path: c.path,
+        field,
+        at: at(field),
+        what: `checkpoint ${m.name} step ${c.step}`,
+        checkpoint: true,
+      });
     }
   });
   return out;
 }
 
-/** Why a file cannot be read, or undefined when it can. */
-export function unreadable(path: string): string | undefined {
+/**
+ * Why a file cannot be read, or undefined when it can; with `modelFolder`, a
+ * folder whose `config.json` can be read (a Hugging Face model folder) is one.
+ */
+export function unreadable(path: string, modelFolder = false): string | undefined {
   try {
-    if (statSync(path).isDirectory()) return "it is a folder, not a file";
+    if (statSync(path).isDirectory()) {
+      if (!modelFolder) return "it is a folder, not a file";
+      const config = join(path, "config.json");
+      if (unreadable(config) === undefined) return undefined;
+      return "it is a folder without a readable config.json: neither an ONNX file nor a " +
+        "Hugging Face model folder";
+    }
     closeSync(openSync(path, "r"));
     return undefined;
   } catch (e) {
@@ -84,7 +102,7 @@ export function checkInputFiles(exp: Experiment): void {
   for (const f of namedFiles(exp)) {
     if (seen.has(f.path)) continue;
     seen.add(f.path);
-    const why = unreadable(f.path);
+    const why = unreadable(f.path, f.checkpoint);
     if (why) found.push({ at: f.at, text: `${f.at}: ${f.field}: the ${f.what} ${f.path}: ${why}` });
   }
   // In file order (a stable sort keeps a template's checkpoints in step order).
