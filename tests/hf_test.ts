@@ -3,7 +3,10 @@ import { join } from "node:path";
 import { isUserError } from "../engine/errors.ts";
 import { parseFixture } from "./fixtures/experiment.ts";
 import { modelFingerprints } from "../engine/model/fingerprint.ts";
+import { archFromConfig } from "../engine/model/hf/config.ts";
+import { decoderGraph } from "../engine/model/hf/decoder.ts";
 import { hubCache, hubSnapshot } from "../engine/model/hf/hub.ts";
+import { encodeModel, floatTensor, type Tensor } from "../engine/model/onnx_proto.ts";
 import { readStateDictPickle } from "../engine/model/hf/pickle.ts";
 import { readCheckpointWeights } from "../engine/model/hf/weights.ts";
 import { loadModel } from "../engine/model/model.ts";
@@ -340,3 +343,93 @@ Deno.test("an experiment names checkpoints by hub repository and revision, resol
     if (hubBefore !== undefined) Deno.env.set("HF_HUB_CACHE", hubBefore);
   }
 });
+
+/**
+ * The same weights as a plain ONNX file: the decoder graph with every weight
+ * read here, widened to float32 and inlined (what an export would write), and
+ * `config.json` beside it.
+ */
+function exportAsOnnx(dir: string, out: string): string {
+  const config = JSON.parse(Deno.readTextFileSync(join(dir, "config.json")));
+  const spec = archFromConfig(config, join(dir, "config.json"));
+  const weights = readCheckpointWeights(dir);
+  const inits: Tensor[] = [];
+  const done = new Set<string>();
+  const g = decoderGraph(spec, (name, shape, use) => {
+    const key = `${name}|${use}`;
+    if (done.has(key)) return key;
+    done.add(key);
+    const t = weights.tensors.get(name)!;
+    const bytes = new Uint8Array(t.length);
+    const fd = Deno.openSync(t.file);
+    fd.seekSync(t.offset, Deno.SeekMode.Start);
+    for (let got = 0; got < t.length;) got += fd.readSync(bytes.subarray(got))!;
+    fd.close();
+    const view = new DataView(bytes.buffer);
+    const n = t.length / (t.dtype === "F32" ? 4 : 2);
+    const v = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      v[i] = t.dtype === "F32"
+        ? view.getFloat32(4 * i, true)
+        : t.dtype === "F16"
+        ? view.getFloat16(2 * i, true)
+        : new Float32Array(new Uint32Array([view.getUint16(2 * i, true) << 16]).buffer)[0];
+    }
+    const transpose = use === "matrix" || use === "unembedding";
+    const [r, c] = shape;
+    const values = transpose ? new Float32Array(n) : v;
+    if (transpose) {
+      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) values[j * r + i] = v[i * c + j];
+    }
+    inits.push(floatTensor(key, transpose ? [c, r] : shape, values));
+    return key;
+  }, "float32");
+  Deno.mkdirSync(join(out, "onnx"), { recursive: true });
+  const path = join(out, "onnx", "model.onnx");
+  Deno.writeFileSync(
+    path,
+    encodeModel({
+      irVersion: 8,
+      opsets: [{ domain: "", version: 17 }],
+      graph: { ...g, name: spec.kind, initializers: [...g.initializers, ...inits] },
+    }),
+  );
+  Deno.copyFileSync(join(dir, "config.json"), join(out, "onnx", "config.json"));
+  return path;
+}
+
+for (const name of FOLDERS) {
+  Deno.test(`the ${name} folder scores as the same weights exported as an ONNX file`, async () => {
+    const dir = join(FIXTURES, name);
+    const ref = reference(dir);
+    const tokens = Int32Array.from(ref.rows.flatMap((r) => r.tokens));
+    const out = Deno.makeTempDirSync({ prefix: "hf_onnx_" });
+    const folder = await loadModel(dir, { device: "cpu", threads: 1 });
+    const onnx = await loadModel(exportAsOnnx(dir, out), { device: "cpu", threads: 1 });
+    try {
+      for (const mode of ["extractable", "full"] as const) {
+        const settings: MemorizationSettings = {
+          offset: 0,
+          context: ref.context,
+          continuation: ref.continuation,
+          mode,
+          suppressedTokens: ref.suppressed,
+        };
+        const a = await scoreBatch(folder, tokens, ref.rows.length, settings);
+        const b = await scoreBatch(onnx, tokens, ref.rows.length, settings);
+        assert.deepEqual([...a.prefix], [...b.prefix], `${name} ${mode}: prefix`);
+        assert.deepEqual([...a.matches], [...b.matches], `${name} ${mode}: matches`);
+        a.nll.forEach((x, i) =>
+          assert.ok(
+            Number.isNaN(x) ? Number.isNaN(b.nll[i]) : Math.abs(x - b.nll[i]) < 1e-4,
+            `${name} ${mode} row ${i}: nll ${x} vs ${b.nll[i]}`,
+          )
+        );
+      }
+    } finally {
+      await folder.release();
+      await onnx.release();
+      Deno.removeSync(out, { recursive: true });
+    }
+  });
+}
