@@ -152,6 +152,7 @@ export function readHfFolder(dir: string): HfModel {
     return value;
   };
   const g = decoderGraph(spec, source, "float32");
+  gatherBeforeWidening(g.nodes);
   for (const [name, t] of weights.tensors) {
     if (used.has(name)) continue;
     if (spec.tied && name === "lm_head.weight") continue; // saved beside a tied embedding: unused
@@ -173,6 +174,32 @@ export function readHfFolder(dir: string): HfModel {
   });
   const files = ["config.json", ...(weights.index ? [weights.index] : []), ...weights.files];
   return { dir, dataDir, config, spec, bytes, files, storedBytes, float32Bytes };
+}
+
+/**
+ * An embedding widened by a Cast and only gathered from is gathered in its
+ * stored type and the gathered rows widened: the float16/bfloat16 table stays
+ * as stored instead of a float32 copy (Pythia-70M: 51 MB instead of 103).
+ */
+function gatherBeforeWidening(nodes: Node[]): void {
+  for (let i = 0; i < nodes.length; i++) {
+    const cast = nodes[i];
+    if (cast.opType !== "Cast") continue;
+    const users = nodes.filter((n) => n.inputs.includes(cast.outputs[0]));
+    if (
+      users.length !== 1 || users[0].opType !== "Gather" || users[0].inputs[0] !== cast.outputs[0]
+    ) {
+      continue;
+    }
+    const gather = users[0];
+    const rows = `${gather.outputs[0]}/stored`;
+    const widen = node("Cast", [rows], [gather.outputs[0]], cast.attributes);
+    gather.inputs = [cast.inputs[0], ...gather.inputs.slice(1)];
+    gather.outputs = [rows];
+    nodes.splice(nodes.indexOf(gather) + 1, 0, widen);
+    nodes.splice(i, 1);
+    i--;
+  }
 }
 
 /** The deepest folder holding every path. */
