@@ -20,6 +20,9 @@ import { fsProblem } from "./fs_errors.ts";
 /** The marker file of a folder the harness made (hidden: imports skip it). */
 export const RUN_MARKER = ".memo-harness.json";
 
+/** Entries of a run folder the harness may write before it claims the folder. */
+const INTERNAL = new Set(["locks", "devices"]);
+
 /** What a marked folder holds. */
 export type FolderKind = "run" | "forecast";
 
@@ -102,7 +105,11 @@ export async function claimOutputFolder(
   }
   const marked = await markedKind(dir);
   if (entries !== null && marked !== kind) {
-    const foreign = entries.filter((n) => n !== "locks");
+    // Entries the harness itself writes before a claim: the lock folder, `devices: auto`'s
+    // kept choices (engine/run/devices.ts), a marker being written by a process starting beside.
+    const foreign = entries.filter((n) =>
+      !INTERNAL.has(n) && !(n.startsWith(`${RUN_MARKER}.`) && n.endsWith(".tmp"))
+    );
     if (foreign.length > 0 && !(await legacyFolder(dir, kind))) {
       const shown = foreign.slice(0, 4).join(", ") + (foreign.length > 4 ? ", …" : "");
       throw new UserError(
