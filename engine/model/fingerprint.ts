@@ -71,6 +71,8 @@ export async function modelFingerprints(
   let changed = false;
   const digest = async (file: string, onnx: boolean): Promise<CacheEntry> => {
     const s = await stat(file);
+    // A device or FIFO (/dev/zero, a pipe) would be read forever.
+    if (!s.isFile()) throw new UserError(`${file}: not a regular file; give the model's file`);
     const hit = cache.files[file];
     if (
       hit && hit.size === s.size && hit.mtimeMs === s.mtimeMs && hit.ctimeMs === s.ctimeMs &&
