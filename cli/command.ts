@@ -38,14 +38,19 @@ export const WAIT_OPTION = { "wait": { type: "boolean" } } as const;
  * Runs `fn` holding the run folder's exclusive lock (engine/os/lock.ts):
  * refuses naming the holder when another process writes the folder, or with
  * `wait` waits for it. Leftover temporary files of killed runs are removed.
+ * `folder`: `existing` (default) for a command that reads a run folder (one
+ * that is not a run folder is refused before anything is written into it),
+ * `output` for one that makes it (a new, empty or run folder; a folder of the
+ * user's own is refused).
  */
 export async function withRunFolder<T>(
   dir: string,
   purpose: string,
   wait: boolean,
   fn: () => Promise<T>,
+  folder: "output" | "existing" = "existing",
 ): Promise<T> {
-  const lock = await claimRunFolder(dir, { purpose, wait, log: (l) => console.error(l) });
+  const lock = await claimRunFolder(dir, { purpose, wait, folder, log: (l) => console.error(l) });
   try {
     return await fn();
   } finally {

@@ -12,6 +12,7 @@ const OPTIONS = {
   "signal": { type: "string" },
   "budget": { type: "string" },
   "output": { type: "string" },
+  "allow-mismatch": { type: "boolean" },
   ...WAIT_OPTION,
 } as const;
 
@@ -33,7 +34,11 @@ options:
   --predictor MODEL@STEP  use this run (scored in both runs); default: the best held-out choice
   --signal S           binary, score, prefix or nll
   --budget F           only predictors costing at most F of the calibration target's compute
-  --output DIR         where the files go (default RUN/forecast)
+  --output DIR         where the files go (default RUN/forecast; a new, empty or
+                       forecast folder: a folder of other files is refused)
+  --allow-mismatch     forecast even when the two runs' predictor model (parameters) or
+                       memorization settings differ (default: refused); the differences
+                       are printed and shown in forecast.json and on the page
   --wait               when another process writes either run folder, wait for it
   -h, --help           this text`,
   options: OPTIONS,
@@ -52,6 +57,7 @@ options:
       runForecast(cal, run, {
         ...opts,
         ...(values.output !== undefined ? { output: values.output as string } : {}),
+        ...(values["allow-mismatch"] === true ? { allowMismatch: true } : {}),
       });
     // Both folders' locks, in path order (two forecasts crossing with --wait cannot deadlock).
     const [first, second] = [...new Set([cal, run])].sort();

@@ -91,6 +91,7 @@ options:
           ...(values.tokenizer !== undefined ? { tokenizer: values.tokenizer as string } : {}),
           command,
         }),
+      "output",
     );
     console.log(`report: ${out.html}\nsummary: ${out.summary}\npredictors: ${out.csv}`);
     return 0;

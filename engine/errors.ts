@@ -24,3 +24,21 @@ export function isUserError(error: unknown): error is UserError {
   return error instanceof UserError ||
     (error instanceof Error && error.name === "UserError");
 }
+
+/** Characters of outside input an error message quotes at most ({@link excerpt}). */
+export const EXCERPT_CHARS = 60;
+
+/**
+ * A short, escaped quote of outside input for an error message: control
+ * characters, quotes and backslashes escaped as in JSON, at most `max`
+ * characters of the input, and how many more were left out. A 50 MB line or
+ * a MiB of NUL bytes never floods the terminal.
+ */
+export function excerpt(text: string, max: number = EXCERPT_CHARS): string {
+  const head = text.length > max ? text.slice(0, max) : text;
+  const quoted = JSON.stringify(head).replace(
+    /[\u007f-\u009f\u2028\u2029\ufffd]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+  return text.length > max ? `${quoted}… (${text.length - max} more characters)` : quoted;
+}

@@ -10,7 +10,8 @@
  */
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
-import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
+import { readRunCheckpoints } from "./run_checkpoints.ts";
+import { claimOutputFolder } from "../engine/os/run_marker.ts";
 import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import { writeAtomic } from "../engine/store/store.ts";
 import { UserError } from "../engine/errors.ts";
@@ -63,6 +64,12 @@ export type { ForecastFile };
 
 /** Options of {@link runForecast}. */
 export interface ForecastRunOptions extends ForecastOptions {
+  /**
+   * `--allow-mismatch`: forecast even when the calibration and the run differ
+   * in the predictor model's parameters or the memorization settings; the
+   * differences are printed and shown in forecast.json and on the page.
+   */
+  allowMismatch?: boolean;
   /** Output folder (default `RUN/forecast`). */
   output?: string;
   /** Where progress lines go (default: stderr). */
@@ -126,6 +133,65 @@ export function assumptionsOf(cal: Calibration, choice: ForecastChoice): string[
         "the cheap run did not score are missed."
       : "Recall counts only the target's memorized rows that the predictor scored.",
   ];
+}
+
+/**
+ * What makes a calibration's numbers not carry over to a run: the predictor
+ * model with other parameter counts (a same-named model of another size), or
+ * other memorization settings (context, continuation, offset, mode,
+ * suppressed tokens) or rows per step (what a step means). One line each.
+ */
+export function comparability(
+  calDir: string,
+  cal: Experiment,
+  runDir: string,
+  run: Experiment,
+  predictor: { model: string; step: number },
+): string[] {
+  const out: string[] = [];
+  const a = cal.suite.models.find((m) => m.name === predictor.model);
+  const b = run.suite.models.find((m) => m.name === predictor.model);
+  for (const key of ["parameters", "nonEmbeddingParameters"] as const) {
+    if (a?.[key] !== undefined && b?.[key] !== undefined && a[key] !== b[key]) {
+      out.push(
+        `the predictor ${predictor.model} has ${key} ${a[key]} in ${calDir} but ${b[key]} in ` +
+          `${runDir} (another model under the same name)`,
+      );
+    }
+  }
+  const ma = cal.memorization, mb = run.memorization;
+  for (const key of ["context", "continuation", "offset", "mode"] as const) {
+    if (ma[key] !== mb[key]) {
+      out.push(`memorization.${key} is ${ma[key]} in ${calDir} but ${mb[key]} in ${runDir}`);
+    }
+  }
+  if (ma.suppressedTokens.join(",") !== mb.suppressedTokens.join(",")) {
+    out.push(
+      `memorization.suppressed_tokens differ ([${ma.suppressedTokens.slice(0, 8)}] in ${calDir}, ` +
+        `[${mb.suppressedTokens.slice(0, 8)}] in ${runDir})`,
+    );
+  }
+  if (cal.suite.sequencesPerStep !== run.suite.sequencesPerStep) {
+    out.push(
+      `suite.sequences_per_step is ${cal.suite.sequencesPerStep} in ${calDir} but ` +
+        `${run.suite.sequencesPerStep} in ${runDir} (step ${predictor.step} has seen other rows)`,
+    );
+  }
+  return out;
+}
+
+/**
+ * A warning when the chosen rule's held-out precision misses the precision
+ * floor badly (even the upper end of its 95% interval is below it): the
+ * calibration is too small, or no rule generalizes to unseen rows.
+ */
+export function floorWarning(choice: ForecastChoice, floor: number, calDir: string): string | null {
+  const p = choice.expected.precision;
+  if (!(p.hi < floor)) return null;
+  return `the rule's held-out precision on ${calDir} is ${p.value.toFixed(3)} (95% interval ` +
+    `${p.lo.toFixed(3)}–${p.hi.toFixed(3)}), well below the ${floor} floor it was chosen for: ` +
+    "most flagged rows are not expected to be memorized; calibrate on a larger run, or lower " +
+    "analysis.min_precision to what the calibration supports";
 }
 
 /**
@@ -269,19 +335,31 @@ async function forecast(
 ): Promise<ForecastOutput> {
   const log = opts.log;
   const calExp = await readExperimentSnapshot(calibrationDir);
-  const calRuns = await readStoredCheckpoints(calibrationDir, undefined, progress);
+  const calRuns = await readRunCheckpoints(calibrationDir, calExp, progress);
   const runExp = await readExperimentSnapshot(runDir);
-  const runRuns = await readStoredCheckpoints(runDir, undefined, progress);
+  const runRuns = await readRunCheckpoints(runDir, runExp, progress);
   if (runRuns.length === 0) {
     throw new UserError(`${runDir}: the store holds no finished shard; score the run first`);
   }
   const cal = calibrationOf(calExp, calRuns, progress);
   const byId = new Map(runRuns.map((r) => [checkpointKey(r.model, r.step), r]));
   const choice = chooseForecast(cal, (id) => byId.has(checkpointKey(id.model, id.step)), opts);
+  const warnings = comparability(calibrationDir, calExp, runDir, runExp, choice.predictor);
+  if (warnings.length > 0 && !opts.allowMismatch) {
+    throw new UserError(
+      `${calibrationDir} and ${runDir} are not comparable: ${warnings.join("; ")}. A forecast ` +
+        "carries over only between runs of the same predictor model and memorization settings; " +
+        "give --allow-mismatch to forecast anyway (the mismatch is then printed and shown on the page)",
+    );
+  }
+  const floor = floorWarning(choice, cal.minPrecision, calibrationDir);
+  if (floor) warnings.push(floor);
+  for (const w of warnings) log(`warning: ${w}`);
   const run = byId.get(checkpointKey(choice.predictor.model, choice.predictor.step))!;
   const flagged = flagRows((id) => byId.get(checkpointKey(id.model, id.step))!, choice);
   const expected = predictionIntervals(choice, flagged.rows.length);
   const dir = opts.output ?? join(runDir, "forecast");
+  await claimOutputFolder(dir, "forecast");
   const target = calRuns.find((r) => r.model === cal.target.model && r.step === cal.target.step)!;
   const calPredictor = calRuns.find((r) =>
     r.model === choice.predictor.model && r.step === choice.predictor.step
@@ -337,6 +415,7 @@ async function forecast(
     examples,
     personal: kinds ? personalCounts(kinds) : null,
     figures,
+    ...(warnings.length > 0 ? { warnings } : {}),
   };
   const files = [
     join(dir, "flagged.parquet"),

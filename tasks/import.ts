@@ -11,12 +11,12 @@ import { join } from "node:path";
 import { type ImportOptions, importRuns } from "../engine/import/import.ts";
 import { writeJson } from "../engine/store/store.ts";
 import { UserError } from "../engine/errors.ts";
+import { fsProblem, isNotFound } from "../engine/os/fs_errors.ts";
 import type { Experiment } from "../engine/types.ts";
 import { attachExamples } from "./imported_input.ts";
 import { type RenderedReport, renderReport } from "./report.ts";
 import { walk } from "../engine/import/layout.ts";
 import { stat } from "node:fs/promises";
-import { isNotFound } from "../engine/os/fs_errors.ts";
 
 /** Options of {@link importAndReport}: those of the import, and a tokenizer for the examples. */
 export interface ImportRunOptions extends ImportOptions {
@@ -55,7 +55,7 @@ export async function importAndReport(opts: ImportRunOptions): Promise<RenderedR
     log,
   });
   await writeJson(join(exp.output, "experiment.json"), exp);
-  await attachExamples(exp.output, exp);
+  await attachExamples(exp.output, exp, log);
   return await renderReport(exp.output, { log, run: { experiment: exp } });
 }
 
@@ -78,11 +78,12 @@ export async function defaultExperimentFile(
   experimentsDir: string,
 ): Promise<string | null> {
   for (const input of inputs) {
-    const info = await stat(input).catch((e) => {
-      if (isNotFound(e)) throw new UserError(`${input}: no such file or folder`);
-      throw e;
-    });
-    const paths = info.isDirectory() ? await walk(input) : [input];
+    let paths: string[];
+    try {
+      paths = (await stat(input)).isDirectory() ? await walk(input) : [input];
+    } catch (e) {
+      throw fsProblem(input, e, "input");
+    }
     for (const p of paths) {
       const m = /(?:^|[/-])(duped|deduped)\.[0-9.]+[mb](?:[./-]|$)/.exec(p);
       if (m) return join(experimentsDir, `pythia-${m[1]}.yaml`);

@@ -11,6 +11,7 @@
 import { join } from "node:path";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
 import {
+  checkImportAgainst,
   type ImportRecord,
   readImportedCheckpoints,
   readImportRecord,
@@ -18,6 +19,7 @@ import {
 import { forEachRowGroup, parquetColumns, parquetRecords } from "../engine/import/read.ts";
 import { writeJson } from "../engine/store/store.ts";
 import type { Experiment } from "../engine/types.ts";
+import { isUserError } from "../engine/errors.ts";
 import { type AnalysisInput, exampleRows } from "../reports/analysis/analysis.ts";
 import { shellQuote } from "../engine/os/shell.ts";
 
@@ -28,6 +30,7 @@ export async function loadImportedInput(
   record: ImportRecord,
   log: (line: string) => void,
 ): Promise<AnalysisInput> {
+  checkImportAgainst(runDir, record, experiment);
   const runs = await readImportedCheckpoints(runDir, record);
   const m = experiment.memorization;
   const exampleTokens = new Map(
@@ -74,13 +77,19 @@ export async function loadImportedInput(
  * Parquet files (when they have a `tokens` column) into `import.json`.
  * Returns the number of rows found.
  */
-export async function attachExamples(runDir: string, experiment: Experiment): Promise<number> {
+export async function attachExamples(
+  runDir: string,
+  experiment: Experiment,
+  log: (line: string) => void = () => {},
+): Promise<number> {
   const record = await readImportRecord(runDir);
   if (!record) return 0;
   const runs = await readImportedCheckpoints(runDir, record);
   const wanted = new Set(exampleRows({ experiment, runs }));
   const goal = experiment.target;
   const target = goal && record.runs.find((r) => r.model === goal.model && r.step === goal.step);
+  const m = experiment.memorization;
+  const window = m.offset + m.context + m.continuation;
   const examples: ImportRecord["examples"] = [];
   let from: string | null = null;
   for (const f of target?.files ?? []) {
@@ -93,9 +102,25 @@ export async function attachExamples(runDir: string, experiment: Experiment): Pr
         if (wanted.has(r)) records.push(first + i), rows.push(r);
       }
     });
-    const values = await parquetRecords(f.path, ["tokens"], records);
+    let values: unknown[][];
+    try {
+      values = await parquetRecords(f.path, ["tokens"], records);
+    } catch (e) {
+      if (!isUserError(e)) throw e;
+      log(`Note: no example text from ${f.path}: ${(e as Error).message}`);
+      continue;
+    }
     values.forEach((cells, i) => {
-      const tokens = Array.from(cells[0] as ArrayLike<unknown>, Number);
+      // Only the window the report shows is kept (a row of millions of tokens is not).
+      const list = (cells[0] ?? []) as ArrayLike<unknown>;
+      const tokens = Array.from(
+        { length: Math.min(list.length, window) },
+        (_, j) => Number(list[j]),
+      );
+      if (tokens.some((t) => !(Number.isInteger(t) && t >= 0 && t < 2 ** 32))) {
+        log(`Note: no example text for row ${rows[i]}: its tokens in ${f.path} are not token ids`);
+        return;
+      }
       examples.push({ row: rows[i], tokens });
       wanted.delete(rows[i]);
     });

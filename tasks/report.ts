@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { readFile } from "node:fs/promises";
+import { z } from "zod";
 import { join } from "node:path";
 import { loadDuplicates, openTokenReader } from "../engine/data/datasets.ts";
 import {
@@ -25,6 +25,9 @@ import { loadImportedInput } from "./imported_input.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
 import { computedDuplicates, readRowFeatures } from "../engine/data/features/rows_file.ts";
 import { UserError } from "../engine/errors.ts";
+import { boundedLines } from "../engine/os/lines.ts";
+import { fsProblem, isNotFound } from "../engine/os/fs_errors.ts";
+import { schemaProblem } from "../engine/os/json_file.ts";
 import { checkpointKey, type Experiment, type ProgressSink } from "../engine/types.ts";
 import { startWork, type WorkDisplay, type WorkOptions } from "../engine/run/progress.ts";
 import {
@@ -36,7 +39,6 @@ import {
 import { noTargetSummary } from "../reports/analysis/no_target_summary.ts";
 import { writeNoTargetReport } from "../reports/page/no_target_page.ts";
 import { type RenderedReport, writeReport } from "../reports/page/report_files.ts";
-import { ifNotFound } from "../engine/os/fs_errors.ts";
 import { shellQuote } from "../engine/os/shell.ts";
 
 export { predictorsCsv, type RenderedReport, writeReport } from "../reports/page/report_files.ts";
@@ -104,25 +106,46 @@ async function render(
   return { ...out, seconds };
 }
 
-/** One line of `runs.jsonl` (written after each scoring invocation). */
-interface RunStats {
-  started?: string;
-  seconds?: number;
-  rows?: number;
-  devices?: { device: string; threads?: number }[];
-}
+/** One line of `runs.jsonl` (written after each scoring invocation); other fields are kept. */
+const runStatsSchema = z.looseObject({
+  started: z.string().max(100).optional(),
+  seconds: z.number().min(0).max(1e10).optional(),
+  rows: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+});
+type RunStats = z.output<typeof runStatsSchema>;
 
-/** The lines of `runs.jsonl` (none before the first run; a torn line, from a killed run, is skipped). */
+/**
+ * The lines of `runs.jsonl`, each checked (a field of the wrong type or out of
+ * range is a UserError naming the line and field, never a rate on the page);
+ * none before the first run; a torn line (not JSON, from a killed run) is skipped.
+ */
 async function readRunStats(runDir: string): Promise<RunStats[]> {
-  const text = await readFile(join(runDir, "runs.jsonl"), "utf8").catch(ifNotFound(""));
-  return text.split("\n").filter((l) => l.trim()).flatMap((l) => {
-    try {
-      return [JSON.parse(l) as RunStats];
-    } catch (e) {
-      if (e instanceof SyntaxError) return [];
-      throw e;
+  const path = join(runDir, "runs.jsonl");
+  const out: RunStats[] = [];
+  try {
+    for await (const { line, text } of boundedLines(path, { maxBytes: 1 << 20 })) {
+      if (text.trim() === "") continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (e) {
+        if (e instanceof SyntaxError) continue;
+        throw e;
+      }
+      const parsed = runStatsSchema.safeParse(value);
+      if (!parsed.success) {
+        throw new UserError(
+          `${path}:${line}: ${schemaProblem(parsed.error, value)}; the run log was edited or ` +
+            "damaged: fix or delete that line",
+        );
+      }
+      out.push(parsed.data);
     }
-  });
+  } catch (e) {
+    if (isNotFound(e)) return [];
+    throw fsProblem(path, e, "run log");
+  }
+  return out;
 }
 
 /** `cpu × 2 workers, 1 thread each`-style lines, one per distinct device slot. */

@@ -4,6 +4,7 @@
  * experiment as a Slurm job array on a real one-node cluster (tests/slurm.ts),
  * with one task killed midway and resubmitted.
  */
+import { claimOutputFolder } from "../engine/os/run_marker.ts";
 import assert from "node:assert/strict";
 import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -327,6 +328,7 @@ Deno.test({
       assert.ok(victim.length >= 3, `group 1 has ${victim.length} jobs`);
       const victimFiles = victim.map((j) => shardPath(j.model, j.step, j.shard));
       const blocker = join(slurmDir, victimFiles.at(-1)!);
+      await claimOutputFolder(slurmDir, "run"); // a run folder (marked), with the fault planted
       await Deno.mkdir(join(blocker, "blocks-the-shard"), { recursive: true });
 
       const first = await submit(file, slurmDir, cluster.env);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { claimOutputFolder } from "../engine/os/run_marker.ts";
 import assert from "node:assert/strict";
 import { hostname } from "node:os";
 import { readdir, readFile, truncate, writeFile } from "node:fs/promises";
@@ -376,6 +377,7 @@ Deno.test("a failure while running is one paragraph and exit 1; the stack trace 
   // A shard that can never be written (a folder sits where its file goes, so
   // the rename fails with an error that is not the user's input): the run fails.
   const blocker = join(out, "scores", "nano-s1", "step143", "shard00000.bin");
+  await claimOutputFolder(out, "run"); // a run folder (marked), in which the fault is planted
   await Deno.mkdir(join(blocker, "blocks-the-shard"), { recursive: true });
   const plain = await cli(["experiment", small.yaml, "--no-report", "--output", out]);
   expectCode(plain, 1);

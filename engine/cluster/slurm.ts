@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { claimOutputFolder } from "../os/run_marker.ts";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -255,6 +256,7 @@ export async function submitSlurm(exp: Experiment, opts: SlurmOptions): Promise<
     gpus,
   };
   const dir = join(exp.output, "slurm");
+  await claimOutputFolder(exp.output, "run"); // a folder of the user's own is refused
   await mkdir(dir, { recursive: true });
   const script = join(dir, "array.sh");
   const reportPath = join(dir, "report.sh");

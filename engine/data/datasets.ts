@@ -55,13 +55,24 @@ export function openTokenReader(spec: DataSpec): Promise<TokenReader> {
 
 /**
  * Throws a UserError when a token id is at or above `vocab` (the data does
- * not belong to the model). `where` names the data and rows in the message.
+ * not belong to the model). `where` names the data and rows in the message;
+ * with `rows` (the rows of `tokens`, `width` tokens each) it names the row.
  */
-export function checkVocab(tokens: Int32Array, vocab: number, where: string): void {
+export function checkVocab(
+  tokens: Int32Array,
+  vocab: number,
+  where: string,
+  rows?: { rows: ArrayLike<number>; width: number; offset: number },
+): void {
   for (let i = 0; i < tokens.length; i++) {
     if (tokens[i] >= vocab || tokens[i] < 0) {
+      const at = rows
+        ? `row ${rows.rows[Math.floor(i / rows.width)]}, token ${
+          rows.offset + (i % rows.width)
+        } of the row`
+        : `element ${i}`;
       throw new UserError(
-        `${where}: token id ${tokens[i]} (element ${i}) is outside the model's vocabulary ` +
+        `${where}: token id ${tokens[i]} (${at}) is outside the model's vocabulary ` +
           `of ${vocab}: the data was tokenized for another model, or data.format, dtype or ` +
           `row_length is wrong.`,
       );

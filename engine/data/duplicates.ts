@@ -8,7 +8,7 @@
  * @module
  */
 import { readFile } from "node:fs/promises";
-import { UserError } from "../errors.ts";
+import { excerpt, UserError } from "../errors.ts";
 import { decodeInts, ITEM_SIZE, parseNpyHeader } from "./npy.ts";
 
 /** Loads duplicate counts: element i is the count of row i. Throws a UserError on bad files. */
@@ -50,26 +50,44 @@ function fromNpy(bytes: Uint8Array, path: string): Uint32Array {
 function fromCsv(text: string, path: string): Uint32Array {
   const pairs: [number, number][] = [];
   let max = -1;
+  const seen = new Set<number>();
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (line === "") continue;
     const cells = line.split(",").map((c) => c.trim());
-    const [row, count] = cells.map(Number);
-    if (cells.length !== 2 || !Number.isSafeInteger(row) || !Number.isSafeInteger(count)) {
+    // Digits only: an empty cell (`,5`, or `6,` of a file cut mid-write) is not 0.
+    if (cells.length !== 2 || !cells.every((c) => /^\d{1,10}$/.test(c))) {
       if (i === 0 && pairs.length === 0 && !/^\d/.test(line)) continue; // header
       throw new UserError(
         `${path}:${i + 1}:1: expected "row,count" with two non-negative integers, got ` +
-          `${JSON.stringify(line)}`,
+          excerpt(line),
       );
     }
-    if (row < 0 || count < 0 || count > 0xffffffff) {
-      throw new UserError(`${path}:${i + 1}:1: row and count must be non-negative integers`);
+    const [row, count] = cells.map(Number);
+    if (row >= MAX_ROWS || count > 0xffffffff) {
+      throw new UserError(
+        `${path}:${i + 1}:1: row ${row} or count ${count} is beyond what a row index (< 2^32) ` +
+          "or a count (< 2^32) can be",
+      );
     }
+    if (seen.has(row)) throw new UserError(`${path}:${i + 1}:1: row ${row} is listed twice`);
+    seen.add(row);
     pairs.push([row, count]);
     if (row > max) max = row;
+  }
+  if (max + 1 > MAX_LISTED) {
+    throw new UserError(
+      `${path}: row ${max} is listed, but a duplicates CSV may name rows below ${MAX_LISTED} ` +
+        "(give a .npy of one count per row for more)",
+    );
   }
   const out = new Uint32Array(max + 1);
   for (const [row, count] of pairs) out[row] = count;
   return out;
 }
+
+/** Row indices are below 2^32 (the store addresses rows with 32 bits). */
+const MAX_ROWS = 2 ** 32;
+/** Rows a CSV of duplicate counts may reach (the dense array it becomes: 4 bytes per row). */
+const MAX_LISTED = 2 ** 28;

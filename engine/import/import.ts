@@ -32,7 +32,17 @@ import { createHash } from "node:crypto";
 import { UserError } from "../errors.ts";
 import { checkpointKey, checkpointLabel, type Experiment } from "../types.ts";
 import { experimentSuite, findInputs, type InputFile } from "./layout.ts";
-import { fileDigest, forEachCsvRow, forEachRowGroup, indexValue, parquetColumns } from "./read.ts";
+import {
+  cellNumber,
+  type ColumnChunkValues,
+  fileDigest,
+  forEachCsvRow,
+  forEachRowGroup,
+  gridMatches,
+  indexValue,
+  offGridMessage,
+  parquetColumns,
+} from "./read.ts";
 import {
   CHUNK_ROWS,
   IMPORT_VERSION,
@@ -44,6 +54,8 @@ import {
   writeMemorized,
 } from "./imported.ts";
 import { writeJson } from "../store/store.ts";
+import { fsProblem } from "../os/fs_errors.ts";
+import { claimOutputFolder } from "../os/run_marker.ts";
 import { type RowList, sortDistinct } from "../rowset.ts";
 import { ifNotFound } from "../os/fs_errors.ts";
 
@@ -134,7 +146,7 @@ async function readMemorizedRun(
         }
         rows[n++] = r;
       }
-    });
+    }, { maxRows: limit });
     const unsorted = rows.subarray(0, n);
     const sorted = unsorted.slice();
     const dup = sortDistinct(sorted);
@@ -201,7 +213,9 @@ async function readScoredRun(run: CheckpointFiles, limit: number, l: number): Pr
       d.counts.push(
         await forEachCsvRow(f.path, (index, accuracy, line) => {
           put(f.path, `line ${line}`, index);
-          d.matches[index] = Math.round(accuracy * l);
+          const m = gridMatches(accuracy, l);
+          if (m === null) throw new UserError(`${f.path}:${line}: ${offGridMessage(accuracy, l)}`);
+          d.matches[index] = m;
         }),
       );
       continue;
@@ -228,19 +242,62 @@ async function readScoredRun(run: CheckpointFiles, limit: number, l: number): Pr
         for (let i = 0; i < count; i++) {
           const index = indexValue(v.index[i], f.path, first + i, limit);
           put(f.path, `row ${first + i}`, index);
-          const s = Number(v[score][i]);
-          const m = score === "matches" ? s : Math.round(s * l);
-          if (!(Number.isInteger(m) && m >= 0 && m <= l)) {
-            throw new UserError(`${f.path}: row ${first + i}: ${score} ${s} is out of range`);
-          }
-          d.matches[index] = m;
-          if (d.prefix) d.prefix[index] = Number(v.prefix[i]);
-          if (d.nll) d.nll[index] = Number(v.nll[i]);
+          d.matches[index] = rowValues(f.path, first + i, v, i, score, l, d, index);
         }
-      }),
+      }, { maxRows: limit }),
     );
   }
   return d;
+}
+
+/**
+ * Checks one Parquet record's scores against what they can mean at
+ * continuation length `l` and stores prefix and nll; returns its matches.
+ * matches and prefix are integers in [0, l] (a prefix of 1000 is refused, not
+ * wrapped in a byte), prefix ≤ matches, an accuracy lies on the grid of 1/l,
+ * nll is finite and ≥ 0; an empty cell is an error.
+ */
+function rowValues(
+  path: string,
+  record: number,
+  v: ColumnChunkValues,
+  i: number,
+  score: "matches" | "accuracy",
+  l: number,
+  d: Dense,
+  index: number,
+): number {
+  const where = `${path}: row ${record}`;
+  const s = cellNumber(v[score][i], path, record, score);
+  let m: number | null;
+  if (score === "matches") {
+    m = s;
+    if (!(Number.isInteger(m) && m >= 0 && m <= l)) {
+      throw new UserError(`${where}: matches ${s} is not an integer in [0, ${l}] (l = ${l})`);
+    }
+  } else {
+    if (!(s >= 0 && s <= 1)) throw new UserError(`${where}: accuracy ${s} is not in [0, 1]`);
+    m = gridMatches(s, l);
+    if (m === null) throw new UserError(`${where}: ${offGridMessage(s, l)}`);
+  }
+  if (d.prefix) {
+    const p = cellNumber(v.prefix[i], path, record, "prefix");
+    if (!(Number.isInteger(p) && p >= 0 && p <= m)) {
+      throw new UserError(
+        `${where}: prefix ${p} is not an integer in [0, matches = ${m}] (the exact matched ` +
+          `prefix of a continuation of l = ${l} tokens)`,
+      );
+    }
+    d.prefix[index] = p;
+  }
+  if (d.nll) {
+    const x = cellNumber(v.nll[i], path, record, "nll");
+    if (!(Number.isFinite(x) && x >= 0)) {
+      throw new UserError(`${where}: nll ${x} is not a finite number ≥ 0 (nats per token)`);
+    }
+    d.nll[index] = x;
+  }
+  return m;
 }
 
 /** Writes a per-row run's chunks and returns its scored ranges and memorized rows. */
@@ -291,12 +348,23 @@ async function writeDense(
   return { scored, size, memorized: Uint32Array.from(mem), chunks, matchCounts };
 }
 
+/** A file's size, or a UserError naming it (unreadable, a dangling link, a loop). */
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch (e) {
+    throw fsProblem(path, e, "input file");
+  }
+}
+
 /** Imports the inputs into a new run folder; returns what `import.json` records. */
 export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
   const t0 = performance.now();
   const log = opts.log ?? ((line: string) => console.error(line));
   const exp = opts.experiment;
   const suite = checkImportTarget(opts);
+  // Only a new, empty or run folder: a folder of the user's own is refused, never overwritten.
+  await claimOutputFolder(opts.output, "run");
   const { files, ignored } = await findImportFiles(opts, suite, log);
   const runs = groupRuns(files, exp);
   await recoverImportFolder(opts.output, log);
@@ -304,7 +372,7 @@ export async function importRuns(opts: ImportOptions): Promise<ImportRecord> {
   await rm(staging, { recursive: true, force: true });
   const records: ImportedCheckpoint[] = [];
   try {
-    const bytesAll = runs.flatMap((r) => r.files).reduce((a, f) => a + statSync(f.path).size, 0);
+    const bytesAll = runs.flatMap((r) => r.files).reduce((a, f) => a + fileSize(f.path), 0);
     let bytesDone = 0;
     for (const run of runs) {
       const t = performance.now();

@@ -22,9 +22,10 @@
  */
 import { readdir, stat } from "node:fs/promises";
 import { join, relative, sep } from "node:path";
-import { UserError } from "../errors.ts";
+import { excerpt, UserError } from "../errors.ts";
+import { compilePattern, matchPaths, type PathMatch } from "./pattern.ts";
+import { fsProblem } from "../os/fs_errors.ts";
 import type { Experiment } from "../types.ts";
-import { isNotFound } from "../os/fs_errors.ts";
 
 /** The final step of the Pythia suites (a split without a step). */
 export const PYTHIA_FINAL_STEP = 143000;
@@ -129,25 +130,41 @@ function hfSplit(rel: string): { split: string; layout: InputFile["layout"] } | 
   return null;
 }
 
-/** Classifies one path (relative to its folder, `/`-separated). */
+/** A percent-encoded folder name (an export's model segment), or a UserError naming the file. */
+function decodeSegment(name: string, file: string): string {
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    throw new UserError(
+      `${file}: the model name ${excerpt(name)} in its path has a bad percent escape (% must ` +
+        "be followed by two hex digits, as exports write /, %, = and \\ in names)",
+    );
+  }
+}
+
+/**
+ * Classifies one path (relative to its folder, `/`-separated). `pattern`:
+ * the `--pattern` and its match of `rel` (engine/import/pattern.ts), tried
+ * first.
+ */
 export function classify(
   rel: string,
   path: string,
   exp: Experiment,
-  pattern?: RegExp,
+  pattern?: { source: string; match: PathMatch },
 ): InputFile | null {
-  const m = pattern?.exec(rel);
-  if (pattern && m) {
-    if (m.groups?.model === undefined || m.groups?.step === undefined) {
+  const groups = pattern?.match;
+  if (pattern && groups) {
+    if (groups.model === undefined || groups.step === undefined) {
       throw new UserError(
-        `--pattern ${pattern.source}: needs named groups (?<model>…) and (?<step>…)`,
+        `--pattern ${excerpt(pattern.source)}: needs named groups (?<model>…) and (?<step>…)`,
       );
     }
     const kind: InputKind = path.endsWith(".parquet") ? "export" : "accuracy";
     return {
       path,
-      model: modelFor(exp, m.groups.model, path),
-      step: parseStep(m.groups.step, path),
+      model: modelFor(exp, groups.model, path),
+      step: parseStep(groups.step, path),
       kind: hfSplit(rel) ? "memorized" : kind,
       layout: "pattern",
     };
@@ -170,13 +187,13 @@ export function classify(
       /(?:^|\/)model=(?<model>[^/]+)\/step=(?<step>[^/]+)\/part-\d+\.parquet$/,
       "export",
       "export-hive",
-      decodeURIComponent,
+      (name) => decodeSegment(name, path),
     ],
     [
       /(?:^|\/)(?<model>[^/]+)\/step(?<step>[^/.]+)\.(?<ext>csv|parquet)$/,
       "export",
       "export",
-      decodeURIComponent,
+      (name) => decodeSegment(name, path),
     ],
   ];
   for (const [re, kind, layout, name] of layouts) {
@@ -193,16 +210,35 @@ export function classify(
   return null;
 }
 
-/** Every file under `dir` (recursively, sorted), as paths relative to it with `/` separators. */
+/**
+ * Whether a symbolic link leads to a file (a link to a folder is not followed,
+ * so a folder cannot contain itself); a dangling link or a loop of links is a
+ * UserError naming it.
+ */
+async function linkedFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch (e) {
+    throw fsProblem(path, e, "symbolic link");
+  }
+}
+
+/**
+ * Every file under `dir` (recursively, sorted), as paths relative to it with
+ * `/` separators; an unreadable folder, a dangling symbolic link or a loop of
+ * links is a UserError naming it.
+ */
 export async function walk(dir: string): Promise<string[]> {
   const out: string[] = [];
   const visit = async (d: string) => {
-    const entries = await readdir(d, { withFileTypes: true });
+    const entries = await readdir(d, { withFileTypes: true }).catch((e) => {
+      throw fsProblem(d, e, "folder");
+    });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       const p = join(d, e.name);
       if (e.isDirectory()) await visit(p);
-      else if (e.isFile() || (e.isSymbolicLink() && (await stat(p)).isFile())) {
+      else if (e.isFile() || (e.isSymbolicLink() && (await linkedFile(p)))) {
         out.push(relative(dir, p).split(sep).join("/"));
       }
     }
@@ -218,39 +254,41 @@ export async function findInputs(
   pattern?: string,
   opts: { skipOtherSuite?: boolean } = {},
 ): Promise<{ files: InputFile[]; ignored: string[]; otherSuite: string[] }> {
-  let re: RegExp | undefined;
-  if (pattern !== undefined) {
-    try {
-      re = new RegExp(pattern);
-    } catch (e) {
-      throw new UserError(`--pattern ${pattern}: ${(e as Error).message}`);
-    }
-  }
-  const files: InputFile[] = [], ignored: string[] = [], otherSuite: string[] = [];
-  const want = experimentSuite(exp);
+  if (pattern !== undefined) compilePattern(pattern);
+  const lists: string[][][] = [];
   for (const dir of dirs) {
     let info;
     try {
       info = await stat(dir);
     } catch (e) {
-      if (isNotFound(e)) throw new UserError(`${dir}: no such file or folder`);
-      throw e;
+      throw fsProblem(dir, e, "input");
     }
-    const list = info.isDirectory() ? (await walk(dir)).map((r) => [r, join(dir, r)]) : [[
-      dir.split(sep).join("/"),
-      dir,
-    ]];
-    for (const [rel, path] of list) {
-      if (/(^|\/)\./.test(rel)) continue; // hidden files (.gitattributes, .cache)
-      const split = opts.skipOtherSuite && !re?.test(rel) ? hfSplit(rel)?.split : undefined;
-      if (split && SPLIT.exec(split)?.groups?.suite !== want) {
-        otherSuite.push(path);
-        continue;
-      }
-      const f = classify(rel, path, exp, re);
-      if (f) files.push(f);
-      else ignored.push(path);
-    }
+    lists.push(
+      info.isDirectory()
+        ? (await walk(dir)).map((r) => [r, join(dir, r)])
+        : [[dir.split(sep).join("/"), dir]],
+    );
   }
+  const all = lists.flat().filter(([rel]) => !/(^|\/)\./.test(rel)); // hidden: .gitattributes, .cache
+  // The pattern runs in a worker under a time budget (engine/import/pattern.ts).
+  const matches = pattern !== undefined ? await matchPaths(pattern, all.map(([rel]) => rel)) : null;
+  const files: InputFile[] = [], ignored: string[] = [], otherSuite: string[] = [];
+  const want = experimentSuite(exp);
+  all.forEach(([rel, path], i) => {
+    const match = matches?.[i] ?? null;
+    const split = opts.skipOtherSuite && !match ? hfSplit(rel)?.split : undefined;
+    if (split && SPLIT.exec(split)?.groups?.suite !== want) {
+      otherSuite.push(path);
+      return;
+    }
+    const f = classify(
+      rel,
+      path,
+      exp,
+      pattern !== undefined ? { source: pattern, match } : undefined,
+    );
+    if (f) files.push(f);
+    else ignored.push(path);
+  });
   return { files, ignored, otherSuite };
 }

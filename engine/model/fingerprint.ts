@@ -22,6 +22,7 @@ import { open, readFile, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { writeAtomic } from "../os/atomic.ts";
+import { containedFile } from "../os/contained.ts";
 import { externalLocations } from "./model_info.ts";
 import { parseModel } from "./onnx_proto.ts";
 import { hfWeightFiles, isHfFolder } from "./hf/folder.ts";
@@ -70,15 +71,22 @@ export async function modelFingerprints(
   let changed = false;
   const digest = async (file: string, onnx: boolean): Promise<CacheEntry> => {
     const s = await stat(file);
+    // A device or FIFO (/dev/zero, a pipe) would be read forever.
+    if (!s.isFile()) throw new UserError(`${file}: not a regular file; give the model's file`);
     const hit = cache.files[file];
     if (
       hit && hit.size === s.size && hit.mtimeMs === s.mtimeMs && hit.ctimeMs === s.ctimeMs &&
       (!onnx || hit.external)
-    ) return hit;
+    ) {
+      // Checked on every use: a cache from an older run, or edited, is not trusted.
+      if (onnx) checkExternal(file, hit.external ?? []);
+      return hit;
+    }
     if (s.size > SAY_ABOVE) opts.log?.(`hashing ${file} (${(s.size / 2 ** 30).toFixed(2)} GiB)…`);
     const entry: CacheEntry = onnx
       ? await hashOnnx(file, s)
       : { ...stamp(s), sha256: await hashStream(file) };
+    if (onnx) checkExternal(file, entry.external ?? []);
     cache.files[file] = entry;
     changed = true;
     return entry;
@@ -154,6 +162,15 @@ export function duplicateWeights(records: readonly WeightsRecord[]): string[] {
   return warnings;
 }
 
+/**
+ * Refuses external-data locations of an ONNX file that leave its folder
+ * (absolute, `..`, a symbolic link out of it) or are not regular files,
+ * before any byte of them is read (engine/os/contained.ts).
+ */
+function checkExternal(file: string, locations: readonly string[]): void {
+  for (const loc of locations) containedFile(dirname(file), loc, file);
+}
+
 function stamp(s: { size: number; mtimeMs: number; ctimeMs: number }) {
   return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs };
 }
@@ -210,13 +227,25 @@ async function readCache(path: string): Promise<CacheFile> {
   try {
     const parsed = JSON.parse(await readFile(path, "utf8")) as CacheFile;
     if (parsed?.version === CACHE_VERSION && parsed.files && typeof parsed.files === "object") {
-      return parsed;
+      // An entry of the wrong shape (an edited cache) is dropped: that file is hashed again.
+      const files: Record<string, CacheEntry> = {};
+      for (const [file, e] of Object.entries(parsed.files)) if (validEntry(e)) files[file] = e;
+      return { version: CACHE_VERSION, files };
     }
   } catch (e) {
     // absent or damaged: a cache only saves time, so start afresh
     if (!isNotFound(e) && !(e instanceof SyntaxError)) throw e;
   }
   return emptyCache();
+}
+
+function validEntry(e: unknown): e is CacheEntry {
+  const x = e as Partial<CacheEntry> | null;
+  return !!x && typeof x === "object" && typeof x.size === "number" &&
+    typeof x.mtimeMs === "number" && typeof x.ctimeMs === "number" &&
+    typeof x.sha256 === "string" && /^[0-9a-f]{64}$/.test(x.sha256) &&
+    (x.external === undefined ||
+      (Array.isArray(x.external) && x.external.every((l) => typeof l === "string")));
 }
 
 function emptyCache(): CacheFile {

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { assertRunFolder, claimOutputFolder } from "./run_marker.ts";
 import { hostname } from "node:os";
 import { mkdir, open, readdir, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -57,6 +58,13 @@ export interface LockOptions {
   pollMs?: number;
   /** Stops waiting (the promise then rejects with the abort reason); a free folder is still taken. */
   signal?: AbortSignal;
+  /**
+   * {@link claimRunFolder} only: `output` (default) when the command makes or
+   * adds to the folder (it must be new, empty or a run folder of ours:
+   * engine/os/run_marker.ts), `existing` when it reads one (report, export,
+   * forecast: it must be a run folder already; nothing is written otherwise).
+   */
+  folder?: "output" | "existing";
 }
 
 /** A lock held on a run folder. */
@@ -136,6 +144,8 @@ export async function lockRunFolder(dir: string, opts: LockOptions): Promise<Run
  * group's lock (other groups may be writing). Says how many it removed.
  */
 export async function claimRunFolder(dir: string, opts: LockOptions): Promise<RunLock> {
+  if (opts.folder === "existing") await assertRunFolder(dir);
+  else await claimOutputFolder(dir, "run");
   const lock = await lockRunFolder(dir, opts);
   try {
     const removed = await removeLeftovers(dir, opts.group === undefined);

@@ -10,11 +10,12 @@
  * @module
  */
 import { existsSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { dataFacts, megatronPaths, openTokenReader } from "../data/datasets.ts";
 import { seenLimit } from "../data/rows.ts";
 import { UserError } from "../errors.ts";
+import { experimentSnapshotSchema } from "../config/snapshot.ts";
+import { readJsonFile } from "../os/json_file.ts";
 import { modelFingerprints } from "../model/fingerprint.ts";
 import type { ScoredCheckpoint } from "../store/scored_checkpoint.ts";
 import { countInRanges } from "../rowset.ts";
@@ -176,28 +177,35 @@ export function missingInRuns(jobs: readonly Job[], runs: readonly ScoredCheckpo
   });
 }
 
-/** Reads the experiment snapshot (`experiment.json`) a scoring run writes into its folder. */
+/**
+ * Reads the experiment snapshot (`experiment.json`) a scoring run or an
+ * import writes into its folder, bounded and validated against its schema
+ * (engine/config/snapshot.ts): a damaged or edited snapshot is a UserError
+ * naming the file and the field.
+ */
 export async function readExperimentSnapshot(dir: string): Promise<Experiment> {
   const path = join(dir, "experiment.json");
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    const what = (e as { code?: string }).code === "ENOENT" ? "not found" : (e as Error).message;
+  const exp = await readJsonFile(path, {
+    schema: experimentSnapshotSchema,
+    maxBytes: SNAPSHOT_MAX_BYTES,
+    damaged: (why) =>
+      new UserError(
+        `${path}: ${why}; the snapshot is damaged: rerun \`deno task experiment <file>\` ` +
+          "(or the import) to rewrite it (stored scores are kept).",
+      ),
+  });
+  if (exp === null) {
     throw new UserError(
-      `${path}: ${what}. Give the run folder of a scored experiment ` +
-        "(runs/<name>, made by `deno task experiment <file>`).",
+      `${path}: not found. Give the run folder of a scored experiment ` +
+        "(runs/<name>, made by `deno task experiment <file>`) or of an import " +
+        "(made by `deno task import`).",
     );
   }
-  try {
-    return JSON.parse(text) as Experiment;
-  } catch (e) {
-    throw new UserError(
-      `${path}: not valid JSON (${(e as Error).message}); the snapshot is damaged: ` +
-        "rerun `deno task experiment <file>` to rewrite it (stored scores are kept).",
-    );
-  }
+  return exp;
 }
+
+/** Largest `experiment.json` read (a suite of 100,000 checkpoints is ~20 MB). */
+export const SNAPSHOT_MAX_BYTES = 64 << 20;
 
 /** The file whose presence tells whether the data is there (a megatron dataset's `.idx`). */
 function dataFile(spec: DataSpec): string {

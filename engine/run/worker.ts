@@ -72,7 +72,7 @@ async function score(task: WorkerTask): Promise<unknown> {
     if (Atomics.load(counter, 1) === 1) throw new Error(`${task.id} dropped: the run is stopping`);
     const batchRows = rows.subarray(at, Math.min(n, at + task.batchSize));
     const tokens = await reader.readWindow(batchRows, m.offset, width);
-    checkVocab(tokens, model.vocabSize, `${reader.path} rows ${batchRows[0]}..${batchRows.at(-1)}`);
+    checkVocab(tokens, model.vocabSize, reader.path, { rows: batchRows, width, offset: m.offset });
     const scores = await scoreBatch(model, tokens, batchRows.length, m);
     nll.set(scores.nll, at);
     matches.set(scores.matches, at);

@@ -15,7 +15,9 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { z } from "zod";
 import { UserError } from "../errors.ts";
+import { readJsonFile } from "../os/json_file.ts";
 import { appendLine, writeAtomic } from "../os/atomic.ts";
 import {
   checkpointKey,
@@ -125,46 +127,32 @@ export function shardPath(model: string, step: number, shard: number): string {
  */
 export async function readManifest(runDir: string): Promise<Manifest | null> {
   const path = join(runDir, "manifest.json");
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (e) {
-    if ((e as { code?: string }).code === "ENOENT") return null;
-    throw new UserError(`${path}: cannot be read (${(e as Error).message}).`);
-  }
-  const damaged = (why: string) =>
-    new UserError(
-      `${path}: ${why}: the manifest is damaged. It records which settings and models made ` +
-        "the stored scores; delete it (or restore it from a backup) and rerun the experiment: " +
-        "every shard carries its own key and checksum, so only shards of the current settings " +
-        "and models are reused.",
-    );
-  let parsed: Manifest;
-  try {
-    parsed = JSON.parse(text) as Manifest;
-  } catch (e) {
-    throw damaged(`not valid JSON (${(e as Error).message})`);
-  }
-  const bad = manifestProblem(parsed);
-  if (bad) throw damaged(bad);
-  return parsed;
+  return await readJsonFile(path, {
+    schema: manifestSchema,
+    damaged: (why) =>
+      new UserError(
+        `${path}: ${why}: the manifest is damaged. It records which settings and models made ` +
+          "the stored scores; delete it (or restore it from a backup) and rerun the experiment: " +
+          "every shard carries its own key and checksum, so only shards of the current settings " +
+          "and models are reused.",
+      ),
+  });
 }
 
-/** What makes a parsed value not a manifest, or null. */
-function manifestProblem(m: Manifest): string | null {
-  if (!m || typeof m !== "object" || Array.isArray(m)) return "not a JSON object";
-  if (typeof m.version !== "number") return 'no numeric "version"';
-  if (typeof m.settingsHash !== "string") return 'no "settingsHash" string';
-  if (!m.settings || typeof m.settings !== "object") return 'no "settings" object';
-  if (!Array.isArray(m.checkpoints)) return 'no "checkpoints" list';
-  for (const [i, c] of m.checkpoints.entries()) {
-    if (
-      !c || typeof c.model !== "string" || typeof c.step !== "number" ||
-      typeof c.fingerprint !== "string"
-    ) return `checkpoints[${i}] lacks model, step or fingerprint`;
-  }
-  return null;
-}
+/** `manifest.json` as it may be read (unknown fields are kept: they enter no number). */
+const manifestSchema: z.ZodType<Manifest> = z.looseObject({
+  version: z.int().min(0).max(1000),
+  experiment: z.string().max(255),
+  settingsHash: z.string().max(128),
+  settings: z.record(z.string(), z.unknown()),
+  checkpoints: z.array(z.looseObject({
+    model: z.string().max(255),
+    step: z.int().min(0).max(100_000_000),
+    path: z.string().max(4096),
+    fingerprint: z.string().max(128),
+    weights: z.string().max(128).optional(),
+  })).max(100_000),
+});
 
 /** The result store of one run folder. */
 export interface Store {

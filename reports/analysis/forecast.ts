@@ -367,4 +367,10 @@ export interface ForecastFile {
   personal?: { withPersonal: number; kinds: Record<string, number> } | null;
   /** The calibration's view of the rule: the signal's distribution and precision–recall curve. */
   figures: CalibrationFigures;
+  /**
+   * Why the numbers may not carry over: calibration and run differ (with
+   * `--allow-mismatch`), or the rule's held-out precision misses the floor
+   * badly. Absent when there is nothing to say.
+   */
+  warnings?: string[];
 }

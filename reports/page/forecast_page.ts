@@ -237,7 +237,13 @@ export async function forecastPage(
   const body = `<main>
 <h1>Forecast for ${e(f.run.experiment)}</h1>
 ${personalLead(f)}
-<p class="verdict" id="verdict">Rows with <strong>${
+${
+    f.warnings?.length
+      ? `<div class="banner" role="alert"><strong>Warning:</strong><ul>${
+        f.warnings.map((w) => `<li>${e(w)}</li>`).join("")
+      }</ul></div>\n`
+      : ""
+  }<p class="verdict" id="verdict">Rows with <strong>${
     e(f.rule)
   }</strong> are predicted to be memorized:
 ${f.flagged} of ${f.run.rowsScored} rows scored. Calibrated on
