@@ -34,10 +34,10 @@ import { featureIndex } from "../engine/data/features/rows_file.ts";
 import { analysisSettings } from "../reports/analysis/analysis.ts";
 import { analysedFrom } from "../reports/analysis/checkpoints.ts";
 import { crossFit } from "../reports/analysis/crossfit.ts";
+import { featureColumns } from "../reports/analysis/feature_predictors.ts";
 import {
   type Columns,
   crossFitLogistic,
-  dataColumns,
   predictRow,
   PROBABILITY_BINS,
   probabilityFolded,
@@ -352,14 +352,7 @@ Deno.test({
     const rows = Array.from(targetScores.rows);
     const y = rows.map((_, i) => (targetScores.prefix![i] >= l ? 1 : 0));
     const at = rows.map((r) => featureIndex(f, r));
-    const pick = (a: number[]) => Float64Array.from(at, (j) => a[j]);
-    const data = dataColumns({
-      windowCount: pick(f.window),
-      contextCount: pick(f.context),
-      step: pick(f.step),
-      compression: pick(f.compression),
-      distinct: pick(f.distinct),
-    });
+    const data = featureColumns(f, at);
     const index = new Map(rows.map((r, i) => [r, i]));
     const cheap = scores.filter((s) => !isTarget(s)).map((s) => {
       const a = analysedFrom(scoredFromScores(s), exp);

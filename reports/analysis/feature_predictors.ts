@@ -121,6 +121,18 @@ function fitPredictor(
   return { counts: fit.heldOut, predicted };
 }
 
+/** The data-only model's columns for the feature rows `at` (indices into `f`'s arrays). */
+export function featureColumns(f: RowFeatures, at: readonly number[]): Columns {
+  const pick = (a: number[]) => Float64Array.from(at, (j) => a[j]);
+  return dataColumns({
+    windowCount: pick(f.window),
+    contextCount: pick(f.context),
+    step: pick(f.step),
+    compression: pick(f.compression),
+    distinct: pick(f.distinct),
+  });
+}
+
 /**
  * Per budget, the combined and data-only predictors beside the recommended
  * single signal and the paper's binary predictor; per kind of personal data,
@@ -136,14 +148,7 @@ export function featurePredictors(
   if (!target.source) return null;
   const { at, rows, y } = modelRows(target, f);
   if (rows.length === 0) return null;
-  const pick = (a: number[]) => Float64Array.from(at, (j) => a[j]);
-  const data = dataColumns({
-    windowCount: pick(f.window),
-    contextCount: pick(f.context),
-    step: pick(f.step),
-    compression: pick(f.compression),
-    distinct: pick(f.distinct),
-  });
+  const data = featureColumns(f, at);
   const folds = { folds: settings.folds, seed: settings.seed, recallOver: settings.recallOver };
   const positives = foldPositives(target, folds);
   const dataOnly = fitPredictor(data, y, rows, settings, positives);

@@ -85,26 +85,7 @@ function scalingChart(
       width: WIDTH,
       height: HEIGHT,
       layer: [
-        {
-          data: { values: band },
-          mark: { type: "area", opacity: 0.18, clip: true },
-          encoding: {
-            x,
-            y: { ...y, field: "lo" },
-            y2: { field: "hi" },
-            fill: {
-              ...nom("band", "family"),
-              scale: { domain, range: FAMILY_COLOURS },
-              legend: null,
-            },
-            tooltip: lineTip,
-          },
-        },
-        {
-          data: { values: band },
-          mark: { type: "line", clip: true },
-          encoding: { x, y: { ...y, field: "value" }, color, tooltip: lineTip },
-        },
+        ...bandLayers(band, { x, y, domain, color, tooltip: lineTip, opacity: 0.18 }),
         {
           data: { values: points },
           mark: { type: "point", stroke: "#222222", strokeWidth: 0.6 },
@@ -239,26 +220,15 @@ function recallComputeChart(summary: Summary): Chart {
       width: HEADLINE_WIDTH,
       height: HEIGHT,
       layer: [
-        {
-          data: { values: band },
-          mark: { type: "area", opacity: 0.15, clip: true },
-          encoding: {
-            x,
-            y: { ...y, field: "lo" },
-            y2: { field: "hi" },
-            fill: {
-              ...nom("band", "family"),
-              scale: { domain, range: FAMILY_COLOURS },
-              legend: null,
-            },
-            tooltip: lawTip,
-          },
-        },
-        {
-          data: { values: band },
-          mark: { type: "line", clip: true, strokeWidth: 1.5 },
-          encoding: { x, y: { ...y, field: "value" }, color, tooltip: lawTip },
-        },
+        ...bandLayers(band, {
+          x,
+          y,
+          domain,
+          color,
+          tooltip: lawTip,
+          opacity: 0.15,
+          strokeWidth: 1.5,
+        }),
         {
           data: { values: points },
           mark: { type: "point", size: 30, opacity: 0.7 },
@@ -539,4 +509,45 @@ function roundRow(row: unknown): unknown {
       : v;
   }
   return out;
+}
+
+/**
+ * A fitted law's two layers: its bootstrap band (an area coloured by family,
+ * without a legend of its own) and its line.
+ */
+function bandLayers(
+  band: readonly Record<string, unknown>[],
+  o: {
+    x: unknown;
+    y: Record<string, unknown>;
+    domain: readonly string[];
+    color: unknown;
+    tooltip: unknown;
+    opacity: number;
+    strokeWidth?: number;
+  },
+): unknown[] {
+  const { x, y, color, tooltip } = o;
+  return [
+    {
+      data: { values: band },
+      mark: { type: "area", opacity: o.opacity, clip: true },
+      encoding: {
+        x,
+        y: { ...y, field: "lo" },
+        y2: { field: "hi" },
+        fill: {
+          ...nom("band", "family"),
+          scale: { domain: o.domain, range: FAMILY_COLOURS },
+          legend: null,
+        },
+        tooltip,
+      },
+    },
+    {
+      data: { values: band },
+      mark: { type: "line", clip: true, ...(o.strokeWidth ? { strokeWidth: o.strokeWidth } : {}) },
+      encoding: { x, y: { ...y, field: "value" }, color, tooltip },
+    },
+  ];
 }
