@@ -1,7 +1,8 @@
 /**
  * `deno task bench import`: wall time and peak RSS of `deno task import`
- * (import + analysis + report) on synthetic data of the full published size,
- * and of `deno task report` and `deno task export` on a synthetic store.
+ * (import + analysis + report) on synthetic data of the full published size.
+ * (`deno task report` and `deno task export` on a paper-shape store are
+ * measured by `deno task bench store`, bench/store.ts.)
  *
  * Data (generated once under `BENCH_DIR`, default /tmp/bench-import, and
  * reused): the Hugging Face layout and schema (`data/<split>-0000k-of-00002-
@@ -17,11 +18,6 @@
  * of the list column: only the example rows' tokens are ever read, so it
  * changes file sizes (hashing time), not what the import holds.
  *
- * The store: the deduplicated suite's experiment (8 models × 7 steps) with
- * `sequences_per_step` scaled down by `BENCH_STORE_SCALE` (default 32: 32
- * rows per step, 4,576,000 rows per final checkpoint, 1M-row shards as in
- * experiments/pythia-deduped.yaml); the numbers extrapolate linearly in rows.
- *
  * Each measured command runs in its own process under `/usr/bin/time`, which
  * reports its peak RSS. Run: `deno task bench import`.
  *
@@ -30,15 +26,12 @@
 import { mix32 } from "../engine/random.ts";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { loadExperiment } from "../engine/config/config.ts";
-import { makePlan } from "../engine/plan/plan.ts";
-import { makeManifest, openStore, writeJson } from "../engine/store/store.ts";
 import { listBuilder, type RowList } from "../engine/rowset.ts";
 import { writeHfParquet } from "../tests/fixtures/hf_files.ts";
-import { checkpointKey } from "../engine/types.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const FINAL = 143000;
+/** The last step of every Pythia model. */
+export const FINAL = 143000;
 const CHECKPOINTS = [23000, 43000, 63000, 83000, 103000, 123000];
 const SIZES = ["70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b"];
 const DUPED = [463953, 689673, 970341, 1256141, 1373722, 1675077, 2120969, 2382326];
@@ -131,63 +124,6 @@ async function generateHf(
   return files;
 }
 
-/** Writes the scaled paper-size store (8 models × 7 steps) of the deduplicated suite. */
-async function generateStore(dir: string, sps: number): Promise<string> {
-  const out = join(dir, `store-sps${sps}`);
-  if (existsSync(join(out, "done.json"))) return out;
-  const base = await loadExperiment(join(ROOT, "experiments", "pythia-deduped.yaml"));
-  const exp = { ...base, output: out, suite: { ...base.suite, sequencesPerStep: sps } };
-  const totalRows = FINAL * sps;
-  const plan = makePlan(exp, totalRows);
-  const fingerprints = new Map(
-    exp.suite.models.flatMap((m) =>
-      m.checkpoints.map((c) => [c.path, `bench-${m.name}-${c.step}`] as [string, string])
-    ),
-  );
-  const store = openStore(out);
-  await store.prepare(makeManifest(exp, "bench-data", fingerprints));
-  await writeJson(join(out, "experiment.json"), exp);
-  // Memorization per run: count ∝ the published one, scaled to the store's rows.
-  const runs = exp.suite.models.flatMap((m, mi) =>
-    m.checkpoints.map((c) => ({
-      model: m.name,
-      step: c.step,
-      count: Math.round(splitCounts("deduped")[mi].count * (c.step / FINAL) * sps / 1024),
-    }))
-  );
-  const mem = memorizedRows(runs, sps, 3);
-  const index = new Map(runs.map((r, i) => [checkpointKey(r.model, r.step), i]));
-  const t = performance.now();
-  for (const job of plan.jobs) {
-    const list = mem[index.get(checkpointKey(job.model, job.step))!];
-    const n = job.rows.length;
-    const matches = new Uint8Array(n), prefix = new Uint8Array(n), nll = new Float32Array(n);
-    let j = 0;
-    while (j < list.length && list[j] < job.rows[0]) j++;
-    for (let i = 0; i < n; i++) {
-      const r = job.rows[i];
-      const h = mix32(r * 31 + job.step);
-      if (j < list.length && list[j] === r) {
-        j++;
-        matches[i] = prefix[i] = 32;
-        nll[i] = (h % 100) / 400;
-      } else {
-        prefix[i] = h % 24;
-        matches[i] = prefix[i] + ((h >>> 8) % 8);
-        nll[i] = 0.5 + ((h >>> 12) % 1000) / 200;
-      }
-    }
-    await store.writeShard(job, { rows: job.rows, matches, prefix, nll });
-  }
-  await Deno.writeTextFile(join(out, "done.json"), "{}");
-  console.error(
-    `generated the store (${plan.jobs.length} shards) in ${
-      ((performance.now() - t) / 1000).toFixed(0)
-    } s`,
-  );
-  return out;
-}
-
 /** Runs `deno run -P=run main.ts ARGS` under /usr/bin/time: wall seconds and peak RSS (MB). */
 async function measure(name: string, args: string[]): Promise<{ seconds: number; peakMB: number }> {
   const cmd = new Deno.Command("/usr/bin/time", {
@@ -209,7 +145,6 @@ async function measure(name: string, args: string[]): Promise<{ seconds: number;
 export async function runImportBench(): Promise<Record<string, number>> {
   const dir = Deno.env.get("BENCH_DIR") ?? "/tmp/bench-import";
   const tokens = Number(Deno.env.get("BENCH_TOKENS") ?? 4);
-  const sps = 1024 / Number(Deno.env.get("BENCH_STORE_SCALE") ?? 32);
   const skip = new Set((Deno.env.get("BENCH_SKIP") ?? "").split(",").filter(Boolean));
   await Deno.mkdir(dir, { recursive: true });
   const out: Record<string, number> = { tokensPerRow: tokens };
@@ -252,22 +187,6 @@ export async function runImportBench(): Promise<Record<string, number>> {
         ]),
       );
     }
-  }
-  if (!skip.has("store")) {
-    const store = await generateStore(dir, sps);
-    out.storeRowsPerFinalCheckpoint = FINAL * sps;
-    record(
-      "storeReport",
-      await measure("report, 8 × 7 store", ["report", store, "--partial"]),
-    );
-    record(
-      "storeExportParquet",
-      await measure("export parquet", ["export", store, "--format", "parquet"]),
-    );
-    record(
-      "storeExportCsv",
-      await measure("export csv", ["export", store, "--format", "csv"]),
-    );
   }
   out.loadAfter = load();
   return out;

@@ -4,9 +4,10 @@
  * workers; analysis at scale; a Pythia-shape model against transformers.js and
  * the reference; workers × threads chosen by trial). Select some with arguments:
  * `deno task bench scoring pool analysis pythia devices`; `deno task bench
- * import` (import, report and export at the published size, bench/import.ts)
- * and `deno task bench features` (exact window counts, bench/features.ts) run
- * only when named.
+ * import` (import at the published size, bench/import.ts), `deno task bench
+ * store` (report and export of a paper-shape store against the disk,
+ * bench/store.ts) and `deno task bench features` (exact window counts,
+ * bench/features.ts) run only when named.
  *
  * @module
  */
@@ -17,6 +18,7 @@ import { runPythiaBench } from "./pythia.ts";
 import { runDevicesBench } from "./devices.ts";
 import { runImportBench } from "./import.ts";
 import { runFeaturesBench } from "./features.ts";
+import { runStoreBench } from "./store.ts";
 
 const benches: Record<string, () => Promise<Record<string, number>>> = {
   scoring: () => runScoringBench(),
@@ -26,13 +28,15 @@ const benches: Record<string, () => Promise<Record<string, number>>> = {
   devices: () => runDevicesBench(),
   import: () => runImportBench(),
   features: () => runFeaturesBench(),
+  store: () => runStoreBench(),
 };
 
-// The import and features benchmarks write GBs (import) or 80 MB (features) of synthetic data:
-// only when named (`deno task bench import`, `deno task bench features`).
+// The import, features and store benchmarks write GBs (import, store) or 80 MB (features) of
+// synthetic data: only when named (`deno task bench import`, `deno task bench features`,
+// `deno task bench store`).
 const chosen = Deno.args.length > 0
   ? Deno.args
-  : Object.keys(benches).filter((b) => b !== "import" && b !== "features");
+  : Object.keys(benches).filter((b) => b !== "import" && b !== "features" && b !== "store");
 const unknown = chosen.filter((name) => !Object.hasOwn(benches, name));
 if (unknown.length > 0) {
   console.error(
