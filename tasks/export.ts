@@ -187,6 +187,15 @@ class ParquetParts {
     this.#buffer.push(c);
     this.#buffered += c.rows.length;
     while (this.#buffered >= this.rowGroup) await this.#flush(this.rowGroup);
+    // The source's next chunk reuses this one's memory: keep a copy of what is still buffered.
+    this.#buffer = this.#buffer.map((b) =>
+      b.rows.buffer !== c.rows.buffer ? b : {
+        rows: b.rows.slice(),
+        matches: b.matches.slice(),
+        ...(b.prefix ? { prefix: b.prefix.slice() } : {}),
+        ...(b.nll ? { nll: b.nll.slice() } : {}),
+      }
+    );
   }
 
   async #flush(n: number): Promise<void> {

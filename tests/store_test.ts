@@ -12,6 +12,7 @@ import {
   shardPath,
   stableJson,
 } from "../engine/store/store.ts";
+import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
 import type { Experiment, Job, RowScores } from "../engine/types.ts";
 import { readCheckpointScores } from "./fixtures/stored_scores.ts";
 
@@ -165,6 +166,41 @@ Deno.test("a shard that cannot be read is an error, not a missing shard to score
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("readStoredCheckpoints: ranges, memorized rows and counts in one pass; chunks read back whatever their sizes", async () => {
+  const dir = await Deno.makeTempDir();
+  const exp = experiment(dir);
+  const store = openStore(dir);
+  await store.prepare(makeManifest(exp, "data1", fingerprints(dir)));
+  // Shards of 3, 1 and 3 rows (the reused buffer shrinks and grows), gaps between rows 2 and 5.
+  const parts = [[0, 1, 2], [5], [6, 7, 40]];
+  for (const [k, rows] of parts.entries()) {
+    const s = scores(rows);
+    s.prefix = Uint8Array.from(rows, (r) => (r === 6 || r === 40 ? 32 : r % 20));
+    await store.writeShard(job("m1", k, rows), s);
+  }
+  const [run] = await readStoredCheckpoints(dir);
+  assert.deepEqual([...run.scored.bounds], [0, 3, 5, 8, 40, 41]);
+  assert.equal(run.scored.size, 7);
+  assert.deepEqual([...run.memorized], [6, 40]);
+  const all = parts.flat();
+  const counts = new Array(33).fill(0);
+  for (const r of all) counts[Math.min(r % 33, 32)]++;
+  assert.deepEqual(run.matchCounts, counts);
+  const source = run.source!;
+  for (let pass = 0; pass < 2; pass++) {
+    const seen: number[][] = [];
+    for (let k = 0; k < source.chunks; k++) {
+      const c = source.chunk(k);
+      seen.push([...c.rows]);
+      assert.deepEqual([...c.matches], parts[k].map((r) => r % 33));
+      assert.deepEqual([...c.nll!], parts[k].map((r) => Math.fround(r / 3)));
+    }
+    assert.deepEqual(seen, parts);
+  }
+  source.close?.();
+  assert.deepEqual([...source.chunk(1).rows], [5]);
 });
 
 Deno.test("store never mixes settings: changed settings or model move old scores aside", async () => {

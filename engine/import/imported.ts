@@ -12,10 +12,9 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { decodeShard, encodeShard, isShardProblem } from "../store/shard_file.ts";
+import { decodeShard, encodeShard, FileBuffer, isShardProblem } from "../store/shard_file.ts";
 import { writeAtomic } from "../store/store.ts";
 import type { ScoreChunk, ScoredCheckpoint, ScoreSource } from "../store/scored_checkpoint.ts";
 import type { RowList } from "../rowset.ts";
@@ -277,6 +276,7 @@ export function checkImportAgainst(runDir: string, record: ImportRecord, exp: Ex
 
 function chunkSource(dir: string, run: ImportedCheckpoint): ScoreSource {
   const prefix = run.columns.includes("prefix"), nll = run.columns.includes("nll");
+  let buffer: FileBuffer | null = null;
   return {
     prefix,
     nll,
@@ -284,11 +284,13 @@ function chunkSource(dir: string, run: ImportedCheckpoint): ScoreSource {
     chunk(k) {
       const path = join(dir, `chunk${String(k).padStart(5, "0")}.bin`);
       let bytes: Uint8Array;
+      buffer ??= new FileBuffer();
       try {
-        bytes = readFileSync(path);
+        bytes = buffer.read(path);
       } catch (e) {
         throw fsProblem(path, e, "chunk of an import");
       }
+      if (k === run.chunks - 1) buffer = null;
       const shard = decodeShard(bytes);
       if (isShardProblem(shard) || shard.key !== run.key) {
         throw new UserError(
@@ -301,6 +303,9 @@ function chunkSource(dir: string, run: ImportedCheckpoint): ScoreSource {
       if (prefix) out.prefix = shard.prefix;
       if (nll) out.nll = shard.nll;
       return out;
+    },
+    close() {
+      buffer = null;
     },
   };
 }

@@ -27,8 +27,10 @@ export interface ScoreChunk {
 /**
  * A run's per-row scores, re-readable chunk by chunk: chunk k's rows are
  * ascending and all above chunk k−1's. Reading is synchronous (the store's
- * shards are read with one `readFileSync` each), so the analysis stays a
- * plain function; memory is one chunk at a time.
+ * shards are read with one `readSync` each), so the analysis stays a plain
+ * function; memory is one chunk at a time: a chunk is valid until the next
+ * `chunk` call on the same source (the store's sources read every shard into
+ * the same buffer), so a reader that keeps rows across chunks copies them.
  */
 export interface ScoreSource {
   /** Whether chunks carry `prefix`. */
@@ -37,8 +39,10 @@ export interface ScoreSource {
   readonly nll: boolean;
   /** Number of chunks. */
   readonly chunks: number;
-  /** Reads chunk k. */
+  /** Reads chunk k (valid until the next call). */
   chunk(k: number): ScoreChunk;
+  /** Lets go of what the source holds between passes (a pass that stops before the last chunk). */
+  close?(): void;
 }
 
 /** One run for the analysis: scored and memorized rows, and its per-row scores when it has them. */

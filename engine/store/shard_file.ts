@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import xxhash from "xxhash-wasm";
 import type { RowScores } from "../types.ts";
 
@@ -24,6 +25,9 @@ const MAGIC = "MEMOSHRD";
 const HEADER_BYTES = 64;
 const CHECKSUM_AT = 56;
 const { create64 } = await xxhash();
+const MAGIC_BYTES = new TextEncoder().encode(MAGIC);
+/** Whether typed arrays are little-endian here (the file's order: then they view it directly). */
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 /** Encodes one shard's scores with its key into the shard file format (checksum included). */
 export function encodeShard(
@@ -42,8 +46,14 @@ export function encodeShard(
   view.setUint32(20, shard, true);
   out.set(hexBytes(key), 24);
   let at = HEADER_BYTES;
-  for (let i = 0; i < n; i++, at += 4) view.setUint32(at, scores.rows[i], true);
-  for (let i = 0; i < n; i++, at += 4) view.setFloat32(at, scores.nll[i], true);
+  if (LITTLE_ENDIAN) {
+    new Uint32Array(out.buffer, at, n).set(scores.rows.subarray(0, n));
+    new Float32Array(out.buffer, at + 4 * n, n).set(scores.nll.subarray(0, n));
+    at += 8 * n;
+  } else {
+    for (let i = 0; i < n; i++, at += 4) view.setUint32(at, scores.rows[i], true);
+    for (let i = 0; i < n; i++, at += 4) view.setFloat32(at, scores.nll[i], true);
+  }
   out.set(scores.matches.subarray(0, n), at);
   out.set(scores.prefix.subarray(0, n), at + n);
   view.setBigUint64(CHECKSUM_AT, shardChecksum(out), true);
@@ -66,6 +76,8 @@ export interface ShardProblem {
 /**
  * Decodes and verifies a shard file; returns what is wrong instead when it is
  * truncated, of another format version, not a shard, or fails its checksum.
+ * The arrays view `bytes` where the machine is little-endian (no copy): they
+ * change when `bytes` does (e.g. a {@link FileBuffer}'s next read).
  */
 export function decodeShard(bytes: Uint8Array): DecodedShard | ShardProblem {
   if (bytes.length < HEADER_BYTES) {
@@ -73,7 +85,7 @@ export function decodeShard(bytes: Uint8Array): DecodedShard | ShardProblem {
       problem: `truncated: ${bytes.length} bytes, shorter than the ${HEADER_BYTES}-byte header`,
     };
   }
-  if (new TextDecoder().decode(bytes.subarray(0, 8)) !== MAGIC) {
+  if (MAGIC_BYTES.some((b, i) => bytes[i] !== b)) {
     return { problem: `not a shard file (its first 8 bytes are not "${MAGIC}")` };
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -102,20 +114,52 @@ export function decodeShard(bytes: Uint8Array): DecodedShard | ShardProblem {
       })`,
     };
   }
-  const rows = new Uint32Array(n);
-  const nll = new Float32Array(n);
-  let at = HEADER_BYTES;
-  for (let i = 0; i < n; i++, at += 4) rows[i] = view.getUint32(at, true);
-  for (let i = 0; i < n; i++, at += 4) nll[i] = view.getFloat32(at, true);
+  let rows: Uint32Array, nll: Float32Array;
+  const at = HEADER_BYTES + 8 * n;
+  if (LITTLE_ENDIAN && bytes.byteOffset % 4 === 0) {
+    rows = new Uint32Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES, n);
+    nll = new Float32Array(bytes.buffer, bytes.byteOffset + HEADER_BYTES + 4 * n, n);
+  } else {
+    rows = new Uint32Array(n);
+    nll = new Float32Array(n);
+    for (let i = 0, b = HEADER_BYTES; i < n; i++, b += 4) rows[i] = view.getUint32(b, true);
+    for (let i = 0, b = HEADER_BYTES + 4 * n; i < n; i++, b += 4) nll[i] = view.getFloat32(b, true);
+  }
   return {
     rows,
     nll,
-    matches: bytes.slice(at, at + n),
-    prefix: bytes.slice(at + n, at + 2 * n),
+    matches: bytes.subarray(at, at + n),
+    prefix: bytes.subarray(at + n, at + 2 * n),
     continuation: view.getUint32(16, true),
     shard: view.getUint32(20, true),
     key: bytesHex(bytes.subarray(24, 56)),
   };
+}
+
+/**
+ * Reads whole files (shards) into one buffer reused from file to file, so a
+ * pass over a store allocates once instead of once per shard (a fresh 10 MB
+ * array per shard costs more than reading it: page faults, zeroing, garbage).
+ */
+export class FileBuffer {
+  #bytes = new Uint8Array(0);
+  /** The file's bytes: a view of the buffer, valid until the next read. */
+  read(path: string): Uint8Array {
+    const fd = openSync(path, "r");
+    try {
+      const size = fstatSync(fd).size;
+      if (size > this.#bytes.length) this.#bytes = new Uint8Array(size);
+      let at = 0;
+      while (at < size) {
+        const n = readSync(fd, this.#bytes, at, size - at, at);
+        if (n === 0) break; // the file shrank: decoding reports it truncated
+        at += n;
+      }
+      return this.#bytes.subarray(0, at);
+    } finally {
+      closeSync(fd);
+    }
+  }
 }
 
 /** True when {@link decodeShard} found a problem. */

@@ -8,10 +8,9 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { decodeShard, isShardProblem } from "./shard_file.ts";
+import { decodeShard, FileBuffer, isShardProblem } from "./shard_file.ts";
 import {
   continuationOf,
   corruptShardError,
@@ -21,24 +20,33 @@ import {
 } from "./store.ts";
 import { UserError } from "../errors.ts";
 import type { ScoreChunk, ScoredCheckpoint, ScoreSource } from "./scored_checkpoint.ts";
-import { chunkMemorized } from "./scored_checkpoint.ts";
 import { listBuilder, rangesBuilder } from "../rowset.ts";
 import { isNotFound } from "../os/fs_errors.ts";
 import type { ProgressSink } from "../types.ts";
 
-/** A source over shard files (chunk k = the k-th file, shard order). */
+/**
+ * A source over shard files (chunk k = the k-th file, shard order). Chunks
+ * view one buffer the source reuses (see {@link ScoreSource.chunk}); it lets
+ * go of it after the last chunk and on {@link ScoreSource.close}.
+ */
 export function shardSource(paths: readonly string[], key: string): ScoreSource {
+  let buffer: FileBuffer | null = null;
   return {
     prefix: true,
     nll: true,
     chunks: paths.length,
     chunk(k: number): ScoreChunk {
-      const shard = decodeShard(readFileSync(paths[k]));
+      buffer ??= new FileBuffer();
+      const shard = decodeShard(buffer.read(paths[k]));
+      if (k === paths.length - 1) buffer = null;
       if (isShardProblem(shard)) throw corruptShardError(paths[k], shard.problem);
       if (shard.key !== key) {
         throw new Error(`${paths[k]} changed while the report was read; render it again`);
       }
       return shard;
+    },
+    close() {
+      buffer = null;
     },
   };
 }
@@ -64,6 +72,7 @@ export async function readStoredCheckpoints(
   }
   const l = continuationOf(manifest);
   const out: ScoredCheckpoint[] = [];
+  const buffer = new FileBuffer();
   progress?.phase("reading the store", manifest.checkpoints.length, "checkpoints");
   for (const c of manifest.checkpoints) {
     if (c !== manifest.checkpoints[0]) progress?.add(1);
@@ -79,26 +88,36 @@ export async function readStoredCheckpoints(
     const key = shardKey(manifest.settingsHash, c.fingerprint);
     const paths: string[] = [];
     const scored = rangesBuilder(), memorized = listBuilder();
-    const matchCounts = new Array<number>(l + 1).fill(0);
+    const counts = new Float64Array(256);
     let last = -1;
     for (const name of names) {
       const path = join(dir, name);
-      const shard = decodeShard(await readFile(path));
+      const shard = decodeShard(buffer.read(path));
       if (isShardProblem(shard)) throw corruptShardError(path, shard.problem);
       if (shard.key !== key) continue;
       paths.push(path);
-      for (let i = 0; i < shard.rows.length; i++) {
-        const r = shard.rows[i];
-        if (r <= last) {
-          throw new Error(`${path}: row ${r} comes after row ${last}; the shards overlap`);
+      const { rows, matches, prefix } = shard;
+      const n = rows.length;
+      // Scored rows: one range per run of consecutive rows (a shard is usually one).
+      for (let i = 0; i < n;) {
+        const start = rows[i];
+        if (start <= last) {
+          throw new Error(`${path}: row ${start} comes after row ${last}; the shards overlap`);
         }
-        last = r;
-        scored.add(r);
-        matchCounts[Math.min(shard.matches[i], l)]++;
-        if (chunkMemorized(shard, i, l)) memorized.add(r);
+        let j = i + 1;
+        while (j < n && rows[j] === rows[j - 1] + 1) j++;
+        last = rows[j - 1];
+        scored.addRange(start, last + 1);
+        i = j;
+      }
+      for (let i = 0; i < n; i++) {
+        counts[matches[i]]++;
+        if (prefix[i] >= l) memorized.add(rows[i]);
       }
     }
     if (paths.length === 0) continue;
+    const matchCounts = new Array<number>(l + 1).fill(0);
+    counts.forEach((x, m) => (matchCounts[Math.min(m, l)] += x));
     out.push({
       model: c.model,
       step: c.step,

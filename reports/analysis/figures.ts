@@ -87,6 +87,8 @@ export function correlationMatrix(runs: readonly ScoredCheckpoint[]): Matrix {
         for (let j = 0; j < m; j++) sxy[i * m + j] += v[i] * v[j];
       }
     });
+    // The cursors stop at the last common row: let the sources go of their buffers.
+    for (const r of runs) r.source?.close?.();
   }
   const values = runs.map((_, i) =>
     runs.map((_, j) => pearsonFromSums(n, sx[i], sx[j], sxx[i], sxx[j], sxy[i * m + j]))
