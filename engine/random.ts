@@ -61,7 +61,12 @@ export function xoshiro128(seed: number): () => number {
 
 /** A seeded 32-bit hash of a non-negative integer (e.g. a row index), unsigned. */
 export function hash32(value: number, seed: number): number {
-  return mix32(value ^ Math.imul((seed >>> 0) ^ Math.floor(seed / 2 ** 32), GOLDEN));
+  return mix32(value ^ hashKey(seed));
+}
+
+/** The seed's part of {@link hash32}: `hash32(v, seed) = mix32(v ^ hashKey(seed))`. */
+export function hashKey(seed: number): number {
+  return Math.imul((seed >>> 0) ^ Math.floor(seed / 2 ** 32), GOLDEN);
 }
 
 function rotl(v: number, k: number): number {

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { hash32 } from "../../engine/random.ts";
+import { hash32, hashKey } from "../../engine/random.ts";
 import type { ScoreChunk, ScoreSource } from "../../engine/store/scored_checkpoint.ts";
 import {
   listBuilder,
@@ -96,8 +96,138 @@ export function signalsOf(source: ScoreSource): Signal[] {
 }
 
 /**
+ * Bins of one signal for the rows of a chunk, into `out` (as {@link binOf},
+ * a typed loop per signal).
+ */
+function chunkBins(signal: Signal, c: ScoreChunk, l: number, out: Uint16Array): void {
+  const n = c.rows.length;
+  if (signal !== "nll") {
+    const values = signal === "score" ? c.matches : c.prefix!;
+    const lut = binLookup(l);
+    for (let i = 0; i < n; i++) out[i] = lut[values[i]];
+    return;
+  }
+  const nll = c.nll!;
+  const last = NLL_BINS - 1;
+  for (let i = 0; i < n; i++) {
+    const v = nll[i];
+    if (v - v === 0) { // finite
+      const b = Math.floor(v / NLL_BIN);
+      out[i] = b < 0 ? 0 : b > last ? last : b;
+    } else out[i] = last;
+  }
+}
+
+/**
+ * Code of each row of a chunk: −1 when the target did not score it, else
+ * fold · 2 + (1 when the target memorized it). The fold is {@link foldOf}'s,
+ * in int32 arithmetic (hash = hi · 2^16 + lo, so hash mod k = ((hi mod k) ·
+ * 2^16 + lo) mod k), many times faster than the double `%` of a uint32.
+ */
+export function rowCodes(
+  rows: Uint32Array,
+  code: Int32Array,
+  seen: RangesCursor,
+  mem: ListCursor,
+  folds: number,
+  seed: number,
+): void {
+  const key = hashKey(seed);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    if (!seen.has(r)) {
+      code[i] = -1;
+      continue;
+    }
+    let fold = 0;
+    if (folds > 1) {
+      let z = r ^ key;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      z ^= z >>> 16;
+      fold = ((((z >>> 16) % folds) << 16) + (z & 0xffff)) % folds;
+    }
+    code[i] = fold * 2 + (mem.has(r) ? 1 : 0);
+  }
+}
+
+/** Counts an integer signal's rows by code and bin (`lut`: bin of each value). */
+function countInt(
+  values: Uint8Array,
+  n: number,
+  lut: Uint8Array,
+  code: Int32Array,
+  h: Float64Array,
+  width: number,
+): void {
+  for (let i = 0; i < n; i++) {
+    const x = code[i];
+    if (x >= 0) h[x * width + lut[values[i]]]++;
+  }
+}
+
+/** The three signals' counts in one loop (score, prefix, nll); returns the largest finite NLL. */
+function countAll(
+  c: ScoreChunk,
+  n: number,
+  lut: Uint8Array,
+  code: Int32Array,
+  counts: Float64Array[],
+  width: number,
+): number {
+  const matches = c.matches, prefix = c.prefix!, nll = c.nll!;
+  const hs = counts[0], hp = counts[1], hn = counts[2];
+  const last = NLL_BINS - 1;
+  let max = 0;
+  for (let i = 0; i < n; i++) {
+    const x = code[i];
+    if (x < 0) continue;
+    hs[x * width + lut[matches[i]]]++;
+    hp[x * width + lut[prefix[i]]]++;
+    const v = nll[i];
+    let b = last;
+    if (v - v === 0) { // finite
+      const f = Math.floor(v / NLL_BIN);
+      b = f < 0 ? 0 : f > last ? last : f;
+      if (v > max) max = v;
+    }
+    hn[x * NLL_BINS + b]++;
+  }
+  return max;
+}
+
+/** Counts NLL rows by code and bin; returns the largest finite NLL counted (0 when none). */
+function countNll(nll: Float32Array, n: number, code: Int32Array, h: Float64Array): number {
+  const last = NLL_BINS - 1;
+  let max = 0;
+  for (let i = 0; i < n; i++) {
+    const x = code[i];
+    if (x < 0) continue;
+    const v = nll[i];
+    let b = last;
+    if (v - v === 0) { // finite
+      const f = Math.floor(v / NLL_BIN);
+      b = f < 0 ? 0 : f > last ? last : f;
+      if (v > max) max = v;
+    }
+    h[x * NLL_BINS + b]++;
+  }
+  return max;
+}
+
+/** Bin of each integer value 0..255 (score or prefix): l − min(l, value). */
+function binLookup(l: number): Uint8Array {
+  let lut = lookups.get(l);
+  if (!lut) lookups.set(l, lut = Uint8Array.from({ length: 256 }, (_, v) => l - Math.min(l, v)));
+  return lut;
+}
+const lookups = new Map<number, Uint8Array>();
+
+/**
  * Histograms of every signal of a run's source against the target, over the
- * rows both scored, in one pass over the source.
+ * rows both scored, in one pass over the source. Per chunk, each row gets a
+ * code (−1: not counted; else fold · 2 + memorized by the target), then each
+ * signal's bins are counted in a typed loop.
  */
 export function signalHistograms(
   source: ScoreSource,
@@ -107,47 +237,53 @@ export function signalHistograms(
 ): LabelHistogram[] {
   const folds = opts.folds ?? FOLDS;
   const signals = signalsOf(source);
-  const hs = signals.map((signal) => {
-    const bins = binCount(signal, l);
-    return {
-      signal,
-      bins,
-      folds,
-      pos: new Float64Array(bins),
-      neg: new Float64Array(bins),
-      foldPos: new Float64Array(bins * folds),
-      foldNeg: new Float64Array(bins * folds),
-      thresholds: [] as number[],
-    };
-  });
+  const binsOf = signals.map((signal) => binCount(signal, l));
+  // counts[s][(fold · 2 + positive) · bins + bin]
+  const counts = binsOf.map((bins) => new Float64Array(folds * 2 * bins));
   const seen = new RangesCursor(target.scored);
   const mem = new ListCursor(target.memorized);
+  const include = opts.include;
+  let code = new Int32Array(0);
   let maxNll = 0;
   for (let k = 0; k < source.chunks; k++) {
     const c = source.chunk(k);
-    for (let i = 0; i < c.rows.length; i++) {
-      const r = c.rows[i];
-      if (!seen.has(r) || (opts.include && !opts.include(r))) continue;
-      const positive = mem.has(r);
-      const f = folds > 1 ? foldOf(r, opts.seed, folds) : 0;
-      for (const h of hs) {
-        const b = binOf(h.signal, c, i, l);
-        if (positive) h.pos[b]++, h.foldPos[f * h.bins + b]++;
-        else h.neg[b]++, h.foldNeg[f * h.bins + b]++;
+    const rows = c.rows, n = rows.length;
+    if (code.length < n) code = new Int32Array(n);
+    rowCodes(rows, code, seen, mem, folds, opts.seed);
+    if (include) { for (let i = 0; i < n; i++) if (!include(rows[i])) code[i] = -1; }
+    if (signals.length === 3) {
+      maxNll = Math.max(maxNll, countAll(c, n, binLookup(l), code, counts, binsOf[0]));
+      continue;
+    }
+    for (let s = 0; s < signals.length; s++) {
+      const signal = signals[s];
+      if (signal === "nll") maxNll = Math.max(maxNll, countNll(c.nll!, n, code, counts[s]));
+      else {
+        const values = signal === "score" ? c.matches : c.prefix!;
+        countInt(values, n, binLookup(l), code, counts[s], binsOf[s]);
       }
-      if (c.nll && Number.isFinite(c.nll[i])) maxNll = Math.max(maxNll, c.nll[i]);
     }
   }
-  for (const h of hs) {
-    h.thresholds = Array.from({ length: h.bins }, (_, b) => {
-      if (h.signal === "score") return (l - b) / l;
-      if (h.signal === "prefix") return l - b;
+  return signals.map((signal, s) => {
+    const width = binsOf[s], h = counts[s];
+    const pos = new Float64Array(width), neg = new Float64Array(width);
+    const foldPos = new Float64Array(width * folds), foldNeg = new Float64Array(width * folds);
+    for (let f = 0; f < folds; f++) {
+      for (let b = 0; b < width; b++) {
+        const p = h[(f * 2 + 1) * width + b], q = h[f * 2 * width + b];
+        foldPos[f * width + b] = p, foldNeg[f * width + b] = q;
+        pos[b] += p, neg[b] += q;
+      }
+    }
+    const thresholds = Array.from({ length: width }, (_, b) => {
+      if (signal === "score") return (l - b) / l;
+      if (signal === "prefix") return l - b;
       return b === NLL_BINS - 1
         ? Math.max(maxNll, NLL_BIN * NLL_BINS)
         : Number(((b + 1) * NLL_BIN).toFixed(2));
     });
-  }
-  return hs;
+    return { signal, bins: width, folds, pos, neg, foldPos, foldNeg, thresholds };
+  });
 }
 
 /**
@@ -164,19 +300,33 @@ export function signalRows(
   return signalRowsMany(source, l, [{ signal, keep }])[0];
 }
 
-/** {@link signalRows} for several selections in one pass over the source. */
+/**
+ * {@link signalRows} for several selections in one pass over the source; a
+ * selection may give `maxBin` instead of `keep` (rows whose bin is ≤ it).
+ */
 export function signalRowsMany(
   source: ScoreSource,
   l: number,
-  wants: readonly { signal: Signal; keep: (bin: number, row: number) => boolean }[],
+  wants: readonly (
+    | { signal: Signal; keep: (bin: number, row: number) => boolean }
+    | { signal: Signal; maxBin: number }
+  )[],
 ): RowList[] {
   const outs = wants.map(() => listBuilder());
   if (wants.length === 0) return [];
+  let bins = new Uint16Array(0);
   for (let k = 0; k < source.chunks; k++) {
     const c = source.chunk(k);
-    for (let i = 0; i < c.rows.length; i++) {
-      for (let w = 0; w < wants.length; w++) {
-        if (wants[w].keep(binOf(wants[w].signal, c, i, l), c.rows[i])) outs[w].add(c.rows[i]);
+    const rows = c.rows, n = rows.length;
+    if (bins.length < n) bins = new Uint16Array(n);
+    for (let w = 0; w < wants.length; w++) {
+      const want = wants[w], out = outs[w];
+      chunkBins(want.signal, c, l, bins);
+      if ("maxBin" in want) {
+        const max = want.maxBin;
+        for (let i = 0; i < n; i++) if (bins[i] <= max) out.add(rows[i]);
+      } else {
+        for (let i = 0; i < n; i++) if (want.keep(bins[i], rows[i])) out.add(rows[i]);
       }
     }
   }

@@ -48,7 +48,7 @@ export function signalCurves(
   const curves: ThresholdCurve[] = [];
   const candidates: { candidate: Omit<Candidate, "index">; classifier: Classifier }[] = [];
   const hists = signalHistograms(s, l, target, { folds: folds.folds, seed: folds.seed });
-  const pending: { signal: Signal; keep: (b: number) => boolean; cls: Classifier }[] = [];
+  const pending: { signal: Signal; maxBin: number; cls: Classifier }[] = [];
   for (const hist of hists) {
     const signal = hist.signal;
     const { points } = prCurve(hist);
@@ -74,7 +74,7 @@ export function signalCurves(
       scored: folds.recallOver === "all" ? target.scored : run.scored,
       memorized: new Uint32Array(0),
     };
-    pending.push({ signal, keep: (b: number) => b <= bestBin, cls });
+    pending.push({ signal, maxBin: bestBin, cls });
     const r = rates(fit.inSample.counts.tp, fit.inSample.counts.fp, fit.inSample.counts.fn);
     candidates.push({
       candidate: {
