@@ -30,13 +30,9 @@ import { mkdir, open, rename, rm, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileWriter, ParquetWriter } from "hyparquet-writer";
 import { writeError } from "../engine/os/atomic.ts";
-import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
+import { readStoredSources, type StoredSource } from "../engine/store/stored_checkpoints.ts";
 import { readImportedCheckpoints, readImportRecord } from "../engine/import/imported.ts";
-import {
-  chunkMemorized,
-  type ScoreChunk,
-  type ScoredCheckpoint,
-} from "../engine/store/scored_checkpoint.ts";
+import { chunkMemorized, type ScoreChunk } from "../engine/store/scored_checkpoint.ts";
 import { checkpointLabel, type ProgressSink } from "../engine/types.ts";
 import {
   type FeatureColumn,
@@ -66,11 +62,73 @@ export function modelSegment(model: string): string {
  * `extra(row)` appends cells (the feature columns, each with its comma).
  */
 export function chunkCsv(c: ScoreChunk, l: number, extra?: (row: number) => string): string {
+  if (!extra) {
+    const lines = new CsvLines(l);
+    const out = new Uint8Array(c.rows.length * lines.maxLine);
+    return new TextDecoder().decode(out.subarray(0, lines.write(c, 0, c.rows.length, out)));
+  }
   const lines = new Array<string>(c.rows.length);
   for (let i = 0; i < c.rows.length; i++) {
-    lines[i] = `${c.rows[i]},${c.matches[i] / l}${extra ? extra(c.rows[i]) : ""}\n`;
+    lines[i] = `${c.rows[i]},${c.matches[i] / l}${extra(c.rows[i])}\n`;
   }
   return lines.join("");
+}
+
+/**
+ * Encodes `index,accuracy` lines straight into bytes: the accuracy text
+ * (`${matches / l}`, as JavaScript prints it) of each of the 256 possible
+ * matches is encoded once, the index's digits are written in place; no
+ * string per row.
+ */
+export class CsvLines {
+  /** The longest line in bytes. */
+  readonly maxLine: number;
+  /** `,accuracy\n` of matches m at bytes [at[m], at[m + 1]). */
+  readonly #text: Uint8Array;
+  readonly #at: Int32Array;
+  constructor(l: number) {
+    const parts = Array.from({ length: 256 }, (_, m) => new TextEncoder().encode(`,${m / l}\n`));
+    this.#at = new Int32Array(257);
+    parts.forEach((p, m) => (this.#at[m + 1] = this.#at[m] + p.length));
+    this.#text = new Uint8Array(this.#at[256]);
+    parts.forEach((p, m) => this.#text.set(p, this.#at[m]));
+    this.maxLine = 10 + Math.max(...parts.map((p) => p.length));
+  }
+  /** The last index written (its digits in #digits[10 - #len, 10)). */
+  #row = -2;
+  readonly #digits = new Uint8Array(10);
+  #len = 0;
+  /** Writes the lines of rows [from, to) of a chunk at the start of `out`; returns the bytes written. */
+  write(c: ScoreChunk, from: number, to: number, out: Uint8Array): number {
+    const rows = c.rows, matches = c.matches, text = this.#text, at = this.#at;
+    const d = this.#digits;
+    let o = 0, prev = this.#row, len = this.#len;
+    for (let i = from; i < to; i++) {
+      const r = rows[i];
+      if (r === prev + 1) {
+        // The next index: add one to the decimal digits in place (rows mostly run consecutively).
+        let p = 9;
+        while (p >= 10 - len && d[p] === 57) d[p--] = 48;
+        if (p >= 10 - len) d[p]++;
+        else d[9 - len++] = 49;
+      } else {
+        let x = r;
+        len = 0;
+        do {
+          const q = Math.floor(x / 10);
+          d[9 - len++] = 48 + x - q * 10;
+          x = q;
+        } while (x > 0);
+      }
+      prev = r;
+      for (let j = 10 - len; j < 10; j++) out[o++] = d[j];
+      const m = matches[i];
+      for (let j = at[m], end = at[m + 1]; j < end; j++) out[o++] = text[j];
+    }
+    this.#row = prev;
+    this.#len = len;
+    return o;
+  }
 }
 
 /** The export's feature columns of a run folder's row features, with each row's lookup. */
@@ -99,7 +157,7 @@ async function failedWrite(path: string, tmp: string, e: unknown): Promise<unkno
 }
 
 async function writeCsv(
-  run: ScoredCheckpoint,
+  run: ExportRun,
   path: string,
   progress: ProgressSink | null,
   x: ExportFeatures | null,
@@ -113,7 +171,7 @@ async function writeCsv(
 }
 
 async function writeCsvTo(
-  run: ScoredCheckpoint,
+  run: ExportRun,
   path: string,
   tmp: string,
   progress: ProgressSink | null,
@@ -124,16 +182,26 @@ async function writeCsvTo(
   let rows = 0;
   try {
     await file.write(`index,accuracy${x ? x.columns.map((c) => `,${c.name}`).join("") : ""}\n`);
-    for (let k = 0; k < run.source!.chunks; k++) {
-      const c = run.source!.chunk(k);
-      // Lines in slices of CSV_LINES: a few MB of text at a time.
+    const lines = x ? null : new CsvLines(run.continuation);
+    const out = lines ? new Uint8Array(CSV_LINES * lines.maxLine) : null;
+    for (let k = 0; k < run.source.chunks; k++) {
+      const c = run.source.chunk(k);
+      // Lines in slices of CSV_LINES: a few MB of text at a time (without features: encoded
+      // into one reused buffer).
       for (let at = 0; at < c.rows.length; at += CSV_LINES) {
         const end = Math.min(c.rows.length, at + CSV_LINES);
+        if (lines && out) {
+          const n = lines.write(c, at, end, out);
+          for (let done = 0; done < n;) {
+            done += (await file.write(out, done, n - done)).bytesWritten;
+          }
+          continue;
+        }
         await file.write(
           chunkCsv(
             { rows: c.rows.subarray(at, end), matches: c.matches.subarray(at, end) },
             run.continuation,
-            x ? (row) => featureCells(x, row) : undefined,
+            (row) => featureCells(x!, row),
           ),
         );
       }
@@ -153,13 +221,13 @@ interface Column {
   type: "INT64" | "DOUBLE" | "INT32" | "FLOAT" | "BOOLEAN" | "BYTE_ARRAY";
 }
 
-function columnsOf(run: ScoredCheckpoint, accuracy: boolean): Column[] {
+function columnsOf(run: ExportRun, accuracy: boolean): Column[] {
   return [
     { name: "index", type: "INT64" },
     ...(accuracy ? [{ name: "accuracy", type: "DOUBLE" as const }] : []),
     { name: "matches", type: "INT32" },
-    ...(run.source!.prefix ? [{ name: "prefix", type: "INT32" as const }] : []),
-    ...(run.source!.nll ? [{ name: "nll", type: "FLOAT" as const }] : []),
+    ...(run.source.prefix ? [{ name: "prefix", type: "INT32" as const }] : []),
+    ...(run.source.nll ? [{ name: "nll", type: "FLOAT" as const }] : []),
     { name: "memorized", type: "BOOLEAN" },
   ];
 }
@@ -175,7 +243,7 @@ class ParquetParts {
   parts: string[] = [];
   rows = 0;
   constructor(
-    readonly run: ScoredCheckpoint,
+    readonly run: ExportRun,
     readonly columns: Column[],
     readonly pathOf: (part: number) => string,
     readonly partRows: number,
@@ -201,8 +269,8 @@ class ParquetParts {
   async #flush(n: number): Promise<void> {
     // Take n rows from the buffered chunks.
     const rows = new BigInt64Array(n), matches = new Int32Array(n), memorized = new Array(n);
-    const prefix = this.run.source!.prefix ? new Int32Array(n) : null;
-    const nll = this.run.source!.nll ? new Float32Array(n) : null;
+    const prefix = this.run.source.prefix ? new Int32Array(n) : null;
+    const nll = this.run.source.nll ? new Float32Array(n) : null;
     const l = this.run.continuation;
     let at = 0;
     while (at < n) {
@@ -291,16 +359,30 @@ class ParquetParts {
   }
 }
 
-/** The runs of a run folder with per-row scores: the store's, or an import's. */
+/** A run with per-row scores, as the export streams it. */
+export type ExportRun = StoredSource;
+
+/**
+ * The runs of a run folder with per-row scores: the store's (its shards not
+ * read yet: the export reads each once), or an import's.
+ */
 export async function exportableRuns(
   runDir: string,
   progress?: ProgressSink,
-): Promise<ScoredCheckpoint[]> {
+): Promise<ExportRun[]> {
   const record = await readImportRecord(runDir);
-  const runs = record
-    ? await readImportedCheckpoints(runDir, record)
-    : await readStoredCheckpoints(runDir, undefined, progress);
-  return runs.filter((r) => r.source);
+  if (!record) return await readStoredSources(runDir, progress);
+  return (await readImportedCheckpoints(runDir, record)).flatMap((r) =>
+    r.source
+      ? [{
+        model: r.model,
+        step: r.step,
+        continuation: r.continuation,
+        rows: r.scored.size,
+        source: r.source,
+      }]
+      : []
+  );
 }
 
 /** Options of {@link exportScores}. */
@@ -341,7 +423,7 @@ async function exportRuns(
   const x = features ? { features, columns: featureColumns(features) } : null;
   // With a progress line, the caller's lines go above it (on its stream, stderr).
   const log = opts.log && display ? (line: string) => display.note(line) : opts.log;
-  display?.phase("exporting", runs.reduce((a, r) => a + r.scored.size, 0), "rows");
+  display?.phase("exporting", runs.reduce((a, r) => a + r.rows, 0), "rows");
   if (format === "dataset") {
     await rm(join(runDir, "exports", "dataset"), { recursive: true, force: true });
   }
@@ -370,8 +452,8 @@ async function exportRuns(
         x,
       );
       try {
-        for (let k = 0; k < run.source!.chunks; k++) {
-          const c = run.source!.chunk(k);
+        for (let k = 0; k < run.source.chunks; k++) {
+          const c = run.source.chunk(k);
           await parts.add(c);
           display?.add(c.rows.length);
         }

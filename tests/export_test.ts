@@ -3,7 +3,7 @@ import { parseFixture } from "./fixtures/experiment.ts";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parquetMetadata, parquetReadObjects } from "hyparquet";
-import { chunkCsv, exportScores } from "../tasks/export.ts";
+import { chunkCsv, CsvLines, exportScores } from "../tasks/export.ts";
 import { makeManifest, openStore } from "../engine/store/store.ts";
 import type { CheckpointScores, Experiment } from "../engine/types.ts";
 
@@ -33,6 +33,31 @@ shard_size: ${shardSize}
 
 Deno.test("chunkCsv writes the reference index,accuracy rows", () => {
   assert.equal(chunkCsv(scores, scores.continuation), "3,1\n5,0.5\n9,0.03125\n");
+});
+
+Deno.test("chunkCsv prints every index and accuracy as JavaScript does (digit edges, any l)", () => {
+  const edges = [0, 1, 9, 10, 99, 100, 999_999_999, 1_000_000_000, 2 ** 31, 2 ** 32 - 1];
+  const run = (start: number, n: number) => Array.from({ length: n }, (_, i) => start + i);
+  const rows = Uint32Array.from([
+    ...edges,
+    ...Array.from({ length: 1000 }, (_, i) => i * 4099),
+    ...run(0, 1200), // consecutive rows: the digits are incremented in place
+    ...run(9_999_990, 20),
+    ...run(2 ** 32 - 3, 3),
+  ]);
+  const matches = Uint8Array.from(rows, (_, i) => (i * 37) % 256);
+  for (const l of [32, 3, 7, 1]) {
+    const expected = [...rows].map((r, i) => `${r},${matches[i] / l}\n`).join("");
+    assert.equal(chunkCsv({ rows, matches }, l), expected, `l = ${l}`);
+    // In slices into one buffer, as the export writes them (the digits carry over).
+    const lines = new CsvLines(l), out = new Uint8Array(rows.length * lines.maxLine);
+    let text = "";
+    for (let at = 0; at < rows.length; at += 700) {
+      const n = lines.write({ rows, matches }, at, Math.min(rows.length, at + 700), out);
+      text += new TextDecoder().decode(out.subarray(0, n));
+    }
+    assert.equal(text, expected, `l = ${l}, in slices`);
+  }
 });
 
 Deno.test("exportScores writes CSV and Parquet that read back", async () => {

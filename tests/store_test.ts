@@ -12,7 +12,7 @@ import {
   shardPath,
   stableJson,
 } from "../engine/store/store.ts";
-import { readStoredCheckpoints } from "../engine/store/stored_checkpoints.ts";
+import { readStoredCheckpoints, readStoredSources } from "../engine/store/stored_checkpoints.ts";
 import type { Experiment, Job, RowScores } from "../engine/types.ts";
 import { readCheckpointScores } from "./fixtures/stored_scores.ts";
 
@@ -242,6 +242,8 @@ Deno.test("a shard with a foreign key is ignored by readers", async () => {
   );
   assert.equal(await store.isDone(j), false);
   assert.deepEqual(await readCheckpointScores(dir), []);
+  assert.deepEqual(await readStoredCheckpoints(dir), []);
+  assert.deepEqual(await readStoredSources(dir), []);
 });
 
 Deno.test("a corrupt shard is reported with its path, moved to stale/corrupt/ and counted as missing", async () => {
@@ -272,6 +274,16 @@ Deno.test("a corrupt shard is reported with its path, moved to stale/corrupt/ an
     assert.match((e as Error).message, /shard00000\.bin is corrupt \(checksum mismatch/);
     return true;
   });
+  // The export's reader reads headers first and the shard when it streams it.
+  const [source] = await readStoredSources(dir);
+  assert.throws(() => source.source.chunk(0), /shard00000\.bin is corrupt \(checksum mismatch/);
+  // A flipped bit in the header's key: decoded whole, so corrupt, not foreign.
+  const keyFlipped = bytes.slice();
+  keyFlipped[64 + 4 * 3 + 1] ^= 1;
+  keyFlipped[30] ^= 1;
+  await writeFile(path, keyFlipped);
+  await assert.rejects(() => readStoredSources(dir), /shard00000\.bin is corrupt \(checksum/);
+  await writeFile(path, bytes);
 
   // The writer moves it aside and rescoring replaces it.
   assert.equal(await store.isDone(j), false);

@@ -162,6 +162,19 @@ export class FileBuffer {
   }
 }
 
+/** Bytes of a shard's header (what {@link shardHeaderKey} reads). */
+export const SHARD_HEADER_BYTES = HEADER_BYTES;
+
+/**
+ * The key in a shard's header, or null when the bytes do not start with a
+ * header of this format version (unverified: the checksum covers the whole file).
+ */
+export function shardHeaderKey(head: Uint8Array): string | null {
+  if (head.length < HEADER_BYTES || MAGIC_BYTES.some((b, i) => head[i] !== b)) return null;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  return view.getUint32(8, true) === STORE_VERSION ? bytesHex(head.subarray(24, 56)) : null;
+}
+
 /** True when {@link decodeShard} found a problem. */
 export function isShardProblem(r: DecodedShard | ShardProblem): r is ShardProblem {
   return "problem" in r;

@@ -8,9 +8,16 @@
  *
  * @module
  */
+import { closeSync, openSync, readSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { decodeShard, FileBuffer, isShardProblem } from "./shard_file.ts";
+import {
+  decodeShard,
+  FileBuffer,
+  isShardProblem,
+  SHARD_HEADER_BYTES,
+  shardHeaderKey,
+} from "./shard_file.ts";
 import {
   continuationOf,
   corruptShardError,
@@ -51,6 +58,89 @@ export function shardSource(paths: readonly string[], key: string): ScoreSource 
   };
 }
 
+/** A stored checkpoint's per-row scores, not yet read (see {@link readStoredSources}). */
+export interface StoredSource {
+  model: string;
+  step: number;
+  continuation: number;
+  /** Rows of its shards (from their headers). */
+  rows: number;
+  source: ScoreSource;
+}
+
+/**
+ * Every checkpoint of the run folder's store with finished shards, as a
+ * {@link ScoreSource} over its shards, without the pass that
+ * {@link readStoredCheckpoints} makes for the row sets: only each shard's
+ * header is read here (its key and row count), so a reader that needs the
+ * scores alone (the export) reads the store once. A shard whose header is not
+ * the manifest's key is decoded whole: a corrupt one is an error (as in the
+ * report), one of another key is ignored. `progress` counts the checkpoints.
+ */
+export async function readStoredSources(
+  runDir: string,
+  progress?: ProgressSink,
+): Promise<StoredSource[]> {
+  const manifest = await readManifest(runDir);
+  if (!manifest) {
+    throw new UserError(
+      `${join(runDir, "manifest.json")} not found: ${runDir} holds no scores; ` +
+        "run the experiment first (deno task experiment <file>)",
+    );
+  }
+  const l = continuationOf(manifest);
+  const out: StoredSource[] = [];
+  const head = new Uint8Array(SHARD_HEADER_BYTES);
+  const buffer = new FileBuffer();
+  progress?.phase("reading the store", manifest.checkpoints.length, "checkpoints");
+  for (const c of manifest.checkpoints) {
+    const dir = join(runDir, "scores", c.model, `step${c.step}`);
+    const key = shardKey(manifest.settingsHash, c.fingerprint);
+    const paths: string[] = [];
+    let rows = 0;
+    for (const path of await shardFiles(dir)) {
+      const fd = openSync(path, "r");
+      let n: number;
+      try {
+        n = readSync(fd, head, 0, head.length, 0);
+      } finally {
+        closeSync(fd);
+      }
+      if (shardHeaderKey(head.subarray(0, n)) !== key) {
+        const shard = decodeShard(buffer.read(path));
+        if (isShardProblem(shard)) throw corruptShardError(path, shard.problem);
+        if (shard.key !== key) continue;
+      }
+      paths.push(path);
+      rows += new DataView(head.buffer).getUint32(12, true);
+    }
+    if (paths.length > 0) {
+      out.push({
+        model: c.model,
+        step: c.step,
+        continuation: l,
+        rows,
+        source: shardSource(paths, key),
+      });
+    }
+    progress?.add(1);
+  }
+  return out;
+}
+
+/** The shard files of a checkpoint's folder in shard order (none when there is no folder). */
+async function shardFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => /^shard\d+\.bin$/.test(n));
+  } catch (e) {
+    if (isNotFound(e)) return []; // nothing scored yet
+    throw e;
+  }
+  names.sort((a, b) => Number(a.slice(5, -4)) - Number(b.slice(5, -4)));
+  return names.map((n) => join(dir, n));
+}
+
 /**
  * Every checkpoint of the run folder's store with finished shards, as
  * {@link ScoredCheckpoint} in the manifest's order. Shards whose key does not match the
@@ -77,21 +167,12 @@ export async function readStoredCheckpoints(
   for (const c of manifest.checkpoints) {
     if (c !== manifest.checkpoints[0]) progress?.add(1);
     const dir = join(runDir, "scores", c.model, `step${c.step}`);
-    let names: string[];
-    try {
-      names = (await readdir(dir)).filter((n) => /^shard\d+\.bin$/.test(n));
-    } catch (e) {
-      if (isNotFound(e)) continue; // nothing scored yet
-      throw e;
-    }
-    names.sort((a, b) => Number(a.slice(5, -4)) - Number(b.slice(5, -4)));
     const key = shardKey(manifest.settingsHash, c.fingerprint);
     const paths: string[] = [];
     const scored = rangesBuilder(), memorized = listBuilder();
     const counts = new Float64Array(256);
     let last = -1;
-    for (const name of names) {
-      const path = join(dir, name);
+    for (const path of await shardFiles(dir)) {
       const shard = decodeShard(buffer.read(path));
       if (isShardProblem(shard)) throw corruptShardError(path, shard.problem);
       if (shard.key !== key) continue;
