@@ -98,7 +98,13 @@ Deno.test("signalHistograms counts every row as binOf and foldOf say (folds, inc
 
 Deno.test("signalRowsMany: a maxBin selection equals its keep function; chunks may reuse memory", () => {
   const cs = chunks();
-  const wants: [Signal, number][] = [["score", 4], ["prefix", 0], ["nll", 150], ["nll", 999]];
+  const wants: [Signal, number][] = [
+    ["score", 4],
+    ["prefix", 0],
+    ["score", 40],
+    ["nll", 150],
+    ["nll", 999],
+  ];
   const byMax = signalRowsMany(
     reusingSource(cs),
     L,

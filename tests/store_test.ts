@@ -201,6 +201,13 @@ Deno.test("readStoredCheckpoints: ranges, memorized rows and counts in one pass;
   }
   source.close?.();
   assert.deepEqual([...source.chunk(1).rows], [5]);
+  // A shard verified by the first pass and replaced since (a new file) is verified again.
+  const path = join(dir, shardPath("m1", 1, 2));
+  const bytes = await readFile(path);
+  bytes[64 + 3] ^= 4;
+  await writeFile(`${path}.new`, bytes);
+  await Deno.rename(`${path}.new`, path);
+  assert.throws(() => source.chunk(2), /shard00002\.bin is corrupt \(checksum mismatch/);
 });
 
 Deno.test("store never mixes settings: changed settings or model move old scores aside", async () => {

@@ -23,7 +23,8 @@ import type { RowScores } from "../types.ts";
 export const STORE_VERSION = 2;
 const MAGIC = "MEMOSHRD";
 const HEADER_BYTES = 64;
-const CHECKSUM_AT = 56;
+/** Where the checksum (8 bytes) sits in the header. */
+export const CHECKSUM_AT = 56;
 const { create64 } = await xxhash();
 const MAGIC_BYTES = new TextEncoder().encode(MAGIC);
 /** Whether typed arrays are little-endian here (the file's order: then they view it directly). */
@@ -78,8 +79,13 @@ export interface ShardProblem {
  * truncated, of another format version, not a shard, or fails its checksum.
  * The arrays view `bytes` where the machine is little-endian (no copy): they
  * change when `bytes` does (e.g. a {@link FileBuffer}'s next read).
+ * `verified`: these very bytes passed the checksum before (see
+ * {@link FileBuffer.identity}); the rest is still checked.
  */
-export function decodeShard(bytes: Uint8Array): DecodedShard | ShardProblem {
+export function decodeShard(
+  bytes: Uint8Array,
+  opts: { verified?: boolean } = {},
+): DecodedShard | ShardProblem {
   if (bytes.length < HEADER_BYTES) {
     return {
       problem: `truncated: ${bytes.length} bytes, shorter than the ${HEADER_BYTES}-byte header`,
@@ -106,7 +112,7 @@ export function decodeShard(bytes: Uint8Array): DecodedShard | ShardProblem {
     };
   }
   const stored = view.getBigUint64(CHECKSUM_AT, true);
-  const actual = shardChecksum(bytes);
+  const actual = opts.verified ? stored : shardChecksum(bytes);
   if (stored !== actual) {
     return {
       problem: `checksum mismatch (stored xxh64 ${hex64(stored)}, contents hash to ${
@@ -143,11 +149,19 @@ export function decodeShard(bytes: Uint8Array): DecodedShard | ShardProblem {
  */
 export class FileBuffer {
   #bytes = new Uint8Array(0);
+  /**
+   * The last file read as the file system sees it (device, inode, size,
+   * modification time): an atomic replacement (a new file renamed over it)
+   * or a write changes it.
+   */
+  identity = "";
   /** The file's bytes: a view of the buffer, valid until the next read. */
   read(path: string): Uint8Array {
     const fd = openSync(path, "r");
     try {
-      const size = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      const size = stat.size;
+      this.identity = `${stat.dev}:${stat.ino}:${size}:${stat.mtimeMs}`;
       if (size > this.#bytes.length) this.#bytes = new Uint8Array(size);
       let at = 0;
       while (at < size) {

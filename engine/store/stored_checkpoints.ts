@@ -12,6 +12,8 @@ import { closeSync, openSync, readSync } from "node:fs";
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  CHECKSUM_AT,
+  type DecodedShard,
   decodeShard,
   FileBuffer,
   isShardProblem,
@@ -35,8 +37,20 @@ import type { ProgressSink } from "../types.ts";
  * A source over shard files (chunk k = the k-th file, shard order). Chunks
  * view one buffer the source reuses (see {@link ScoreSource.chunk}); it lets
  * go of it after the last chunk and on {@link ScoreSource.close}.
+ *
+ * `verified` (shared by the sources of one reader): per path, the identity
+ * (file system identity and stored checksum) of the bytes whose checksum
+ * passed in this process. A pass that meets the same file again (the report
+ * reads a run up to four times, within seconds, mostly from the page cache)
+ * does not hash it again: hashing bytes served from memory would check the
+ * memory, not the disk. A file replaced or rewritten since has another
+ * identity and is verified again.
  */
-export function shardSource(paths: readonly string[], key: string): ScoreSource {
+export function shardSource(
+  paths: readonly string[],
+  key: string,
+  verified: Map<string, string> = new Map(),
+): ScoreSource {
   let buffer: FileBuffer | null = null;
   return {
     prefix: true,
@@ -44,9 +58,8 @@ export function shardSource(paths: readonly string[], key: string): ScoreSource 
     chunks: paths.length,
     chunk(k: number): ScoreChunk {
       buffer ??= new FileBuffer();
-      const shard = decodeShard(buffer.read(paths[k]));
+      const shard = readShard(buffer, paths[k], verified);
       if (k === paths.length - 1) buffer = null;
-      if (isShardProblem(shard)) throw corruptShardError(paths[k], shard.problem);
       if (shard.key !== key) {
         throw new Error(`${paths[k]} changed while the report was read; render it again`);
       }
@@ -56,6 +69,16 @@ export function shardSource(paths: readonly string[], key: string): ScoreSource 
       buffer = null;
     },
   };
+}
+
+/** Reads and decodes a shard, its checksum verified unless `verified` holds its identity; throws when corrupt. */
+function readShard(buffer: FileBuffer, path: string, verified: Map<string, string>): DecodedShard {
+  const bytes = buffer.read(path);
+  const id = `${buffer.identity}:${bytes.subarray(CHECKSUM_AT, SHARD_HEADER_BYTES).join(",")}`;
+  const shard = decodeShard(bytes, { verified: verified.get(path) === id });
+  if (isShardProblem(shard)) throw corruptShardError(path, shard.problem);
+  verified.set(path, id);
+  return shard;
 }
 
 /** A stored checkpoint's per-row scores, not yet read (see {@link readStoredSources}). */
@@ -163,6 +186,7 @@ export async function readStoredCheckpoints(
   const l = continuationOf(manifest);
   const out: ScoredCheckpoint[] = [];
   const buffer = new FileBuffer();
+  const verified = new Map<string, string>();
   progress?.phase("reading the store", manifest.checkpoints.length, "checkpoints");
   for (const c of manifest.checkpoints) {
     if (c !== manifest.checkpoints[0]) progress?.add(1);
@@ -173,8 +197,7 @@ export async function readStoredCheckpoints(
     const counts = new Float64Array(256);
     let last = -1;
     for (const path of await shardFiles(dir)) {
-      const shard = decodeShard(buffer.read(path));
-      if (isShardProblem(shard)) throw corruptShardError(path, shard.problem);
+      const shard = readShard(buffer, path, verified);
       if (shard.key !== key) continue;
       paths.push(path);
       const { rows, matches, prefix } = shard;
@@ -206,7 +229,7 @@ export async function readStoredCheckpoints(
       scored: scored.done(),
       memorized: memorized.done(),
       matchCounts,
-      source: shardSource(paths, key),
+      source: shardSource(paths, key, verified),
     });
   }
   if (manifest.checkpoints.length > 0) progress?.add(1);

@@ -31,20 +31,38 @@ class MatchCursor {
   #i = 0;
   #chunk: ScoreChunk | null = null;
   constructor(readonly source: ScoreSource) {}
-  /** Matches of `row` (a row the source holds; rows must not decrease). */
-  at(row: number): number {
-    for (;;) {
+  /**
+   * Matches of rows [start, start + n) into `out` (NaN for a row the source
+   * lacks); rows must not decrease between calls.
+   */
+  fill(start: number, n: number, out: Float64Array): void {
+    let t = 0;
+    while (t < n) {
       const c = this.#chunk;
       if (c) {
-        while (this.#i < c.rows.length && c.rows[this.#i] < row) this.#i++;
-        if (this.#i < c.rows.length) return c.rows[this.#i] === row ? c.matches[this.#i] : NaN;
+        const rows = c.rows, matches = c.matches, len = rows.length;
+        let i = this.#i;
+        for (; t < n; t++) {
+          const row = start + t;
+          while (i < len && rows[i] < row) i++;
+          if (i === len) break;
+          out[t] = rows[i] === row ? matches[i] : NaN;
+        }
+        this.#i = i;
+        if (t === n) return;
       }
-      if (++this.#k >= this.source.chunks) return NaN;
+      if (++this.#k >= this.source.chunks) {
+        out.fill(NaN, t, n);
+        return;
+      }
       this.#chunk = this.source.chunk(this.#k);
       this.#i = 0;
     }
   }
 }
+
+/** Rows per block of the correlation sums. */
+const BLOCK = 1 << 14;
 
 /**
  * Pearson correlations of `matches` between runs, on the rows every one of
@@ -70,23 +88,38 @@ export function correlationMatrix(runs: readonly ScoredCheckpoint[]): Matrix {
       }
     }
   } else {
-    const values = runs.map((r) => {
+    // Blocks of common rows: each run's values of the block in a column (typed loops), then
+    // the sums column by column. The sums are of integers (< 2^53), so exact in any order.
+    const fills = runs.map((r) => {
       if (r.source) {
         const c = new MatchCursor(r.source);
-        return (row: number) => c.at(row);
+        return (start: number, n: number, out: Float64Array) => c.fill(start, n, out);
       }
       const c = new ListCursor(r.memorized), l = r.continuation;
-      return (row: number) => (c.has(row) ? l : 0);
+      return (start: number, n: number, out: Float64Array) => {
+        for (let i = 0; i < n; i++) out[i] = c.has(start + i) ? l : 0;
+      };
     });
-    const v = new Float64Array(m);
-    forEachRow(common, (row) => {
-      for (let i = 0; i < m; i++) v[i] = values[i](row);
-      for (let i = 0; i < m; i++) {
-        sx[i] += v[i];
-        sxx[i] += v[i] * v[i];
-        for (let j = 0; j < m; j++) sxy[i * m + j] += v[i] * v[j];
+    const cols = runs.map(() => new Float64Array(BLOCK));
+    const b = common.bounds;
+    for (let k = 0; k < b.length; k += 2) {
+      for (let start = b[k]; start < b[k + 1]; start += BLOCK) {
+        const n = Math.min(BLOCK, b[k + 1] - start);
+        for (let i = 0; i < m; i++) fills[i](start, n, cols[i]);
+        for (let i = 0; i < m; i++) {
+          const x = cols[i];
+          let s = 0, ss = 0;
+          for (let t = 0; t < n; t++) s += x[t], ss += x[t] * x[t];
+          sx[i] += s, sxx[i] += ss, sxy[i * m + i] += ss;
+          for (let j = i + 1; j < m; j++) {
+            const y = cols[j];
+            let d = 0;
+            for (let t = 0; t < n; t++) d += x[t] * y[t];
+            sxy[i * m + j] += d, sxy[j * m + i] += d;
+          }
+        }
       }
-    });
+    }
     // The cursors stop at the last common row: let the sources go of their buffers.
     for (const r of runs) r.source?.close?.();
   }

@@ -321,11 +321,16 @@ export function signalRowsMany(
     if (bins.length < n) bins = new Uint16Array(n);
     for (let w = 0; w < wants.length; w++) {
       const want = wants[w], out = outs[w];
-      chunkBins(want.signal, c, l, bins);
-      if ("maxBin" in want) {
+      if ("maxBin" in want && want.signal !== "nll") {
+        // bin = l − min(l, v) ≤ maxBin ⟺ v ≥ l − maxBin.
+        const values = want.signal === "score" ? c.matches : c.prefix!, min = l - want.maxBin;
+        for (let i = 0; i < n; i++) if (values[i] >= min) out.add(rows[i]);
+      } else if ("maxBin" in want) {
+        chunkBins(want.signal, c, l, bins);
         const max = want.maxBin;
         for (let i = 0; i < n; i++) if (bins[i] <= max) out.add(rows[i]);
       } else {
+        chunkBins(want.signal, c, l, bins);
         for (let i = 0; i < n; i++) if (want.keep(bins[i], rows[i])) out.add(rows[i]);
       }
     }
