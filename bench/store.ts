@@ -15,6 +15,10 @@
  * `BENCH_CLEAN=1` deletes it afterwards. Exports are deleted after each is
  * measured.
  *
+ * With BENCH_WRITERS=1 it also runs the Parquet writers side by side on the
+ * same shapes (bench/parquet_writers.ts: the previous hyparquet-writer code
+ * and DuckDB, per-checkpoint files and the Hive dataset), each in its own process.
+ *
  * Settings (environment): BENCH_STORE_SCALES (default 32; e.g. `32,8`),
  * BENCH_SKIP (any of report,csv,parquet,dataset), BENCH_COLD (1: evict the
  * store's files from the page cache, `dd iflag=nocache`, before the read and
@@ -218,6 +222,44 @@ export async function runStoreBench(): Promise<Record<string, number>> {
           `${(t.seconds / (disk + write.seconds)).toFixed(2)}× read + write`,
       );
       row(`  write ${gb(written)}`, write, "(the export's bytes, fsynced)");
+    }
+    if (Deno.env.get("BENCH_WRITERS") === "1") {
+      for (const shape of ["parquet", "dataset"]) {
+        for (const writer of ["hyparquet", "duckdb"]) {
+          const disk = await read();
+          if (cold) await evict(scores);
+          const t = await timed(`${writer} ${shape}`, [
+            "run",
+            "-P=bench",
+            "bench/parquet_writers.ts",
+            writer,
+            shape,
+            store,
+          ]);
+          const dir = join(store, "exports-bench");
+          const written = await bytesUnder(dir);
+          await Deno.remove(dir, { recursive: true });
+          const write = await timed("write", [
+            "run",
+            "-P=bench",
+            "bench/store_io.ts",
+            "write",
+            join(store, "write-baseline.tmp"),
+            String(written),
+          ]);
+          const key2 = key(`${writer}${shape === "parquet" ? "File" : "Dataset"}`);
+          out[`${key2}Seconds`] = t.seconds;
+          out[`${key2}PeakMB`] = t.peakMB;
+          out[`${key2}ReadWriteRatio`] = t.seconds / (disk + write.seconds);
+          row(
+            `${writer} ${shape}`,
+            t,
+            `${(t.seconds / disk).toFixed(2)}× read, ` +
+              `${(t.seconds / (disk + write.seconds)).toFixed(2)}× read + write`,
+          );
+          row(`  write ${gb(written)}`, write, "(the files' bytes, fsynced)");
+        }
+      }
     }
     reads.sort((a, b) => a - b);
     out[key("readSecondsMedian")] = reads[reads.length >> 1];

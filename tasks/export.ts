@@ -28,11 +28,11 @@
  */
 import { mkdir, open, rename, rm, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { fileWriter, ParquetWriter } from "hyparquet-writer";
+import { ChunkCursor, ParquetWriterDuckDB } from "./export_parquet.ts";
 import { writeError } from "../engine/os/atomic.ts";
 import { readStoredSources, type StoredSource } from "../engine/store/stored_checkpoints.ts";
 import { readImportedCheckpoints, readImportRecord } from "../engine/import/imported.ts";
-import { chunkMemorized, type ScoreChunk } from "../engine/store/scored_checkpoint.ts";
+import type { ScoreChunk } from "../engine/store/scored_checkpoint.ts";
 import { checkpointLabel, type ProgressSink } from "../engine/types.ts";
 import {
   type FeatureColumn,
@@ -132,7 +132,7 @@ export class CsvLines {
 }
 
 /** The export's feature columns of a run folder's row features, with each row's lookup. */
-interface ExportFeatures {
+export interface ExportFeatures {
   features: RowFeatures;
   columns: FeatureColumn[];
 }
@@ -161,10 +161,10 @@ async function writeCsv(
   path: string,
   progress: ProgressSink | null,
   x: ExportFeatures | null,
-): Promise<number> {
+): Promise<{ path: string; rows: number }> {
   const tmp = tmpName(path);
   try {
-    return await writeCsvTo(run, path, tmp, progress, x);
+    return { path, rows: await writeCsvTo(run, path, tmp, progress, x) };
   } catch (e) {
     throw await failedWrite(path, tmp, e);
   }
@@ -214,149 +214,6 @@ async function writeCsvTo(
   }
   await rename(tmp, path);
   return rows;
-}
-
-interface Column {
-  name: string;
-  type: "INT64" | "DOUBLE" | "INT32" | "FLOAT" | "BOOLEAN" | "BYTE_ARRAY";
-}
-
-function columnsOf(run: ExportRun, accuracy: boolean): Column[] {
-  return [
-    { name: "index", type: "INT64" },
-    ...(accuracy ? [{ name: "accuracy", type: "DOUBLE" as const }] : []),
-    { name: "matches", type: "INT32" },
-    ...(run.source.prefix ? [{ name: "prefix", type: "INT32" as const }] : []),
-    ...(run.source.nll ? [{ name: "nll", type: "FLOAT" as const }] : []),
-    { name: "memorized", type: "BOOLEAN" },
-  ];
-}
-
-/** Streams row groups of `ROW_GROUP` rows into Parquet files (a new file every `partRows`). */
-class ParquetParts {
-  #writer: ParquetWriter | null = null;
-  #tmp = "";
-  #path = "";
-  #inPart = 0;
-  #buffer: ScoreChunk[] = [];
-  #buffered = 0;
-  parts: string[] = [];
-  rows = 0;
-  constructor(
-    readonly run: ExportRun,
-    readonly columns: Column[],
-    readonly pathOf: (part: number) => string,
-    readonly partRows: number,
-    readonly rowGroup: number,
-    readonly features: ExportFeatures | null = null,
-  ) {}
-
-  async add(c: ScoreChunk): Promise<void> {
-    this.#buffer.push(c);
-    this.#buffered += c.rows.length;
-    while (this.#buffered >= this.rowGroup) await this.#flush(this.rowGroup);
-    // The source's next chunk reuses this one's memory: keep a copy of what is still buffered.
-    this.#buffer = this.#buffer.map((b) =>
-      b.rows.buffer !== c.rows.buffer ? b : {
-        rows: b.rows.slice(),
-        matches: b.matches.slice(),
-        ...(b.prefix ? { prefix: b.prefix.slice() } : {}),
-        ...(b.nll ? { nll: b.nll.slice() } : {}),
-      }
-    );
-  }
-
-  async #flush(n: number): Promise<void> {
-    // Take n rows from the buffered chunks.
-    const rows = new BigInt64Array(n), matches = new Int32Array(n), memorized = new Array(n);
-    const prefix = this.run.source.prefix ? new Int32Array(n) : null;
-    const nll = this.run.source.nll ? new Float32Array(n) : null;
-    const l = this.run.continuation;
-    let at = 0;
-    while (at < n) {
-      const c = this.#buffer[0];
-      const take = Math.min(n - at, c.rows.length);
-      for (let i = 0; i < take; i++) {
-        rows[at + i] = BigInt(c.rows[i]);
-        matches[at + i] = c.matches[i];
-        if (prefix) prefix[at + i] = c.prefix![i];
-        if (nll) nll[at + i] = c.nll![i];
-        memorized[at + i] = chunkMemorized(c, i, l);
-      }
-      at += take;
-      if (take === c.rows.length) this.#buffer.shift();
-      else {
-        this.#buffer[0] = {
-          rows: c.rows.subarray(take),
-          matches: c.matches.subarray(take),
-          ...(c.prefix ? { prefix: c.prefix.subarray(take) } : {}),
-          ...(c.nll ? { nll: c.nll.subarray(take) } : {}),
-        };
-      }
-    }
-    this.#buffered -= n;
-    const data: Record<string, ArrayLike<unknown>> = { index: rows, matches, memorized };
-    if (prefix) data.prefix = prefix;
-    if (nll) data.nll = nll;
-    if (this.features) {
-      const at = Array.from(rows, (r) => featureIndex(this.features!.features, Number(r)));
-      for (const c of this.features.columns) {
-        data[c.name] = c.type === "INT32"
-          ? Int32Array.from(at, (i) => c.value(i) as number)
-          : c.type === "DOUBLE"
-          ? Float64Array.from(at, (i) => c.value(i) as number)
-          : at.map((i) => c.value(i));
-      }
-    }
-    if (this.columns.some((c) => c.name === "accuracy")) {
-      data.accuracy = Float64Array.from(matches, (m) => m / l);
-    }
-    if (this.#writer && this.#inPart + n > this.partRows) await this.#close();
-    if (!this.#writer) {
-      this.#path = this.pathOf(this.parts.length);
-      this.#tmp = tmpName(this.#path);
-      await mkdir(dirname(this.#path), { recursive: true });
-      this.#writer = new ParquetWriter({
-        writer: fileWriter(this.#tmp),
-        schema: [
-          { name: "schema", num_children: this.columns.length },
-          ...this.columns.map((c) => ({
-            name: c.name,
-            type: c.type,
-            repetition_type: "REQUIRED" as const,
-            ...(c.type === "BYTE_ARRAY" ? { converted_type: "UTF8" as const } : {}),
-          })),
-        ],
-      });
-      this.#inPart = 0;
-    }
-    await this.#writer.write({
-      columnData: this.columns.map((c) => ({ name: c.name, data: data[c.name] as never })),
-      rowGroupSize: n,
-    });
-    this.#inPart += n;
-    this.rows += n;
-  }
-
-  async #close(): Promise<void> {
-    if (!this.#writer) return;
-    await this.#writer.finish();
-    await rename(this.#tmp, this.#path);
-    this.parts.push(this.#path);
-    this.#writer = null;
-  }
-
-  async finish(): Promise<string[]> {
-    if (this.#buffered > 0) await this.#flush(this.#buffered);
-    await this.#close();
-    return this.parts;
-  }
-
-  /** After a failure: removes the part being written; returns the error to throw. */
-  async abort(e: unknown): Promise<unknown> {
-    this.#writer = null;
-    return this.#tmp ? await failedWrite(this.#path, this.#tmp, e) : e;
-  }
 }
 
 /** A run with per-row scores, as the export streams it. */
@@ -427,47 +284,81 @@ async function exportRuns(
   if (format === "dataset") {
     await rm(join(runDir, "exports", "dataset"), { recursive: true, force: true });
   }
-  for (const run of runs) {
-    const t = performance.now();
-    const base = join(runDir, "exports", modelSegment(run.model), `step${run.step}`);
-    let rows: number;
-    if (format === "csv") {
-      rows = await writeCsv(run, `${base}.csv`, display, x);
-      written.push(`${base}.csv`);
-    } else {
-      const dataset = format === "dataset";
-      const dir = join(
-        runDir,
-        "exports",
-        "dataset",
-        `model=${modelSegment(run.model)}`,
-        `step=${run.step}`,
+  let writer: ParquetWriterDuckDB | null = null;
+  try {
+    for (const run of runs) {
+      const t = performance.now();
+      const files = format === "csv"
+        ? [
+          await writeCsv(
+            run,
+            join(runDir, "exports", modelSegment(run.model), `step${run.step}.csv`),
+            display,
+            x,
+          ),
+        ]
+        : await writeParquet(
+          run,
+          runDir,
+          format === "dataset",
+          writer ??= await ParquetWriterDuckDB.open(),
+          opts,
+          display,
+          x,
+        );
+      written.push(...files.map((f) => f.path));
+      const rows = files.reduce((a, f) => a + f.rows, 0);
+      const s = (performance.now() - t) / 1000;
+      log?.(
+        `exported ${checkpointLabel(run)}: ${rows} rows in ${s.toFixed(1)} s ` +
+          `(${Math.round(rows / Math.max(s, 1e-9))} rows/s)`,
       );
-      const parts = new ParquetParts(
-        run,
-        [...columnsOf(run, !dataset), ...(x?.columns ?? [])],
-        (n) => (dataset ? join(dir, `part-${n}.parquet`) : `${base}.parquet`),
-        dataset ? opts.partRows ?? PART_ROWS : Infinity,
-        opts.rowGroup ?? ROW_GROUP,
-        x,
-      );
-      try {
-        for (let k = 0; k < run.source.chunks; k++) {
-          const c = run.source.chunk(k);
-          await parts.add(c);
-          display?.add(c.rows.length);
-        }
-        written.push(...await parts.finish());
-      } catch (e) {
-        throw await parts.abort(e);
-      }
-      rows = parts.rows;
     }
-    const s = (performance.now() - t) / 1000;
-    log?.(
-      `exported ${checkpointLabel(run)}: ${rows} rows in ${s.toFixed(1)} s ` +
-        `(${Math.round(rows / Math.max(s, 1e-9))} rows/s)`,
-    );
+  } finally {
+    (writer as ParquetWriterDuckDB | null)?.close();
   }
   return written;
+}
+
+/** A run's Parquet export: one file, or the dataset's parts of `partRows` rows. */
+async function writeParquet(
+  run: ExportRun,
+  runDir: string,
+  dataset: boolean,
+  writer: ParquetWriterDuckDB,
+  opts: ExportOptions,
+  progress: ProgressSink | null,
+  x: ExportFeatures | null,
+): Promise<{ path: string; rows: number }[]> {
+  const file = join(runDir, "exports", modelSegment(run.model), `step${run.step}.parquet`);
+  const dir = join(
+    runDir,
+    "exports",
+    "dataset",
+    `model=${modelSegment(run.model)}`,
+    `step=${run.step}`,
+  );
+  const out: { path: string; rows: number }[] = [];
+  const cursor = new ChunkCursor(run.source);
+  for (let part = 0; cursor.peek(); part++) {
+    const path = dataset ? join(dir, `part-${part}.parquet`) : file;
+    const tmp = tmpName(path);
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      const rows = await writer.write(cursor, {
+        path: tmp,
+        rows: dataset ? opts.partRows ?? PART_ROWS : Infinity,
+        l: run.continuation,
+        accuracy: !dataset,
+        rowGroup: opts.rowGroup ?? ROW_GROUP,
+        features: x,
+        progress,
+      });
+      await rename(tmp, path);
+      out.push({ path, rows });
+    } catch (e) {
+      throw await failedWrite(path, tmp, e);
+    }
+  }
+  return out;
 }

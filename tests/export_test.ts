@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseFixture } from "./fixtures/experiment.ts";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { parquetMetadata, parquetReadObjects } from "hyparquet";
 import { chunkCsv, CsvLines, exportScores } from "../tasks/export.ts";
@@ -96,6 +96,65 @@ Deno.test("exportScores writes CSV and Parquet that read back", async () => {
   const ds = await parquetReadObjects({ file: new Uint8Array(await readFile(parts[0])).buffer });
   assert.deepEqual(Object.keys(ds[0]), ["index", "matches", "prefix", "nll", "memorized"]);
   assert.deepEqual(ds.map((r) => Number(r.index)), [3, 5, 9]);
+});
+
+Deno.test("DuckDB reads the exports back: the file's schema, and the Hive dataset as one table with model and step", async () => {
+  const dir = await Deno.makeTempDir();
+  const exp = experiment("m-1.4b", 2, 8, dir);
+  const store = openStore(dir);
+  await store.prepare(makeManifest(exp, "d", new Map([["/m.onnx", "f"]])));
+  const job = { id: "x", model: "m-1.4b", step: 2, path: "/m.onnx", shard: 0, flops: 1 };
+  await store.writeShard({ ...job, rows: scores.rows }, scores);
+  const [file] = await exportScores(dir, "parquet");
+  await exportScores(dir, "dataset");
+  const { DuckDBInstance } = await import("@duckdb/node-api");
+  const db = await DuckDBInstance.create(":memory:");
+  const sql = await db.connect();
+  try {
+    const q = async (text: string) => (await sql.runAndReadAll(text)).getRows();
+    const quoted = (path: string) => `'${path.replaceAll("'", "''")}'`;
+    assert.deepEqual(
+      (await q(`DESCRIBE SELECT * FROM read_parquet(${quoted(file)})`)).map((r) => r.slice(0, 2)),
+      [
+        ["index", "BIGINT"],
+        ["accuracy", "DOUBLE"],
+        ["matches", "INTEGER"],
+        ["prefix", "INTEGER"],
+        ["nll", "FLOAT"],
+        ["memorized", "BOOLEAN"],
+      ],
+    );
+    assert.deepEqual(await q(`SELECT * FROM read_parquet(${quoted(file)})`), [
+      [3n, 1, 32, 32, 0.25, true],
+      [5n, 0.5, 16, 4, 1.5, false],
+      [9n, 0.03125, 1, 0, 3, false],
+    ]);
+    const glob = quoted(join(dir, "exports", "dataset", "**", "*.parquet"));
+    assert.deepEqual(
+      await q(
+        `SELECT model, step, "index", matches, prefix, nll, memorized ` +
+          `FROM read_parquet(${glob}, hive_partitioning = true) ORDER BY "index"`,
+      ),
+      [
+        ["m-1.4b", 2n, 3n, 32, 32, 0.25, true],
+        ["m-1.4b", 2n, 5n, 16, 4, 1.5, false],
+        ["m-1.4b", 2n, 9n, 1, 0, 3, false],
+      ],
+    );
+  } finally {
+    sql.closeSync();
+    db.closeSync();
+  }
+  // A corrupt shard met while DuckDB writes: the store's error, and no temporary file left.
+  const shard = join(dir, "scores", "m-1.4b", "step2", "shard00000.bin");
+  const bytes = await readFile(shard);
+  bytes[70] ^= 1;
+  await Deno.writeFile(shard, bytes);
+  for (const format of ["parquet", "dataset"] as const) {
+    await assert.rejects(() => exportScores(dir, format), /shard00000\.bin is corrupt \(checksum/);
+  }
+  const files = await readdir(join(dir, "exports"), { recursive: true });
+  assert.deepEqual(files.filter((f) => f.endsWith(".tmp")), []);
 });
 
 Deno.test("exports stream in row groups and parts, and import back to the same scores", async () => {

@@ -1,0 +1,241 @@
+/**
+ * The Parquet files of the export, written by DuckDB (`@duckdb/node-api`, a
+ * native engine in an npm package): a table function streams a run's
+ * chunks into DuckDB 2,048 rows at a time (each column copied as one block
+ * of bytes, no value per row in JavaScript), and `COPY (SELECT …) TO` writes
+ * them, converting and encoding in native code. Chosen over hyparquet-writer
+ * (pure JavaScript) and parquet-wasm by `deno task bench store` and the
+ * side-by-side measurement in docs/analysis.md.
+ *
+ * DuckDB is loaded only when a Parquet export runs (a dynamic import), so no
+ * other command pays for it. The files: Parquet format 1 pages, Snappy, row
+ * groups of about `rowGroup` rows, columns as before (index INT64, accuracy
+ * DOUBLE, matches INT32, prefix INT32, nll FLOAT, memorized BOOLEAN, then the
+ * feature columns when the run folder has row features: INT32, DOUBLE or
+ * UTF-8 text); DuckDB marks them OPTIONAL (none is ever null) where
+ * hyparquet-writer wrote REQUIRED.
+ *
+ * @module
+ */
+import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { ScoreChunk, ScoreSource } from "../engine/store/scored_checkpoint.ts";
+import type { ProgressSink } from "../engine/types.ts";
+import {
+  type FeatureColumn,
+  featureIndex,
+  type RowFeatures,
+} from "../engine/data/features/rows_file.ts";
+
+/** A run's chunks read in order, any number of rows at a time. */
+export class ChunkCursor {
+  #k = 0;
+  #at = 0;
+  #chunk: ScoreChunk | null = null;
+  constructor(readonly source: ScoreSource) {}
+  /** The current chunk and the position in it, reading the next when one is used up; null at the end. */
+  peek(): { chunk: ScoreChunk; at: number } | null {
+    while (!this.#chunk || this.#at === this.#chunk.rows.length) {
+      if (this.#k === this.source.chunks) return null;
+      this.#chunk = this.source.chunk(this.#k++);
+      this.#at = 0;
+    }
+    return { chunk: this.#chunk, at: this.#at };
+  }
+  /** Moves on by n rows of the current chunk. */
+  advance(n: number): void {
+    this.#at += n;
+  }
+}
+
+/** One file to write: up to `rows` rows from the cursor. */
+interface Stream {
+  cursor: ChunkCursor;
+  rows: number;
+  prefix: boolean;
+  nll: boolean;
+  rowGroup: number;
+  written: number;
+  error: unknown;
+  features: { features: RowFeatures; columns: FeatureColumn[] } | null;
+  progress: ProgressSink | null;
+}
+
+/** Writes Parquet files from score sources through one DuckDB connection. */
+export class ParquetWriterDuckDB {
+  #stream: Stream | null = null;
+  private constructor(
+    readonly instance: DuckDBInstance,
+    readonly connection: DuckDBConnection,
+  ) {}
+
+  /** Starts an in-memory DuckDB with the table function `memo_scores()`. */
+  static async open(): Promise<ParquetWriterDuckDB> {
+    const api = await import("@duckdb/node-api");
+    const duck = (await import("@duckdb/node-bindings")).default;
+    const instance = await api.DuckDBInstance.create(":memory:");
+    const connection = await instance.connect();
+    const writer = new ParquetWriterDuckDB(instance, connection);
+    const scratch = {
+      index: new Int32Array(2048),
+      int: new Int32Array(2048),
+      double: new Float64Array(2048),
+    };
+    const fn = api.DuckDBTableFunction.create({
+      name: "memo_scores",
+      bindFunction: (bind) => {
+        const s = writer.#stream!;
+        bind.addResultColumn("row", api.UINTEGER);
+        bind.addResultColumn("matches", api.UTINYINT);
+        if (s.prefix) bind.addResultColumn("prefix", api.UTINYINT);
+        if (s.nll) bind.addResultColumn("nll", api.FLOAT);
+        for (const c of s.features?.columns ?? []) {
+          bind.addResultColumn(
+            c.name,
+            c.type === "INT32" ? api.INTEGER : c.type === "DOUBLE" ? api.DOUBLE : api.VARCHAR,
+          );
+        }
+      },
+      // One scanning thread: the rows stay in order.
+      initFunction: (init) => init.setMaxThreads(1),
+      mainFunction: (info, output) => {
+        const s = writer.#stream!;
+        try {
+          const next = s.written < s.rows ? s.cursor.peek() : null;
+          if (!next) {
+            output.rowCount = 0;
+            return;
+          }
+          const { chunk, at } = next;
+          // Chunks end at row-group boundaries, so that groups hold exactly rowGroup rows.
+          const n = Math.min(
+            2048,
+            chunk.rows.length - at,
+            s.rows - s.written,
+            s.rowGroup - s.written % s.rowGroup,
+          );
+          duck.data_chunk_set_size(output.chunk, n);
+          const columns: (Uint32Array | Uint8Array | Float32Array)[] = [chunk.rows, chunk.matches];
+          if (s.prefix) columns.push(chunk.prefix!);
+          if (s.nll) columns.push(chunk.nll!);
+          columns.forEach((a, i) => {
+            const size = a.BYTES_PER_ELEMENT;
+            duck.copy_data_to_vector(
+              duck.data_chunk_get_vector(output.chunk, i),
+              0,
+              a.buffer as ArrayBuffer,
+              a.byteOffset + at * size,
+              n * size,
+            );
+          });
+          if (s.features) {
+            const { features, columns: feats } = s.features;
+            const at0 = columns.length;
+            for (let i = 0; i < n; i++) {
+              scratch.index[i] = featureIndex(features, chunk.rows[at + i]);
+            }
+            feats.forEach((c, j) => {
+              const vector = duck.data_chunk_get_vector(output.chunk, at0 + j);
+              if (c.type === "BYTE_ARRAY") {
+                for (let i = 0; i < n; i++) {
+                  duck.vector_assign_string_element(vector, i, String(c.value(scratch.index[i])));
+                }
+                return;
+              }
+              const a = c.type === "INT32" ? scratch.int : scratch.double;
+              for (let i = 0; i < n; i++) a[i] = c.value(scratch.index[i]) as number;
+              duck.copy_data_to_vector(vector, 0, a.buffer, 0, n * a.BYTES_PER_ELEMENT);
+            });
+          }
+          s.cursor.advance(n);
+          s.written += n;
+          s.progress?.add(n);
+        } catch (e) {
+          s.error = e;
+          info.setError((e as Error).message ?? String(e));
+        }
+      },
+    });
+    connection.registerTableFunction(fn);
+    return writer;
+  }
+
+  /**
+   * Writes up to `rows` rows of the cursor (l: the continuation) to `path`;
+   * returns the rows written. `accuracy`: with the column accuracy =
+   * matches / l.
+   */
+  async write(
+    cursor: ChunkCursor,
+    opts: {
+      path: string;
+      rows: number;
+      l: number;
+      accuracy: boolean;
+      rowGroup: number;
+      features?: { features: RowFeatures; columns: FeatureColumn[] } | null;
+      progress?: ProgressSink | null;
+    },
+  ): Promise<number> {
+    const src = cursor.source;
+    const s: Stream = {
+      cursor,
+      rows: opts.rows,
+      prefix: src.prefix,
+      nll: src.nll,
+      rowGroup: opts.rowGroup,
+      written: 0,
+      error: null,
+      features: opts.features ?? null,
+      progress: opts.progress ?? null,
+    };
+    this.#stream = s;
+    const l = opts.l;
+    const columns = [
+      `"row"::BIGINT AS "index"`,
+      ...(opts.accuracy ? [`matches / ${l} AS accuracy`] : []),
+      `matches::INTEGER AS matches`,
+      ...(s.prefix ? [`prefix::INTEGER AS prefix`] : []),
+      ...(s.nll ? [`nll`] : []),
+      `${s.prefix ? "prefix" : "matches"} >= ${l} AS memorized`,
+      ...(s.features?.columns ?? []).map((c) => `"${c.name}"`),
+    ];
+    try {
+      await this.connection.run(
+        `COPY (SELECT ${columns.join(", ")} FROM memo_scores()) TO ${sqlString(opts.path)} ` +
+          `(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE ${opts.rowGroup})`,
+      );
+    } catch (e) {
+      throw s.error ?? systemError(e);
+    } finally {
+      this.#stream = null;
+    }
+    return s.written;
+  }
+
+  /** Closes the connection and the database. */
+  close(): void {
+    this.connection.closeSync();
+    this.instance.closeSync();
+  }
+}
+
+/**
+ * DuckDB's message of a failed write as an error with the system's code
+ * (ENOSPC, …), which the export turns into its message naming the file.
+ */
+function systemError(e: unknown): unknown {
+  const message = (e as Error)?.message ?? "";
+  const codes: [RegExp, string][] = [
+    [/no space left on device/i, "ENOSPC"],
+    [/disk quota exceeded/i, "EDQUOT"],
+    [/read-only file system/i, "EROFS"],
+    [/permission denied/i, "EACCES"],
+  ];
+  const code = codes.find(([re]) => re.test(message))?.[1];
+  return code ? Object.assign(new Error(message, { cause: e }), { code }) : e;
+}
+
+/** A SQL string literal. */
+function sqlString(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
