@@ -28,6 +28,7 @@
  */
 import { mkdir, open, rename, rm, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { availableParallelism } from "node:os";
 import { ChunkCursor, ParquetWriterDuckDB } from "./export_parquet.ts";
 import { writeError } from "../engine/os/atomic.ts";
 import { readStoredSources, type StoredSource } from "../engine/store/stored_checkpoints.ts";
@@ -284,39 +285,53 @@ async function exportRuns(
   if (format === "dataset") {
     await rm(join(runDir, "exports", "dataset"), { recursive: true, force: true });
   }
-  let writer: ParquetWriterDuckDB | null = null;
-  try {
-    for (const run of runs) {
-      const t = performance.now();
-      const files = format === "csv"
-        ? [
-          await writeCsv(
-            run,
-            join(runDir, "exports", modelSegment(run.model), `step${run.step}.csv`),
-            display,
-            x,
-          ),
-        ]
-        : await writeParquet(
+  let writer: Promise<ParquetWriterDuckDB> | null = null;
+  const parquet = () => (writer ??= ParquetWriterDuckDB.open());
+  const exportRun = async (run: ExportRun) => {
+    const t = performance.now();
+    const files = format === "csv"
+      ? [
+        await writeCsv(
           run,
-          runDir,
-          format === "dataset",
-          writer ??= await ParquetWriterDuckDB.open(),
-          opts,
+          join(runDir, "exports", modelSegment(run.model), `step${run.step}.csv`),
           display,
           x,
-        );
-      written.push(...files.map((f) => f.path));
-      const rows = files.reduce((a, f) => a + f.rows, 0);
-      const s = (performance.now() - t) / 1000;
-      log?.(
-        `exported ${checkpointLabel(run)}: ${rows} rows in ${s.toFixed(1)} s ` +
-          `(${Math.round(rows / Math.max(s, 1e-9))} rows/s)`,
-      );
-    }
+        ),
+      ]
+      : await writeParquet(run, runDir, format === "dataset", await parquet(), opts, display, x);
+    const rows = files.reduce((a, f) => a + f.rows, 0);
+    const s = (performance.now() - t) / 1000;
+    log?.(
+      `exported ${checkpointLabel(run)}: ${rows} rows in ${s.toFixed(1)} s ` +
+        `(${Math.round(rows / Math.max(s, 1e-9))} rows/s)`,
+    );
+    return files.map((f) => f.path);
+  };
+  // Parquet: one run per core at a time (DuckDB encodes each file on one thread); CSV: one.
+  const parallel = format === "csv" ? 1 : Math.max(1, Math.min(availableParallelism(), 4));
+  const files: string[][] = new Array(runs.length);
+  let next = 0;
+  try {
+    // Every writer finishes (or fails) before DuckDB closes; after a failure none starts a run.
+    const done = await Promise.allSettled(
+      Array.from({ length: Math.min(parallel, runs.length) }, async () => {
+        while (next < runs.length) {
+          const i = next++;
+          try {
+            files[i] = await exportRun(runs[i]);
+          } catch (e) {
+            next = runs.length;
+            throw e;
+          }
+        }
+      }),
+    );
+    const failed = done.find((d) => d.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
   } finally {
-    (writer as ParquetWriterDuckDB | null)?.close();
+    if (writer) (await (writer as Promise<ParquetWriterDuckDB>)).close();
   }
+  written.push(...files.flat());
   return written;
 }
 

@@ -60,21 +60,26 @@ interface Stream {
   progress: ProgressSink | null;
 }
 
-/** Writes Parquet files from score sources through one DuckDB connection. */
+/**
+ * Writes Parquet files from score sources with one in-memory DuckDB; files
+ * written at the same time (one connection each) are encoded in parallel.
+ */
 export class ParquetWriterDuckDB {
-  #stream: Stream | null = null;
+  readonly #streams = new Map<number, Stream>();
+  #next = 0;
+  readonly #idle: DuckDBConnection[] = [];
+  readonly #connections: DuckDBConnection[] = [];
   private constructor(
     readonly instance: DuckDBInstance,
-    readonly connection: DuckDBConnection,
+    readonly register: (connection: DuckDBConnection) => void,
   ) {}
 
-  /** Starts an in-memory DuckDB with the table function `memo_scores()`. */
+  /** Starts an in-memory DuckDB; each connection gets the table function `memo_scores(id)`. */
   static async open(): Promise<ParquetWriterDuckDB> {
     const api = await import("@duckdb/node-api");
     const duck = (await import("@duckdb/node-bindings")).default;
     const instance = await api.DuckDBInstance.create(":memory:");
-    const connection = await instance.connect();
-    const writer = new ParquetWriterDuckDB(instance, connection);
+    const streamOf = (id: unknown) => writer.#streams.get(Number(id))!;
     const scratch = {
       index: new Int32Array(2048),
       int: new Int32Array(2048),
@@ -82,8 +87,11 @@ export class ParquetWriterDuckDB {
     };
     const fn = api.DuckDBTableFunction.create({
       name: "memo_scores",
+      parameterTypes: [api.INTEGER],
       bindFunction: (bind) => {
-        const s = writer.#stream!;
+        const id = Number(bind.getParameter(0));
+        bind.setBindData({ id });
+        const s = streamOf(id);
         bind.addResultColumn("row", api.UINTEGER);
         bind.addResultColumn("matches", api.UTINYINT);
         if (s.prefix) bind.addResultColumn("prefix", api.UTINYINT);
@@ -98,7 +106,7 @@ export class ParquetWriterDuckDB {
       // One scanning thread: the rows stay in order.
       initFunction: (init) => init.setMaxThreads(1),
       mainFunction: (info, output) => {
-        const s = writer.#stream!;
+        const s = streamOf((info.bindData as { id: number }).id);
         try {
           const next = s.written < s.rows ? s.cursor.peek() : null;
           if (!next) {
@@ -155,7 +163,7 @@ export class ParquetWriterDuckDB {
         }
       },
     });
-    connection.registerTableFunction(fn);
+    const writer = new ParquetWriterDuckDB(instance, (c) => c.registerTableFunction(fn));
     return writer;
   }
 
@@ -188,7 +196,9 @@ export class ParquetWriterDuckDB {
       features: opts.features ?? null,
       progress: opts.progress ?? null,
     };
-    this.#stream = s;
+    const id = this.#next++;
+    this.#streams.set(id, s);
+    const connection = this.#idle.pop() ?? await this.#connect();
     const l = opts.l;
     const columns = [
       `"row"::BIGINT AS "index"`,
@@ -200,21 +210,29 @@ export class ParquetWriterDuckDB {
       ...(s.features?.columns ?? []).map((c) => `"${c.name}"`),
     ];
     try {
-      await this.connection.run(
-        `COPY (SELECT ${columns.join(", ")} FROM memo_scores()) TO ${sqlString(opts.path)} ` +
+      await connection.run(
+        `COPY (SELECT ${columns.join(", ")} FROM memo_scores(${id})) TO ${sqlString(opts.path)} ` +
           `(FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE ${opts.rowGroup})`,
       );
     } catch (e) {
       throw s.error ?? systemError(e);
     } finally {
-      this.#stream = null;
+      this.#streams.delete(id);
+      this.#idle.push(connection);
     }
     return s.written;
   }
 
-  /** Closes the connection and the database. */
+  async #connect(): Promise<DuckDBConnection> {
+    const connection = await this.instance.connect();
+    this.register(connection);
+    this.#connections.push(connection);
+    return connection;
+  }
+
+  /** Closes the connections and the database. */
   close(): void {
-    this.connection.closeSync();
+    for (const c of this.#connections) c.closeSync();
     this.instance.closeSync();
   }
 }
