@@ -6,10 +6,13 @@
  * (memorized) and the row after it the same with one token changed; then runs
  * each scorer in its own process (bench/pythia_scorer.ts) and reports rows/s
  * (the whole process, model loading included) and rows per CPU-second (which a
- * busy machine disturbs less), peak RSS, the ratios, and the
+ * busy machine disturbs less), the whole process's peak RSS (`/usr/bin/time`),
+ * the ratios, and the
  * per-row agreement of the project's scores with transformers.js and the
  * reference algorithm (no cache, full logits, via onnxruntime; run on the
- * first BENCH_REF_ROWS rows, as it is ~50× slower).
+ * first BENCH_REF_ROWS rows, as it is ~50× slower). `run_extractable` and
+ * `run_full` are the harness itself: `main.ts experiment` with one CPU worker
+ * (main thread, pool, worker thread, store) on the same rows, model and data.
  *
  * Settings (environment): BENCH_SHAPE (70m; any key of PYTHIA), BENCH_ROWS
  * (1024), BENCH_REF_ROWS (32), BENCH_DTYPE (float32 | float16), BENCH_EXTERNAL
@@ -20,7 +23,7 @@
  * float16 `pytorch_model.bin` as Pythia ships it, written by PyTorch through
  * BENCH_PYTHON, default /usr/bin/python3; 0: skip), BENCH_TRANSFORMERS (1; 0
  * skips scoring with transformers.js, which still plants the data), BENCH_REF_ROWS
- * 0 skips the reference.
+ * 0 skips the reference, BENCH_RUN (1; 0 skips the harness's own runs).
  *
  * The folder variant's goals (issue 20): rows/s within 5% of the ONNX path
  * (the float32 ONNX file of the same weights) in both modes, and one worker's
@@ -34,11 +37,99 @@ import { fileURLToPath } from "node:url";
 import { writeMegatron } from "./megatron.ts";
 import { ensureNeox, PYTHIA, writeNeoxFolder } from "./neox.ts";
 import type { ScorerResult } from "./pythia_scorer.ts";
+import { readCheckpointScores } from "../tests/fixtures/stored_scores.ts";
 
 const K = 32, L = 32, ROW = 2049;
 const SCORER = fileURLToPath(new URL("./pythia_scorer.ts", import.meta.url));
 
 const loadavg = () => osLoadavg().map((x) => x.toFixed(2)).join(" ");
+
+/** Runs `deno ARGS` under /usr/bin/time: its stdout, wall and CPU seconds, peak RSS (MiB). */
+async function timedDeno(
+  args: string[],
+): Promise<{ stdout: string; seconds: number; cpuSeconds: number; peakRssMb: number }> {
+  const out = await new Deno.Command("/usr/bin/time", {
+    args: ["-f", "BENCH_TIME %e %U %S %M", Deno.execPath(), ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr);
+  const lines = err.split("\n");
+  const m = /^BENCH_TIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)$/.exec(
+    lines.findLast((l) => l.startsWith("BENCH_TIME")) ?? "",
+  );
+  const rest = lines.filter((l) => !l.startsWith("BENCH_TIME")).join("\n").trim();
+  if (rest) console.error(rest);
+  if (!out.success || !m) {
+    throw new Error(`deno ${args.slice(0, 4).join(" ")} failed (exit ${out.code})`);
+  }
+  return {
+    stdout: new TextDecoder().decode(out.stdout),
+    seconds: Number(m[1]),
+    cpuSeconds: Number(m[2]) + Number(m[3]),
+    peakRssMb: Number(m[4]) / 1024,
+  };
+}
+
+/**
+ * `run-extractable` / `run-full`: the harness itself, `main.ts experiment`
+ * with one CPU worker of `threads` threads (the pool, its worker thread, the
+ * store), on rows [0, rows) of the same model and data; matches and prefixes
+ * read back from its store.
+ */
+async function runExperiment(
+  mode: "extractable" | "full",
+  model: string,
+  data: string,
+  rows: number,
+  batch: number,
+  threads: number,
+): Promise<ScorerResult> {
+  const dir = `runs/bench/pythia-run-${mode}-${batch}`;
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  await Deno.mkdir(dir, { recursive: true });
+  const file = `${dir}.yaml`;
+  const abs = (p: string) => fileURLToPath(new URL(p, `file://${Deno.cwd()}/`));
+  await Deno.writeTextFile(
+    file,
+    `name: pythia-run
+suite:
+  sequences_per_step: ${rows}
+  steps: [1]
+  models: [{name: m, parameters: 1, checkpoints: {1: ${JSON.stringify(abs(model))}}}]
+data: {format: megatron, path: ${JSON.stringify(abs(data))}, row_length: ${ROW}}
+memorization: {context: ${K}, continuation: ${L}, mode: ${mode}, suppressed_tokens: [0]}
+target: none
+devices: [{device: cpu, workers: 1, threads: ${threads}}]
+batch_size: ${batch}
+shard_size: ${rows}
+`,
+  );
+  const t = await timedDeno([
+    "run",
+    "-P=run",
+    "main.ts",
+    "experiment",
+    file,
+    "--no-report",
+    "--output",
+    dir,
+  ]);
+  const [scores] = await readCheckpointScores(dir);
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(file);
+  return {
+    scorer: `run-${mode}`,
+    rows,
+    batch,
+    seconds: t.seconds,
+    rowsPerS: rows / t.seconds,
+    peakRssMb: t.peakRssMb,
+    cpuSeconds: t.cpuSeconds,
+    matches: Array.from(scores.matches),
+    prefix: Array.from(scores.prefix!),
+  };
+}
 
 async function runScorer(
   scorer: string,
@@ -49,8 +140,11 @@ async function runScorer(
   threads: number,
 ): Promise<ScorerResult & { load: string }> {
   const before = loadavg();
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
+  let r: ScorerResult;
+  if (scorer === "run-extractable" || scorer === "run-full") {
+    r = await runExperiment(scorer.slice(4) as "full", model, data, rows, batch, threads);
+  } else {
+    const t = await timedDeno([
       "run",
       "-P=bench",
       SCORER,
@@ -60,17 +154,15 @@ async function runScorer(
       String(rows),
       String(batch),
       String(threads),
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`scorer ${scorer} failed (exit ${out.code})`);
-  const line = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!;
-  const r = JSON.parse(line) as ScorerResult;
+    ]);
+    r = JSON.parse(t.stdout.trim().split("\n").at(-1)!) as ScorerResult;
+    // The whole process as the system saw it (/usr/bin/time), model loading included.
+    r.peakRssMb = t.peakRssMb;
+  }
   const load = `${before} → ${loadavg()}`;
   const perCpu = (r.rows / r.cpuSeconds).toFixed(2);
   console.log(
-    `${scorer.padEnd(12)} batch ${String(batch).padStart(3)}: ${r.rowsPerS.toFixed(2)} rows/s, ` +
+    `${scorer.padEnd(18)} batch ${String(batch).padStart(3)}: ${r.rowsPerS.toFixed(2)} rows/s, ` +
       `${perCpu} rows per CPU-s (${r.rows} rows in ${r.seconds.toFixed(1)} s), ` +
       `peak RSS ${r.peakRssMb.toFixed(0)} MB${
         r.loadSeconds === undefined
@@ -152,6 +244,7 @@ export async function runPythiaBench(): Promise<Record<string, number>> {
   const batches = env("BENCH_BATCHES", "16,64").split(",").map(Number);
   const withFolder = env("BENCH_FOLDER", "1") === "1";
   const withTjs = env("BENCH_TRANSFORMERS", "1") === "1";
+  const withRun = env("BENCH_RUN", "1") === "1";
   const root = `runs/bench/pythia-${shapeName}`;
   const t0 = performance.now();
   const inline = await ensureNeox(`${root}-${dtype}-inline`, { shape, dtype, external: false });
@@ -209,6 +302,18 @@ export async function runPythiaBench(): Promise<Record<string, number>> {
         batch,
         threads,
       );
+    }
+    if (withRun) {
+      for (const mode of ["extractable", "full"]) {
+        r[`run_${mode}${batch}`] = await runScorer(
+          `run-${mode}`,
+          project.path,
+          data,
+          rows,
+          batch,
+          threads,
+        );
+      }
     }
     if (withTjs) {
       r[`transformers${batch}`] = await runScorer(
@@ -290,11 +395,19 @@ export async function runPythiaBench(): Promise<Record<string, number>> {
         `${worst.toFixed(0)} MB (goal ≤ ${goal.toFixed(0)} MB: float32 weights + 300 MB)`,
     );
   }
+  if (withRun) {
+    for (const mode of ["extractable", "full"]) {
+      const n = disagreements(r[`run_${mode}${b}`], r[`${mode}${b}`], rows).length;
+      out[`disagree_run_${mode}`] = n;
+      notes.push(`the harness's ${mode} vs the scorer's on ${n}/${rows}`);
+    }
+  }
   console.log(`agreement: ${notes.join("; ")}; ${memorized} rows memorized`);
   for (const [name, x] of Object.entries(r)) {
     out[`${name}_rows_per_s`] = x.rowsPerS;
     out[`${name}_rows_per_cpu_s`] = x.rows / x.cpuSeconds;
     out[`${name}_peak_rss_mb`] = x.peakRssMb;
+    out[`${name}_peak_rss_over_weights_mb`] = x.peakRssMb - weightsMb;
   }
   if (batches.includes(16) && batches.includes(64)) {
     out.extractable_batch64_over_16 = r.extractable64.rowsPerS / r.extractable16.rowsPerS;
