@@ -7,8 +7,10 @@
  */
 import { lockForScoring, runExperiment, type RunOptions, type RunOutcome } from "./score.ts";
 import type { Experiment } from "../engine/types.ts";
-import { renderReport } from "./report.ts";
-import { computeFeatures } from "./features.ts";
+
+// The report's and the features' modules (the analysis, the charts, the page: ~90 MB of the
+// main thread's memory) are imported when their step starts, after scoring, so that the
+// scoring process does not carry them beside its workers.
 
 /** Options of {@link scoreAndReport}: the run's, and whether to render afterwards. */
 export interface PipelineOptions extends RunOptions {
@@ -51,6 +53,7 @@ async function scoreAndRender(exp: Experiment, opts: PipelineOptions): Promise<P
   await featureStep(outcome.run?.experiment ?? exp, opts, log);
   if (opts.noReport) return outcome;
   try {
+    const { renderReport } = await import("./report.ts");
     const rendered = await renderReport(
       outcome.runDir,
       outcome.run ? { log, run: outcome.run } : { log },
@@ -75,6 +78,7 @@ async function featureStep(
   log: (line: string) => void,
 ): Promise<void> {
   try {
+    const { computeFeatures } = await import("./features.ts");
     await computeFeatures(exp, {
       log,
       ...(opts.shardGroup ? { shardGroup: opts.shardGroup } : {}),

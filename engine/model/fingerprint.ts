@@ -25,6 +25,7 @@ import { writeAtomic } from "../os/atomic.ts";
 import { containedFile } from "../os/contained.ts";
 import { externalLocations } from "./model_info.ts";
 import { parseModel } from "./onnx_proto.ts";
+import { readModelFile } from "./model_file.ts";
 import { hfWeightFiles, isHfFolder } from "./hf/folder.ts";
 import type { ModelFingerprint } from "../types.ts";
 import { ifNotFound, isNotFound } from "../os/fs_errors.ts";
@@ -175,22 +176,30 @@ function stamp(s: { size: number; mtimeMs: number; ctimeMs: number }) {
   return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs };
 }
 
-/** Hashes an ONNX file and lists its external-data locations (one read of the file). */
+/** What the inline weights' references name while the external-data locations are listed. */
+const INLINE = "\u0000inline weights";
+
+/**
+ * Hashes an ONNX file (in chunks) and lists its external-data locations (the
+ * protobuf structure walked with positional reads, engine/model/model_file.ts),
+ * never holding the file's weights in memory: a 269 MB model read whole here
+ * used to be the main thread's largest allocation of a run.
+ */
 async function hashOnnx(
   file: string,
   s: { size: number; mtimeMs: number; ctimeMs: number },
 ): Promise<CacheEntry> {
-  const bytes = await readFile(file);
   let external: string[];
   try {
-    external = [...externalLocations(parseModel(bytes).graph)].sort();
+    const model = parseModel(readModelFile(file, { location: INLINE }).bytes);
+    external = [...externalLocations(model.graph)].filter((l) => l !== INLINE).sort();
   } catch (e) {
     throw new UserError(
       `${file}: not an ONNX model (${(e as Error).message}); check the checkpoint path in ` +
         "the experiment file or re-export the model.",
     );
   }
-  return { ...stamp(s), sha256: createHash("sha256").update(bytes).digest("hex"), external };
+  return { ...stamp(s), sha256: await hashStream(file), external };
 }
 
 /** SHA-256 of a file read in chunks (external data can be many GiB). */

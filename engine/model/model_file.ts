@@ -117,12 +117,17 @@ function asReference(src: Source, tensor: Span, location: string): Uint8Array[] 
   return parts;
 }
 
-/** Reads a model as described in the module doc (throws a plain Error on bad protobuf). */
-export function readModelFile(path: string): ModelFile {
+/**
+ * Reads a model as described in the module doc (throws a plain Error on bad
+ * protobuf). `location`: what the references name instead of the file's name
+ * (the fingerprint passes a name no file has, to tell them from the model's
+ * own external data).
+ */
+export function readModelFile(path: string, opts: { location?: string } = {}): ModelFile {
   const fd = openSync(path, "r");
   try {
     const src = new Source(fd);
-    const location = basename(path);
+    const location = opts.location ?? basename(path);
     const out: Uint8Array[] = [];
     for (const top of src.fields(0, src.size)) {
       if (top.no !== 7 || top.wire !== 2) {
