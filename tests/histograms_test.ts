@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   binOf,
+  codeTable,
   foldOf,
   type Signal,
   signalHistograms,
@@ -54,43 +55,55 @@ function reusingSource(cs: ScoreChunk[]): ScoreSource {
   };
 }
 
-Deno.test("signalHistograms counts every row as binOf and foldOf say (folds, include, NaN, rows ≥ 2^31)", () => {
+Deno.test("signalHistograms counts every row as binOf and foldOf say (folds, include, NaN, rows ≥ 2^31; the target's code table and without one)", () => {
   const cs = chunks();
   const all = cs.flatMap((c) => [...c.rows]);
-  const target = {
-    scored: rangesOf([[0, 30_000], [41_000, 2 ** 31 + 4000]]),
-    memorized: Uint32Array.from(all.filter((r) => r % 5 === 1)),
-  };
-  for (const folds of [1, 5, 7]) {
-    for (const seed of [0, 3, 2 ** 40 + 3]) {
-      for (const include of [undefined, (r: number) => r % 3 !== 0]) {
-        const hs = signalHistograms(reusingSource(cs), L, target, { folds, seed, include });
-        const seen = new RangesCursor(target.scored), mem = new ListCursor(target.memorized);
-        const expected = hs.map((h) => ({
-          pos: new Float64Array(h.bins),
-          foldNeg: new Float64Array(h.bins * folds),
-        }));
-        let maxNll = 0;
-        for (const c of cs) {
-          for (let i = 0; i < c.rows.length; i++) {
-            const r = c.rows[i];
-            if (!seen.has(r) || (include && !include(r))) continue;
-            const positive = mem.has(r), f = folds > 1 ? foldOf(r, seed, folds) : 0;
-            hs.forEach((h, s) => {
-              const b = binOf(h.signal, c, i, L);
-              if (positive) expected[s].pos[b]++;
-              else expected[s].foldNeg[f * h.bins + b]++;
-            });
-            if (Number.isFinite(c.nll![i])) maxNll = Math.max(maxNll, c.nll![i]);
+  const memorized = Uint32Array.from(all.filter((r) => r % 5 === 1));
+  // Rows up to 2^31 + 4000: too many for a code table (each row hashed as it comes);
+  // up to 50,000: codes looked up in the table (rows above it were not scored by the target).
+  const targets = [
+    { scored: rangesOf([[0, 30_000], [41_000, 2 ** 31 + 4000]]), memorized },
+    {
+      scored: rangesOf([[0, 30_000], [41_000, 50_000]]),
+      memorized: memorized.filter((r) => r < 50_000),
+    },
+  ];
+  assert.equal(codeTable(targets[0], 5, 3), null);
+  assert.equal(codeTable(targets[1], 5, 3)?.length, 50_000);
+  for (const target of targets) {
+    for (const folds of [1, 5, 7]) {
+      for (const seed of [0, 3, 2 ** 40 + 3]) {
+        for (const include of [undefined, (r: number) => r % 3 !== 0]) {
+          const hs = signalHistograms(reusingSource(cs), L, target, { folds, seed, include });
+          const seen = new RangesCursor(target.scored), mem = new ListCursor(target.memorized);
+          const expected = hs.map((h) => ({
+            pos: new Float64Array(h.bins),
+            foldNeg: new Float64Array(h.bins * folds),
+          }));
+          let maxNll = 0;
+          for (const c of cs) {
+            for (let i = 0; i < c.rows.length; i++) {
+              const r = c.rows[i];
+              if (!seen.has(r) || (include && !include(r))) continue;
+              const positive = mem.has(r), f = folds > 1 ? foldOf(r, seed, folds) : 0;
+              hs.forEach((h, s) => {
+                const b = binOf(h.signal, c, i, L);
+                if (positive) expected[s].pos[b]++;
+                else expected[s].foldNeg[f * h.bins + b]++;
+              });
+              if (Number.isFinite(c.nll![i])) maxNll = Math.max(maxNll, c.nll![i]);
+            }
           }
+          const where = `target up to ${
+            target.scored.bounds.at(-1)
+          }, folds ${folds}, seed ${seed}, include ${!!include}`;
+          assert.deepEqual(hs.map((h) => h.signal), ["score", "prefix", "nll"]);
+          hs.forEach((h, s) => {
+            assert.deepEqual(h.pos, expected[s].pos, `${h.signal} pos, ${where}`);
+            assert.deepEqual(h.foldNeg, expected[s].foldNeg, `${h.signal} foldNeg, ${where}`);
+          });
+          assert.equal(hs[2].thresholds.at(-1), Math.max(maxNll, 10), where);
         }
-        const where = `folds ${folds}, seed ${seed}, include ${!!include}`;
-        assert.deepEqual(hs.map((h) => h.signal), ["score", "prefix", "nll"]);
-        hs.forEach((h, s) => {
-          assert.deepEqual(h.pos, expected[s].pos, `${h.signal} pos, ${where}`);
-          assert.deepEqual(h.foldNeg, expected[s].foldNeg, `${h.signal} foldNeg, ${where}`);
-        });
-        assert.equal(hs[2].thresholds.at(-1), Math.max(maxNll, 10), where);
       }
     }
   }
