@@ -409,16 +409,16 @@ function checkFeatureSignal(
 }
 
 /**
- * The rule, with the warnings of the calibration and the run: not comparable
- * (refused unless --allow-mismatch), a precision floor missed badly, or a
- * better model rule that the run's missing row features rule out.
+ * The rule, with the warnings of the calibration and the run (not comparable:
+ * refused unless --allow-mismatch; a precision floor missed badly) and a note
+ * when a model over the row features would have won had the run had them.
  */
 function chooseRule(
   cal: Calibration,
   inputs: ForecastInputs,
   dirs: { calibration: string; run: string },
   opts: ForecastRunOptions,
-): { choice: ForecastChoice; warnings: string[] } {
+): { choice: ForecastChoice; warnings: string[]; notes: string[] } {
   const available = (id: PredictorId) => inputs.runOf(id) !== undefined;
   const choice = chooseForecast(cal, available, opts, inputs.runFeatures !== null);
   const warnings = (choice.runs ?? (isFeatureSignal(choice.signal) ? [] : [choice.predictor]))
@@ -433,16 +433,17 @@ function chooseRule(
   }
   const floor = floorWarning(choice, cal.minPrecision, dirs.calibration);
   if (floor) warnings.push(floor);
+  const notes: string[] = [];
   if (!inputs.runFeatures && !opts.signal) {
     const better = betterWithFeatures(cal, available, opts, choice);
     if (better) {
-      warnings.push(
+      notes.push(
         `${better} (${dirs.run} has no row features: run deno task ` +
           `experiment ${shellQuote(inputs.runExp.file)} to compute them)`,
       );
     }
   }
-  return { choice, warnings };
+  return { choice, warnings, notes };
 }
 
 /** A sentence when a model over the row features would beat the choice made without them. */
@@ -529,8 +530,9 @@ async function forecast(
   const inputs = await readInputs(calibrationDir, runDir, progress);
   checkFeatureSignal(opts, dirs, inputs);
   const cal = calibrationOf(inputs.calExp, inputs.calRuns, progress, inputs.calFeatures);
-  const { choice, warnings } = chooseRule(cal, inputs, dirs, opts);
+  const { choice, warnings, notes } = chooseRule(cal, inputs, dirs, opts);
   for (const w of warnings) log(`warning: ${w}`);
+  for (const n of notes) log(`Note: ${n}`);
   const flagged = flagRows(inputs.runOf, choice, inputs.runFeatures);
   const dir = opts.output ?? join(runDir, "forecast");
   await claimOutputFolder(dir, "forecast");

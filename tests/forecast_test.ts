@@ -556,6 +556,15 @@ Deno.test({
     const lines: string[] = [];
     const ok = await runForecast(exp.output, cheap.output, { log: (l) => lines.push(l) });
     assert.ok(!["combined", "data-only"].includes(ok.forecast.signal));
+    // on the nano suite the row features alone beat nano-s1/s2's signals: the note says so
+    assert.ok(
+      lines.some((l) =>
+        /^Note: with row features the (data-only|combined) rule .* would be chosen/.test(l) &&
+        l.includes(`deno task experiment ${file}`)
+      ),
+      lines.join("\n"),
+    );
+    assert.equal(ok.forecast.warnings, undefined);
     await Deno.remove(dir, { recursive: true });
   },
 });

@@ -379,7 +379,8 @@ export interface Recommendation {
   recallOver: RecallOver;
   /**
    * The predictor to use within the budget: among measured candidates
-   * (binary predictors, and signals at a threshold) with compute ≤ budget,
+   * (binary predictors, signals at a threshold, and with row features the
+   * combined and data-only models at a probability threshold) with compute ≤ budget,
    * the one with the highest recall at precision ≥ the floor, chosen on all
    * rows (null when none qualifies). `precision`, `recall` and their
    * intervals are held out: the whole choice (threshold and candidate) is
