@@ -216,7 +216,11 @@ function recallComputeChart(summary: Summary): Chart {
     title: "Recall against compute",
     description: `Black steps: the recall reached at precision ≥ ${min} within each compute, ` +
       `held out; diamonds: the recommended picks. Colours: each family's fitted law with its ` +
-      `95% band and its runs (${what}); dashed: the target's compute.`,
+      `95% band and its runs (${what}); dashed: the target's compute.` +
+      ((summary.frontier ?? []).some((f) => f.budget === 0 && f.measured)
+        ? " The data-only model over the row features needs no model compute, so it has no " +
+          "place on the log axis: it is in the budget table and the row-features section."
+        : ""),
     spec: unit({
       width: HEADLINE_WIDTH,
       height: HEIGHT,

@@ -101,9 +101,9 @@ function budgetTable(p: NonNullable<FeatureSummary["predictors"]>): string {
       recall(b.combined.recall, b.combined.recallCI),
       e(b.runs.map((r) => `${r.model}@${r.step}`).join(", ") || "none (data only)") +
       (b.cost && b.runs.length > 0
-        ? ` <span class="muted">(${pct(b.cost.featureShare)} of ${
-          num(b.cost.scoringSeconds, 2)
-        } s + the features)</span>`
+        ? ` <span class="muted">(scored in ${num(b.cost.scoringSeconds, 2)} s; the features are ${
+          pct(b.cost.featureShare)
+        } of scoring + features)</span>`
         : ""),
       recall(b.dataOnly.recall, b.dataOnly.recallCI),
       b.bestSingle
