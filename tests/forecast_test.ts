@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { personalKinds, readRowFeatures } from "../engine/data/features/rows_file.ts";
+import {
+  personalKinds,
+  readRowFeatures,
+  type RowFeatures,
+} from "../engine/data/features/rows_file.ts";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -632,5 +636,67 @@ Deno.test({
       );
     }
     assert.match(s.verdict, /logistic model of row features/);
+  },
+});
+
+Deno.test({
+  name:
+    "forecast's own path with row features (calibrationOf, chooseForecast, flagRows): calibrated on one half, the combined, data-only and best rules' realized precision and recall on the other half fall inside the intervals",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { exp, scores } = await nano();
+    await computeFeatures(exp, { log: () => {} });
+    const f = (await readRowFeatures(exp.output))!;
+    const seed = 2023;
+    const halfFeatures = (h: number): RowFeatures => {
+      const keep = f.rows.map((r, i) => ({ r, i })).filter(({ r }) => foldOf(r, seed, 2) === h)
+        .map(({ i }) => i);
+      const pick = <T>(a: T[]) => keep.map((i) => a[i]);
+      return {
+        ...f,
+        rows: pick(f.rows),
+        window: pick(f.window),
+        context: pick(f.context),
+        step: pick(f.step),
+        nextStep: pick(f.nextStep),
+        rowCopies: pick(f.rowCopies),
+        compression: pick(f.compression),
+        distinct: pick(f.distinct),
+      };
+    };
+    const calibration = scores.map((s) => scoredFromScores(half(s, 0, seed)));
+    const applied = scores.map((s) => scoredFromScores(half(s, 1, seed)));
+    const cal = calibrationOf(exp, calibration, undefined, halfFeatures(0));
+    const runOf = (id: { model: string; step: number }) =>
+      applied.find((r) => r.model === id.model && r.step === id.step)!;
+    const memorized = new Set(runOf(exp.target!).memorized);
+    const notTarget = (id: { model: string; step: number }) =>
+      !(id.model === exp.target!.model && id.step === exp.target!.step);
+    const run = halfFeatures(1);
+    let checked = 0;
+    // data-only, combined, and the choice among every candidate (no --signal)
+    for (const signal of ["data-only", "combined", null] as const) {
+      for (const budget of [0.01, 0.03, 0.1, 0.3, 0.6, 1]) {
+        if (signal === "data-only" && budget > 0.01) break; // one data-only model at every budget
+        const opts = signal ? { budget, signal } : { budget };
+        const choice = chooseForecast(cal, notTarget, opts, true);
+        if (signal) assert.equal(choice.signal, signal);
+        assert.ok(choice.computeFraction <= budget);
+        const flagged = flagRows(runOf, choice, run);
+        assert.ok(flagged.rows.every((r) => foldOf(r, seed, 2) === 1));
+        const expected = predictionIntervals(choice, flagged.rows.length);
+        const got = realized(flagged.rows, memorized);
+        const where = `${signal} at budget ${budget}, ${choice.rule}: realized ` +
+          `${JSON.stringify(got)}, expected ${JSON.stringify(expected)}`;
+        assert.ok(
+          got.precision! >= expected.precision.lo && got.precision! <= expected.precision.hi,
+          where,
+        );
+        assert.ok(got.recall! >= expected.recall.lo && got.recall! <= expected.recall.hi, where);
+        checked++;
+      }
+    }
+    assert.equal(checked, 13);
   },
 });
