@@ -26,13 +26,18 @@ export const forecastCommand: Command = {
 
 Flags the rows that RUN's cheap runs predict its future target will memorize,
 with the predictor, signal and thresholds chosen (cross-fitted) on
-CALIBRATION_RUN, a run with a trained target. Writes flagged.parquet,
+CALIBRATION_RUN, a run with a trained target. The candidates are each run's
+signals and, when both run folders have row features (the features step of
+deno task experiment), the data-only and combined logistic models; each row
+is flagged by the rule (and model) of its fold. Writes flagged.parquet,
 flagged.csv, forecast.json and forecast.html. Both arguments are run folders
 or experiment files.
 
 options:
-  --predictor MODEL@STEP  use this run (scored in both runs); default: the best held-out choice
-  --signal S           binary, score, prefix or nll
+  --predictor MODEL@STEP  use this run's own signals (scored in both runs);
+                       default: the best held-out choice
+  --signal S           binary, score, prefix, nll, combined (row features and
+                       cheap runs' signals) or data-only (row features alone)
   --budget F           only predictors costing at most F of the calibration target's compute
   --output DIR         where the files go (default RUN/forecast; a new, empty or
                        forecast folder: a folder of other files is refused)

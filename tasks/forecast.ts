@@ -35,6 +35,7 @@ import { readExperimentSnapshot } from "../engine/plan/run_folder.ts";
 import { forecastPage } from "../reports/page/forecast_page.ts";
 import type { ForecastFile } from "../reports/analysis/forecast.ts";
 import {
+  type CalibrationFigures,
   calibrationFigures,
   type FlaggedExample,
   mostConfident,
@@ -44,7 +45,13 @@ import { signalHistograms } from "../reports/analysis/histograms.ts";
 import { countInRanges, intersectCount, intersectRanges, restrictList } from "../engine/rowset.ts";
 import { openTokenReader } from "../engine/data/datasets.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
-import { personalKinds, readRowFeatures } from "../engine/data/features/rows_file.ts";
+import {
+  personalKinds,
+  readRowFeatures,
+  type RowFeatures,
+} from "../engine/data/features/rows_file.ts";
+import { isFeatureSignal, type PredictorId } from "../reports/analysis/summary.ts";
+import { shellQuote } from "../engine/os/shell.ts";
 
 /** Flagged rows with personal data, and per kind, from each row's `;`-separated kinds. */
 export function personalCounts(
@@ -90,6 +97,7 @@ export function calibrationOf(
   exp: Experiment,
   runs: readonly ScoredCheckpoint[],
   progress?: ProgressSink,
+  features?: RowFeatures | null,
 ): Calibration {
   if (!exp.target) {
     throw new UserError(
@@ -97,7 +105,7 @@ export function calibrationOf(
         "run whose target was scored (the nano suite, imported Pythia evaluations)",
     );
   }
-  const core = calibrate(exp, runs, progress);
+  const core = calibrate(exp, runs, progress, features);
   const s = analysisSettings(exp);
   return {
     candidates: core.candidates,
@@ -113,14 +121,26 @@ export function calibrationOf(
 
 /** The assumptions under which a calibration's numbers carry over. */
 export function assumptionsOf(cal: Calibration, choice: ForecastChoice): string[] {
+  const runs = choice.runs ?? (isFeatureSignal(choice.signal) ? [] : [choice.predictor]);
+  const label = runs.map(checkpointLabel).join(", ");
   return [
-    `The run's ${
-      checkpointLabel(choice.predictor)
-    } stands to its future target as the calibration's ` +
-    `${checkpointLabel(choice.predictor)} stands to ${
-      checkpointLabel(cal.target)
-    } (same model family, training ` +
-    "recipe, data distribution and memorization settings).",
+    ...(runs.length > 0
+      ? [
+        `The run's ${label} ${runs.length > 1 ? "stand" : "stands"} to its future target as ` +
+        `the calibration's ${label} ${runs.length > 1 ? "stand" : "stands"} to ${
+          checkpointLabel(cal.target)
+        } (same model family, training recipe, data distribution and memorization settings).`,
+      ]
+      : []),
+    ...(isFeatureSignal(choice.signal)
+      ? [
+        "The run's row features were computed from its own data by the same features step " +
+        "(window and context counts over every position of its data, step, compression, " +
+        "distinct share) and predict its target's memorization as the calibration's predicted " +
+        `${checkpointLabel(cal.target)}'s (a corpus of another size or duplication shifts the ` +
+        "counts the model was fitted on).",
+      ]
+      : []),
     `Precision and recall are the calibration's held-out values: the predictor, signal and ` +
     `threshold were chosen on ${cal.folds - 1} of ${cal.folds} folds of rows and measured on ` +
     "the remaining fold, summed over folds. Each row of this run is flagged by the rule of its " +
@@ -327,13 +347,23 @@ export async function runForecast(
   }
 }
 
-async function forecast(
+/** Both run folders as the forecast reads them: experiments, scored runs, row features. */
+interface ForecastInputs {
+  calExp: Experiment;
+  calRuns: ScoredCheckpoint[];
+  calFeatures: RowFeatures | null;
+  runExp: Experiment;
+  runRuns: ScoredCheckpoint[];
+  runFeatures: RowFeatures | null;
+  runOf: (id: PredictorId) => ScoredCheckpoint;
+}
+
+/** Reads both run folders (scores and row features); the run must have scored something. */
+async function readInputs(
   calibrationDir: string,
   runDir: string,
-  opts: ForecastRunOptions & { log: (line: string) => void },
   progress?: ProgressSink,
-): Promise<ForecastOutput> {
-  const log = opts.log;
+): Promise<ForecastInputs> {
   const calExp = await readExperimentSnapshot(calibrationDir);
   const calRuns = await readRunCheckpoints(calibrationDir, calExp, progress);
   const runExp = await readExperimentSnapshot(runDir);
@@ -341,68 +371,233 @@ async function forecast(
   if (runRuns.length === 0) {
     throw new UserError(`${runDir}: the store holds no finished shard; score the run first`);
   }
-  const cal = calibrationOf(calExp, calRuns, progress);
   const byId = new Map(runRuns.map((r) => [checkpointKey(r.model, r.step), r]));
-  const choice = chooseForecast(cal, (id) => byId.has(checkpointKey(id.model, id.step)), opts);
-  const warnings = comparability(calibrationDir, calExp, runDir, runExp, choice.predictor);
+  return {
+    calExp,
+    calRuns,
+    calFeatures: await readRowFeatures(calibrationDir),
+    runExp,
+    runRuns,
+    runFeatures: await readRowFeatures(runDir),
+    runOf: (id) => byId.get(checkpointKey(id.model, id.step))!,
+  };
+}
+
+/**
+ * `--signal combined|data-only` needs row features in both run folders: a
+ * UserError saying which lacks them and what computes them.
+ */
+function checkFeatureSignal(
+  opts: ForecastOptions,
+  dirs: { calibration: string; run: string },
+  inputs: ForecastInputs,
+): void {
+  if (!opts.signal || !isFeatureSignal(opts.signal)) return;
+  const lacking = [
+    ...(inputs.calFeatures ? [] : [{ dir: dirs.calibration, exp: inputs.calExp }]),
+    ...(inputs.runFeatures ? [] : [{ dir: dirs.run, exp: inputs.runExp }]),
+  ];
+  if (lacking.length === 0) return;
+  throw new UserError(
+    `--signal ${opts.signal} needs the row features of both run folders, and ${
+      lacking.map((l) => l.dir).join(" and ")
+    } ${lacking.length > 1 ? "have" : "has"} none (features/<key>/rows.json): run ${
+      lacking.map((l) => `deno task experiment ${shellQuote(l.exp.file)}`).join(" and ")
+    } (finished scoring shards are skipped; the features step follows the scoring), or give ` +
+      "--signal binary|score|prefix|nll",
+  );
+}
+
+/**
+ * The rule, with the warnings of the calibration and the run (not comparable:
+ * refused unless --allow-mismatch; a precision floor missed badly) and a note
+ * when a model over the row features would have won had the run had them.
+ */
+function chooseRule(
+  cal: Calibration,
+  inputs: ForecastInputs,
+  dirs: { calibration: string; run: string },
+  opts: ForecastRunOptions,
+): { choice: ForecastChoice; warnings: string[]; notes: string[] } {
+  const available = (id: PredictorId) => inputs.runOf(id) !== undefined;
+  const choice = chooseForecast(cal, available, opts, inputs.runFeatures !== null);
+  const warnings = (choice.runs ?? (isFeatureSignal(choice.signal) ? [] : [choice.predictor]))
+    .flatMap((p) => comparability(dirs.calibration, inputs.calExp, dirs.run, inputs.runExp, p));
   if (warnings.length > 0 && !opts.allowMismatch) {
     throw new UserError(
-      `${calibrationDir} and ${runDir} are not comparable: ${warnings.join("; ")}. A forecast ` +
-        "carries over only between runs of the same predictor model and memorization settings; " +
-        "give --allow-mismatch to forecast anyway (the mismatch is then printed and shown on the page)",
+      `${dirs.calibration} and ${dirs.run} are not comparable: ${warnings.join("; ")}. A ` +
+        "forecast carries over only between runs of the same predictor model and memorization " +
+        "settings; give --allow-mismatch to forecast anyway (the mismatch is then printed and " +
+        "shown on the page)",
     );
   }
-  const floor = floorWarning(choice, cal.minPrecision, calibrationDir);
+  const floor = floorWarning(choice, cal.minPrecision, dirs.calibration);
   if (floor) warnings.push(floor);
-  for (const w of warnings) log(`warning: ${w}`);
-  const run = byId.get(checkpointKey(choice.predictor.model, choice.predictor.step))!;
-  const flagged = flagRows((id) => byId.get(checkpointKey(id.model, id.step))!, choice);
-  const expected = predictionIntervals(choice, flagged.rows.length);
-  const dir = opts.output ?? join(runDir, "forecast");
-  await claimOutputFolder(dir, "forecast");
+  const notes: string[] = [];
+  if (!inputs.runFeatures && !opts.signal) {
+    const better = betterWithFeatures(cal, available, opts, choice);
+    if (better) {
+      notes.push(
+        `${better} (${dirs.run} has no row features: run deno task ` +
+          `experiment ${shellQuote(inputs.runExp.file)} to compute them)`,
+      );
+    }
+  }
+  return { choice, warnings, notes };
+}
+
+/** A sentence when a model over the row features would beat the choice made without them. */
+function betterWithFeatures(
+  cal: Calibration,
+  available: (id: PredictorId) => boolean,
+  opts: ForecastOptions,
+  choice: ForecastChoice,
+): string | null {
+  if (!cal.candidates.some((c) => isFeatureSignal(c.signal))) return null;
+  let best: ForecastChoice;
+  try {
+    best = chooseForecast(cal, available, opts, true);
+  } catch {
+    return null;
+  }
+  if (!isFeatureSignal(best.signal)) return null;
+  if (!(best.expected.recall.value > choice.expected.recall.value)) return null;
+  return `with row features the ${best.signal} rule (${best.rule}) would be chosen, held-out ` +
+    `recall ${best.expected.recall.value.toFixed(3)} against ${
+      choice.expected.recall.value.toFixed(3)
+    }`;
+}
+
+/** The page's charts of the calibration: the chosen signal's histogram against its target. */
+function figuresOf(
+  cal: Calibration,
+  inputs: ForecastInputs,
+  choice: ForecastChoice,
+): CalibrationFigures {
+  const { calRuns } = inputs;
   const target = calRuns.find((r) => r.model === cal.target.model && r.step === cal.target.step)!;
-  const calPredictor = calRuns.find((r) =>
-    r.model === choice.predictor.model && r.step === choice.predictor.step
-  )!;
-  const histogram = calibrationHistogram(calPredictor, target, choice.signal, cal.seed);
+  const predictor = choice.histogram
+    ? null
+    : calRuns.find((r) => r.model === choice.predictor.model && r.step === choice.predictor.step)!;
+  const histogram = choice.histogram ??
+    calibrationHistogram(predictor!, target, choice.signal, cal.seed);
   const positives = cal.recallOver === "all"
     ? target.memorized.length
     : Array.from(histogram.pos).reduce((a, b) => a + b, 0);
-  const figures = calibrationFigures(histogram, positives, calPredictor.continuation, choice);
+  return calibrationFigures(histogram, positives, target.continuation, choice);
+}
+
+/** The kinds of personal data of each flagged row (from the run's row features), on the examples too. */
+function personalOf(
+  features: RowFeatures | null,
+  rows: readonly number[],
+  examples: FlaggedExample[],
+): string[] | undefined {
+  if (!features) return undefined;
+  const kinds = rows.map((r) => personalKinds(features, r).join(";"));
+  const byRow = new Map(rows.map((r, i) => [r, kinds[i]]));
+  for (const x of examples) {
+    const k = byRow.get(x.row) ?? "";
+    x.personal = k === "" ? [] : k.split(";");
+  }
+  return kinds;
+}
+
+/** Writes flagged.parquet, flagged.csv, forecast.json and forecast.html into `dir`. */
+async function writeForecast(
+  dir: string,
+  forecast: ForecastFile,
+  flagged: { rows: number[]; values: number[] },
+  kinds: string[] | undefined,
+): Promise<string[]> {
+  const files = ["flagged.parquet", "flagged.csv", "forecast.json", "forecast.html"]
+    .map((f) => join(dir, f));
+  await writeAtomic(files[0], flaggedParquet(flagged.rows, flagged.values, kinds));
+  await writeAtomic(files[1], flaggedCsv(flagged.rows, flagged.values, kinds));
+  await writeAtomic(files[2], JSON.stringify(forecast, null, 2) + "\n");
+  await writeAtomic(files[3], await forecastPage(forecast));
+  return files;
+}
+
+async function forecast(
+  calibrationDir: string,
+  runDir: string,
+  opts: ForecastRunOptions & { log: (line: string) => void },
+  progress?: ProgressSink,
+): Promise<ForecastOutput> {
+  const log = opts.log;
+  const dirs = { calibration: calibrationDir, run: runDir };
+  const inputs = await readInputs(calibrationDir, runDir, progress);
+  checkFeatureSignal(opts, dirs, inputs);
+  const cal = calibrationOf(inputs.calExp, inputs.calRuns, progress, inputs.calFeatures);
+  const { choice, warnings, notes } = chooseRule(cal, inputs, dirs, opts);
+  for (const w of warnings) log(`warning: ${w}`);
+  for (const n of notes) log(`Note: ${n}`);
+  const flagged = flagRows(inputs.runOf, choice, inputs.runFeatures);
+  const dir = opts.output ?? join(runDir, "forecast");
+  await claimOutputFolder(dir, "forecast");
   const examples = await flaggedExamples(
-    runExp,
+    inputs.runExp,
     mostConfident(flagged.rows, flagged.values, choice.signal, EXAMPLE_ROWS),
     log,
   );
-  const features = await readRowFeatures(runDir);
-  const kinds = features
-    ? flagged.rows.map((r) => personalKinds(features, r).join(";"))
-    : undefined;
-  if (features) {
-    const byRow = new Map(flagged.rows.map((r, i) => [r, kinds![i]]));
-    for (const x of examples) {
-      const k = byRow.get(x.row) ?? "";
-      x.personal = k === "" ? [] : k.split(";");
-    }
-  }
-  const forecast: ForecastFile = {
+  const kinds = personalOf(inputs.runFeatures, flagged.rows, examples);
+  const forecast = forecastFile(cal, inputs, dirs, {
+    choice,
+    flagged: flagged.rows.length,
+    examples,
+    kinds,
+    figures: figuresOf(cal, inputs, choice),
+    warnings,
+    budget: opts.budget ?? null,
+  });
+  const files = await writeForecast(dir, forecast, flagged, kinds);
+  log(
+    `Forecast: ${choice.rule} flags ${flagged.rows.length} of ${forecast.run.rowsScored} rows; ` +
+      `expected precision ${choice.expected.precision.value.toFixed(3)}, recall ` +
+      `${choice.expected.recall.value.toFixed(3)} (held out on ${calibrationDir})`,
+  );
+  return { dir, files, forecast };
+}
+
+/** `forecast.json`: the rule, what it flagged, what the calibration expects and why. */
+function forecastFile(
+  cal: Calibration,
+  inputs: ForecastInputs,
+  dirs: { calibration: string; run: string },
+  x: {
+    choice: ForecastChoice;
+    flagged: number;
+    examples: FlaggedExample[];
+    kinds: string[] | undefined;
+    figures: CalibrationFigures;
+    warnings: string[];
+    budget: number | null;
+  },
+): ForecastFile {
+  const { choice } = x;
+  const target = inputs.calRuns.find((r) =>
+    r.model === cal.target.model && r.step === cal.target.step
+  )!;
+  return {
     calibration: {
-      run: calibrationDir,
-      experiment: calExp.name,
+      run: dirs.calibration,
+      experiment: inputs.calExp.name,
       target: cal.target,
       rowsScored: target.scored.size,
       memorized: target.memorized.length,
     },
-    run: { run: runDir, experiment: runExp.name, rowsScored: run.scored.size },
+    run: { run: dirs.run, experiment: inputs.runExp.name, rowsScored: rowsScored(inputs, choice) },
     predictor: choice.predictor,
     signal: choice.signal,
+    ...(choice.runs ? { runs: choice.runs } : {}),
     threshold: choice.threshold,
     rule: choice.rule,
     computeFraction: choice.computeFraction,
-    budget: opts.budget ?? null,
-    flagged: flagged.rows.length,
+    budget: x.budget,
+    flagged: x.flagged,
     expected: {
-      ...expected,
+      ...predictionIntervals(choice, x.flagged),
       calibration: choice.expected,
       recallOver: cal.recallOver,
       folds: cal.folds,
@@ -412,25 +607,18 @@ async function forecast(
     foldRules: choice.foldRules,
     foldAgreement: choice.foldAgreement,
     assumptions: assumptionsOf(cal, choice),
-    examples,
-    personal: kinds ? personalCounts(kinds) : null,
-    figures,
-    ...(warnings.length > 0 ? { warnings } : {}),
+    examples: x.examples,
+    personal: x.kinds ? personalCounts(x.kinds) : null,
+    figures: x.figures,
+    ...(x.warnings.length > 0 ? { warnings: x.warnings } : {}),
   };
-  const files = [
-    join(dir, "flagged.parquet"),
-    join(dir, "flagged.csv"),
-    join(dir, "forecast.json"),
-    join(dir, "forecast.html"),
-  ];
-  await writeAtomic(files[0], flaggedParquet(flagged.rows, flagged.values, kinds));
-  await writeAtomic(files[1], flaggedCsv(flagged.rows, flagged.values, kinds));
-  await writeAtomic(files[2], JSON.stringify(forecast, null, 2) + "\n");
-  await writeAtomic(files[3], await forecastPage(forecast));
-  log(
-    `Forecast: ${choice.rule} flags ${flagged.rows.length} of ${run.scored.size} rows; ` +
-      `expected precision ${choice.expected.precision.value.toFixed(3)}, recall ` +
-      `${choice.expected.recall.value.toFixed(3)} (held out on ${calibrationDir})`,
-  );
-  return { dir, files, forecast };
+}
+
+/**
+ * Rows of the run the rule could flag: the predictor's scored rows, or for a
+ * model rule the rows with row features.
+ */
+function rowsScored(inputs: ForecastInputs, choice: ForecastChoice): number {
+  if (isFeatureSignal(choice.signal)) return inputs.runFeatures?.rows.length ?? 0;
+  return inputs.runOf(choice.predictor).scored.size;
 }

@@ -126,6 +126,20 @@ Deno.test("deno task experiment computes the features; summary.json gives their 
     const html = await readFile(join(dir, "out", "report.html"), "utf8");
     assert.match(html, /<section id="features">/);
     assert.match(html, /Personal data/);
+    // what wins per budget, among every candidate, is the recommendation itself
+    assert.match(html, /recommended \(wins, held out\)/);
+    for (const [i, b] of p.budgets.entries()) {
+      const m = s1.recommendations[i].measured;
+      assert.equal(b.recommended?.recall ?? null, m?.recall ?? null);
+      assert.equal(b.recommended?.signal ?? null, m?.signal ?? null);
+    }
+    // the features' measured seconds beside the scoring's (runs.jsonl), no FLOPs
+    const cost = s1.features.cost;
+    assert.equal(cost.featureSeconds, s1.features.seconds);
+    assert.equal(cost.scoringSeconds, s1.run.seconds);
+    assert.ok(cost.scoringSeconds! > 0);
+    assert.equal(cost.shareOfScoring, cost.featureSeconds / cost.scoringSeconds!);
+    assert.ok(html.includes(`of the ${cost.scoringSeconds!.toFixed(1)} s the scoring`));
     // without it, the computed window counts
     const noDup = yaml.split("\n").filter((l) => !/^\s*duplicates:/.test(l)).join("\n");
     await writeFile(path, noDup);

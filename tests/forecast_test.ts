@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { personalKinds, readRowFeatures } from "../engine/data/features/rows_file.ts";
+import {
+  personalKinds,
+  readRowFeatures,
+  type RowFeatures,
+} from "../engine/data/features/rows_file.ts";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,10 +35,10 @@ import { parse, stringify } from "yaml";
 import { UserError } from "../engine/errors.ts";
 import { computeFeatures } from "../tasks/features.ts";
 import { featureIndex } from "../engine/data/features/rows_file.ts";
-import { analysisSettings } from "../reports/analysis/analysis.ts";
+import { analysisSettings, analyze } from "../reports/analysis/analysis.ts";
 import { analysedFrom } from "../reports/analysis/checkpoints.ts";
 import { crossFit } from "../reports/analysis/crossfit.ts";
-import { featureColumns } from "../reports/analysis/feature_predictors.ts";
+import { featureColumns } from "../reports/analysis/feature_candidates.ts";
 import {
   type Columns,
   crossFitLogistic,
@@ -420,5 +424,279 @@ Deno.test({
       checked++;
     }
     assert.equal(checked, 7);
+  },
+});
+
+Deno.test({
+  name:
+    "deno task forecast applies a combined rule: each row by its fold's model and threshold, exactly the held-out counts on the calibration's own rows",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { exp, scores } = await nano();
+    await computeFeatures(exp, { log: () => {} });
+    const f = (await readRowFeatures(exp.output))!;
+    const out = join(exp.output, "..", "forecast-combined");
+    const lines: string[] = [];
+    const r = await runForecast(exp.output, exp.output, {
+      signal: "combined",
+      budget: 1,
+      output: out,
+      log: (l) => lines.push(l),
+    });
+    const fc = r.forecast;
+    assert.equal(fc.signal, "combined");
+    assert.ok(fc.runs && fc.runs.length > 0, JSON.stringify(fc.runs));
+    assert.ok(fc.computeFraction > 0 && fc.computeFraction <= 1);
+    assert.match(
+      fc.rule,
+      /P\(memorized\) > [\d.]+ under the combined logistic model of row features/,
+    );
+    assert.ok(fc.assumptions.some((a) => /row features were computed from its own data/.test(a)));
+    // Every fold's rule carries the model it was fitted as (on the other folds).
+    const rules = fc.foldRules.filter((x) => x !== null);
+    assert.equal(rules.length, 5);
+    for (const rule of rules) {
+      assert.ok(rule.model && rule.model.beta.length === rule.model.names.length + 1);
+      assert.ok(rule.signal === "combined" || rule.signal === "data-only");
+    }
+    // Rebuilt here from the scores and features, independently of flagRows: a row of fold k is
+    // flagged when its probability under fold k's model falls in a bin ≤ fold k's bin.
+    const index = new Map(f.rows.map((row, i) => [row, i]));
+    const col = (s: CheckpointScores, v: ArrayLike<number>) => {
+      const c = new Float64Array(f.rows.length).fill(NaN);
+      for (let i = 0; i < s.rows.length; i++) {
+        const j = index.get(s.rows[i]);
+        if (j !== undefined) c[j] = v[i];
+      }
+      return c;
+    };
+    const columns: Columns = featureColumns(f, f.rows.map((_, i) => i));
+    for (const s of scores) {
+      columns[`${s.model}@${s.step}.prefix`] = col(s, s.prefix!);
+      columns[`${s.model}@${s.step}.matches`] = col(s, s.matches);
+      columns[`${s.model}@${s.step}.nll`] = col(s, s.nll!);
+    }
+    const settings = analysisSettings(exp);
+    const expected: number[] = [];
+    f.rows.forEach((row, i) => {
+      const rule = fc.foldRules[foldOf(row, settings.seed, settings.folds)];
+      if (!rule) return;
+      const p = predictRow(rule.model!, columns, i);
+      if (Math.min(PROBABILITY_BINS - 1, Math.floor((1 - p) * PROBABILITY_BINS)) <= rule.bin) {
+        expected.push(row);
+      }
+    });
+    const csv = (await readFile(join(out, "flagged.csv"), "utf8")).trim().split("\n");
+    assert.equal(csv[0], "index,signal,personal_kinds");
+    const flagged = csv.slice(1).map((l) => Number(l.split(",")[0]));
+    assert.deepEqual(flagged, expected);
+    assert.equal(fc.flagged, flagged.length);
+    // The run is the calibration itself: its flagged rows are exactly the ones the held-out
+    // counts counted, so the realized precision and recall equal the held-out values.
+    const target = scores.find((s) =>
+      s.model === exp.target!.model && s.step === exp.target!.step
+    )!;
+    const l = exp.memorization.continuation;
+    const memorized = new Set(
+      Array.from(target.rows).filter((_, i) => target.prefix![i] >= l),
+    );
+    const got = realized(flagged, memorized);
+    const close = (a: number, b: number) => Math.abs(a - b) < 1e-12;
+    assert.ok(close(got.precision!, fc.expected.calibration.precision.value), JSON.stringify(got));
+    assert.ok(close(got.recall!, fc.expected.calibration.recall.value), JSON.stringify(got));
+    assert.ok(fc.expected.calibration.precision.value >= 0.85);
+    // The page shows the model's probability distribution on the calibration.
+    assert.equal(fc.figures.signal, "combined");
+    assert.ok(fc.figures.distribution.every((d) => d.value >= 0 && d.value <= 1));
+    const page = await readFile(join(out, "forecast.html"), "utf8");
+    assert.match(page, /out-of-fold probability of memorization/);
+  },
+});
+
+Deno.test({
+  name:
+    "deno task forecast --signal combined without the run's row features: exit 2 naming the command that computes them",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { exp } = await nano();
+    await computeFeatures(exp, { log: () => {} });
+    const dir = await Deno.makeTempDir({ prefix: "forecast_nofeatures" });
+    const file = await writeReducedExperiment(dir, {
+      models: 2,
+      steps: 2,
+      rows: 256,
+      shardSize: 128,
+      batchSize: 64,
+      output: join(dir, "cheap"),
+    });
+    const cheap = await loadExperiment(file);
+    await runExperiment(cheap, { progress: false, log: () => {} }); // scores, no features step
+    assert.equal(await readRowFeatures(cheap.output), null);
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-P=run",
+        "main.ts",
+        "forecast",
+        exp.output,
+        cheap.output,
+        "--signal",
+        "combined",
+      ],
+      cwd: ROOT,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 2, stderr);
+    assert.match(stderr, /--signal combined needs the row features/);
+    assert.ok(stderr.includes(cheap.output), stderr);
+    assert.ok(stderr.includes(`deno task experiment ${file}`), stderr);
+    assert.doesNotMatch(stderr, /\n\s+at /); // no stack trace
+    // Without --signal the forecast uses the run's own signals, and says what features would add.
+    const lines: string[] = [];
+    const ok = await runForecast(exp.output, cheap.output, { log: (l) => lines.push(l) });
+    assert.ok(!["combined", "data-only"].includes(ok.forecast.signal));
+    // on the nano suite the row features alone beat nano-s1/s2's signals: the note says so
+    assert.ok(
+      lines.some((l) =>
+        /^Note: with row features the (data-only|combined) rule .* would be chosen/.test(l) &&
+        l.includes(`deno task experiment ${file}`)
+      ),
+      lines.join("\n"),
+    );
+    assert.equal(ok.forecast.warnings, undefined);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test({
+  name:
+    "the data-only and combined models are candidates: recommendations, frontier and compute-for-recall choose them held out (nano suite)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { exp, scores } = await nano();
+    await computeFeatures(exp, { log: () => {} });
+    const features = (await readRowFeatures(exp.output))!;
+    const s = analyze({ experiment: exp, scores, features, run: { seconds: 10 } });
+    const p = s.features!.predictors!;
+    const isModel = (signal: string) => signal === "combined" || signal === "data-only";
+    let models = 0;
+    s.recommendations.forEach((rec, i) => {
+      const b = p.budgets[i];
+      const m = rec.measured;
+      // the features table's "recommended" is the recommendation itself
+      assert.equal(b.recommended?.recall ?? null, m?.recall ?? null);
+      if (!m) return;
+      assert.ok(m.compute <= rec.budget * (1 + 1e-12));
+      // no law is fitted to the models
+      if (isModel(m.signal)) {
+        models++;
+        assert.equal(rec.fitted, null);
+        assert.ok(m.runs !== undefined);
+        if (m.signal === "data-only") assert.equal(m.compute, 0);
+        else {
+          assert.ok(m.runs!.length > 0);
+          const runs = m.runs!.map((r) => `${r.model}@${r.step}`);
+          const combinedAt = p.budgets.find((x) =>
+            x.runs.map((r) => `${r.model}@${r.step}`).join() === runs.join()
+          );
+          assert.ok(combinedAt, runs.join());
+          assert.equal(m.compute, combinedAt.compute);
+        }
+      }
+    });
+    assert.ok(models > 0, "on the nano suite some budget picks a model over the row features");
+    // The frontier starts at compute 0 with the data-only model alone: its own held-out value.
+    const first = s.frontier[0];
+    assert.equal(first.budget, 0);
+    assert.equal(first.measured?.signal, "data-only");
+    assert.equal(first.measured?.recall, p.budgets[0].dataOnly.recall);
+    // Compute for a recall the data-only model reaches is 0; its pick names it.
+    const reached = s.computeForRecall.filter((c) => c.recall <= first.measured!.recall);
+    for (const c of reached) {
+      assert.equal(c.measured.fraction, 0);
+      assert.equal(c.measured.pick?.signal, "data-only");
+    }
+    // The features' cost beside the scoring's, both seconds.
+    const cost = s.features!.cost;
+    assert.equal(cost.scoringSeconds, 10);
+    assert.equal(cost.shareOfScoring, features.seconds / 10);
+    for (const b of p.budgets) {
+      if (b.runs.length === 0) continue;
+      assert.ok(b.cost && b.cost.scoringSeconds > 0 && b.cost.scoringSeconds < 10);
+      assert.ok(
+        Math.abs(
+          b.cost.featureShare - features.seconds / (features.seconds + b.cost.scoringSeconds),
+        ) < 1e-12,
+      );
+    }
+    assert.match(s.verdict, /logistic model of row features/);
+  },
+});
+
+Deno.test({
+  name:
+    "forecast's own path with row features (calibrationOf, chooseForecast, flagRows): calibrated on one half, the combined, data-only and best rules' realized precision and recall on the other half fall inside the intervals",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const { exp, scores } = await nano();
+    await computeFeatures(exp, { log: () => {} });
+    const f = (await readRowFeatures(exp.output))!;
+    const seed = 2023;
+    const halfFeatures = (h: number): RowFeatures => {
+      const keep = f.rows.map((r, i) => ({ r, i })).filter(({ r }) => foldOf(r, seed, 2) === h)
+        .map(({ i }) => i);
+      const pick = <T>(a: T[]) => keep.map((i) => a[i]);
+      return {
+        ...f,
+        rows: pick(f.rows),
+        window: pick(f.window),
+        context: pick(f.context),
+        step: pick(f.step),
+        nextStep: pick(f.nextStep),
+        rowCopies: pick(f.rowCopies),
+        compression: pick(f.compression),
+        distinct: pick(f.distinct),
+      };
+    };
+    const calibration = scores.map((s) => scoredFromScores(half(s, 0, seed)));
+    const applied = scores.map((s) => scoredFromScores(half(s, 1, seed)));
+    const cal = calibrationOf(exp, calibration, undefined, halfFeatures(0));
+    const runOf = (id: { model: string; step: number }) =>
+      applied.find((r) => r.model === id.model && r.step === id.step)!;
+    const memorized = new Set(runOf(exp.target!).memorized);
+    const notTarget = (id: { model: string; step: number }) =>
+      !(id.model === exp.target!.model && id.step === exp.target!.step);
+    const run = halfFeatures(1);
+    let checked = 0;
+    // data-only, combined, and the choice among every candidate (no --signal)
+    for (const signal of ["data-only", "combined", null] as const) {
+      for (const budget of [0.01, 0.03, 0.1, 0.3, 0.6, 1]) {
+        if (signal === "data-only" && budget > 0.01) break; // one data-only model at every budget
+        const opts = signal ? { budget, signal } : { budget };
+        const choice = chooseForecast(cal, notTarget, opts, true);
+        if (signal) assert.equal(choice.signal, signal);
+        assert.ok(choice.computeFraction <= budget);
+        const flagged = flagRows(runOf, choice, run);
+        assert.ok(flagged.rows.every((r) => foldOf(r, seed, 2) === 1));
+        const expected = predictionIntervals(choice, flagged.rows.length);
+        const got = realized(flagged.rows, memorized);
+        const where = `${signal} at budget ${budget}, ${choice.rule}: realized ` +
+          `${JSON.stringify(got)}, expected ${JSON.stringify(expected)}`;
+        assert.ok(
+          got.precision! >= expected.precision.lo && got.precision! <= expected.precision.hi,
+          where,
+        );
+        assert.ok(got.recall! >= expected.recall.lo && got.recall! <= expected.recall.hi, where);
+        checked++;
+      }
+    }
+    assert.equal(checked, 13);
   },
 });

@@ -53,6 +53,8 @@ import {
 import { coverageOf } from "./coverage.ts";
 import type { RowFeatures } from "../../engine/data/features/row_features.ts";
 import { featurePredictors } from "./feature_predictors.ts";
+import { featureCandidates, type FeatureFits, fitFeatureModels } from "./feature_candidates.ts";
+import { scoringFlopsPerRow } from "../../engine/plan/plan.ts";
 import { verdict } from "./verdict.ts";
 import {
   correlationMatrix,
@@ -229,8 +231,13 @@ export interface CoreAnalysis {
   recommendations: Summary["recommendations"];
   computeForRecall: Summary["computeForRecall"];
   frontier: Summary["frontier"];
-  /** Every measured candidate with its cross-fit (for forecasts). */
+  /**
+   * Every measured candidate with its cross-fit (for forecasts): binary
+   * predictors, thresholded signals, then the data-only and combined models.
+   */
   candidates: Candidate[];
+  /** The models over the row features (null without features). */
+  featureFits: FeatureFits | null;
   /** Recall's denominator per fold. */
   positives: number[];
   /** Distinct positive-row patterns pooled by the bootstrap (0 without bootstrap). */
@@ -263,6 +270,7 @@ export function analyzeRuns(
   runs: readonly AnalysedCheckpoint[],
   target: AnalysedCheckpoint,
   progress?: ProgressSink,
+  features?: RowFeatures | null,
 ): CoreAnalysis {
   const settings = analysisSettings(exp);
   const seconds: Record<string, number> = {};
@@ -283,6 +291,11 @@ export function analyzeRuns(
   const positives = foldPositives(target, folds);
   const measured = measureCandidates(others, target, settings, folds, positives, progress);
   lap("signals");
+  const featureFits = features
+    ? fitFeatureModels(features, runs, target, settings, positives)
+    : null;
+  if (featureFits) addFeatureCandidates(measured, featureFits, target);
+  lap("features");
   const random = seededRandom(settings.seed);
   const { resamples, patterns } = bootstrap(measured.classifiers, target, settings, random);
   lap("bootstrap");
@@ -318,9 +331,22 @@ export function analyzeRuns(
     frontier: heldOutFrontier(candidates, settings.minPrecision, positives),
     candidates,
     positives,
+    featureFits,
     patterns,
     seconds,
   };
+}
+
+/** The data-only and combined models as candidates (after the runs', with their classifiers). */
+function addFeatureCandidates(
+  measured: Measured,
+  fits: FeatureFits,
+  target: AnalysedCheckpoint,
+): void {
+  for (const c of featureCandidates(fits, target)) {
+    measured.candidates.push({ ...c.candidate, index: measured.classifiers.length });
+    measured.classifiers.push(c.classifier);
+  }
 }
 
 /** A run other than the target with its row of the predictor table. */
@@ -485,34 +511,52 @@ export function calibrate(
   exp: Experiment,
   data: readonly ScoredCheckpoint[],
   progress?: ProgressSink,
+  features?: RowFeatures | null,
 ): CoreAnalysis & { runs: AnalysedCheckpoint[]; target: AnalysedCheckpoint } {
   checkTarget(exp, data);
   const runs = orderedRuns(exp, data);
   const target = runs.find((r) => sameId(r.id, trainedTarget(exp)))!;
-  return { ...analyzeRuns(exp, runs, target, progress), runs, target };
+  return { ...analyzeRuns(exp, runs, target, progress, features), runs, target };
 }
 
 /** Analyses the scores of an experiment into the summary every report is rendered from. */
 export function analyze(input: AnalysisInput): Summary {
   const exp = input.experiment;
-  const settings = analysisSettings(exp);
   const data = inputRuns(input);
   checkTarget(exp, data);
-  const size = rowSpace(data);
   const runs = orderedRuns(exp, data);
   const target = runs.find((r) => sameId(r.id, trainedTarget(exp)))!;
-  const core = analyzeRuns(exp, runs, target, input.progress);
-  const table = core.predictors;
-
-  const finalRuns = runs.filter((r) => r.final);
-  const targetModelRuns = runs.filter((r) => r.id.model === target.id.model);
-  const byRowRuns = [...new Set([...finalRuns, ...targetModelRuns])];
-
-  const continuous = runs.some((r) => r.source);
-
-  const targetRow = table[runs.indexOf(target)];
+  const core = analyzeRuns(exp, runs, target, input.progress, input.features);
   const summary: Summary = {
     schemaVersion: SUMMARY_SCHEMA_VERSION,
+    ...experimentAndTarget(exp, runs, target, core.predictors),
+    predictors: core.predictors,
+    pairMatrix: pairMatrix(runs.filter((r) => r.final)),
+    curves: core.curves,
+    scaling: core.scaling,
+    recommendations: core.recommendations,
+    computeForRecall: core.computeForRecall,
+    frontier: core.frontier,
+    verdict: "",
+    ...figuresOf(input, runs, target, rowSpace(data)),
+    ...(input.features ? { features: featureSummary(input, input.features, runs, core) } : {}),
+    statistics: statisticsOf(exp, core),
+    run: { ...defaultRunInfo(exp, runs), ...input.run },
+  };
+  summary.verdict = verdict(summary);
+  return summary;
+}
+
+/** `Summary.experiment` (the settings the numbers depend on) and `Summary.target`. */
+function experimentAndTarget(
+  exp: Experiment,
+  runs: readonly AnalysedCheckpoint[],
+  target: AnalysedCheckpoint,
+  table: readonly PredictorRow[],
+): Pick<Summary, "experiment" | "target"> {
+  const settings = analysisSettings(exp);
+  const targetRow = table[runs.indexOf(target)];
+  return {
     experiment: {
       name: exp.name,
       file: exp.file,
@@ -534,14 +578,24 @@ export function analyze(input: AnalysisInput): Summary {
       rate: targetRow.targetRate,
       compute: target.compute,
     },
-    predictors: table,
-    pairMatrix: pairMatrix(finalRuns),
-    curves: core.curves,
-    scaling: core.scaling,
-    recommendations: core.recommendations,
-    computeForRecall: core.computeForRecall,
-    frontier: core.frontier,
-    verdict: "",
+  };
+}
+
+/** The figures' data: correlations, distributions, rates by row and by duplicates, examples. */
+function figuresOf(
+  input: AnalysisInput,
+  runs: readonly AnalysedCheckpoint[],
+  target: AnalysedCheckpoint,
+  size: number,
+): Pick<
+  Summary,
+  "correlations" | "distributions" | "rateByRow" | "rateByDuplicates" | "examples"
+> {
+  const finalRuns = runs.filter((r) => r.final);
+  const targetModelRuns = runs.filter((r) => r.id.model === target.id.model);
+  const byRowRuns = [...new Set([...finalRuns, ...targetModelRuns])];
+  const continuous = runs.some((r) => r.source);
+  return {
     // Without any per-row score (memorized-row lists only) scores are binary: no distributions
     // or correlations of scores to show.
     correlations: continuous
@@ -553,35 +607,61 @@ export function analyze(input: AnalysisInput): Summary {
       ? byRowRuns.map((s) => rateByDuplicates(s, input.duplicates!))
       : null,
     examples: examples(input, runs, target),
-    ...(input.features
-      ? {
-        features: {
-          seconds: input.features.seconds,
-          rows: input.features.rows.length,
-          shards: input.features.shards,
-          tokens: input.features.tokens,
-          duplicates: input.duplicatesFrom ?? "data.duplicates",
-          predictors: featurePredictors(
-            input.features,
-            runs,
-            target,
-            settings,
-            core.recommendations,
-          ),
-        },
-      }
-      : {}),
-    statistics: {
-      intervals: "Wilson score (95%) for precision and recall",
-      bootstrap: settings.bootstrap,
-      seed: settings.seed,
-      patterns: core.patterns,
-      folds: settings.folds,
-    },
-    run: { ...defaultRunInfo(exp, runs), ...input.run },
   };
-  summary.verdict = verdict(summary);
-  return summary;
+}
+
+/**
+ * `Summary.features`: the row features' size, their measured cost beside the
+ * scoring's, and the table of the combined and data-only predictors.
+ */
+function featureSummary(
+  input: AnalysisInput,
+  features: RowFeatures,
+  runs: readonly AnalysedCheckpoint[],
+  core: CoreAnalysis,
+): NonNullable<Summary["features"]> {
+  const exp = input.experiment;
+  const scoringSeconds = input.run?.seconds ?? null;
+  const target = runs.find((r) => sameId(r.id, trainedTarget(exp)))!;
+  return {
+    seconds: features.seconds,
+    rows: features.rows.length,
+    shards: features.shards,
+    tokens: features.tokens,
+    duplicates: input.duplicatesFrom ?? "data.duplicates",
+    cost: {
+      featureSeconds: features.seconds,
+      scoringSeconds,
+      shareOfScoring: scoringSeconds ? features.seconds / scoringSeconds : null,
+    },
+    predictors: core.featureFits
+      ? featurePredictors({
+        features,
+        fits: core.featureFits,
+        runs,
+        target,
+        settings: analysisSettings(exp),
+        candidates: core.candidates,
+        positives: core.positives,
+        recommendations: core.recommendations,
+        scoringSeconds,
+        featureSeconds: features.seconds,
+        scoringFlopsPerRow: (parameters) => scoringFlopsPerRow(exp, parameters),
+      })
+      : null,
+  };
+}
+
+/** `Summary.statistics`: how intervals, the bootstrap and the folds were made. */
+function statisticsOf(exp: Experiment, core: CoreAnalysis): Summary["statistics"] {
+  const settings = analysisSettings(exp);
+  return {
+    intervals: "Wilson score (95%) for precision and recall",
+    bootstrap: settings.bootstrap,
+    seed: settings.seed,
+    patterns: core.patterns,
+    folds: settings.folds,
+  };
 }
 
 /** The example rows with their text and the runs that also memorized them. */

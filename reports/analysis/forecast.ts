@@ -2,36 +2,55 @@
  * Forecasts: what a calibration run (one with a trained target) learned,
  * applied to the cheap runs of another run that has no target yet. The
  * calibration's candidates (binary predictors and thresholded signals, each
- * cross-fitted over folds of rows) are restricted to the runs the other run
- * has (and to `--predictor`, `--signal`, `--budget`); the held-out selection
- * among them gives the rule and its expected precision and recall with 95%
- * intervals; the rule is then applied row by row to the other run's scores.
+ * cross-fitted over folds of rows, and the combined and data-only models
+ * over the row features) are restricted to what the other run has (its
+ * scored runs; its row features for the models) and to `--predictor`,
+ * `--signal`, `--budget`; the held-out selection among them gives the rule
+ * and its expected precision and recall with 95% intervals; the rule is then
+ * applied row by row to the other run's scores (and row features), each row
+ * by the rule of its fold.
  *
- * Pure: the command (reports/forecast_command.ts) does the reading and writing.
+ * Pure: the command (tasks/forecast.ts) does the reading and writing.
  *
  * @module
  */
-import type { CalibrationFigures, FlaggedExample } from "./forecast_figures.ts";
-import type { Estimate, PredictorId, RecallOver } from "./summary.ts";
+import type { CalibrationFigures, FlaggedExample, SignalHistogram } from "./forecast_figures.ts";
+import { type Estimate, isFeatureSignal, type PredictorId, type RecallOver } from "./summary.ts";
 import type { ScoredCheckpoint } from "../../engine/store/scored_checkpoint.ts";
 import { UserError } from "../../engine/errors.ts";
 import { type Candidate, ruleText } from "./recommend.ts";
-import { selectHeldOut } from "./crossfit.ts";
+import { selectHeldOut, type Selection } from "./crossfit.ts";
 import { rates } from "./metrics.ts";
 import { wilson } from "./stats.ts";
 import type { Counts } from "./crossfit.ts";
-import { binOf, foldOf } from "./histograms.ts";
+import { binOf, foldOf, type Signal } from "./histograms.ts";
+import type { RowFeatures } from "../../engine/data/features/row_features.ts";
+import { type Columns, type LogisticModel, predictRow, runColumns } from "./combined.ts";
+import { featureColumns, probabilityBin, signalsOf } from "./feature_candidates.ts";
 import { checkpointLabel } from "../../engine/types.ts";
 
 /** What to forecast with (all optional: the best held-out choice the other run allows). */
 export interface ForecastOptions {
-  /** Use this run (it must exist in both runs). */
+  /** Use this run's signals (it must exist in both runs). */
   predictor?: PredictorId;
-  /** Use this signal (`binary` = the run's own memorization). */
+  /**
+   * Use this signal (`binary` = the run's own memorization; `combined`,
+   * `data-only` = the models over the row features).
+   */
   signal?: Candidate["signal"];
   /** Only candidates whose compute is at most this fraction of the calibration target's. */
   budget?: number;
 }
+
+/** Every value `--signal` takes. */
+export const FORECAST_SIGNALS = [
+  "binary",
+  "score",
+  "prefix",
+  "nll",
+  "combined",
+  "data-only",
+] as const;
 
 /** Parses `--predictor MODEL@STEP`, `--signal S` and `--budget F` (UserError naming what is valid). */
 export function parseForecastOptions(
@@ -46,9 +65,10 @@ export function parseForecastOptions(
     out.predictor = { model: m[1], step: Number(m[2]) };
   }
   if (v.signal !== undefined) {
-    const signals = ["binary", "score", "prefix", "nll"] as const;
-    const s = signals.find((x) => x === v.signal);
-    if (!s) throw new UserError(`--signal ${v.signal}: expected one of ${signals.join(", ")}`);
+    const s = FORECAST_SIGNALS.find((x) => x === v.signal);
+    if (!s) {
+      throw new UserError(`--signal ${v.signal}: expected one of ${FORECAST_SIGNALS.join(", ")}`);
+    }
     out.signal = s;
   }
   if (v.budget !== undefined) {
@@ -83,6 +103,14 @@ export interface FoldRule {
   signal: Candidate["signal"];
   threshold: number | null;
   bin: number;
+  /** `combined`: the cheap runs whose signals the model reads (`data-only`: none). */
+  runs?: PredictorId[];
+  /**
+   * `combined` and `data-only`: the fold's logistic model (fitted on the
+   * calibration's other folds); a row is flagged when its probability's bin
+   * is ≤ `bin` (probability > `threshold`).
+   */
+  model?: LogisticModel;
 }
 
 /** The chosen rule and what the calibration expects of it. */
@@ -93,6 +121,8 @@ export interface ForecastChoice {
   threshold: number | null;
   /** Bin of the rule (rows in bins 0 … bin are flagged; binary: memorized rows). */
   bin: number;
+  /** `combined`: the cheap runs the model reads (absent for single runs' signals). */
+  runs?: PredictorId[];
   /** The rule in words. */
   rule: string;
   /** Candidate compute as a fraction of the calibration target's. */
@@ -113,6 +143,11 @@ export interface ForecastChoice {
   seed: number;
   /** The same rule on the rows that chose it (optimistic). */
   inSample: { precision: number; recall: number };
+  /**
+   * `combined` and `data-only`: the calibration's rows per bin of out-of-fold
+   * probability (for the page's figures; a run's signal is read from its scores).
+   */
+  histogram?: SignalHistogram;
 }
 
 const est = (value: number | null, ci: { lo: number; hi: number } | null): Estimate => ({
@@ -121,42 +156,48 @@ const est = (value: number | null, ci: { lo: number; hi: number } | null): Estim
   hi: ci?.hi ?? 0,
 });
 
+const same = (a: PredictorId, b: PredictorId) => a.model === b.model && a.step === b.step;
+
+/** Whether the forecast run can apply a candidate: it has its runs (and, for models, its features). */
+function applicable(
+  c: Candidate,
+  available: (id: PredictorId) => boolean,
+  runFeatures: boolean,
+): boolean {
+  if (!isFeatureSignal(c.signal)) return available(c.id);
+  return runFeatures && (c.runs ?? []).every(available);
+}
+
 /**
- * Chooses the forecast rule: among the calibration's candidates that
- * `available` accepts and the options allow, the held-out selection at the
- * budget (the largest candidate compute when none is given). Throws a
- * UserError naming what exists when nothing qualifies.
+ * The calibration's candidates the forecast run can apply and the options
+ * allow (`--predictor` keeps one run's own signals); throws a UserError naming
+ * what exists when nothing is left.
  */
-export function chooseForecast(
+function candidatePool(
   cal: Calibration,
   available: (id: PredictorId) => boolean,
-  opts: ForecastOptions = {},
-): ForecastChoice {
-  const same = (a: PredictorId, b: PredictorId) => a.model === b.model && a.step === b.step;
-  let pool = cal.candidates.filter((c) => available(c.id));
+  opts: ForecastOptions,
+  runFeatures: boolean,
+): Candidate[] {
+  let pool = cal.candidates.filter((c) => applicable(c, available, runFeatures));
+  const runLabels = (cs: readonly Candidate[]) =>
+    [...new Set(cs.filter((c) => !isFeatureSignal(c.signal)).map((c) => checkpointLabel(c.id)))]
+      .join(", ");
   if (pool.length === 0) {
     throw new UserError(
       `no run of the forecast run is among the calibration's predictors (${
-        [...new Set(cal.candidates.map((c) => checkpointLabel(c.id)))].join(", ")
+        runLabels(cal.candidates)
       }): score one of them first`,
     );
   }
   if (opts.predictor) {
     const p = opts.predictor;
-    pool = pool.filter((c) => same(c.id, p));
+    const before = pool;
+    pool = pool.filter((c) => !isFeatureSignal(c.signal) && same(c.id, p));
     if (pool.length === 0) {
       throw new UserError(
-        `--predictor ${
-          checkpointLabel(p)
-        }: not a predictor of the calibration that the forecast run has ` +
-          `scored; available: ${
-            [
-              ...new Set(
-                cal.candidates.filter((c) => available(c.id)).map((c) => checkpointLabel(c.id)),
-              ),
-            ]
-              .join(", ")
-          }`,
+        `--predictor ${checkpointLabel(p)}: not a predictor of the calibration that the ` +
+          `forecast run has scored; available: ${runLabels(before)}`,
       );
     }
   }
@@ -172,15 +213,45 @@ export function chooseForecast(
       );
     }
   }
+  return pool;
+}
+
+/** The rule of each fold: its pick's signal, threshold and bin (and, for models, the fold's model). */
+function foldRulesOf(pool: readonly Candidate[], sel: Selection): (FoldRule | null)[] {
+  return sel.foldPicks.map((p, f): FoldRule | null => {
+    if (p === null) return null;
+    const fc = pool[p];
+    const bin = fc.fit.folds[f].bin ?? 0;
+    return {
+      predictor: { ...fc.id },
+      signal: fc.signal,
+      threshold: fc.signal === "binary" ? null : fc.fit.thresholds[bin],
+      bin,
+      ...(fc.runs ? { runs: fc.runs.map((r) => ({ ...r })) } : {}),
+      ...(fc.feature ? { model: fc.feature.models[f] } : {}),
+    };
+  });
+}
+
+/**
+ * Chooses the forecast rule: among the calibration's candidates that
+ * `available` accepts and the options allow, the held-out selection at the
+ * budget (the largest candidate compute when none is given). The combined
+ * and data-only models are candidates only when `runFeatures` (the forecast
+ * run has row features) and, for combined, every run they read is
+ * available. Throws a UserError naming what exists when nothing qualifies.
+ */
+export function chooseForecast(
+  cal: Calibration,
+  available: (id: PredictorId) => boolean,
+  opts: ForecastOptions = {},
+  runFeatures = false,
+): ForecastChoice {
+  const pool = candidatePool(cal, available, opts, runFeatures);
   const budget = opts.budget === undefined
     ? Math.max(...pool.map((c) => c.compute))
     : opts.budget * cal.targetCompute;
-  const sel = selectHeldOut(
-    pool.map((c) => ({ compute: c.compute, fit: c.fit })),
-    budget,
-    cal.minPrecision,
-    cal.positives,
-  );
+  const sel = selectHeldOut(pool, budget, cal.minPrecision, cal.positives);
   if (sel.pick === null) {
     throw new UserError(
       `no candidate${opts.budget !== undefined ? ` within --budget ${opts.budget}` : ""} reaches ` +
@@ -190,32 +261,33 @@ export function chooseForecast(
   }
   const c = pool[sel.pick];
   const h = rates(sel.heldOut.tp, sel.heldOut.fp, sel.heldOut.fn);
-  const foldRules = sel.foldPicks.map((p, f): FoldRule | null => {
-    if (p === null) return null;
-    const fc = pool[p];
-    const bin = fc.fit.folds[f].bin ?? 0;
-    return {
-      predictor: { ...fc.id },
-      signal: fc.signal,
-      threshold: fc.signal === "binary" ? null : fc.fit.thresholds[bin],
-      bin,
-    };
-  });
   return {
     predictor: { ...c.id },
     signal: c.signal,
     threshold: c.threshold,
     bin: c.fit.inSample.bin ?? 0,
-    rule: ruleText({ ...c.id, signal: c.signal, threshold: c.threshold }),
+    ...(c.runs ? { runs: c.runs.map((r) => ({ ...r })) } : {}),
+    rule: ruleText({ ...c.id, signal: c.signal, threshold: c.threshold, runs: c.runs }),
     computeFraction: c.compute / cal.targetCompute,
     expected: { precision: est(h.precision, h.precisionCI), recall: est(h.recall, h.recallCI) },
     inSample: { precision: c.precision, recall: c.recall },
     counts: sel.heldOut,
-    foldRules,
+    foldRules: foldRulesOf(pool, sel),
     foldAgreement: sel.agreement,
     folds: cal.folds,
     seed: cal.seed,
+    ...(c.feature
+      ? {
+        histogram: { pos: c.feature.pos, neg: c.feature.neg, thresholds: c.fit.thresholds },
+      }
+      : {}),
   };
+}
+
+/** A flagged row and its signal value. */
+interface Flag {
+  row: number;
+  value: number;
 }
 
 /**
@@ -224,49 +296,117 @@ export function chooseForecast(
  * folds, so the flagged set is exactly what the held-out numbers measured
  * (one rule when every fold chose the same). A binary rule flags the run's
  * memorized rows; a signal rule the rows whose bin is ≤ the rule's bin, read
- * chunk by chunk. Rows ascending, with the signal value of each.
+ * chunk by chunk; a model rule (combined, data-only) the rows of `features`
+ * (the forecast run's row features) whose probability under the fold's model
+ * falls in a bin ≤ the rule's. Rows ascending, with the signal value of each
+ * (a model's: the probability).
  */
 export function flagRows(
   runOf: (id: PredictorId) => ScoredCheckpoint,
   choice: Pick<ForecastChoice, "foldRules" | "folds" | "seed">,
+  features?: RowFeatures | null,
 ): { rows: number[]; values: number[] } {
   const k = choice.folds;
   const fold = (r: number) => (k > 1 ? foldOf(r, choice.seed, k) : 0);
-  const out: { row: number; value: number }[] = [];
+  const out: Flag[] = [];
+  const columns = modelColumns(runOf, features ?? null);
   choice.foldRules.forEach((rule, f) => {
     if (rule === null) return;
-    const run = runOf(rule.predictor);
-    const l = run.continuation;
-    const s = rule.signal;
-    if (s === "binary") {
-      for (const r of run.memorized) if (fold(r) === f) out.push({ row: r, value: 1 });
-      return;
-    }
-    const src = run.source;
-    if (!src || (s === "prefix" && !src.prefix) || (s === "nll" && !src.nll)) {
-      throw new UserError(
-        `the forecast run's scores of ${
-          checkpointLabel(run)
-        } carry no ${s}: score it with this harness ` +
-          `(imported memorized-row lists are binary) or use --signal binary`,
-      );
-    }
-    for (let c = 0; c < src.chunks; c++) {
-      const ch = src.chunk(c);
-      for (let i = 0; i < ch.rows.length; i++) {
-        const r = ch.rows[i];
-        if (fold(r) !== f || binOf(s, ch, i, l) > rule.bin) continue;
-        const value = s === "score"
-          ? ch.matches[i] / l
-          : s === "prefix"
-          ? ch.prefix![i]
-          : ch.nll![i];
-        out.push({ row: r, value });
-      }
-    }
+    const inFold = (r: number) => fold(r) === f;
+    if (rule.model) out.push(...flagByModel(rule, columns(rule), inFold));
+    else out.push(...flagBySignal(runOf(rule.predictor), rule, inFold));
   });
   out.sort((a, b) => a.row - b.row);
   return { rows: out.map((o) => o.row), values: out.map((o) => o.value) };
+}
+
+/** A run's signal rule over its scores: binary memorization, or bins ≤ the rule's. */
+function flagBySignal(run: ScoredCheckpoint, rule: FoldRule, inFold: (r: number) => boolean) {
+  const out: Flag[] = [];
+  const l = run.continuation;
+  const s = rule.signal as Signal | "binary";
+  if (s === "binary") {
+    for (const r of run.memorized) if (inFold(r)) out.push({ row: r, value: 1 });
+    return out;
+  }
+  const src = run.source;
+  if (!src || (s === "prefix" && !src.prefix) || (s === "nll" && !src.nll)) {
+    throw new UserError(
+      `the forecast run's scores of ${checkpointLabel(run)} carry no ${s}: score it with this ` +
+        "harness (imported memorized-row lists are binary) or use --signal binary",
+    );
+  }
+  for (let c = 0; c < src.chunks; c++) {
+    const ch = src.chunk(c);
+    for (let i = 0; i < ch.rows.length; i++) {
+      const r = ch.rows[i];
+      if (!inFold(r) || binOf(s, ch, i, l) > rule.bin) continue;
+      const value = s === "score" ? ch.matches[i] / l : s === "prefix" ? ch.prefix![i] : ch.nll![i];
+      out.push({ row: r, value });
+    }
+  }
+  return out;
+}
+
+/** The forecast run's model columns (row features and the rule's runs' signals), per set of runs. */
+function modelColumns(
+  runOf: (id: PredictorId) => ScoredCheckpoint,
+  features: RowFeatures | null,
+): (rule: FoldRule) => { rows: number[]; columns: Columns } {
+  const cache = new Map<string, { rows: number[]; columns: Columns }>();
+  return (rule) => {
+    if (!features) {
+      throw new UserError(
+        `the ${rule.signal} rule needs the forecast run's row features, and it has none`,
+      );
+    }
+    const runs = rule.runs ?? [];
+    const key = runs.map(checkpointLabel).join(" ");
+    if (!cache.has(key)) {
+      const rows = features.rows;
+      const index = new Map(rows.map((r, i) => [r, i]));
+      const signals = runs.map((id) => {
+        const run = runOf(id);
+        if (!run.source) {
+          throw new UserError(
+            `the forecast run's scores of ${checkpointLabel(id)} carry no per-row scores ` +
+              "(imported memorized-row lists): the combined rule reads its prefix, matches and " +
+              "NLL; score it with this harness or give --signal binary",
+          );
+        }
+        return signalsOf({ ...run, compute: 0 }, index, rows.length);
+      });
+      const columns = {
+        ...runColumns(signals),
+        ...featureColumns(features, rows.map((_, i) => i)),
+      };
+      cache.set(key, { rows, columns });
+    }
+    return cache.get(key)!;
+  };
+}
+
+/** A model rule: the rows whose probability under the fold's model is in a bin ≤ the rule's. */
+function flagByModel(
+  rule: FoldRule,
+  { rows, columns }: { rows: number[]; columns: Columns },
+  inFold: (r: number) => boolean,
+): Flag[] {
+  const model = rule.model!;
+  const missing = model.names.filter((n) => !(n in columns));
+  if (missing.length > 0) {
+    throw new UserError(
+      `the forecast run lacks the ${rule.signal} model's columns ${missing.join(", ")} ` +
+        "(a run scored without that signal); give --signal binary|score|prefix|nll",
+    );
+  }
+  const out: Flag[] = [];
+  rows.forEach((r, i) => {
+    if (!inFold(r)) return;
+    const p = predictRow(model, columns, i);
+    if (probabilityBin(p) <= rule.bin) out.push({ row: r, value: p });
+  });
+  return out;
 }
 
 /**
@@ -324,6 +464,8 @@ export interface ForecastFile {
   run: { run: string; experiment: string; rowsScored: number };
   predictor: PredictorId;
   signal: ForecastChoice["signal"];
+  /** `combined`: the cheap runs the model reads (absent for single runs' signals). */
+  runs?: PredictorId[];
   /** Threshold (null for binary); `rule` says which side is flagged. */
   threshold: number | null;
   rule: string;

@@ -9,6 +9,7 @@
  */
 import type { ForecastChoice } from "./forecast.ts";
 import { NLL_BIN } from "./histograms.ts";
+import { isFeatureSignal } from "./summary.ts";
 
 /** A flagged row on the forecast page: its signal value and its text (or token ids). */
 export interface FlaggedExample {
@@ -28,8 +29,8 @@ export interface FlaggedExample {
 
 /**
  * The `n` flagged rows with the strongest evidence of memorization: lowest
- * NLL, highest score or matched prefix (ties and binary rules: lowest row
- * first).
+ * NLL, highest score, matched prefix or model probability (ties and binary
+ * rules: lowest row first).
  */
 export function mostConfident(
   rows: readonly number[],
@@ -61,7 +62,8 @@ export interface CalibrationFigures {
   threshold: number | null;
   /**
    * The signal's distribution over the calibration rows both runs scored:
-   * rows per value the target memorized and did not (NLL in bins of 0.1).
+   * rows per value the target memorized and did not (NLL in bins of 0.1, a
+   * model's out-of-fold probability in bins of 0.01).
    */
   distribution: { value: number; memorized: number; notMemorized: number }[];
   /** Precision and recall (in-sample, calibration rows) of every threshold, strictest first. */
@@ -95,7 +97,9 @@ export function calibrationFigures(
   const bins = h.thresholds.length;
   // A bin's value: the signal at that bin (score as a fraction, prefix in tokens, NLL's lower edge).
   const valueOf = (b: number) =>
-    s === "binary"
+    isFeatureSignal(s)
+      ? Math.floor(h.thresholds[b] * 100 + 1e-9) / 100 // probability, in bins of 0.01
+      : s === "binary"
       ? 1 - b
       : s === "score"
       ? (l - b) / l

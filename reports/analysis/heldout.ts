@@ -10,12 +10,13 @@
  *
  * @module
  */
-import type {
-  ComputeForRecall,
-  PredictorId,
-  RecallOver,
-  Recommendation,
-  ThresholdCurve,
+import {
+  type ComputeForRecall,
+  isFeatureSignal,
+  type PredictorId,
+  type RecallOver,
+  type Recommendation,
+  type ThresholdCurve,
 } from "./summary.ts";
 import type { AnalysedCheckpoint, Resamples } from "./checkpoints.ts";
 import { ListCursor, RangesCursor } from "../../engine/rowset.ts";
@@ -141,7 +142,7 @@ export function thresholdedPoints(
 ): ThresholdedPoint[] {
   const byRun = new Map<string, Candidate[]>();
   for (const c of candidates) {
-    if (c.signal === "binary") continue;
+    if (c.signal === "binary" || isFeatureSignal(c.signal)) continue;
     const key = checkpointKey(c.id.model, c.id.step);
     byRun.set(key, [...(byRun.get(key) ?? []), c]);
   }
@@ -256,7 +257,13 @@ export function computeForRecalls(input: ComputeForRecallInput): ComputeForRecal
         hi: frac(m.hi),
         precision: at?.precision ?? null,
         pick: at
-          ? { model: at.model, step: at.step, signal: at.signal, threshold: at.threshold }
+          ? {
+            model: at.model,
+            step: at.step,
+            signal: at.signal,
+            threshold: at.threshold,
+            ...(at.runs ? { runs: at.runs } : {}),
+          }
           : null,
       },
       laws,

@@ -60,10 +60,14 @@ export type { DeviceSlot } from "../../engine/types.ts";
 export type { Experiment } from "../../engine/types.ts";
 export type { LoadOptions } from "../../engine/config/config.ts";
 export type {
+  FeatureCost,
   FeaturePredictor,
   FeaturePredictors,
+  FeatureSignal,
   FeatureSummary,
   PersonalKindRow,
+  PredictorSignal,
+  RunSignal,
 } from "./summary.ts";
 export type { FormFit } from "./summary.ts";
 export type { HeldOut } from "./summary.ts";

@@ -23,6 +23,8 @@ import { percent } from "./stats.ts";
 import { type CrossFit, selectHeldOut, type Selection } from "./crossfit.ts";
 import { rates } from "./metrics.ts";
 import { checkpointLabel } from "../../engine/types.ts";
+import type { LogisticModel } from "./combined.ts";
+import { isFeatureSignal } from "./summary.ts";
 
 /**
  * A measured candidate: a binary predictor or a thresholded signal of a run,
@@ -35,6 +37,23 @@ export interface Candidate extends MeasuredPoint {
   index: number;
   /** The candidate's cross-fit over folds of rows. */
   fit: CrossFit;
+  /**
+   * A `combined` or `data-only` candidate's models: per fold the logistic
+   * model fitted on the other folds (a row of fold f is scored by model f,
+   * as its held-out numbers were measured), and its calibration rows per
+   * probability bin (all folds summed) for the forecast page.
+   */
+  feature?: FeatureModels;
+}
+
+/** The fold models of a model over the row features, and its rows per probability bin. */
+export interface FeatureModels {
+  /** The model of each fold (fitted without that fold's rows). */
+  models: LogisticModel[];
+  /** Rows per bin of out-of-fold probability (bin 0 the most probable) the target memorized. */
+  pos: Float64Array;
+  /** The same for rows it did not memorize. */
+  neg: Float64Array;
 }
 
 /** The settings of the recommendation step. */
@@ -50,10 +69,16 @@ export interface RecommendOptions {
 }
 
 const keyOf = (c: Candidate) =>
-  `${c.id.model}\u0000${c.id.step}\u0000${c.signal}\u0000${c.threshold}`;
+  `${c.id.model}\u0000${c.id.step}\u0000${c.signal}\u0000${c.threshold}\u0000${
+    (c.runs ?? []).map(checkpointLabel).join(",")
+  }`;
 
-/** The kind of law that matches a candidate. */
-export function kindOf(signal: Candidate["signal"]): PredictorKind {
+/**
+ * The kind of law that matches a candidate; null for the models over the row
+ * features (no law is fitted to them: see docs/analysis.md).
+ */
+export function kindOf(signal: Candidate["signal"]): PredictorKind | null {
+  if (isFeatureSignal(signal)) return null;
   return signal === "binary" ? "binary" : "thresholded";
 }
 
@@ -92,6 +117,7 @@ export function measuredOf(
     ...m.id,
     signal: m.signal,
     threshold: m.threshold,
+    ...(m.runs ? { runs: m.runs.map((r) => ({ ...r })) } : {}),
     precision: h.precision ?? 0,
     precisionCI: h.precisionCI,
     recall: h.recall ?? 0,
@@ -132,7 +158,7 @@ export function recommend(
       stability = wins / resamples.resamples;
     }
     const kind = pick ? kindOf(pick.signal) : "binary";
-    const fitted = bestLaw(laws, kind, budget, c0, minPrecision);
+    const fitted = kind === null ? null : bestLaw(laws, kind, budget, c0, minPrecision);
     const floorHolds = measured !== null && (measured.precisionCI?.lo ?? 0) >= minPrecision;
     return {
       budgetFraction: fraction,
@@ -147,8 +173,32 @@ export function recommend(
   });
 }
 
-/** How a pick is applied, in words: "memorized by M@S" or "nll ≤ T under M@S". */
-export function ruleText(m: PredictorId & { signal: string; threshold: number | null }): string {
+/** A pick as the summary holds it: a run (or a feature model) and its rule. */
+export type PickId = PredictorId & {
+  signal: string;
+  threshold: number | null;
+  runs?: readonly PredictorId[];
+};
+
+/**
+ * A predictor's name: `M@S` for a run's signal, `row features` for the
+ * data-only model, `row features + M@S + …` for a combined one.
+ */
+export function predictorLabel(m: PickId): string {
+  if (!isFeatureSignal(m.signal)) return checkpointLabel(m);
+  return ["row features", ...(m.runs ?? []).map(checkpointLabel)].join(" + ");
+}
+
+/**
+ * How a pick is applied, in words: "memorized by M@S", "nll < T under M@S",
+ * or "P(memorized) > T under the logistic model of row features + M@S".
+ */
+export function ruleText(m: PickId): string {
+  if (isFeatureSignal(m.signal)) {
+    return `P(memorized) > ${m.threshold} under the ${m.signal} logistic model of ${
+      predictorLabel(m)
+    }`;
+  }
   return m.signal === "binary"
     ? `memorized by ${checkpointLabel(m)}`
     : `${m.signal} ${m.signal === "nll" ? "<" : "≥"} ${m.threshold} under ${checkpointLabel(m)}`;

@@ -11,7 +11,7 @@
  */
 
 /** Bump when a field changes meaning or is removed. */
-export const SUMMARY_SCHEMA_VERSION = 2;
+export const SUMMARY_SCHEMA_VERSION = 3;
 
 /** `Summary.features`: the row features, their cost, and what they predict. */
 export interface FeatureSummary {
@@ -25,8 +25,23 @@ export interface FeatureSummary {
   tokens: number;
   /** Source of `rateByDuplicates`: the user's `data.duplicates` file, or the computed window counts. */
   duplicates: "data.duplicates" | "computed";
+  /**
+   * The features' measured cost beside the scoring's, both wall time on the
+   * machine that ran them (no FLOPs are estimated for the features).
+   */
+  cost: FeatureCost;
   /** The combined and data-only predictors and personal data (null without per-row target scores). */
   predictors: FeaturePredictors | null;
+}
+
+/** Measured seconds of the row features beside the measured seconds of the scoring. */
+export interface FeatureCost {
+  /** Wall time of the features step (every data shard and the assembly), seconds. */
+  featureSeconds: number;
+  /** Wall time of scoring every checkpoint of the run (`runs.jsonl`), seconds; null when unknown. */
+  scoringSeconds: number | null;
+  /** featureSeconds / scoringSeconds (null when the scoring time is unknown or 0). */
+  shareOfScoring: number | null;
 }
 
 /** A predictor measured held out at the precision floor (reports/analysis/feature_predictors.ts). */
@@ -57,13 +72,35 @@ export interface FeaturePredictors {
     budget: number;
     /** Cheap runs whose signals the combined predictor uses (most expensive first). */
     runs: PredictorId[];
-    /** Their summed compute (FLOPs; the features add their measured seconds, not FLOPs). */
+    /** Their summed training compute (FLOPs; the features' cost is in `cost`, seconds). */
     compute: number;
+    /**
+     * The cheap runs' share of the measured scoring seconds (the run's scoring
+     * time apportioned by each checkpoint's estimated scoring FLOPs, 2·N per
+     * token of the rows it scored), and the features' seconds as a share of
+     * features + that scoring time: what the features add to the cheap runs'
+     * evaluation cost. Null when the scoring time is unknown.
+     */
+    cost: { scoringSeconds: number; featureShare: number } | null;
     /** Cheap runs' signals and the row features, cross-fitted logistic regression. */
     combined: FeaturePredictor;
     /** The row features alone (no model run): the floor every cheap run must beat. */
     dataOnly: FeaturePredictor;
-    /** The budget's recommended single predictor (as in `recommendations`). */
+    /**
+     * What the recommendation picks at this budget (among every candidate:
+     * single runs' signals, the combined and the data-only predictors), held out.
+     */
+    recommended: {
+      signal: string;
+      label: string;
+      recall: number;
+      recallCI: Interval | null;
+      precision: number;
+    } | null;
+    /**
+     * The best single run's signal within the budget (the held-out selection
+     * among binary and thresholded candidates only).
+     */
     bestSingle:
       | (PredictorId & {
         signal: string;
@@ -288,10 +325,20 @@ export interface ScalingFit {
  * the field holding it says), and its compute.
  */
 export interface MeasuredPoint {
-  /** `binary` (memorized or not) or the thresholded signal. */
-  signal: "binary" | "score" | "prefix" | "nll";
+  /**
+   * `binary` (memorized or not), a run's thresholded signal, or a model over
+   * the row features (`data-only`) and cheap runs' signals (`combined`),
+   * thresholded on its out-of-fold probability (reports/analysis/feature_candidates.ts).
+   */
+  signal: PredictorSignal;
   /** The signal's threshold (null for a binary predictor). */
   threshold: number | null;
+  /**
+   * `combined` and `data-only` only: the cheap runs whose signals the model
+   * uses, most expensive first (empty for `data-only`); their `model` is the
+   * signal's name and `step` 0.
+   */
+  runs?: PredictorId[];
   /** Precision. */
   precision: number;
   /** Wilson score interval (95%) of the precision. */
@@ -300,8 +347,26 @@ export interface MeasuredPoint {
   recall: number;
   /** Wilson score interval (95%) of the recall. */
   recallCI: Interval | null;
-  /** Training compute C = 6 · N · D of the predictor. */
+  /**
+   * Training compute C = 6 · N · D of the predictor; for `combined` the sum
+   * over its cheap runs, for `data-only` 0 (the row features' measured cost is
+   * reported in seconds beside the scoring's: `Summary.features.cost`).
+   */
   compute: number;
+}
+
+/** Signals of single runs (a run's memorization, or its score, prefix or NLL at a threshold). */
+export type RunSignal = "binary" | "score" | "prefix" | "nll";
+
+/** Signals of models over the row features: alone (`data-only`) or with cheap runs' signals. */
+export type FeatureSignal = "combined" | "data-only";
+
+/** Every kind of candidate predictor. */
+export type PredictorSignal = RunSignal | FeatureSignal;
+
+/** Whether a signal is a model over the row features (no single run's). */
+export function isFeatureSignal(s: string): s is FeatureSignal {
+  return s === "combined" || s === "data-only";
 }
 
 /** The equi-compute answer for one budget. */
@@ -314,7 +379,8 @@ export interface Recommendation {
   recallOver: RecallOver;
   /**
    * The predictor to use within the budget: among measured candidates
-   * (binary predictors, and signals at a threshold) with compute ≤ budget,
+   * (binary predictors, signals at a threshold, and with row features the
+   * combined and data-only models at a probability threshold) with compute ≤ budget,
    * the one with the highest recall at precision ≥ the floor, chosen on all
    * rows (null when none qualifies). `precision`, `recall` and their
    * intervals are held out: the whole choice (threshold and candidate) is
@@ -376,8 +442,8 @@ export interface ComputeForRecall {
     hi: number | null;
     /** Held-out precision of the pick at `fraction` (it was chosen at the floor on other rows). */
     precision: number | null;
-    /** The pick at `fraction`. */
-    pick: (PredictorId & { signal: string; threshold: number | null }) | null;
+    /** The pick at `fraction` (`runs`: a combined predictor's cheap runs). */
+    pick: (PredictorId & { signal: string; threshold: number | null; runs?: PredictorId[] }) | null;
   };
   /**
    * Per recommendable family and kind: the smallest compute (fraction of the

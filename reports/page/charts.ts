@@ -25,6 +25,7 @@ import { duplicatesChart, rateByRowChart } from "./rate_charts.ts";
 import { OKABE_ITO } from "./chart_style.ts";
 import type { Summary } from "../analysis/summary.ts";
 import { checkpointLabel } from "../../engine/types.ts";
+import { predictorLabel } from "../analysis/recommend.ts";
 
 export { type Chart, CHART_CONFIG, OKABE_ITO } from "./chart_style.ts";
 
@@ -215,7 +216,11 @@ function recallComputeChart(summary: Summary): Chart {
     title: "Recall against compute",
     description: `Black steps: the recall reached at precision ≥ ${min} within each compute, ` +
       `held out; diamonds: the recommended picks. Colours: each family's fitted law with its ` +
-      `95% band and its runs (${what}); dashed: the target's compute.`,
+      `95% band and its runs (${what}); dashed: the target's compute.` +
+      ((summary.frontier ?? []).some((f) => f.budget === 0 && f.measured)
+        ? " The data-only model over the row features needs no model compute, so it has no " +
+          "place on the log axis: it is in the budget table and the row-features section."
+        : ""),
     spec: unit({
       width: HEADLINE_WIDTH,
       height: HEIGHT,
@@ -278,10 +283,12 @@ function recallComputeChart(summary: Summary): Chart {
 
 /** The held-out frontier (the recommendation at every candidate compute) and the picks on it. */
 function frontierRows(summary: Summary): { frontier: Row[]; picks: Row[] } {
+  // Compute 0 (the data-only model) has no place on the log axis: the step starts at the first
+  // candidate with compute; the data-only predictor is in the budget table and the features section.
   const frontier: Row[] = (summary.frontier ?? []).flatMap((f) =>
-    f.measured
+    f.measured && f.budget > 0
       ? [{
-        run: checkpointLabel(f.measured),
+        run: predictorLabel(f.measured),
         signal: f.measured.signal,
         compute: f.budget,
         recall: f.measured.recall,
@@ -292,14 +299,16 @@ function frontierRows(summary: Summary): { frontier: Row[]; picks: Row[] } {
   // A pick sits on the frontier at the budget's step: the largest candidate compute within it.
   const stepOf = (budget: number) => {
     let at = null as number | null;
-    for (const f of summary.frontier ?? []) if (f.budget <= budget * (1 + 1e-12)) at = f.budget;
+    for (const f of summary.frontier ?? []) {
+      if (f.budget > 0 && f.budget <= budget * (1 + 1e-12)) at = f.budget;
+    }
     return at;
   };
   const picks = summary.recommendations.flatMap((r) => {
     const at = r.measured ? stepOf(r.budget) : null;
     return r.measured && at !== null
       ? [{
-        run: checkpointLabel(r.measured),
+        run: predictorLabel(r.measured),
         budget: r.budgetFraction,
         signal: r.measured.signal,
         compute: at,

@@ -34,6 +34,8 @@ function signalTitle(signal: ForecastFile["signal"]): string {
     ? "score (matched continuation tokens, fraction)"
     : signal === "prefix"
     ? "matched prefix (tokens)"
+    : signal === "combined" || signal === "data-only"
+    ? `out-of-fold probability of memorization (${signal} model, bins of 0.01)`
     : "memorized by the predictor (1) or not (0)";
 }
 

@@ -13,7 +13,13 @@
  */
 import type { Spec as VegaSpec } from "vega";
 import type { Chart } from "./charts.ts";
-import type { Interval, PredictorRow, Summary } from "../analysis/summary.ts";
+import {
+  type Interval,
+  isFeatureSignal,
+  type PredictorRow,
+  type Summary,
+} from "../analysis/summary.ts";
+import { type PickId, predictorLabel } from "../analysis/recommend.ts";
 import { floorGap } from "../analysis/floor.ts";
 import { headline } from "../analysis/verdict.ts";
 import type { VendorScripts } from "./vendor.ts";
@@ -97,12 +103,14 @@ function table(title: string, head: string[], rows: string[][]): string {
     : `<h3>${e(title)}</h3>\n${t}`;
 }
 
-/** `rule · model @ step` of a pick, on one line. */
-function pickText(m: { model: string; step: number; signal: string; threshold: number | null }) {
+/** `rule · model @ step` of a pick (a feature model: `P > t · row features + M@S`), on one line. */
+function pickText(m: PickId) {
   const rule = m.signal === "binary"
     ? "memorized"
+    : isFeatureSignal(m.signal)
+    ? `${e(m.signal)} P &gt; ${e(thr(m.threshold))}`
     : `${m.signal} ${m.signal === "nll" ? "&lt;" : "≥"} ${e(thr(m.threshold))}`;
-  return `${rule} <span class="muted">by</span> ${e(checkpointLabel(m))}`;
+  return `${rule} <span class="muted">by</span> ${e(predictorLabel(m))}`;
 }
 
 /**
@@ -192,7 +200,7 @@ function computeTable(s: Summary): string {
         ? `<span class="muted">not reached (upper end reaches it from ${f(m.lo)})</span>`
         : `${f(m.fraction)} <span class="ci">[${f(m.lo)}, ${m.hi === null ? "—" : f(m.hi)}]</span>${
           m.pick
-            ? `<br><span class="muted">${e(checkpointLabel(m.pick))} ${e(m.pick.signal)}${
+            ? `<br><span class="muted">${e(predictorLabel(m.pick))} ${e(m.pick.signal)}${
               m.pick.threshold === null ? "" : ` ${e(thr(m.pick.threshold))}`
             }</span>`
             : ""
