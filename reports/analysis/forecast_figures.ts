@@ -7,9 +7,23 @@
  *
  * @module
  */
-import type { ForecastChoice } from "./forecast.ts";
+import type { Candidate } from "./recommend.ts";
 import { NLL_BIN } from "./histograms.ts";
-import { isFeatureSignal } from "./summary.ts";
+import { type Estimate, isFeatureSignal } from "./summary.ts";
+
+/** The signal of a forecast rule (a run's signal, binary, or a model over row features). */
+export type ForecastSignal = Candidate["signal"];
+
+/** What the figures need of the chosen rule (a forecast's choice has these fields). */
+export interface ChosenRule {
+  signal: ForecastSignal;
+  /** Threshold value (null for binary). */
+  threshold: number | null;
+  /** Bin of the rule (rows in bins 0 … bin are flagged). */
+  bin: number;
+  /** Held-out precision and recall expected of the rule. */
+  expected: { precision: Estimate; recall: Estimate };
+}
 
 /** A flagged row on the forecast page: its signal value and its text (or token ids). */
 export interface FlaggedExample {
@@ -35,7 +49,7 @@ export interface FlaggedExample {
 export function mostConfident(
   rows: readonly number[],
   values: readonly number[],
-  signal: ForecastChoice["signal"],
+  signal: ForecastSignal,
   n: number,
 ): { row: number; value: number }[] {
   const order = rows.map((row, i) => ({ row, value: values[i] }));
@@ -57,7 +71,7 @@ export interface SignalHistogram {
 /** The calibration's view of the forecast rule, for the page's two charts. */
 export interface CalibrationFigures {
   /** The chosen signal. */
-  signal: ForecastChoice["signal"];
+  signal: ForecastSignal;
   /** The rule's threshold (null for binary: memorized or not). */
   threshold: number | null;
   /**
@@ -91,7 +105,7 @@ export function calibrationFigures(
   h: SignalHistogram,
   positives: number,
   l: number,
-  choice: Pick<ForecastChoice, "signal" | "threshold" | "bin" | "expected">,
+  choice: ChosenRule,
 ): CalibrationFigures {
   const s = choice.signal;
   const bins = h.thresholds.length;
