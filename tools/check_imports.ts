@@ -2,8 +2,10 @@
  * The import-direction check of `deno task check`: every relative import in
  * the product code (main.ts, cli/, tasks/, reports/, engine/) must point down
  * the order docs/architecture.md states, between the top folders and between
- * the folders of engine/. Prints each import against the order and exits 1
- * when there is one.
+ * the folders of engine/, and no files may import each other in a loop
+ * (inside one folder too; type-only imports count; a worker module started
+ * by URL is not imported). Prints each import
+ * against the order and each loop, and exits 1 when there is one.
  *
  * `deno run -R tools/check_imports.ts`
  *
@@ -71,18 +73,59 @@ function sourceFiles(root: string, dir: string, out: string[]): string[] {
   return out;
 }
 
-/** Every import against the order in the repository at `root`. */
+/**
+ * The loops of an import graph (file → the files it imports): each strongly
+ * connected component of more than one file, or a file importing itself, its
+ * files sorted (Tarjan's algorithm).
+ */
+export function loops(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  const index = new Map<string, number>(), low = new Map<string, number>();
+  const stack: string[] = [], onStack = new Set<string>(), out: string[][] = [];
+  const visit = (v: string) => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v), onStack.add(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const component: string[] = [];
+    let w: string;
+    do {
+      w = stack.pop()!;
+      onStack.delete(w);
+      component.push(w);
+    } while (w !== v);
+    if (component.length > 1 || (graph.get(v) ?? []).includes(v)) out.push(component.sort());
+  };
+  for (const v of [...graph.keys()].sort()) if (!index.has(v)) visit(v);
+  return out;
+}
+
+/** Every import against the order, and every loop of imports, in the repository at `root`. */
 export function check(root: string): string[] {
   const files = ["main.ts"];
   for (const dir of ["cli", "tasks", "reports", "engine"]) sourceFiles(root, dir, files);
   const problems: string[] = [];
+  const graph = new Map<string, string[]>();
   for (const file of files) {
     const text = readFileSync(join(root, file), "utf8");
+    const targets: string[] = [];
     for (const m of text.matchAll(SPECIFIER)) {
-      const target = normalize(join(dirname(file), m[1]));
-      const v = violation(file, relative(".", target));
+      const target = relative(".", normalize(join(dirname(file), m[1])));
+      // A worker started from a module's URL is not an import of it, and a file
+      // naming itself is its own documentation's example.
+      if (!m[0].startsWith("new URL") && target !== file) targets.push(target);
+      const v = violation(file, target);
       if (v) problems.push(v);
     }
+    graph.set(file, targets);
+  }
+  for (const loop of loops(graph)) {
+    problems.push(`these files import each other: ${loop.join(", ")}`);
   }
   return problems;
 }
@@ -92,8 +135,8 @@ if (import.meta.main) {
   const problems = check(root);
   for (const p of problems) console.error(p);
   if (problems.length) {
-    console.error(`${problems.length} import(s) against the documented direction.`);
+    console.error(`${problems.length} import(s) against the documented direction or in a loop.`);
     Deno.exit(1);
   }
-  console.log("imports: every one points down the documented order.");
+  console.log("imports: every one points down the documented order, and none loops.");
 }
