@@ -7,9 +7,11 @@ import { makeManifest, openStore, writeJson } from "../engine/store/store.ts";
 import type { CheckpointScores, Experiment, Job } from "../engine/types.ts";
 import { loadTokenizer } from "../engine/data/tokenizer.ts";
 import { escapeHtml } from "../reports/page/html.ts";
-import { renderReport } from "../tasks/report.ts";
+import { loadAnalysisInput, renderReport } from "../tasks/report.ts";
+import { analyze } from "../reports/analysis/analysis.ts";
+import { signalHistograms } from "../reports/analysis/histograms.ts";
 import { missingInRuns } from "../engine/plan/run_folder.ts";
-import { scoredFromScores } from "../engine/store/scored_checkpoint.ts";
+import { type ScoredCheckpoint, scoredFromScores } from "../engine/store/scored_checkpoint.ts";
 import type { Summary } from "../reports/analysis/summary.ts";
 
 const ROWS = 64;
@@ -193,4 +195,54 @@ Deno.test("missingInRuns finds jobs whose rows are not all stored", () => {
     "d",
     "e",
   ]);
+});
+
+Deno.test("the report counts each run's histograms while it reads the store: the analysis makes no pass of its own for them, and its summary is the same", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "render-test-" });
+  try {
+    await makeRun(dir, null);
+    const input = await loadAnalysisInput(dir);
+    const runs = input.runs!;
+    const counted = input.histograms!;
+    assert.deepEqual(counted.target, { model: "big", step: 4 });
+    // The target is read first, the checkpoints come back in the manifest's order.
+    assert.deepEqual(runs.map((r) => `${r.model}@${r.step}`), [
+      "small@2",
+      "small@4",
+      "big@2",
+      "big@4",
+    ]);
+    const target = runs.find((r) => r.model === "big" && r.step === 4)!;
+    const others = runs.filter((r) => r !== target);
+    assert.equal(counted.bySource.size, others.length);
+    for (const r of others) {
+      assert.deepEqual(
+        counted.bySource.get(r.source!),
+        signalHistograms(r.source!, r.continuation, target, {
+          folds: counted.folds,
+          seed: counted.seed,
+        }),
+        `${r.model}@${r.step}`,
+      );
+    }
+    // The same analysis with and without them: the chunks it reads differ by one pass per run.
+    const reads = { n: 0 };
+    const counting = (r: ScoredCheckpoint): ScoredCheckpoint => ({
+      ...r,
+      source: { ...r.source!, chunk: (k) => (reads.n++, r.source!.chunk(k)) },
+    });
+    const withCounted = runs.map(counting);
+    const bySource = new Map(
+      withCounted.map((r, i) => [r.source!, counted.bySource.get(runs[i].source!)!]),
+    );
+    const ahead = analyze({ ...input, runs: withCounted, histograms: { ...counted, bySource } });
+    const readAhead = reads.n;
+    reads.n = 0;
+    const alone = analyze({ ...input, runs: runs.map(counting), histograms: undefined });
+    const chunksPerPass = others.reduce((n, r) => n + r.source!.chunks, 0);
+    assert.equal(reads.n - readAhead, chunksPerPass);
+    assert.deepEqual(ahead, alone);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

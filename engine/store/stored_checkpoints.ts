@@ -165,16 +165,35 @@ async function shardFiles(dir: string): Promise<string[]> {
 }
 
 /**
+ * What a caller does with the chunks {@link readStoredCheckpoints} reads
+ * anyway, so that it needs no pass of its own (the report counts each run's
+ * histograms against the target here: one pass over the store fewer).
+ */
+export interface StoreScan {
+  /** The checkpoint to read before the others (the report's target), when the store has it. */
+  first?: { model: string; step: number };
+  /**
+   * Called as a checkpoint's pass starts: a function given each of its
+   * chunks in row order (valid only during the call), or null for none.
+   */
+  visit?(id: { model: string; step: number }): ((chunk: ScoreChunk) => void) | null;
+  /** Called with each checkpoint once read, in reading order (`first` first). */
+  done?(checkpoint: ScoredCheckpoint): void;
+}
+
+/**
  * Every checkpoint of the run folder's store with finished shards, as
  * {@link ScoredCheckpoint} in the manifest's order. Shards whose key does not match the
  * manifest are ignored. `known`: the
  * folder's manifest as the caller holds it (default: read from the folder);
- * `progress` counts the manifest's checkpoints as they are read.
+ * `progress` counts the manifest's checkpoints as they are read; `scan`:
+ * what the caller does with the chunks on the way ({@link StoreScan}).
  */
 export async function readStoredCheckpoints(
   runDir: string,
   known?: Manifest | null,
   progress?: ProgressSink,
+  scan?: StoreScan,
 ): Promise<ScoredCheckpoint[]> {
   const manifest = known ?? await readManifest(runDir);
   if (!manifest) {
@@ -184,22 +203,29 @@ export async function readStoredCheckpoints(
     );
   }
   const l = continuationOf(manifest);
-  const out: ScoredCheckpoint[] = [];
+  const read = new Map<(typeof manifest.checkpoints)[number], ScoredCheckpoint>();
   const buffer = new FileBuffer();
   const verified = new Map<string, string>();
+  const first = scan?.first;
+  const order = [...manifest.checkpoints].sort((a, b) => Number(isFirst(b)) - Number(isFirst(a)));
+  function isFirst(c: { model: string; step: number }): boolean {
+    return !!first && c.model === first.model && c.step === first.step;
+  }
   progress?.phase("reading the store", manifest.checkpoints.length, "checkpoints");
-  for (const c of manifest.checkpoints) {
-    if (c !== manifest.checkpoints[0]) progress?.add(1);
+  for (const c of order) {
+    if (c !== order[0]) progress?.add(1);
     const dir = join(runDir, "scores", c.model, `step${c.step}`);
     const key = shardKey(manifest.settingsHash, c.fingerprint);
     const paths: string[] = [];
     const scored = rangesBuilder(), memorized = listBuilder();
     const counts = new Float64Array(256);
+    const visit = scan?.visit?.({ model: c.model, step: c.step }) ?? null;
     let last = -1;
     for (const path of await shardFiles(dir)) {
       const shard = readShard(buffer, path, verified);
       if (shard.key !== key) continue;
       paths.push(path);
+      visit?.(shard);
       const { rows, matches, prefix } = shard;
       const n = rows.length;
       // Scored rows: one range per run of consecutive rows (a shard is usually one).
@@ -222,7 +248,7 @@ export async function readStoredCheckpoints(
     if (paths.length === 0) continue;
     const matchCounts = new Array<number>(l + 1).fill(0);
     counts.forEach((x, m) => (matchCounts[Math.min(m, l)] += x));
-    out.push({
+    const checkpoint: ScoredCheckpoint = {
       model: c.model,
       step: c.step,
       continuation: l,
@@ -230,8 +256,10 @@ export async function readStoredCheckpoints(
       memorized: memorized.done(),
       matchCounts,
       source: shardSource(paths, key, verified),
-    });
+    };
+    read.set(c, checkpoint);
+    scan?.done?.(checkpoint);
   }
   if (manifest.checkpoints.length > 0) progress?.add(1);
-  return out;
+  return manifest.checkpoints.flatMap((c) => read.get(c) ?? []);
 }

@@ -40,6 +40,7 @@ import { poisson } from "./stats.ts";
 import { type FamilyPoint, fitScaling, type FittedLaw, makeFamilies } from "./families.ts";
 import { type Candidate, recommend } from "./recommend.ts";
 import { signalCurves } from "./score_signals.ts";
+import type { CountedHistograms } from "./histograms.ts";
 import { type CrossFit, crossFit } from "./crossfit.ts";
 import {
   binaryFolded,
@@ -94,6 +95,11 @@ export interface AnalysisInput {
   run?: Partial<Summary["run"]>;
   /** Counts the runs, laws and correlation matrices as the analysis gets through them. */
   progress?: ProgressSink;
+  /**
+   * The runs' signal histograms against the target, counted while the runs
+   * were read (the report's store reader); computed here when absent.
+   */
+  histograms?: CountedHistograms;
 }
 
 /**
@@ -271,6 +277,7 @@ export function analyzeRuns(
   target: AnalysedCheckpoint,
   progress?: ProgressSink,
   features?: RowFeatures | null,
+  counted?: CountedHistograms,
 ): CoreAnalysis {
   const settings = analysisSettings(exp);
   const seconds: Record<string, number> = {};
@@ -289,7 +296,10 @@ export function analyzeRuns(
     recallOver: settings.recallOver,
   };
   const positives = foldPositives(target, folds);
-  const measured = measureCandidates(others, target, settings, folds, positives, progress);
+  const measured = measureCandidates(others, target, settings, folds, positives, {
+    progress,
+    counted,
+  });
   lap("signals");
   const featureFits = features
     ? fitFeatureModels(features, runs, target, settings, positives)
@@ -378,7 +388,7 @@ function measureCandidates(
   settings: AnalysisSettings,
   folds: FoldSettings,
   positives: number[],
-  progress?: ProgressSink,
+  { progress, counted }: { progress?: ProgressSink; counted?: CountedHistograms } = {},
 ): Measured {
   const all = settings.recallOver === "all";
   const classifiers: Classifier[] = others.map((o) => ({
@@ -414,6 +424,7 @@ function measureCandidates(
       settings.minPrecision,
       folds,
       positives,
+      counted,
     );
     curves.push(...sig.curves);
     for (const c of sig.candidates) {
@@ -526,7 +537,7 @@ export function analyze(input: AnalysisInput): Summary {
   checkTarget(exp, data);
   const runs = orderedRuns(exp, data);
   const target = runs.find((r) => sameId(r.id, trainedTarget(exp)))!;
-  const core = analyzeRuns(exp, runs, target, input.progress, input.features);
+  const core = analyzeRuns(exp, runs, target, input.progress, input.features, input.histograms);
   const summary: Summary = {
     schemaVersion: SUMMARY_SCHEMA_VERSION,
     ...experimentAndTarget(exp, runs, target, core.predictors),

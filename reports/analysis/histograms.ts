@@ -276,9 +276,8 @@ const lookups = new Map<number, Uint8Array>();
 
 /**
  * Histograms of every signal of a run's source against the target, over the
- * rows both scored, in one pass over the source. Per chunk, each row gets a
- * code (−1: not counted; else fold · 2 + memorized by the target), then each
- * signal's bins are counted in a typed loop.
+ * rows both scored, in one pass over the source (a {@link HistogramCounter}
+ * fed every chunk).
  */
 export function signalHistograms(
   source: ScoreSource,
@@ -286,57 +285,114 @@ export function signalHistograms(
   target: { scored: RowRanges; memorized: RowList },
   opts: HistogramOptions,
 ): LabelHistogram[] {
-  const folds = opts.folds ?? FOLDS;
-  const signals = signalsOf(source);
-  const binsOf = signals.map((signal) => binCount(signal, l));
-  // counts[s][(fold · 2 + positive) · bins + bin]
-  const counts = binsOf.map((bins) => new Float64Array(folds * 2 * bins));
-  const seen = new RangesCursor(target.scored);
-  const mem = new ListCursor(target.memorized);
-  const include = opts.include;
-  let code = new Int32Array(0);
-  let maxNll = 0;
-  const table = codeTable(target, folds, opts.seed);
-  for (let k = 0; k < source.chunks; k++) {
-    const c = source.chunk(k);
-    const rows = c.rows, n = rows.length;
-    if (code.length < n) code = new Int32Array(n);
-    if (table) tableCodes(rows, code, table);
-    else rowCodes(rows, code, seen, mem, folds, opts.seed);
+  const counter = new HistogramCounter(signalsOf(source), l, target, opts);
+  for (let k = 0; k < source.chunks; k++) counter.add(source.chunk(k));
+  return counter.histograms();
+}
+
+/**
+ * Histograms counted ahead of the analysis, against a target under given
+ * folds and seed, per run's score source: the report counts them during the
+ * store reader's pass (tasks/report.ts), so the analysis needs no pass of its
+ * own for them. The analysis uses them only for that target, folds and seed.
+ */
+export interface CountedHistograms {
+  /** The target they were counted against. */
+  target: { model: string; step: number };
+  folds: number;
+  seed: number;
+  /** Each run's histograms (as {@link signalHistograms} gives them), by its source. */
+  bySource: Map<ScoreSource, LabelHistogram[]>;
+}
+
+/**
+ * {@link signalHistograms} chunk by chunk, for a reader that sees the chunks
+ * anyway (the report's first pass over the store, tasks/report.ts): per
+ * chunk, each row gets a code (−1: not counted; else fold · 2 + memorized by
+ * the target), then each signal's bins are counted in a typed loop. A chunk
+ * is counted when given and not kept.
+ */
+export class HistogramCounter {
+  readonly #signals: readonly Signal[];
+  readonly #l: number;
+  readonly #folds: number;
+  readonly #binsOf: number[];
+  /** counts[s][(fold · 2 + positive) · bins + bin] */
+  readonly #counts: Float64Array[];
+  readonly #seen: RangesCursor;
+  readonly #mem: ListCursor;
+  readonly #table: Int8Array | null;
+  readonly #opts: HistogramOptions;
+  #code = new Int32Array(0);
+  #maxNll = 0;
+
+  constructor(
+    signals: readonly Signal[],
+    l: number,
+    target: { scored: RowRanges; memorized: RowList },
+    opts: HistogramOptions,
+  ) {
+    this.#signals = signals;
+    this.#l = l;
+    this.#folds = opts.folds ?? FOLDS;
+    this.#binsOf = signals.map((signal) => binCount(signal, l));
+    this.#counts = this.#binsOf.map((bins) => new Float64Array(this.#folds * 2 * bins));
+    this.#seen = new RangesCursor(target.scored);
+    this.#mem = new ListCursor(target.memorized);
+    this.#table = codeTable(target, this.#folds, opts.seed);
+    this.#opts = opts;
+  }
+
+  /** Counts a chunk's rows (chunks in row order, as a source gives them). */
+  add(c: ScoreChunk): void {
+    const rows = c.rows, n = rows.length, l = this.#l, signals = this.#signals;
+    if (this.#code.length < n) this.#code = new Int32Array(n);
+    const code = this.#code, counts = this.#counts, include = this.#opts.include;
+    if (this.#table) tableCodes(rows, code, this.#table);
+    else rowCodes(rows, code, this.#seen, this.#mem, this.#folds, this.#opts.seed);
     if (include) { for (let i = 0; i < n; i++) if (!include(rows[i])) code[i] = -1; }
     if (signals.length === 3) {
-      maxNll = Math.max(maxNll, countAll(c, n, binLookup(l), code, counts, binsOf[0]));
-      continue;
+      this.#maxNll = Math.max(
+        this.#maxNll,
+        countAll(c, n, binLookup(l), code, counts, this.#binsOf[0]),
+      );
+      return;
     }
     for (let s = 0; s < signals.length; s++) {
       const signal = signals[s];
-      if (signal === "nll") maxNll = Math.max(maxNll, countNll(c.nll!, n, code, counts[s]));
-      else {
+      if (signal === "nll") {
+        this.#maxNll = Math.max(this.#maxNll, countNll(c.nll!, n, code, counts[s]));
+      } else {
         const values = signal === "score" ? c.matches : c.prefix!;
-        countInt(values, n, binLookup(l), code, counts[s], binsOf[s]);
+        countInt(values, n, binLookup(l), code, counts[s], this.#binsOf[s]);
       }
     }
   }
-  return signals.map((signal, s) => {
-    const width = binsOf[s], h = counts[s];
-    const pos = new Float64Array(width), neg = new Float64Array(width);
-    const foldPos = new Float64Array(width * folds), foldNeg = new Float64Array(width * folds);
-    for (let f = 0; f < folds; f++) {
-      for (let b = 0; b < width; b++) {
-        const p = h[(f * 2 + 1) * width + b], q = h[f * 2 * width + b];
-        foldPos[f * width + b] = p, foldNeg[f * width + b] = q;
-        pos[b] += p, neg[b] += q;
+
+  /** The histograms of the chunks counted so far. */
+  histograms(): LabelHistogram[] {
+    const l = this.#l, folds = this.#folds, maxNll = this.#maxNll;
+    return this.#signals.map((signal, s) => {
+      const width = this.#binsOf[s], h = this.#counts[s];
+      const pos = new Float64Array(width), neg = new Float64Array(width);
+      const foldPos = new Float64Array(width * folds), foldNeg = new Float64Array(width * folds);
+      for (let f = 0; f < folds; f++) {
+        for (let b = 0; b < width; b++) {
+          const p = h[(f * 2 + 1) * width + b], q = h[f * 2 * width + b];
+          foldPos[f * width + b] = p, foldNeg[f * width + b] = q;
+          pos[b] += p, neg[b] += q;
+        }
       }
-    }
-    const thresholds = Array.from({ length: width }, (_, b) => {
-      if (signal === "score") return (l - b) / l;
-      if (signal === "prefix") return l - b;
-      return b === NLL_BINS - 1
-        ? Math.max(maxNll, NLL_BIN * NLL_BINS)
-        : Number(((b + 1) * NLL_BIN).toFixed(2));
+      const thresholds = Array.from({ length: width }, (_, b) => {
+        if (signal === "score") return (l - b) / l;
+        if (signal === "prefix") return l - b;
+        return b === NLL_BINS - 1
+          ? Math.max(maxNll, NLL_BIN * NLL_BINS)
+          : Number(((b + 1) * NLL_BIN).toFixed(2));
+      });
+      return { signal, bins: width, folds, pos, neg, foldPos, foldNeg, thresholds };
     });
-    return { signal, bins: width, folds, pos, neg, foldPos, foldNeg, thresholds };
-  });
+  }
 }
 
 /**

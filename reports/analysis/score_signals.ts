@@ -21,7 +21,12 @@ import { crossFit } from "./crossfit.ts";
 import { type FoldSettings, heldOutOf, signalFolded } from "./heldout.ts";
 import type { AnalysedCheckpoint } from "./checkpoints.ts";
 import type { Candidate } from "./recommend.ts";
-import { type Signal, signalHistograms, signalRowsMany } from "./histograms.ts";
+import {
+  type CountedHistograms,
+  type Signal,
+  signalHistograms,
+  signalRowsMany,
+} from "./histograms.ts";
 
 /** Curve points kept per signal in the summary (the optimum is found at full resolution). */
 const MAX_POINTS = 120;
@@ -38,6 +43,7 @@ export function signalCurves(
   minPrecision: number,
   folds: FoldSettings,
   positives: readonly number[],
+  counted?: CountedHistograms,
 ): {
   curves: ThresholdCurve[];
   candidates: { candidate: Omit<Candidate, "index">; classifier: Classifier }[];
@@ -47,7 +53,11 @@ export function signalCurves(
   const l = run.continuation;
   const curves: ThresholdCurve[] = [];
   const candidates: { candidate: Omit<Candidate, "index">; classifier: Classifier }[] = [];
-  const hists = signalHistograms(s, l, target, { folds: folds.folds, seed: folds.seed });
+  const ahead = counted && counted.folds === folds.folds && counted.seed === folds.seed &&
+      counted.target.model === target.id.model && counted.target.step === target.id.step
+    ? counted.bySource.get(s)
+    : undefined;
+  const hists = ahead ?? signalHistograms(s, l, target, { folds: folds.folds, seed: folds.seed });
   const pending: { signal: Signal; maxBin: number; cls: Classifier }[] = [];
   for (const hist of hists) {
     const signal = hist.signal;
