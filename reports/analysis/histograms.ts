@@ -61,9 +61,11 @@ export function binOf(signal: Signal, c: ScoreChunk, i: number, l: number): numb
 
 /** Per-label, per-fold counts of one signal of one run against the target. */
 export interface LabelHistogram {
+  /** The signal counted. */
   signal: Signal;
   /** Bins per fold. */
   bins: number;
+  /** Folds of rows (their hash mod `folds`). */
   folds: number;
   /** Rows per bin the target memorized, all folds (length `bins`). */
   pos: Float64Array;
@@ -299,7 +301,9 @@ export function signalHistograms(
 export interface CountedHistograms {
   /** The target they were counted against. */
   target: { model: string; step: number };
+  /** The folds of rows they were counted in. */
   folds: number;
+  /** The seed of the rows' fold hash. */
   seed: number;
   /** Each run's histograms (as {@link signalHistograms} gives them), by its source. */
   bySource: Map<ScoreSource, LabelHistogram[]>;

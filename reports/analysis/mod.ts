@@ -54,6 +54,7 @@ export type { Checkpoint } from "../../engine/types.ts";
 export type { CheckpointScores } from "../../engine/types.ts";
 export type { ComputeForRecall } from "./summary.ts";
 export type { CurvePoint } from "./summary.ts";
+export type { CountedHistograms, LabelHistogram, Signal } from "./histograms.ts";
 export type { DataFormat } from "../../engine/types.ts";
 export type { DataSpec } from "../../engine/types.ts";
 export type { DeviceSlot } from "../../engine/types.ts";
