@@ -195,6 +195,19 @@ Deno.test("a compressed entry of pytorch_model.bin is exit 2 naming the file and
   await rejects(tmp.path, path, marked, "compressed");
 });
 
+Deno.test("a pytorch_model.bin whose pickle holds a string that is not UTF-8 is exit 2 naming the file", async () => {
+  using tmp = copyFixture("neox-bin-f16");
+  const path = join(tmp.path, "pytorch_model.bin");
+  const bytes = Deno.readFileSync(path);
+  // The first state-dict key, a string of data.pkl, gets a byte UTF-8 never holds.
+  const key = new TextEncoder().encode("gpt_neox.embed_in.weight");
+  const at = bytes.findIndex((_, i) => key.every((b, j) => bytes[i + j] === b));
+  assert.ok(at > 0);
+  bytes[at] = 0xff;
+  Deno.writeFileSync(path, bytes);
+  await rejects(tmp.path, path, "data.pkl", "a string that is not UTF-8");
+});
+
 Deno.test("config.json values the builders do not implement are exit 2 naming config.json and the field", async () => {
   const cases: [string, (c: Record<string, unknown>) => void, string][] = [
     ["neox-f32-safetensors", (c) => c.model_type = "gpt2", "model_type"],

@@ -173,10 +173,16 @@ class PickleInput {
     return Number(v);
   }
 
-  /** `n` bytes of UTF-8. */
+  /** `n` bytes of UTF-8 (invalid UTF-8 is an error here, not the decoder's TypeError). */
   text(n: number): string {
     this.need(n);
-    const s = this.utf8.decode(this.bytes.subarray(this.pos, this.pos + n));
+    let s: string;
+    try {
+      s = this.utf8.decode(this.bytes.subarray(this.pos, this.pos + n));
+    } catch (e) {
+      if (e instanceof TypeError) this.fail("a string that is not UTF-8");
+      throw e;
+    }
     this.pos += n;
     return s;
   }
