@@ -119,44 +119,39 @@ class PickleInput {
     if (this.pos + n > this.bytes.length) this.fail("truncated pickle");
   }
 
+  /** The value `get` reads from the next `n` bytes (checked there), which are then passed. */
+  private fixed<T>(n: number, get: (at: number) => T): T {
+    this.need(n);
+    this.pos += n;
+    return get(this.pos - n);
+  }
+
   u8(): number {
-    this.need(1);
-    return this.bytes[this.pos++];
+    return this.fixed(1, (at) => this.bytes[at]);
   }
 
   u16(): number {
-    this.need(2);
-    this.pos += 2;
-    return this.view.getUint16(this.pos - 2, true);
+    return this.fixed(2, (at) => this.view.getUint16(at, true));
   }
 
   u32(): number {
-    this.need(4);
-    this.pos += 4;
-    return this.view.getUint32(this.pos - 4, true);
+    return this.fixed(4, (at) => this.view.getUint32(at, true));
   }
 
   i32(): number {
-    this.need(4);
-    this.pos += 4;
-    return this.view.getInt32(this.pos - 4, true);
+    return this.fixed(4, (at) => this.view.getInt32(at, true));
   }
 
   /** An unsigned 64-bit length, at most 2^53. */
   u64(): number {
-    this.need(8);
-    const v = this.view.getBigUint64(this.pos, true);
-    this.pos += 8;
+    const v = this.fixed(8, (at) => this.view.getBigUint64(at, true));
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail("length beyond 2^53");
     return Number(v);
   }
 
   /** A big-endian IEEE 754 double. */
   f64(): number {
-    this.need(8);
-    const v = this.view.getFloat64(this.pos, false);
-    this.pos += 8;
-    return v;
+    return this.fixed(8, (at) => this.view.getFloat64(at, false));
   }
 
   /** A little-endian two's-complement integer of `n` bytes, within ±(2^53 − 1). */
