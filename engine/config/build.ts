@@ -154,7 +154,7 @@ function buildModels(raw: RawExperiment, abs: (p: string) => string, report: Rep
       ...(m.non_embedding_parameters ? { nonEmbeddingParameters: m.non_embedding_parameters } : {}),
       ...(m.vocab_size ? { vocabSize: m.vocab_size } : {}),
       ...(scoresAll ? { rows: "all" as const } : {}),
-      checkpoints: modelCheckpoints(m, raw.suite.steps, at, abs, report),
+      checkpoints: modelCheckpoints(m, { at, suiteSteps: raw.suite.steps, abs, report }),
     };
   });
 }
@@ -177,15 +177,10 @@ function checkParameters(raw: RawExperiment, m: RawModel, at: YamlPath, report: 
 }
 
 /** A model's checkpoints from `hub`, `checkpoints: {STEP: file}` or a `path` template over steps. */
-function modelCheckpoints(
-  m: RawModel,
-  suiteSteps: number[] | undefined,
-  at: YamlPath,
-  abs: (p: string) => string,
-  report: Report,
-): Checkpoint[] {
-  if (m.hub) return hubCheckpoints(m, m.hub, suiteSteps, at, report);
-  if (m.checkpoints) return listedCheckpoints(m, m.checkpoints, at, abs, report);
+function modelCheckpoints(m: RawModel, place: ModelPlace): Checkpoint[] {
+  const { at, report } = place;
+  if (m.hub) return hubCheckpoints(m, m.hub, place);
+  if (m.checkpoints) return listedCheckpoints(m, m.checkpoints, place);
   if (!m.path) {
     report(
       at,
@@ -195,16 +190,22 @@ function modelCheckpoints(
     );
     return [];
   }
-  return templateCheckpoints(m, m.path, suiteSteps, at, abs, report);
+  return templateCheckpoints(m, m.path, place);
+}
+
+/** Where a model stands in the file, and what its checkpoints resolve against. */
+interface ModelPlace {
+  /** The model's path in the file (`suite.models[i]`). */
+  at: YamlPath;
+  /** `suite.steps`, the steps of a model that lists none. */
+  suiteSteps: number[] | undefined;
+  /** A path of the file made absolute (against the file's folder). */
+  abs: (p: string) => string;
+  report: Report;
 }
 
 /** The model's steps (checked ascending when the model lists its own), else the suite's. */
-function modelSteps(
-  m: RawModel,
-  suiteSteps: number[] | undefined,
-  at: YamlPath,
-  report: Report,
-): number[] | undefined {
+function modelSteps(m: RawModel, { at, suiteSteps, report }: ModelPlace): number[] | undefined {
   if (m.steps) checkAscending(m.steps, [...at, "steps"], report);
   return m.steps ?? suiteSteps;
 }
@@ -213,10 +214,9 @@ function modelSteps(
 function hubCheckpoints(
   m: RawModel,
   hub: NonNullable<RawModel["hub"]>,
-  suiteSteps: number[] | undefined,
-  at: YamlPath,
-  report: Report,
+  place: ModelPlace,
 ): Checkpoint[] {
+  const { at, report } = place;
   for (const field of ["path", "checkpoints"] as const) {
     if (m[field]) {
       report(
@@ -227,7 +227,7 @@ function hubCheckpoints(
       );
     }
   }
-  const steps = modelSteps(m, suiteSteps, at, report);
+  const steps = modelSteps(m, place);
   if (!steps) {
     report(at, `model ${m.name} has no checkpoint steps: add steps: [...] to the model or suite`);
     return [];
@@ -258,9 +258,7 @@ function hubCheckpoints(
 function listedCheckpoints(
   m: RawModel,
   listed: NonNullable<RawModel["checkpoints"]>,
-  at: YamlPath,
-  abs: (p: string) => string,
-  report: Report,
+  { at, abs, report }: ModelPlace,
 ): Checkpoint[] {
   if (m.path) {
     report(
@@ -293,15 +291,9 @@ function listedCheckpoints(
 }
 
 /** `path` with `{step}`: one file per step (the model's steps, else the suite's). */
-function templateCheckpoints(
-  m: RawModel,
-  path: string,
-  suiteSteps: number[] | undefined,
-  at: YamlPath,
-  abs: (p: string) => string,
-  report: Report,
-): Checkpoint[] {
-  const steps = modelSteps(m, suiteSteps, at, report);
+function templateCheckpoints(m: RawModel, path: string, place: ModelPlace): Checkpoint[] {
+  const { at, abs, report } = place;
+  const steps = modelSteps(m, place);
   if (!steps) {
     report(
       at,
