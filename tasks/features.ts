@@ -25,7 +25,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { openTokenReader } from "../engine/data/datasets.ts";
+import { openTokenReader, type TokenReader } from "../engine/data/datasets.ts";
 import { selectRows } from "../engine/data/rows.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
 import {
@@ -33,6 +33,7 @@ import {
   buildWindowTable,
   queryCounts,
   scanAll,
+  type WindowTable,
 } from "../engine/data/features/window_counts.ts";
 import { seenFeatures } from "../engine/data/features/seen.ts";
 import { compressFeatures } from "../engine/data/features/compress.ts";
@@ -110,73 +111,142 @@ export async function computeFeatures(
     const rowsPath = join(dir, "rows.json");
     const m = exp.memorization;
     const width = m.context + m.continuation;
-    const size = exp.shardSize;
-    const shards = Math.ceil(totalRows / size);
+    const shards = Math.ceil(totalRows / exp.shardSize);
     if (existsSync(rowsPath)) {
       return { scanned: 0, skipped: shards, rows: rowsPath, seconds: secondsSince(t0) };
     }
     const windows = await reader.readWindow(selection, m.offset, width);
-    const wTable = buildWindowTable(windows, width, width);
-    const cTable = buildWindowTable(windows, width, m.context, {});
-    const g = opts.shardGroup;
-    let scanned = 0, skipped = 0, scanNow = 0;
-    for (let d = 0; d < shards; d++) {
-      if (g && d % g.count !== g.index) continue;
-      if (existsSync(shardFile(dir, d))) {
-        skipped++;
-        continue;
-      }
-      if (opts.signal?.aborted) break;
-      const s0 = performance.now();
-      const first = d * size, n = Math.min(size, totalRows - first);
-      const rows = Uint32Array.from({ length: n }, (_, i) => first + i);
-      const tokens = await reader.readWindow(rows, 0, reader.rowLength);
-      const wc = wTable.newCounts(), cc = cTable.newCounts();
-      for (let r = 0; r < n; r++) {
-        const a = r * reader.rowLength;
-        scanAll([wTable, cTable], tokens, a, a + reader.rowLength, [wc, cc]);
-      }
-      const out = new Uint8Array(8 + 8 * selection.length);
-      const q = new Uint32Array(out.buffer, 8, 2 * selection.length);
-      queryCounts(wTable, wc, q.subarray(0, selection.length));
-      queryCounts(cTable, cc, q.subarray(selection.length));
-      const took = secondsSince(s0);
-      scanNow += took;
-      new Float64Array(out.buffer, 0, 1)[0] = took;
-      await writeAtomic(shardFile(dir, d), out);
-      scanned++;
-    }
+    const tables = {
+      window: buildWindowTable(windows, width, width),
+      context: buildWindowTable(windows, width, m.context, {}),
+    };
+    const scan = await scanShards(reader, tables, dir, shards, exp.shardSize, opts);
     const done = Array.from({ length: shards }, (_, d) => existsSync(shardFile(dir, d)));
     if (!done.every(Boolean)) {
       log(`features: ${done.filter(Boolean).length} of ${shards} data shards scanned`);
-      return { scanned, skipped, rows: null, seconds: secondsSince(t0) };
+      return {
+        scanned: scan.scanned,
+        skipped: scan.skipped,
+        rows: null,
+        seconds: secondsSince(t0),
+      };
     }
-    const window = new Uint32Array(selection.length), context = new Uint32Array(selection.length);
-    let scanSeconds = 0;
-    for (let d = 0; d < shards; d++) {
-      const bytes = await readFile(shardFile(dir, d));
-      const buf = new Uint8Array(bytes).buffer;
-      scanSeconds += new Float64Array(buf, 0, 1)[0];
-      const q = new Uint32Array(buf, 8, 2 * selection.length);
-      addCounts(window, q.subarray(0, selection.length));
-      addCounts(context, q.subarray(selection.length));
-    }
+    const sums = await sumShardCounts(dir, shards, selection.length);
     const decode = await loadDecoder(exp.suite.tokenizer, log);
-    const rowFeatures = assembleRows(exp, selection, windows, width, window, context, decode);
+    const rowFeatures = assembleRows(
+      exp,
+      selection,
+      windows,
+      width,
+      sums.window,
+      sums.context,
+      decode,
+    );
     rowFeatures.key = dir.split("/").pop()!;
     rowFeatures.shards = shards;
     rowFeatures.tokens = totalRows * reader.rowLength;
     // every shard's scan (in whichever call) plus this call's tables and assembly
-    rowFeatures.seconds = round(scanSeconds + secondsSince(t0) - scanNow);
+    rowFeatures.seconds = round(sums.scanSeconds + secondsSince(t0) - scan.seconds);
     await writeAtomic(rowsPath, JSON.stringify(rowFeatures));
     log(
       `features: ${selection.length} rows, ${shards} data shards ` +
-        `(${scanned} scanned now) in ${rowFeatures.seconds.toFixed(2)} s → ${rowsPath}`,
+        `(${scan.scanned} scanned now) in ${rowFeatures.seconds.toFixed(2)} s → ${rowsPath}`,
     );
-    return { scanned, skipped, rows: rowsPath, seconds: secondsSince(t0) };
+    return {
+      scanned: scan.scanned,
+      skipped: scan.skipped,
+      rows: rowsPath,
+      seconds: secondsSince(t0),
+    };
   } finally {
     await reader.close();
   }
+}
+
+/** The window table and the context table of the selected rows. */
+interface CountTables {
+  window: WindowTable;
+  context: WindowTable;
+}
+
+/**
+ * Scans this call's data shards (those of the shard group, not yet on disk)
+ * until done or aborted; returns how many were scanned and skipped, and the
+ * seconds the scans took.
+ */
+async function scanShards(
+  reader: TokenReader,
+  tables: CountTables,
+  dir: string,
+  shards: number,
+  size: number,
+  opts: FeatureOptions,
+): Promise<{ scanned: number; skipped: number; seconds: number }> {
+  const g = opts.shardGroup;
+  let scanned = 0, skipped = 0, seconds = 0;
+  for (let d = 0; d < shards; d++) {
+    if (g && d % g.count !== g.index) continue;
+    if (existsSync(shardFile(dir, d))) {
+      skipped++;
+      continue;
+    }
+    if (opts.signal?.aborted) break;
+    seconds += await scanShard(reader, tables, dir, d, size);
+    scanned++;
+  }
+  return { scanned, skipped, seconds };
+}
+
+/**
+ * Counts the windows of data shard `d` (rows `[d · size, (d + 1) · size)`,
+ * each row a segment) and writes its file: the seconds taken, then the
+ * window and the context count of every selected row. Returns the seconds.
+ */
+async function scanShard(
+  reader: TokenReader,
+  tables: CountTables,
+  dir: string,
+  d: number,
+  size: number,
+): Promise<number> {
+  const s0 = performance.now();
+  const { window: wTable, context: cTable } = tables;
+  const first = d * size, n = Math.min(size, reader.rows - first);
+  const rows = Uint32Array.from({ length: n }, (_, i) => first + i);
+  const tokens = await reader.readWindow(rows, 0, reader.rowLength);
+  const wc = wTable.newCounts(), cc = cTable.newCounts();
+  for (let r = 0; r < n; r++) {
+    const a = r * reader.rowLength;
+    scanAll([wTable, cTable], tokens, a, a + reader.rowLength, [wc, cc]);
+  }
+  const selected = wTable.queries;
+  const out = new Uint8Array(8 + 8 * selected);
+  const q = new Uint32Array(out.buffer, 8, 2 * selected);
+  queryCounts(wTable, wc, q.subarray(0, selected));
+  queryCounts(cTable, cc, q.subarray(selected));
+  const took = secondsSince(s0);
+  new Float64Array(out.buffer, 0, 1)[0] = took;
+  await writeAtomic(shardFile(dir, d), out);
+  return took;
+}
+
+/** Every shard file's counts summed per selected row, and the seconds their scans took. */
+async function sumShardCounts(
+  dir: string,
+  shards: number,
+  selected: number,
+): Promise<{ window: Uint32Array; context: Uint32Array; scanSeconds: number }> {
+  const window = new Uint32Array(selected), context = new Uint32Array(selected);
+  let scanSeconds = 0;
+  for (let d = 0; d < shards; d++) {
+    const bytes = await readFile(shardFile(dir, d));
+    const buf = new Uint8Array(bytes).buffer;
+    scanSeconds += new Float64Array(buf, 0, 1)[0];
+    const q = new Uint32Array(buf, 8, 2 * selected);
+    addCounts(window, q.subarray(0, selected));
+    addCounts(context, q.subarray(selected));
+  }
+  return { window, context, scanSeconds };
 }
 
 /** The per-row features from the summed counts and the selected rows' windows. */

@@ -32,6 +32,18 @@ interface ReferenceFile {
 const reference = (dir: string): ReferenceFile =>
   JSON.parse(Deno.readTextFileSync(join(dir, "reference.json")));
 
+/** The settings a fixture's reference was computed with, in `mode`. */
+const referenceSettings = (
+  ref: ReferenceFile,
+  mode: MemorizationSettings["mode"],
+): MemorizationSettings => ({
+  offset: 0,
+  context: ref.context,
+  continuation: ref.continuation,
+  mode,
+  suppressedTokens: ref.suppressed,
+});
+
 for (const name of FOLDERS) {
   Deno.test(`the ${name} folder scores as PyTorch's reference forward, row by row, in both modes`, async () => {
     const dir = join(FIXTURES, name);
@@ -40,13 +52,7 @@ for (const name of FOLDERS) {
     const model = await loadModel(dir, { device: "cpu", threads: 1 });
     try {
       for (const mode of ["extractable", "full"] as const) {
-        const settings: MemorizationSettings = {
-          offset: 0,
-          context: ref.context,
-          continuation: ref.continuation,
-          mode,
-          suppressedTokens: ref.suppressed,
-        };
+        const settings = referenceSettings(ref, mode);
         const got = await scoreBatch(model, tokens, ref.rows.length, settings);
         ref.rows.forEach((r, i) => {
           const what = `${name} ${mode} row ${i}`;
@@ -195,6 +201,19 @@ Deno.test("a compressed entry of pytorch_model.bin is exit 2 naming the file and
   await rejects(tmp.path, path, marked, "compressed");
 });
 
+Deno.test("a pytorch_model.bin whose pickle holds a string that is not UTF-8 is exit 2 naming the file", async () => {
+  using tmp = copyFixture("neox-bin-f16");
+  const path = join(tmp.path, "pytorch_model.bin");
+  const bytes = Deno.readFileSync(path);
+  // The first state-dict key, a string of data.pkl, gets a byte UTF-8 never holds.
+  const key = new TextEncoder().encode("gpt_neox.embed_in.weight");
+  const at = bytes.findIndex((_, i) => key.every((b, j) => bytes[i + j] === b));
+  assert.ok(at > 0);
+  bytes[at] = 0xff;
+  Deno.writeFileSync(path, bytes);
+  await rejects(tmp.path, path, "data.pkl", "a string that is not UTF-8");
+});
+
 Deno.test("config.json values the builders do not implement are exit 2 naming config.json and the field", async () => {
   const cases: [string, (c: Record<string, unknown>) => void, string][] = [
     ["neox-f32-safetensors", (c) => c.model_type = "gpt2", "model_type"],
@@ -281,13 +300,7 @@ Deno.test("a hub revision resolves through refs/ to its snapshot, whose symlinke
       model,
       Int32Array.from(ref.rows.flatMap((r) => r.tokens)),
       ref.rows.length,
-      {
-        offset: 0,
-        context: ref.context,
-        continuation: ref.continuation,
-        mode: "extractable",
-        suppressedTokens: ref.suppressed,
-      },
+      referenceSettings(ref, "extractable"),
     );
     assert.deepEqual([...got.prefix], ref.rows.map((r) => r.prefix));
   } finally {
@@ -408,13 +421,7 @@ for (const name of FOLDERS) {
     const onnx = await loadModel(exportAsOnnx(dir, out), { device: "cpu", threads: 1 });
     try {
       for (const mode of ["extractable", "full"] as const) {
-        const settings: MemorizationSettings = {
-          offset: 0,
-          context: ref.context,
-          continuation: ref.continuation,
-          mode,
-          suppressedTokens: ref.suppressed,
-        };
+        const settings = referenceSettings(ref, mode);
         const a = await scoreBatch(folder, tokens, ref.rows.length, settings);
         const b = await scoreBatch(onnx, tokens, ref.rows.length, settings);
         assert.deepEqual([...a.prefix], [...b.prefix], `${name} ${mode}: prefix`);

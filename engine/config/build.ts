@@ -154,7 +154,7 @@ function buildModels(raw: RawExperiment, abs: (p: string) => string, report: Rep
       ...(m.non_embedding_parameters ? { nonEmbeddingParameters: m.non_embedding_parameters } : {}),
       ...(m.vocab_size ? { vocabSize: m.vocab_size } : {}),
       ...(scoresAll ? { rows: "all" as const } : {}),
-      checkpoints: modelCheckpoints(m, raw.suite.steps, at, abs, report),
+      checkpoints: modelCheckpoints(m, { at, suiteSteps: raw.suite.steps, abs, report }),
     };
   });
 }
@@ -176,81 +176,11 @@ function checkParameters(raw: RawExperiment, m: RawModel, at: YamlPath, report: 
   }
 }
 
-/** A model's checkpoints from `checkpoints: {STEP: file}` or a `path` template over steps. */
-function modelCheckpoints(
-  m: RawModel,
-  suiteSteps: number[] | undefined,
-  at: YamlPath,
-  abs: (p: string) => string,
-  report: Report,
-): Checkpoint[] {
-  const checkpoints: Checkpoint[] = [];
-  if (m.hub) {
-    for (const field of ["path", "checkpoints"] as const) {
-      if (m[field]) {
-        report(
-          [...at, field],
-          `model ${m.name} gives both hub and ${field}: keep one (hub names its checkpoints ` +
-            `in the local Hugging Face cache)`,
-          true,
-        );
-      }
-    }
-    const steps = m.steps ?? suiteSteps;
-    if (m.steps) checkAscending(m.steps, [...at, "steps"], report);
-    if (!steps) {
-      report(at, `model ${m.name} has no checkpoint steps: add steps: [...] to the model or suite`);
-      return checkpoints;
-    }
-    if (!m.hub.revision.includes("{step}") && steps.length > 1) {
-      report(
-        [...at, "hub", "revision"],
-        `hub.revision "${m.hub.revision}" of model ${m.name} has no {step} but the model has ` +
-          `${steps.length} steps: write a template such as step{step}`,
-      );
-      return checkpoints;
-    }
-    const cache = hubCache();
-    for (const step of steps) {
-      try {
-        const revision = m.hub.revision.replaceAll("{step}", String(step));
-        checkpoints.push({ step, path: hubSnapshot(m.hub.repo, revision, cache) });
-      } catch (e) {
-        if (!(e instanceof UserError)) throw e;
-        report([...at, "hub"], `model ${m.name} step ${step}: ${e.message}`);
-      }
-    }
-    return checkpoints;
-  }
-  if (m.checkpoints) {
-    if (m.path) {
-      report(
-        [...at, "path"],
-        `model ${m.name} gives both path and checkpoints: keep path ` +
-          `(a template with {step}) or checkpoints ({STEP: file.onnx}), not both`,
-        true,
-      );
-    }
-    if (m.steps) {
-      report(
-        [...at, "steps"],
-        `model ${m.name} gives both steps and checkpoints: the ` +
-          `checkpoints' keys are its steps; remove steps`,
-        true,
-      );
-    }
-    for (const [key, path] of Object.entries(m.checkpoints)) {
-      if (!/^\d+$/.test(key) || Number(key) < 1 || Number(key) > LIMITS.step) {
-        report(
-          [...at, "checkpoints", key],
-          `checkpoint step "${key}" of model ${m.name} is not a positive integer up to ` +
-            `${LIMITS.step}: keys of checkpoints are steps, e.g. 143: file.onnx`,
-          true,
-        );
-      } else checkpoints.push({ step: Number(key), path: abs(path) });
-    }
-    return checkpoints.sort((a, b) => a.step - b.step);
-  }
+/** A model's checkpoints from `hub`, `checkpoints: {STEP: file}` or a `path` template over steps. */
+function modelCheckpoints(m: RawModel, place: ModelPlace): Checkpoint[] {
+  const { at, report } = place;
+  if (m.hub) return hubCheckpoints(m, m.hub, place);
+  if (m.checkpoints) return listedCheckpoints(m, m.checkpoints, place);
   if (!m.path) {
     report(
       at,
@@ -258,29 +188,130 @@ function modelCheckpoints(
         `${m.name}/step{step}.onnx (a template), checkpoints: {STEP: file.onnx} or ` +
         `hub: {repo: ORG/NAME} (a Hugging Face cache)`,
     );
-    return checkpoints;
+    return [];
   }
-  const steps = m.steps ?? suiteSteps;
+  return templateCheckpoints(m, m.path, place);
+}
+
+/** Where a model stands in the file, and what its checkpoints resolve against. */
+interface ModelPlace {
+  /** The model's path in the file (`suite.models[i]`). */
+  at: YamlPath;
+  /** `suite.steps`, the steps of a model that lists none. */
+  suiteSteps: number[] | undefined;
+  /** A path of the file made absolute (against the file's folder). */
+  abs: (p: string) => string;
+  report: Report;
+}
+
+/** The model's steps (checked ascending when the model lists its own), else the suite's. */
+function modelSteps(m: RawModel, { at, suiteSteps, report }: ModelPlace): number[] | undefined {
   if (m.steps) checkAscending(m.steps, [...at, "steps"], report);
+  return m.steps ?? suiteSteps;
+}
+
+/** `hub: {repo, revision}`: each step's snapshot in the local Hugging Face cache. */
+function hubCheckpoints(
+  m: RawModel,
+  hub: NonNullable<RawModel["hub"]>,
+  place: ModelPlace,
+): Checkpoint[] {
+  const { at, report } = place;
+  for (const field of ["path", "checkpoints"] as const) {
+    if (m[field]) {
+      report(
+        [...at, field],
+        `model ${m.name} gives both hub and ${field}: keep one (hub names its checkpoints ` +
+          `in the local Hugging Face cache)`,
+        true,
+      );
+    }
+  }
+  const steps = modelSteps(m, place);
+  if (!steps) {
+    report(at, `model ${m.name} has no checkpoint steps: add steps: [...] to the model or suite`);
+    return [];
+  }
+  if (!hub.revision.includes("{step}") && steps.length > 1) {
+    report(
+      [...at, "hub", "revision"],
+      `hub.revision "${hub.revision}" of model ${m.name} has no {step} but the model has ` +
+        `${steps.length} steps: write a template such as step{step}`,
+    );
+    return [];
+  }
+  const cache = hubCache();
+  const checkpoints: Checkpoint[] = [];
+  for (const step of steps) {
+    try {
+      const revision = hub.revision.replaceAll("{step}", String(step));
+      checkpoints.push({ step, path: hubSnapshot(hub.repo, revision, cache) });
+    } catch (e) {
+      if (!(e instanceof UserError)) throw e;
+      report([...at, "hub"], `model ${m.name} step ${step}: ${e.message}`);
+    }
+  }
+  return checkpoints;
+}
+
+/** `checkpoints: {STEP: file}`: the listed files, by ascending step. */
+function listedCheckpoints(
+  m: RawModel,
+  listed: NonNullable<RawModel["checkpoints"]>,
+  { at, abs, report }: ModelPlace,
+): Checkpoint[] {
+  if (m.path) {
+    report(
+      [...at, "path"],
+      `model ${m.name} gives both path and checkpoints: keep path ` +
+        `(a template with {step}) or checkpoints ({STEP: file.onnx}), not both`,
+      true,
+    );
+  }
+  if (m.steps) {
+    report(
+      [...at, "steps"],
+      `model ${m.name} gives both steps and checkpoints: the ` +
+        `checkpoints' keys are its steps; remove steps`,
+      true,
+    );
+  }
+  const checkpoints: Checkpoint[] = [];
+  for (const [key, path] of Object.entries(listed)) {
+    if (!/^\d+$/.test(key) || Number(key) < 1 || Number(key) > LIMITS.step) {
+      report(
+        [...at, "checkpoints", key],
+        `checkpoint step "${key}" of model ${m.name} is not a positive integer up to ` +
+          `${LIMITS.step}: keys of checkpoints are steps, e.g. 143: file.onnx`,
+        true,
+      );
+    } else checkpoints.push({ step: Number(key), path: abs(path) });
+  }
+  return checkpoints.sort((a, b) => a.step - b.step);
+}
+
+/** `path` with `{step}`: one file per step (the model's steps, else the suite's). */
+function templateCheckpoints(m: RawModel, path: string, place: ModelPlace): Checkpoint[] {
+  const { at, abs, report } = place;
+  const steps = modelSteps(m, place);
   if (!steps) {
     report(
       at,
       `model ${m.name} has no checkpoint steps: add steps: [...] to the model ` +
         `or to the suite (suite.steps), e.g. steps: [23, 43, 143]`,
     );
-  } else if (!m.path.includes("{step}") && steps.length > 1) {
+    return [];
+  }
+  if (!path.includes("{step}") && steps.length > 1) {
     report(
       [...at, "path"],
-      `path "${m.path}" of model ${m.name} has no {step} but the model has ${steps.length} ` +
+      `path "${path}" of model ${m.name} has no {step} but the model has ${steps.length} ` +
         `steps: write a template such as ${m.name}/step{step}.onnx, or list files under ` +
         `checkpoints: {STEP: file.onnx}`,
     );
-  } else {
-    for (const step of steps) {
-      checkpoints.push({ step, path: abs(m.path.replaceAll("{step}", String(step))) });
-    }
+    return [];
   }
-  return checkpoints;
+  return steps.map((step) => ({ step, path: abs(path.replaceAll("{step}", String(step))) }));
 }
 
 /** The target: by default the largest model at its last step; `none`: no trained target. */

@@ -59,54 +59,17 @@ export function inspectModel(
         `and output logits [batch, sequence, vocab] (found inputs: ${names.join(", ")}; ` +
         `outputs: ${g.outputs.map((v) => v.name).join(", ")}).`,
     );
-  const opset = model.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 0;
-  if (opset < MIN_OPSET) throw bad(`default-domain opset ${opset} is older than ${MIN_OPSET}`);
-  const ids = inputs.find((v) => v.name === "input_ids");
-  if (!ids) throw bad("no input_ids input");
-  const logits = g.outputs.find((v) => v.name === "logits");
-  if (!logits) throw bad("no logits output");
-  if (logits.dims && logits.dims.length !== 3) throw bad("logits is not rank 3");
-  const past = inputs.filter((v) => PAST.test(v.name));
-  const useCacheBranch = names.includes("use_cache_branch");
-  const unknown = names.filter((n) => !NO_CACHE_INPUTS.has(n) && !PAST.test(n)).filter((n) =>
-    n !== "use_cache_branch"
-  );
-  if (unknown.length) throw bad(`unsupported input(s) ${unknown.join(", ")}`);
-  const iface: ModelInterface = past.length === 0
-    ? "no-cache"
-    : useCacheBranch
-    ? "merged"
-    : "with-past";
+  const { iface, ids, logits, past } = modelInterface(model, inputs, bad);
   const layers = past.length / 2;
   const cache = cacheLayout(g, past, bad);
-  let { heads, headDim } = cache;
   const cfg = configShape(config);
-  const where = `${file} (config.json beside it)`;
-  if (past.length && cfg.heads !== undefined && (cfg.kvHeads ?? cfg.heads) !== heads) {
-    throw new UserError(
-      `${where}: config.json declares ${
-        cfg.kvHeads ?? cfg.heads
-      } attention heads but the graph's past_key_values have ${heads}; use the config.json exported with this model.`,
-    );
-  }
-  if (past.length && cfg.layers !== undefined && cfg.layers !== layers) {
-    throw new UserError(
-      `${where}: config.json declares ${cfg.layers} layers but the graph has ${layers} past_key_values pairs; use the config.json exported with this model.`,
-    );
-  }
+  checkConfigAgainstCache(`${file} (config.json beside it)`, cfg, past.length > 0, cache, layers);
+  let { heads, headDim } = cache;
   if (!past.length && cfg.heads) {
     heads = cfg.heads;
     headDim = cfg.hidden ? cfg.hidden / cfg.heads : 0;
   }
-  const vocabSize = findVocab(g, logits, cfg.vocab);
-  if (!vocabSize) {
-    throw bad("the vocabulary size is unknown (no static logits dim, no config.json)");
-  }
-  if (declaredVocab !== undefined && declaredVocab !== vocabSize) {
-    throw new UserError(
-      `${file}: the experiment declares vocab_size ${declaredVocab} but the model's logits have ${vocabSize} entries; fix vocab_size in the experiment file or the model path.`,
-    );
-  }
+  const vocabSize = vocabularySize(g, logits, cfg.vocab, declaredVocab, file, bad);
   return {
     interface: iface,
     layers: layers || (cfg.layers ?? 0),
@@ -123,6 +86,81 @@ export function inspectModel(
     matmulFlopsPerToken: weightMatmulFlops(g),
     unembeddingFlopsPerToken: 2 * (findUnembedding(g)?.weightElements ?? 0),
   };
+}
+
+/**
+ * The model's interface from its opset, inputs and outputs: input_ids and
+ * logits present, no input the adapter cannot feed, the past inputs (none:
+ * no cache; with use_cache_branch: merged).
+ */
+function modelInterface(
+  model: Model,
+  inputs: ValueInfo[],
+  bad: (what: string) => UserError,
+): { iface: ModelInterface; ids: ValueInfo; logits: ValueInfo; past: ValueInfo[] } {
+  const names = inputs.map((v) => v.name);
+  const opset = model.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 0;
+  if (opset < MIN_OPSET) throw bad(`default-domain opset ${opset} is older than ${MIN_OPSET}`);
+  const ids = inputs.find((v) => v.name === "input_ids");
+  if (!ids) throw bad("no input_ids input");
+  const logits = model.graph.outputs.find((v) => v.name === "logits");
+  if (!logits) throw bad("no logits output");
+  if (logits.dims && logits.dims.length !== 3) throw bad("logits is not rank 3");
+  const past = inputs.filter((v) => PAST.test(v.name));
+  const useCacheBranch = names.includes("use_cache_branch");
+  const unknown = names.filter((n) => !NO_CACHE_INPUTS.has(n) && !PAST.test(n)).filter((n) =>
+    n !== "use_cache_branch"
+  );
+  if (unknown.length) throw bad(`unsupported input(s) ${unknown.join(", ")}`);
+  const iface: ModelInterface = past.length === 0
+    ? "no-cache"
+    : useCacheBranch
+    ? "merged"
+    : "with-past";
+  return { iface, ids, logits, past };
+}
+
+/** With a cache, the heads and layers `config.json` declares are those of the graph's cache. */
+function checkConfigAgainstCache(
+  where: string,
+  cfg: ReturnType<typeof configShape>,
+  hasPast: boolean,
+  cache: { heads: number },
+  layers: number,
+): void {
+  if (hasPast && cfg.heads !== undefined && (cfg.kvHeads ?? cfg.heads) !== cache.heads) {
+    throw new UserError(
+      `${where}: config.json declares ${
+        cfg.kvHeads ?? cfg.heads
+      } attention heads but the graph's past_key_values have ${cache.heads}; use the config.json exported with this model.`,
+    );
+  }
+  if (hasPast && cfg.layers !== undefined && cfg.layers !== layers) {
+    throw new UserError(
+      `${where}: config.json declares ${cfg.layers} layers but the graph has ${layers} past_key_values pairs; use the config.json exported with this model.`,
+    );
+  }
+}
+
+/** The vocabulary size (logits, config.json or the embedding), and the experiment's agrees. */
+function vocabularySize(
+  g: Graph,
+  logits: ValueInfo,
+  configVocab: number | undefined,
+  declaredVocab: number | undefined,
+  file: string,
+  bad: (what: string) => UserError,
+): number {
+  const vocabSize = findVocab(g, logits, configVocab);
+  if (!vocabSize) {
+    throw bad("the vocabulary size is unknown (no static logits dim, no config.json)");
+  }
+  if (declaredVocab !== undefined && declaredVocab !== vocabSize) {
+    throw new UserError(
+      `${file}: the experiment declares vocab_size ${declaredVocab} but the model's logits have ${vocabSize} entries; fix vocab_size in the experiment file or the model path.`,
+    );
+  }
+  return vocabSize;
 }
 
 /**

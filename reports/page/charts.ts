@@ -56,20 +56,9 @@ function scalingChart(
 ): Chart {
   const fits = summary.scaling.filter((s) => s.metric === metric && (s.kind ?? "binary") === kind);
   const { band, points } = scalingRows(fits, summary);
-  const x = { field: "compute", type: "quantitative", scale: { type: "log" }, axis: COMPUTE_AXIS };
-  // One colour per family on every layer; the band's `fill` (no legend) reads a copy of the
-  // family field so that its hidden legend is not merged with the visible one.
-  const domain = [...new Set(fits.map((f) => f.family))];
-  const color = { ...nom("family", "family"), scale: { domain, range: FAMILY_COLOURS } };
+  const x = computeX();
+  const { domain, color } = familyColours(fits);
   const y = { type: "quantitative", title: metric, scale: { domain: [0, 1] } };
-  const lineTip = [
-    nom("family", "family"),
-    nom("form", "fitted form"),
-    fmt("compute", "compute", ".3~s"),
-    fmt("value", `fitted ${metric}`, ".3f"),
-    fmt("lo", "band low", ".3f"),
-    fmt("hi", "band high", ".3f"),
-  ];
   return {
     ...(points.length === 0
       ? { note: `Nothing to plot: no predictor has a defined ${metric} against the target.` }
@@ -86,7 +75,7 @@ function scalingChart(
       width: WIDTH,
       height: HEIGHT,
       layer: [
-        ...bandLayers(band, { x, y, domain, color, tooltip: lineTip, opacity: 0.18 }),
+        ...bandLayers(band, { x, y, domain, color, tooltip: lawTooltip(metric), opacity: 0.18 }),
         {
           data: { values: points },
           mark: { type: "point", stroke: "#222222", strokeWidth: 0.6 },
@@ -154,10 +143,40 @@ function targetRule(summary: Summary) {
     },
     mark: { type: "rule", strokeDash: [4, 4], color: "#555555" },
     encoding: {
-      x: { field: "compute", type: "quantitative", scale: { type: "log" }, axis: COMPUTE_AXIS },
+      x: computeX(),
       tooltip: [nom("run", "target"), fmt("compute", "compute", ".3~s")],
     },
   };
+}
+
+/** The compute axis of the compute charts (log scale), a fresh object per chart. */
+function computeX() {
+  return { field: "compute", type: "quantitative", scale: { type: "log" }, axis: COMPUTE_AXIS };
+}
+
+/**
+ * One colour per family of the fits, on every layer; the band's `fill` (no
+ * legend, {@link bandLayers}) reads a copy of the family field so that its
+ * hidden legend is not merged with the visible one.
+ */
+function familyColours(fits: Summary["scaling"]): { domain: string[]; color: unknown } {
+  const domain = [...new Set(fits.map((f) => f.family))];
+  return {
+    domain,
+    color: { ...nom("family", "family"), scale: { domain, range: FAMILY_COLOURS } },
+  };
+}
+
+/** The tooltip of a fitted law's line and band. */
+function lawTooltip(metric: string) {
+  return [
+    nom("family", "family"),
+    nom("form", "fitted form"),
+    fmt("compute", "compute", ".3~s"),
+    fmt("value", `fitted ${metric}`, ".3f"),
+    fmt("lo", "band low", ".3f"),
+    fmt("hi", "band high", ".3f"),
+  ];
 }
 
 /** The kind of the headline's laws: thresholded when such recall laws were fitted, else binary. */
@@ -182,29 +201,14 @@ function recallComputeChart(summary: Summary): Chart {
   );
   const { band, points } = scalingRows(fits, summary);
   const { frontier, picks } = frontierRows(summary);
-  const x = { field: "compute", type: "quantitative", scale: { type: "log" }, axis: COMPUTE_AXIS };
+  const x = computeX();
   const y = {
     field: "recall",
     type: "quantitative",
     title: "recall of the target's memorization",
     scale: { domain: [0, 1] },
   };
-  const domain = [...new Set(fits.map((f) => f.family))];
-  const color = { ...nom("family", "family"), scale: { domain, range: FAMILY_COLOURS } };
-  const lawTip = [
-    nom("family", "family"),
-    nom("form", "fitted form"),
-    fmt("compute", "compute", ".3~s"),
-    fmt("value", "fitted recall", ".3f"),
-    fmt("lo", "band low", ".3f"),
-    fmt("hi", "band high", ".3f"),
-  ];
-  const runTip = [
-    nom("run", "run"),
-    fmt("compute", "compute", ".3~s"),
-    fmt("recall", "recall", ".3f"),
-    fmt("precision", "precision", ".3f"),
-  ];
+  const { domain, color } = familyColours(fits);
   const what = kind === "binary"
     ? "each run's own memorization"
     : "each run's best thresholded signal, held out";
@@ -230,54 +234,82 @@ function recallComputeChart(summary: Summary): Chart {
           y,
           domain,
           color,
-          tooltip: lawTip,
+          tooltip: lawTooltip("recall"),
           opacity: 0.15,
           strokeWidth: 1.5,
         }),
-        {
-          data: { values: points },
-          mark: { type: "point", size: 30, opacity: 0.7 },
-          encoding: {
-            x,
-            y: { ...y, field: "value" },
-            color,
-            tooltip: [
-              nom("run", "run"),
-              nom("family", "family"),
-              fmt("compute", "compute", ".3~s"),
-              fmt("value", `recall (${what})`, ".3f"),
-            ],
-          },
-        },
-        {
-          data: { values: frontier },
-          mark: { type: "line", interpolate: "step-after", color: "#000000", strokeWidth: 2.5 },
-          encoding: { x, y, tooltip: runTip },
-        },
-        {
-          data: { values: picks },
-          mark: {
-            type: "point",
-            shape: "diamond",
-            size: 170,
-            filled: false,
-            color: "#000000",
-            strokeWidth: 2,
-          },
-          encoding: {
-            x,
-            y,
-            tooltip: [
-              fmt("budget", "budget (fraction of target)", ".3~g"),
-              nom("signal", "signal"),
-              ...runTip,
-              fmt("own", "the pick's own compute", ".3~s"),
-            ],
-          },
-        },
+        familyRunsLayer(points, { x, y, color, what }),
+        frontierLayer(frontier, x, y),
+        picksLayer(picks, x, y),
         targetRule(summary),
       ],
     }),
+  };
+}
+
+/** The headline's runs the laws were fitted to: a point per run, coloured by family. */
+function familyRunsLayer(
+  points: Row[],
+  o: { x: unknown; y: Record<string, unknown>; color: unknown; what: string },
+) {
+  return {
+    data: { values: points },
+    mark: { type: "point", size: 30, opacity: 0.7 },
+    encoding: {
+      x: o.x,
+      y: { ...o.y, field: "value" },
+      color: o.color,
+      tooltip: [
+        nom("run", "run"),
+        nom("family", "family"),
+        fmt("compute", "compute", ".3~s"),
+        fmt("value", `recall (${o.what})`, ".3f"),
+      ],
+    },
+  };
+}
+
+/** The tooltip of a frontier row: the run recommended there and what it measured. */
+function frontierTooltip() {
+  return [
+    nom("run", "run"),
+    fmt("compute", "compute", ".3~s"),
+    fmt("recall", "recall", ".3f"),
+    fmt("precision", "precision", ".3f"),
+  ];
+}
+
+/** The held-out frontier: a black step line of the recall reached within each compute. */
+function frontierLayer(frontier: Row[], x: unknown, y: unknown) {
+  return {
+    data: { values: frontier },
+    mark: { type: "line", interpolate: "step-after", color: "#000000", strokeWidth: 2.5 },
+    encoding: { x, y, tooltip: frontierTooltip() },
+  };
+}
+
+/** The recommended picks: open diamonds on the frontier at their budgets' steps. */
+function picksLayer(picks: Row[], x: unknown, y: unknown) {
+  return {
+    data: { values: picks },
+    mark: {
+      type: "point",
+      shape: "diamond",
+      size: 170,
+      filled: false,
+      color: "#000000",
+      strokeWidth: 2,
+    },
+    encoding: {
+      x,
+      y,
+      tooltip: [
+        fmt("budget", "budget (fraction of target)", ".3~g"),
+        nom("signal", "signal"),
+        ...frontierTooltip(),
+        fmt("own", "the pick's own compute", ".3~s"),
+      ],
+    },
   };
 }
 

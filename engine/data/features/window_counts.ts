@@ -162,62 +162,26 @@ export function buildWindowTable(
   width: number,
   options: WindowTableOptions = {},
 ): WindowTable {
-  if (width > stride) throw new UserError(`window width ${width} exceeds the stride ${stride}`);
-  if (windows.length % stride !== 0) {
-    throw new UserError(
-      `${windows.length} query tokens are not a multiple of the stride ${stride}`,
-    );
-  }
+  checkQueryShape(windows, stride, width);
   const hash = windowHash(width, options.seed ?? 0);
   const verify = options.verify ?? true;
-  const of = options.partition?.of ?? 1;
-  const index = options.partition?.index ?? 0;
-  const shift = partitionShift(of);
-  if (!Number.isInteger(index) || index < 0 || index >= of) {
-    throw new UserError(`partition index ${index} is outside 0…${of - 1}`);
-  }
+  const { shift, index } = tablePartition(options.partition);
   const n = windows.length / stride;
-  const qLo = new Uint32Array(n), qHi = new Uint32Array(n);
-  let inPart = 0;
-  for (let q = 0; q < n; q++) {
-    const [lo, hi] = hashWindow(hash, windows, q * stride);
-    qLo[q] = lo;
-    qHi[q] = hi;
-    if (shift === 32 || hi >>> shift === index) inPart++;
-  }
-  let cap = 16;
-  while (cap * 0.7 < inPart) cap *= 2; // load ≤ 0.7: linear probing stays short
+  const { qLo, qHi, inPart } = hashQueries(hash, windows, stride, n, shift, index);
+  const { cap, bits } = tableSizes(inPart);
   const mask = cap - 1;
-  let bits = 1024;
-  while (bits < 16 * inPart && bits < 2 ** 32) bits *= 2;
   const filterMask = bits - 1;
   const filter = new Uint32Array(bits / 32);
   const keys = new Uint32Array(cap * 4);
   const slot = new Int32Array(n).fill(-1);
-  let distinct = 0;
-  for (let q = 0; q < n; q++) {
-    const lo = qLo[q], hi = qHi[q];
-    if (shift !== 32 && hi >>> shift !== index) continue;
-    const bit = (hi & filterMask) >>> 0;
-    filter[bit >>> 5] |= 1 << (bit & 31);
-    let s = slotOf(lo, hi, mask);
-    for (;;) {
-      const r = keys[4 * s + 2] - 1;
-      if (r < 0) {
-        keys[4 * s] = lo;
-        keys[4 * s + 1] = hi;
-        keys[4 * s + 2] = q + 1;
-        distinct++;
-        break;
-      }
-      if (
-        keys[4 * s] === lo && keys[4 * s + 1] === hi &&
-        (!verify || sameTokens(windows, r * stride, windows, q * stride, width))
-      ) break;
-      s = (s + 1) & mask;
-    }
-    slot[q] = s;
-  }
+  const distinct = insertQueries(
+    { keys, filter, filterMask, mask, slot, shift, index },
+    qLo,
+    qHi,
+    verify ? windows : null,
+    stride,
+    width,
+  );
   const tokens = verify ? windows : null;
   return {
     hash,
@@ -237,6 +201,102 @@ export function buildWindowTable(
     newCounts: () => new Uint32Array(cap),
     bytes: cap * 20 + filter.byteLength + n * 4,
   };
+}
+
+/** The query tokens are whole windows of `stride` tokens, each holding the `width` counted. */
+function checkQueryShape(windows: Tokens, stride: number, width: number): void {
+  if (width > stride) throw new UserError(`window width ${width} exceeds the stride ${stride}`);
+  if (windows.length % stride !== 0) {
+    throw new UserError(
+      `${windows.length} query tokens are not a multiple of the stride ${stride}`,
+    );
+  }
+}
+
+/** The hash partition a table holds: its top-bits shift (32: every query) and its index. */
+function tablePartition(
+  partition: WindowTableOptions["partition"],
+): { shift: number; index: number } {
+  const of = partition?.of ?? 1;
+  const index = partition?.index ?? 0;
+  const shift = partitionShift(of);
+  if (!Number.isInteger(index) || index < 0 || index >= of) {
+    throw new UserError(`partition index ${index} is outside 0…${of - 1}`);
+  }
+  return { shift, index };
+}
+
+/** Each query's two hash lanes, and how many queries fall in the table's partition. */
+function hashQueries(
+  hash: WindowHash,
+  windows: Tokens,
+  stride: number,
+  n: number,
+  shift: number,
+  index: number,
+): { qLo: Uint32Array; qHi: Uint32Array; inPart: number } {
+  const qLo = new Uint32Array(n), qHi = new Uint32Array(n);
+  let inPart = 0;
+  for (let q = 0; q < n; q++) {
+    const [lo, hi] = hashWindow(hash, windows, q * stride);
+    qLo[q] = lo;
+    qHi[q] = hi;
+    if (shift === 32 || hi >>> shift === index) inPart++;
+  }
+  return { qLo, qHi, inPart };
+}
+
+/**
+ * The table's slots (a power of two at load ≤ 0.7: linear probing stays short)
+ * and filter bits (a power of two, about 16 per query, at most 2^32).
+ */
+function tableSizes(inPart: number): { cap: number; bits: number } {
+  let cap = 16;
+  while (cap * 0.7 < inPart) cap *= 2;
+  let bits = 1024;
+  while (bits < 16 * inPart && bits < 2 ** 32) bits *= 2;
+  return { cap, bits };
+}
+
+/**
+ * Inserts every query of the partition: sets its filter bit, finds or claims
+ * the slot of its distinct window (equal lanes, and equal tokens when `tokens`
+ * is given) and records it in `slot`. Returns the number of distinct windows.
+ */
+function insertQueries(
+  t: Pick<WindowTable, "keys" | "filter" | "filterMask" | "mask" | "slot" | "shift" | "index">,
+  qLo: Uint32Array,
+  qHi: Uint32Array,
+  tokens: Tokens | null,
+  stride: number,
+  width: number,
+): number {
+  const { keys, filter, filterMask, mask, slot, shift, index } = t;
+  let distinct = 0;
+  for (let q = 0; q < qLo.length; q++) {
+    const lo = qLo[q], hi = qHi[q];
+    if (shift !== 32 && hi >>> shift !== index) continue;
+    const bit = (hi & filterMask) >>> 0;
+    filter[bit >>> 5] |= 1 << (bit & 31);
+    let s = slotOf(lo, hi, mask);
+    for (;;) {
+      const r = keys[4 * s + 2] - 1;
+      if (r < 0) {
+        keys[4 * s] = lo;
+        keys[4 * s + 1] = hi;
+        keys[4 * s + 2] = q + 1;
+        distinct++;
+        break;
+      }
+      if (
+        keys[4 * s] === lo && keys[4 * s + 1] === hi &&
+        (tokens === null || sameTokens(tokens, r * stride, tokens, q * stride, width))
+      ) break;
+      s = (s + 1) & mask;
+    }
+    slot[q] = s;
+  }
+  return distinct;
 }
 
 function sameTokens(a: Tokens, i: number, b: Tokens, j: number, width: number): boolean {

@@ -16,7 +16,7 @@
  *
  * Weights come from a {@link WeightSource}, asked for each tensor by its
  * Hugging Face name and shape: the model folder's (external-data references
- * into the checkpoint, ./hf_model.ts) or the benchmark's random ones
+ * into the checkpoint, ./folder.ts) or the benchmark's random ones
  * (bench/neox.ts).
  *
  * @module

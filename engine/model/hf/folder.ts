@@ -18,8 +18,8 @@ import { UserError } from "../../errors.ts";
 import { isNotFound } from "../../os/fs_errors.ts";
 import { DataType, encodeModel, type Node, node, type Tensor } from "../onnx_proto.ts";
 import { archFromConfig, type ArchSpec } from "./config.ts";
-import { decoderGraph, type WeightSource } from "./decoder.ts";
-import { readCheckpointWeights } from "./weights.ts";
+import { decoderGraph, type WeightSource, type WeightUse } from "./decoder.ts";
+import { type CheckpointWeights, readCheckpointWeights } from "./weights.ts";
 import type { TensorRef } from "./tensors.ts";
 
 /** ONNX's bfloat16 element type (TensorProto.BFLOAT16). */
@@ -77,28 +77,92 @@ export function hfWeightFiles(dir: string): string[] {
 
 /** Reads a model folder into an ONNX model (UserError naming the file, field or tensor). */
 export function readHfFolder(dir: string): HfModel {
+  const { config, configPath } = readConfig(dir);
+  const spec = archFromConfig(config, configPath);
+  const weights = readCheckpointWeights(dir);
+  const refs = new ExternalWeights(dir, configPath, spec, weights);
+  const g = decoderGraph(spec, refs.source, "float32");
+  gatherBeforeWidening(g.nodes);
+  checkEveryTensorUsed(weights, refs.used, spec, configPath);
+  const bytes = encodeModel({
+    irVersion: 8,
+    opsets: [{ domain: "", version: 17 }],
+    graph: {
+      name: spec.kind,
+      nodes: g.nodes,
+      inputs: g.inputs,
+      outputs: g.outputs,
+      initializers: [...g.initializers, ...refs.initializers],
+    },
+  });
+  const files = ["config.json", ...(weights.index ? [weights.index] : []), ...weights.files];
+  return {
+    dir,
+    dataDir: refs.dataDir,
+    config,
+    spec,
+    bytes,
+    files,
+    storedBytes: refs.storedBytes,
+    float32Bytes: refs.float32Bytes,
+  };
+}
+
+/** The folder's `config.json`, parsed. */
+function readConfig(dir: string): { config: Record<string, unknown>; configPath: string } {
   const configPath = join(dir, "config.json");
-  let config: Record<string, unknown>;
   try {
-    config = JSON.parse(readFileSync(configPath, "utf8"));
+    return { config: JSON.parse(readFileSync(configPath, "utf8")), configPath };
   } catch (e) {
     throw new UserError(`${configPath}: cannot be read as JSON (${(e as Error).message}).`);
   }
-  const spec = archFromConfig(config, configPath);
-  const weights = readCheckpointWeights(dir);
-  const used = new Set<string>();
-  const initializers: Tensor[] = [];
-  const made = new Map<string, string>();
-  let storedBytes = 0, float32Bytes = 0;
-  const real = new Map(
-    [...new Set([...weights.tensors.values()].map((t) => t.file))].map((f) => [f, realpathSync(f)]),
-  );
-  const dataDir = commonFolder([...real.values()]);
-  const where = (t: TensorRef) => relative(dataDir, real.get(t.file)!);
-  const source: WeightSource = (name, shape, use, add: (n: Node) => void) => {
+}
+
+/**
+ * The decoder's weights as external-data references into the checkpoint
+ * files ({@link ExternalWeights.source}, asked by the graph builder for each
+ * tensor): each tensor checked against the shape the graph needs, referenced
+ * once, and transposed and widened to float32 by nodes the graph adds.
+ */
+class ExternalWeights {
+  /** The tensors referenced so far, by name. */
+  readonly used = new Set<string>();
+  /** One external-data reference per used tensor. */
+  readonly initializers: Tensor[] = [];
+  /** ONNX Runtime's external-data folder ({@link HfModel.dataDir}). */
+  readonly dataDir: string;
+  storedBytes = 0;
+  float32Bytes = 0;
+  /** `name|use` (and `value|cast`) → the graph value already made for it. */
+  private readonly made = new Map<string, string>();
+  /** Each weight file's real path (symlinks resolved). */
+  private readonly real: Map<string, string>;
+
+  constructor(
+    private readonly dir: string,
+    private readonly configPath: string,
+    private readonly spec: ArchSpec,
+    private readonly weights: CheckpointWeights,
+  ) {
+    const files = new Set([...weights.tensors.values()].map((t) => t.file));
+    this.real = new Map([...files].map((f) => [f, realpathSync(f)]));
+    this.dataDir = commonFolder([...this.real.values()]);
+  }
+
+  readonly source: WeightSource = (name, shape, use, add) => {
     const key = `${name}|${use}`;
-    const known = made.get(key);
+    const known = this.made.get(key);
     if (known) return known;
+    const t = this.checked(name, shape);
+    this.reference(name, t);
+    const value = this.converted(name, t, use, add);
+    this.made.set(key, value);
+    return value;
+  };
+
+  /** The stored tensor `name`: present, of a read dtype, of the shape the graph needs. */
+  private checked(name: string, shape: number[]): TensorRef {
+    const { dir, weights, spec, configPath } = this;
     const t = weights.tensors.get(name);
     if (!t) {
       throw new UserError(
@@ -118,20 +182,28 @@ export function readHfFolder(dir: string): HfModel {
           "the weights and config.json do not belong together.",
       );
     }
+    return t;
+  }
+
+  /** The tensor's external-data reference (its file relative to dataDir, offset, length), once. */
+  private reference(name: string, t: TensorRef): void {
+    if (this.used.has(name)) return;
+    this.used.add(name);
+    this.initializers.push({
+      name,
+      dims: t.shape,
+      dataType: ONNX_TYPE[t.dtype],
+      externalLocation: relative(this.dataDir, this.real.get(t.file)!),
+      externalOffset: t.offset,
+      externalLength: t.length,
+    });
+    this.storedBytes += t.length;
+    this.float32Bytes += t.length * (4 / (t.dtype === "F32" ? 4 : 2));
+  }
+
+  /** The graph value of the tensor for `use`: transposed for a matrix, then widened to float32. */
+  private converted(name: string, t: TensorRef, use: WeightUse, add: (n: Node) => void): string {
     let value = name;
-    if (!used.has(name)) {
-      used.add(name);
-      initializers.push({
-        name,
-        dims: t.shape,
-        dataType: ONNX_TYPE[t.dtype],
-        externalLocation: where(t),
-        externalOffset: t.offset,
-        externalLength: t.length,
-      });
-      storedBytes += t.length;
-      float32Bytes += t.length * (4 / (t.dtype === "F32" ? 4 : 2));
-    }
     // Transposed in the stored type, then widened: the transient copy the folding makes
     // is the stored size, not float32's (Pythia-70M's float16 .bin: peak RSS at load
     // 674 MB against 751 with Cast first, measured side by side).
@@ -142,17 +214,23 @@ export function readHfFolder(dir: string): HfModel {
     }
     if (t.dtype !== "F32") {
       const cast = `${value}/float32`;
-      if (!made.has(`${value}|cast`)) {
+      if (!this.made.has(`${value}|cast`)) {
         add(node("Cast", [value], [cast], [{ name: "to", i: DataType.FLOAT }]));
-        made.set(`${value}|cast`, cast);
+        this.made.set(`${value}|cast`, cast);
       }
       value = cast;
     }
-    made.set(key, value);
     return value;
-  };
-  const g = decoderGraph(spec, source, "float32");
-  gatherBeforeWidening(g.nodes);
+  }
+}
+
+/** Every tensor of the checkpoint is part of the model (a tied `lm_head.weight` aside). */
+function checkEveryTensorUsed(
+  weights: CheckpointWeights,
+  used: Set<string>,
+  spec: ArchSpec,
+  configPath: string,
+): void {
   for (const [name, t] of weights.tensors) {
     if (used.has(name)) continue;
     if (spec.tied && name === "lm_head.weight") continue; // saved beside a tied embedding: unused
@@ -161,19 +239,6 @@ export function readHfFolder(dir: string): HfModel {
         `(${configPath}); the checkpoint has parts this architecture does not implement.`,
     );
   }
-  const bytes = encodeModel({
-    irVersion: 8,
-    opsets: [{ domain: "", version: 17 }],
-    graph: {
-      name: spec.kind,
-      nodes: g.nodes,
-      inputs: g.inputs,
-      outputs: g.outputs,
-      initializers: [...g.initializers, ...initializers],
-    },
-  });
-  const files = ["config.json", ...(weights.index ? [weights.index] : []), ...weights.files];
-  return { dir, dataDir, config, spec, bytes, files, storedBytes, float32Bytes };
 }
 
 /**

@@ -81,301 +81,375 @@ export class PickleError extends Error {}
  * Throws {@link PickleError} on anything outside the subset.
  */
 export function readStateDictPickle(bytes: Uint8Array): Map<string, PickledTensor> {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const stack: Value[] = [];
-  const memo = new Map<number, Value>();
-  let pos = 0;
-  const fail = (what: string): never => {
-    throw new PickleError(`${what} at byte ${pos}`);
-  };
-  const need = (n: number) => {
-    if (pos + n > bytes.length) fail("truncated pickle");
-  };
-  const u8 = () => (need(1), bytes[pos++]);
-  const u16 = () => (need(2), pos += 2, view.getUint16(pos - 2, true));
-  const u32 = () => (need(4), pos += 4, view.getUint32(pos - 4, true));
-  const i32 = () => (need(4), pos += 4, view.getInt32(pos - 4, true));
-  const u64 = () => {
-    need(8);
-    const v = view.getBigUint64(pos, true);
-    pos += 8;
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) fail("length beyond 2^53");
+  const m = new Unpickler(bytes);
+  for (;;) {
+    const op = m.input.u8();
+    if (op === STOP) return stateDict(m, m.pop());
+    const handler = HANDLERS.get(op);
+    if (!handler) {
+      return m.fail(
+        `opcode 0x${op.toString(16).padStart(2, "0")} is not part of a torch.save state dict`,
+      );
+    }
+    handler(m);
+  }
+}
+
+// ------------------------------------------------------------------ the input and the machine
+
+/**
+ * The pickle's bytes and the position read next. Every read is bounded by the
+ * bytes; errors name the position they were found at.
+ */
+class PickleInput {
+  pos = 0;
+  private readonly view: DataView;
+  private readonly utf8 = new TextDecoder("utf-8", { fatal: true });
+
+  constructor(private readonly bytes: Uint8Array) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  fail(what: string): never {
+    throw new PickleError(`${what} at byte ${this.pos}`);
+  }
+
+  /** `n` more bytes are there. */
+  need(n: number): void {
+    if (this.pos + n > this.bytes.length) this.fail("truncated pickle");
+  }
+
+  /** The value `get` reads from the next `n` bytes (checked there), which are then passed. */
+  private fixed<T>(n: number, get: (at: number) => T): T {
+    this.need(n);
+    this.pos += n;
+    return get(this.pos - n);
+  }
+
+  u8(): number {
+    return this.fixed(1, (at) => this.bytes[at]);
+  }
+
+  u16(): number {
+    return this.fixed(2, (at) => this.view.getUint16(at, true));
+  }
+
+  u32(): number {
+    return this.fixed(4, (at) => this.view.getUint32(at, true));
+  }
+
+  i32(): number {
+    return this.fixed(4, (at) => this.view.getInt32(at, true));
+  }
+
+  /** An unsigned 64-bit length, at most 2^53. */
+  u64(): number {
+    const v = this.fixed(8, (at) => this.view.getBigUint64(at, true));
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail("length beyond 2^53");
     return Number(v);
-  };
-  const utf8 = new TextDecoder("utf-8", { fatal: true });
-  const text = (n: number) => {
-    need(n);
-    const s = utf8.decode(bytes.subarray(pos, pos + n));
-    pos += n;
+  }
+
+  /** A big-endian IEEE 754 double. */
+  f64(): number {
+    return this.fixed(8, (at) => this.view.getFloat64(at, false));
+  }
+
+  /** A little-endian two's-complement integer of `n` bytes, within ±(2^53 − 1). */
+  long(n: number): number {
+    this.need(n);
+    const { bytes, pos } = this;
+    let v = 0n;
+    for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[pos + i]);
+    if (n && bytes[pos + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
+    this.pos += n;
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) {
+      this.fail("an integer beyond 2^53");
+    }
+    return Number(v);
+  }
+
+  /** `n` bytes of UTF-8 (invalid UTF-8 is an error here, not the decoder's TypeError). */
+  text(n: number): string {
+    this.need(n);
+    let s: string;
+    try {
+      s = this.utf8.decode(this.bytes.subarray(this.pos, this.pos + n));
+    } catch (e) {
+      if (e instanceof TypeError) this.fail("a string that is not UTF-8");
+      throw e;
+    }
+    this.pos += n;
     return s;
-  };
-  const line = () => {
-    const end = bytes.indexOf(0x0a, pos);
-    if (end < 0) fail("truncated GLOBAL");
-    const s = text(end - pos);
-    pos++;
+  }
+
+  /** A line of text up to its newline (GLOBAL's module and name). */
+  line(): string {
+    const end = this.bytes.indexOf(0x0a, this.pos);
+    if (end < 0) this.fail("truncated GLOBAL");
+    const s = this.text(end - this.pos);
+    this.pos++;
     return s;
-  };
-  const pop = (): Value => {
-    if (!stack.length) fail("pickle stack underflow");
-    const v = stack.pop()!;
-    if (v === MARK) fail("unexpected MARK");
+  }
+}
+
+/** The unpickler's state: the input, the stack (with its MARKs) and the memo. */
+class Unpickler {
+  readonly input: PickleInput;
+  readonly stack: Value[] = [];
+  readonly memo = new Map<number, Value>();
+
+  constructor(bytes: Uint8Array) {
+    this.input = new PickleInput(bytes);
+  }
+
+  fail(what: string): never {
+    return this.input.fail(what);
+  }
+
+  push(v: Value): void {
+    this.stack.push(v);
+  }
+
+  /** The top value (never a MARK), removed. */
+  pop(): Value {
+    if (!this.stack.length) this.fail("pickle stack underflow");
+    const v = this.stack.pop()!;
+    if (v === MARK) this.fail("unexpected MARK");
     return v;
-  };
-  const popMark = (): Value[] => {
-    const at = stack.lastIndexOf(MARK);
-    if (at < 0) fail("no MARK");
-    const items = stack.splice(at);
+  }
+
+  /** The values above the topmost MARK, removed with it. */
+  popMark(): Value[] {
+    const at = this.stack.lastIndexOf(MARK);
+    if (at < 0) this.fail("no MARK");
+    const items = this.stack.splice(at);
     items.shift();
     return items;
-  };
-  const top = (): Value => {
-    if (!stack.length) fail("pickle stack underflow");
-    return stack[stack.length - 1];
-  };
-  const dictAt = (v: Value): Map<Value, Value> => {
-    if (!(v instanceof Map)) fail("SETITEM(S) on a non-dict");
-    return v as Map<Value, Value>;
-  };
-  const global = (module: string, name: string): Global => {
-    const full = `${module}.${name}`;
-    if (FUNCTIONS.has(full) || (module === "torch" && name in STORAGE_DTYPES)) {
-      return { kind: "global", name: full };
-    }
-    return fail(`global ${full} is not part of a torch.save state dict (never executed)`);
-  };
-  const int = (v: Value, what: string): number => {
-    if (typeof v !== "number" || !Number.isSafeInteger(v)) fail(`${what} is not an integer`);
-    return v as number;
-  };
-  const ints = (v: Value, what: string): number[] => {
-    if (!Array.isArray(v)) fail(`${what} is not a tuple`);
-    return (v as Value[]).map((x) => int(x, what));
-  };
-  const reduce = (fn: Value, args: Value): Value => {
-    if (!fn || typeof fn !== "object" || !("kind" in fn) || fn.kind !== "global") {
-      return fail("REDUCE of a non-global");
-    }
-    if (!Array.isArray(args)) return fail("REDUCE arguments are not a tuple");
-    const name = (fn as Global).name;
-    if (name === "collections.OrderedDict") {
-      if (args.length) fail("OrderedDict with arguments");
-      return new Map();
-    }
-    if (name === "torch._utils._rebuild_parameter") {
-      const t = args[0];
-      if (!t || typeof t !== "object" || !("kind" in t) || t.kind !== "tensor") {
-        fail("_rebuild_parameter of a non-tensor");
-      }
-      return t;
-    }
-    if (name === "torch._utils._rebuild_tensor_v2") {
-      const [storage, offset, size, stride] = args;
-      if (
-        !storage || typeof storage !== "object" || !("kind" in storage) ||
-        storage.kind !== "storage"
-      ) return fail("_rebuild_tensor_v2 of a non-storage");
-      return {
-        kind: "tensor",
-        storage: storage as PickledStorage,
-        offset: int(offset, "storage offset"),
-        size: ints(size, "size"),
-        stride: ints(stride, "stride"),
-      };
-    }
-    return fail(`REDUCE of ${name}`);
-  };
-  const persistent = (pid: Value): PickledStorage => {
-    if (!Array.isArray(pid) || pid.length !== 5 || pid[0] !== "storage") {
-      fail("a persistent id that is not ('storage', type, key, location, numel)");
-    }
-    const [, type, key, , numel] = pid as Value[];
-    const t = type as Global;
-    if (!t || typeof t !== "object" || !("kind" in t) || t.kind !== "global") {
-      fail("a storage type that is not a class");
-    }
-    const cls = t.name.replace(/^torch\./, "");
-    if (!(cls in STORAGE_DTYPES)) fail(`storage type ${t.name}`);
-    if (typeof key !== "string") fail("a storage key that is not a string");
-    return {
-      kind: "storage",
-      dtype: STORAGE_DTYPES[cls],
-      key: key as string,
-      numel: int(numel, "numel"),
-    };
-  };
-
-  for (;;) {
-    const op = u8();
-    switch (op) {
-      case 0x80: // PROTO
-        if (u8() > 5) fail("unsupported pickle protocol");
-        break;
-      case 0x95: // FRAME
-        u64();
-        break;
-      case 0x2e: { // STOP
-        const result = pop();
-        if (!(result instanceof Map)) fail("the pickle is not a dict");
-        const out = new Map<string, PickledTensor>();
-        for (const [k, v] of result as Map<Value, Value>) {
-          if (typeof k !== "string") fail("a state-dict key that is not a string");
-          if (!v || typeof v !== "object" || !("kind" in v) || v.kind !== "tensor") {
-            fail(`state-dict entry ${k} is not a tensor`);
-          }
-          out.set(k as string, v as PickledTensor);
-        }
-        return out;
-      }
-      case 0x28: // MARK
-        stack.push(MARK);
-        break;
-      case 0x7d: // EMPTY_DICT
-        stack.push(new Map());
-        break;
-      case 0x5d: // EMPTY_LIST
-      case 0x29: // EMPTY_TUPLE
-        stack.push([]);
-        break;
-      case 0x64: { // DICT
-        const items = popMark();
-        const d = new Map<Value, Value>();
-        for (let i = 0; i + 1 < items.length; i += 2) d.set(items[i], items[i + 1]);
-        stack.push(d);
-        break;
-      }
-      case 0x6c: // LIST
-      case 0x74: // TUPLE
-        stack.push(popMark());
-        break;
-      case 0x85:
-        stack.push([pop()]);
-        break;
-      case 0x86: {
-        const b = pop(), a = pop();
-        stack.push([a, b]);
-        break;
-      }
-      case 0x87: {
-        const c = pop(), b = pop(), a = pop();
-        stack.push([a, b, c]);
-        break;
-      }
-      case 0x73: { // SETITEM
-        const v = pop(), k = pop();
-        dictAt(top()).set(k, v);
-        break;
-      }
-      case 0x75: { // SETITEMS
-        const items = popMark();
-        if (items.length % 2) fail("SETITEMS with an odd number of items");
-        const d = dictAt(top());
-        for (let i = 0; i < items.length; i += 2) d.set(items[i], items[i + 1]);
-        break;
-      }
-      case 0x61: { // APPEND
-        const v = pop();
-        const l = top();
-        if (!Array.isArray(l)) fail("APPEND to a non-list");
-        (l as Value[]).push(v);
-        break;
-      }
-      case 0x65: { // APPENDS
-        const items = popMark();
-        const l = top();
-        if (!Array.isArray(l)) fail("APPENDS to a non-list");
-        (l as Value[]).push(...items);
-        break;
-      }
-      case 0x71: // BINPUT
-        memo.set(u8(), top());
-        break;
-      case 0x72: // LONG_BINPUT
-        memo.set(u32(), top());
-        break;
-      case 0x94: // MEMOIZE
-        memo.set(memo.size, top());
-        break;
-      case 0x68: // BINGET
-      case 0x6a: { // LONG_BINGET
-        const i = op === 0x68 ? u8() : u32();
-        if (!memo.has(i)) fail(`memo ${i} is unset`);
-        stack.push(memo.get(i)!);
-        break;
-      }
-      case 0x4a: // BININT
-        stack.push(i32());
-        break;
-      case 0x4b: // BININT1
-        stack.push(u8());
-        break;
-      case 0x4d: // BININT2
-        stack.push(u16());
-        break;
-      case 0x8a: { // LONG1
-        const n = u8();
-        need(n);
-        let v = 0n;
-        for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[pos + i]);
-        if (n && bytes[pos + n - 1] & 0x80) v -= 1n << BigInt(8 * n);
-        pos += n;
-        if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) {
-          fail("an integer beyond 2^53");
-        }
-        stack.push(Number(v));
-        break;
-      }
-      case 0x47: // BINFLOAT
-        need(8);
-        stack.push(view.getFloat64(pos, false));
-        pos += 8;
-        break;
-      case 0x4e: // NONE
-        stack.push(null);
-        break;
-      case 0x88: // NEWTRUE
-        stack.push(true);
-        break;
-      case 0x89: // NEWFALSE
-        stack.push(false);
-        break;
-      case 0x58: // BINUNICODE
-        stack.push(text(u32()));
-        break;
-      case 0x8c: // SHORT_BINUNICODE
-        stack.push(text(u8()));
-        break;
-      case 0x8d: // BINUNICODE8
-        stack.push(text(u64()));
-        break;
-      case 0x63: { // GLOBAL
-        const module = line();
-        stack.push(global(module, line()));
-        break;
-      }
-      case 0x93: { // STACK_GLOBAL
-        const name = pop(), module = pop();
-        if (typeof module !== "string" || typeof name !== "string") {
-          fail("STACK_GLOBAL of non-strings");
-        }
-        stack.push(global(module as string, name as string));
-        break;
-      }
-      case 0x51: // BINPERSID
-        stack.push(persistent(pop()));
-        break;
-      case 0x52: { // REDUCE
-        const args = pop();
-        stack.push(reduce(pop(), args));
-        break;
-      }
-      case 0x62: { // BUILD: only an OrderedDict's attributes (torch's `_metadata`), dropped
-        pop();
-        if (!(top() instanceof Map)) fail("BUILD of a non-dict");
-        break;
-      }
-      default:
-        fail(`opcode 0x${op.toString(16).padStart(2, "0")} is not part of a torch.save state dict`);
-    }
   }
+
+  /** The top value, left in place. */
+  top(): Value {
+    if (!this.stack.length) this.fail("pickle stack underflow");
+    return this.stack[this.stack.length - 1];
+  }
+
+  /** The dict on top of the stack (SETITEM, SETITEMS). */
+  topDict(): Map<Value, Value> {
+    const v = this.top();
+    if (!(v instanceof Map)) this.fail("SETITEM(S) on a non-dict");
+    return v as Map<Value, Value>;
+  }
+
+  /** The list on top of the stack (APPEND, APPENDS). */
+  topList(op: string): Value[] {
+    const l = this.top();
+    if (!Array.isArray(l)) this.fail(`${op} to a non-list`);
+    return l as Value[];
+  }
+}
+
+// ------------------------------------------------------------------ the opcodes, by group
+
+type Handler = (m: Unpickler) => void;
+
+const STOP = 0x2e;
+
+/** The protocol header and frames (a frame's length is read and its bytes read as a stream). */
+const FRAMING: [number, Handler][] = [
+  [0x80, (m) => { // PROTO
+    if (m.input.u8() > 5) m.fail("unsupported pickle protocol");
+  }],
+  [0x95, (m) => void m.input.u64()], // FRAME
+];
+
+/** Containers built on the stack: MARK, empty and marked dicts, lists and tuples, their items. */
+const CONTAINERS: [number, Handler][] = [
+  [0x28, (m) => m.push(MARK)], // MARK
+  [0x7d, (m) => m.push(new Map())], // EMPTY_DICT
+  [0x5d, (m) => m.push([])], // EMPTY_LIST
+  [0x29, (m) => m.push([])], // EMPTY_TUPLE
+  [0x64, (m) => { // DICT
+    const items = m.popMark();
+    const d = new Map<Value, Value>();
+    for (let i = 0; i + 1 < items.length; i += 2) d.set(items[i], items[i + 1]);
+    m.push(d);
+  }],
+  [0x6c, (m) => m.push(m.popMark())], // LIST
+  [0x74, (m) => m.push(m.popMark())], // TUPLE
+  [0x85, (m) => m.push([m.pop()])], // TUPLE1
+  [0x86, (m) => { // TUPLE2
+    const b = m.pop(), a = m.pop();
+    m.push([a, b]);
+  }],
+  [0x87, (m) => { // TUPLE3
+    const c = m.pop(), b = m.pop(), a = m.pop();
+    m.push([a, b, c]);
+  }],
+  [0x73, (m) => { // SETITEM
+    const v = m.pop(), k = m.pop();
+    m.topDict().set(k, v);
+  }],
+  [0x75, (m) => { // SETITEMS
+    const items = m.popMark();
+    if (items.length % 2) m.fail("SETITEMS with an odd number of items");
+    const d = m.topDict();
+    for (let i = 0; i < items.length; i += 2) d.set(items[i], items[i + 1]);
+  }],
+  [0x61, (m) => { // APPEND
+    const v = m.pop();
+    m.topList("APPEND").push(v);
+  }],
+  [0x65, (m) => { // APPENDS
+    const items = m.popMark();
+    m.topList("APPENDS").push(...items);
+  }],
+];
+
+/** The memo: values stored under an index and pushed again by it. */
+const MEMO: [number, Handler][] = [
+  [0x71, (m) => m.memo.set(m.input.u8(), m.top())], // BINPUT
+  [0x72, (m) => m.memo.set(m.input.u32(), m.top())], // LONG_BINPUT
+  [0x94, (m) => m.memo.set(m.memo.size, m.top())], // MEMOIZE
+  [0x68, (m) => memoGet(m, m.input.u8())], // BINGET
+  [0x6a, (m) => memoGet(m, m.input.u32())], // LONG_BINGET
+];
+
+function memoGet(m: Unpickler, i: number): void {
+  if (!m.memo.has(i)) m.fail(`memo ${i} is unset`);
+  m.push(m.memo.get(i)!);
+}
+
+/** Numbers, strings, None and the booleans. */
+const SCALARS: [number, Handler][] = [
+  [0x4a, (m) => m.push(m.input.i32())], // BININT
+  [0x4b, (m) => m.push(m.input.u8())], // BININT1
+  [0x4d, (m) => m.push(m.input.u16())], // BININT2
+  [0x8a, (m) => m.push(m.input.long(m.input.u8()))], // LONG1
+  [0x47, (m) => m.push(m.input.f64())], // BINFLOAT
+  [0x4e, (m) => m.push(null)], // NONE
+  [0x88, (m) => m.push(true)], // NEWTRUE
+  [0x89, (m) => m.push(false)], // NEWFALSE
+  [0x58, (m) => m.push(m.input.text(m.input.u32()))], // BINUNICODE
+  [0x8c, (m) => m.push(m.input.text(m.input.u8()))], // SHORT_BINUNICODE
+  [0x8d, (m) => m.push(m.input.text(m.input.u64()))], // BINUNICODE8
+];
+
+/**
+ * Objects: the allowed globals, the calls of them that REDUCE interprets
+ * (never executes), the storages named by persistent ids, and BUILD.
+ */
+const OBJECTS: [number, Handler][] = [
+  [0x63, (m) => { // GLOBAL
+    const module = m.input.line();
+    m.push(global(m, module, m.input.line()));
+  }],
+  [0x93, (m) => { // STACK_GLOBAL
+    const name = m.pop(), module = m.pop();
+    if (typeof module !== "string" || typeof name !== "string") {
+      m.fail("STACK_GLOBAL of non-strings");
+    }
+    m.push(global(m, module as string, name as string));
+  }],
+  [0x51, (m) => m.push(persistent(m, m.pop()))], // BINPERSID
+  [0x52, (m) => { // REDUCE
+    const args = m.pop();
+    m.push(reduce(m, m.pop(), args));
+  }],
+  [0x62, (m) => { // BUILD: only an OrderedDict's attributes (torch's `_metadata`), dropped
+    m.pop();
+    if (!(m.top() instanceof Map)) m.fail("BUILD of a non-dict");
+  }],
+];
+
+/** Every opcode read, STOP aside; any other is an error naming it. */
+const HANDLERS = new Map<number, Handler>([
+  ...FRAMING,
+  ...CONTAINERS,
+  ...MEMO,
+  ...SCALARS,
+  ...OBJECTS,
+]);
+
+// ------------------------------------------------------------------ what the objects mean
+
+function isKind<K extends string>(v: Value, kind: K): v is Extract<Value, { kind: K }> {
+  return v !== null && typeof v === "object" && "kind" in v && v.kind === kind;
+}
+
+/** A global of the allow-list (a function or a storage class); any other is an error. */
+function global(m: Unpickler, module: string, name: string): Global {
+  const full = `${module}.${name}`;
+  if (FUNCTIONS.has(full) || (module === "torch" && name in STORAGE_DTYPES)) {
+    return { kind: "global", name: full };
+  }
+  return m.fail(`global ${full} is not part of a torch.save state dict (never executed)`);
+}
+
+function int(m: Unpickler, v: Value, what: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v)) m.fail(`${what} is not an integer`);
+  return v as number;
+}
+
+function ints(m: Unpickler, v: Value, what: string): number[] {
+  if (!Array.isArray(v)) m.fail(`${what} is not a tuple`);
+  return (v as Value[]).map((x) => int(m, x, what));
+}
+
+/** A call of an allowed function, interpreted: a new OrderedDict, a parameter, a tensor. */
+function reduce(m: Unpickler, fn: Value, args: Value): Value {
+  if (!isKind(fn, "global")) return m.fail("REDUCE of a non-global");
+  if (!Array.isArray(args)) return m.fail("REDUCE arguments are not a tuple");
+  const name = fn.name;
+  if (name === "collections.OrderedDict") {
+    if (args.length) m.fail("OrderedDict with arguments");
+    return new Map();
+  }
+  if (name === "torch._utils._rebuild_parameter") {
+    const t = args[0];
+    if (!isKind(t, "tensor")) m.fail("_rebuild_parameter of a non-tensor");
+    return t;
+  }
+  if (name === "torch._utils._rebuild_tensor_v2") {
+    const [storage, offset, size, stride] = args;
+    if (!isKind(storage, "storage")) return m.fail("_rebuild_tensor_v2 of a non-storage");
+    return {
+      kind: "tensor",
+      storage,
+      offset: int(m, offset, "storage offset"),
+      size: ints(m, size, "size"),
+      stride: ints(m, stride, "stride"),
+    };
+  }
+  return m.fail(`REDUCE of ${name}`);
+}
+
+/** The storage a persistent id `('storage', type, key, location, numel)` names. */
+function persistent(m: Unpickler, pid: Value): PickledStorage {
+  if (!Array.isArray(pid) || pid.length !== 5 || pid[0] !== "storage") {
+    m.fail("a persistent id that is not ('storage', type, key, location, numel)");
+  }
+  const [, type, key, , numel] = pid as Value[];
+  if (!isKind(type, "global")) m.fail("a storage type that is not a class");
+  const t = type as Global;
+  const cls = t.name.replace(/^torch\./, "");
+  if (!(cls in STORAGE_DTYPES)) m.fail(`storage type ${t.name}`);
+  if (typeof key !== "string") m.fail("a storage key that is not a string");
+  return {
+    kind: "storage",
+    dtype: STORAGE_DTYPES[cls],
+    key: key as string,
+    numel: int(m, numel, "numel"),
+  };
+}
+
+/** STOP's value: a dict of string keys to tensors, in its order. */
+function stateDict(m: Unpickler, result: Value): Map<string, PickledTensor> {
+  if (!(result instanceof Map)) m.fail("the pickle is not a dict");
+  const out = new Map<string, PickledTensor>();
+  for (const [k, v] of result as Map<Value, Value>) {
+    if (typeof k !== "string") m.fail("a state-dict key that is not a string");
+    if (!isKind(v, "tensor")) m.fail(`state-dict entry ${k} is not a tensor`);
+    out.set(k as string, v as PickledTensor);
+  }
+  return out;
 }

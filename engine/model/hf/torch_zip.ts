@@ -113,6 +113,30 @@ function centralDirectory(
   f: CheckpointFile,
   bad: (what: string) => UserError,
 ): Map<string, Entry> {
+  const { count, cdSize, cdOffset } = directoryPlace(f, bad);
+  if (cdSize > MAX_DIRECTORY_BYTES || cdOffset + cdSize > f.size) {
+    throw bad(
+      `central directory [${cdOffset}, +${cdSize}) lies beyond the file's ${f.size} bytes: truncated file`,
+    );
+  }
+  const cd = f.read(cdOffset, cdSize);
+  const v = new DataView(cd.buffer);
+  const entries = new Map<string, Entry>();
+  const utf8 = new TextDecoder();
+  let pos = 0;
+  for (let i = 0; i < count; i++) {
+    const { entry, end } = directoryEntry(cd, v, pos, i, utf8, bad);
+    entries.set(entry.name, entry);
+    pos = end;
+  }
+  return entries;
+}
+
+/** Where the central directory lies: its entry count, size and offset, from the end record. */
+function directoryPlace(
+  f: CheckpointFile,
+  bad: (what: string) => UserError,
+): { count: number; cdSize: number; cdOffset: number } {
   const tailLength = Math.min(f.size, 22 + 0xffff);
   const tail = f.read(f.size - tailLength, tailLength);
   const tv = new DataView(tail.buffer);
@@ -128,71 +152,91 @@ function centralDirectory(
       "not a zip archive (no end of central directory): truncated or not a torch.save file",
     );
   }
-  let count = tv.getUint16(eocd + 10, true);
-  let cdSize = tv.getUint32(eocd + 12, true);
-  let cdOffset = tv.getUint32(eocd + 16, true);
+  const count = tv.getUint16(eocd + 10, true);
+  const cdSize = tv.getUint32(eocd + 12, true);
+  const cdOffset = tv.getUint32(eocd + 16, true);
   if (count === 0xffff || cdSize === 0xffffffff || cdOffset === 0xffffffff) {
-    const locator = f.size - tailLength + eocd - 20;
-    const lv = new DataView(f.read(locator, 20).buffer);
-    if (lv.getUint32(0, true) !== 0x07064b50) {
-      throw bad("zip64 end of central directory locator missing");
-    }
-    const at = safe(lv.getBigUint64(8, true), bad);
-    const rv = new DataView(f.read(at, 56).buffer);
-    if (rv.getUint32(0, true) !== 0x06064b50) throw bad("zip64 end of central directory missing");
-    count = safe(rv.getBigUint64(32, true), bad);
-    cdSize = safe(rv.getBigUint64(40, true), bad);
-    cdOffset = safe(rv.getBigUint64(48, true), bad);
+    return zip64DirectoryPlace(f, f.size - tailLength + eocd - 20, bad);
   }
-  if (cdSize > MAX_DIRECTORY_BYTES || cdOffset + cdSize > f.size) {
-    throw bad(
-      `central directory [${cdOffset}, +${cdSize}) lies beyond the file's ${f.size} bytes: truncated file`,
-    );
+  return { count, cdSize, cdOffset };
+}
+
+/** The zip64 end record's count, size and offset, through its locator at `locator`. */
+function zip64DirectoryPlace(
+  f: CheckpointFile,
+  locator: number,
+  bad: (what: string) => UserError,
+): { count: number; cdSize: number; cdOffset: number } {
+  const lv = new DataView(f.read(locator, 20).buffer);
+  if (lv.getUint32(0, true) !== 0x07064b50) {
+    throw bad("zip64 end of central directory locator missing");
   }
-  const cd = f.read(cdOffset, cdSize);
-  const v = new DataView(cd.buffer);
-  const entries = new Map<string, Entry>();
-  const utf8 = new TextDecoder();
-  let pos = 0;
-  for (let i = 0; i < count; i++) {
-    if (pos + 46 > cd.length || v.getUint32(pos, true) !== 0x02014b50) {
-      throw bad(`central directory entry ${i} is damaged`);
-    }
-    const nameLength = v.getUint16(pos + 28, true);
-    const extraLength = v.getUint16(pos + 30, true);
-    const commentLength = v.getUint16(pos + 32, true);
-    const end = pos + 46 + nameLength + extraLength + commentLength;
-    if (end > cd.length) throw bad(`central directory entry ${i} is damaged`);
-    const entry: Entry = {
-      name: utf8.decode(cd.subarray(pos + 46, pos + 46 + nameLength)),
-      method: v.getUint16(pos + 10, true),
-      compressed: v.getUint32(pos + 20, true),
-      size: v.getUint32(pos + 24, true),
-      local: v.getUint32(pos + 42, true),
-    };
-    // zip64 extended information: the 0xFFFFFFFF fields, in this order.
-    let x = pos + 46 + nameLength;
-    const extraEnd = x + extraLength;
-    while (x + 4 <= extraEnd) {
-      const id = v.getUint16(x, true), len = v.getUint16(x + 2, true);
-      if (id === 0x0001) {
-        let at = x + 4;
-        const next = () => {
-          if (at + 8 > x + 4 + len) throw bad(`entry ${entry.name}: zip64 field too short`);
-          const n = safe(v.getBigUint64(at, true), bad);
-          at += 8;
-          return n;
-        };
-        if (entry.size === 0xffffffff) entry.size = next();
-        if (entry.compressed === 0xffffffff) entry.compressed = next();
-        if (entry.local === 0xffffffff) entry.local = next();
-      }
-      x += 4 + len;
-    }
-    entries.set(entry.name, entry);
-    pos = end;
+  const at = safe(lv.getBigUint64(8, true), bad);
+  const rv = new DataView(f.read(at, 56).buffer);
+  if (rv.getUint32(0, true) !== 0x06064b50) throw bad("zip64 end of central directory missing");
+  return {
+    count: safe(rv.getBigUint64(32, true), bad),
+    cdSize: safe(rv.getBigUint64(40, true), bad),
+    cdOffset: safe(rv.getBigUint64(48, true), bad),
+  };
+}
+
+/** Entry `i` of the central directory, at `pos`, and where the next one starts. */
+function directoryEntry(
+  cd: Uint8Array,
+  v: DataView,
+  pos: number,
+  i: number,
+  utf8: TextDecoder,
+  bad: (what: string) => UserError,
+): { entry: Entry; end: number } {
+  if (pos + 46 > cd.length || v.getUint32(pos, true) !== 0x02014b50) {
+    throw bad(`central directory entry ${i} is damaged`);
   }
-  return entries;
+  const nameLength = v.getUint16(pos + 28, true);
+  const extraLength = v.getUint16(pos + 30, true);
+  const commentLength = v.getUint16(pos + 32, true);
+  const end = pos + 46 + nameLength + extraLength + commentLength;
+  if (end > cd.length) throw bad(`central directory entry ${i} is damaged`);
+  const entry: Entry = {
+    name: utf8.decode(cd.subarray(pos + 46, pos + 46 + nameLength)),
+    method: v.getUint16(pos + 10, true),
+    compressed: v.getUint32(pos + 20, true),
+    size: v.getUint32(pos + 24, true),
+    local: v.getUint32(pos + 42, true),
+  };
+  zip64Sizes(v, entry, pos + 46 + nameLength, extraLength, bad);
+  return { entry, end };
+}
+
+/**
+ * The entry's zip64 extended information in its extra fields (`[x, x +
+ * length)`): the 0xFFFFFFFF fields, in this order, replaced by their 64-bit values.
+ */
+function zip64Sizes(
+  v: DataView,
+  entry: Entry,
+  x: number,
+  length: number,
+  bad: (what: string) => UserError,
+): void {
+  const extraEnd = x + length;
+  while (x + 4 <= extraEnd) {
+    const id = v.getUint16(x, true), len = v.getUint16(x + 2, true);
+    if (id === 0x0001) {
+      let at = x + 4;
+      const next = () => {
+        if (at + 8 > x + 4 + len) throw bad(`entry ${entry.name}: zip64 field too short`);
+        const n = safe(v.getBigUint64(at, true), bad);
+        at += 8;
+        return n;
+      };
+      if (entry.size === 0xffffffff) entry.size = next();
+      if (entry.compressed === 0xffffffff) entry.compressed = next();
+      if (entry.local === 0xffffffff) entry.local = next();
+    }
+    x += 4 + len;
+  }
 }
 
 /** Where an entry's stored bytes lie (checked: stored, inside the file). */
