@@ -60,6 +60,108 @@ interface Stream {
   progress: ProgressSink | null;
 }
 
+type DuckApi = typeof import("@duckdb/node-api");
+type DuckBindings = typeof import("@duckdb/node-bindings");
+type BindInfo = import("@duckdb/node-api").DuckDBTableFunctionBindInfo;
+type DataChunk = import("@duckdb/node-api").DuckDBDataChunk;
+
+/** Rows per chunk of the table function (DuckDB's vector size). */
+const CHUNK_ROWS = 2048;
+
+/** Reused buffers of the feature columns (one chunk's rows). */
+interface Scratch {
+  index: Int32Array<ArrayBuffer>;
+  int: Int32Array<ArrayBuffer>;
+  double: Float64Array<ArrayBuffer>;
+}
+
+/** The table function's columns for a stream: row, matches, prefix, nll, then its feature columns. */
+function bindColumns(api: DuckApi, bind: BindInfo, s: Stream): void {
+  bind.addResultColumn("row", api.UINTEGER);
+  bind.addResultColumn("matches", api.UTINYINT);
+  if (s.prefix) bind.addResultColumn("prefix", api.UTINYINT);
+  if (s.nll) bind.addResultColumn("nll", api.FLOAT);
+  for (const c of s.features?.columns ?? []) {
+    bind.addResultColumn(
+      c.name,
+      c.type === "INT32" ? api.INTEGER : c.type === "DOUBLE" ? api.DOUBLE : api.VARCHAR,
+    );
+  }
+}
+
+/**
+ * Fills DuckDB's output chunk with the stream's next rows (row count 0 at
+ * its end): the score columns copied as blocks of bytes, then the feature
+ * columns. Chunks end at row-group boundaries, so that groups hold exactly
+ * rowGroup rows.
+ */
+function fillChunk(duck: DuckBindings, s: Stream, output: DataChunk, scratch: Scratch): void {
+  const next = s.written < s.rows ? s.cursor.peek() : null;
+  if (!next) {
+    output.rowCount = 0;
+    return;
+  }
+  const { chunk, at } = next;
+  const n = Math.min(
+    CHUNK_ROWS,
+    chunk.rows.length - at,
+    s.rows - s.written,
+    s.rowGroup - s.written % s.rowGroup,
+  );
+  duck.data_chunk_set_size(output.chunk, n);
+  const columns: (Uint32Array | Uint8Array | Float32Array)[] = [chunk.rows, chunk.matches];
+  if (s.prefix) columns.push(chunk.prefix!);
+  if (s.nll) columns.push(chunk.nll!);
+  columns.forEach((a, i) => {
+    const size = a.BYTES_PER_ELEMENT;
+    duck.copy_data_to_vector(
+      duck.data_chunk_get_vector(output.chunk, i),
+      0,
+      a.buffer as ArrayBuffer,
+      a.byteOffset + at * size,
+      n * size,
+    );
+  });
+  if (s.features) {
+    fillFeatures(
+      duck,
+      s.features,
+      chunk.rows.subarray(at, at + n),
+      output,
+      columns.length,
+      scratch,
+    );
+  }
+  s.cursor.advance(n);
+  s.written += n;
+  s.progress?.add(n);
+}
+
+/** The feature columns of a chunk's rows, from vector `first` of the output chunk on. */
+function fillFeatures(
+  duck: DuckBindings,
+  { features, columns }: NonNullable<Stream["features"]>,
+  rows: Uint32Array,
+  output: DataChunk,
+  first: number,
+  scratch: Scratch,
+): void {
+  const n = rows.length;
+  for (let i = 0; i < n; i++) scratch.index[i] = featureIndex(features, rows[i]);
+  columns.forEach((c, j) => {
+    const vector = duck.data_chunk_get_vector(output.chunk, first + j);
+    if (c.type === "BYTE_ARRAY") {
+      for (let i = 0; i < n; i++) {
+        duck.vector_assign_string_element(vector, i, String(c.value(scratch.index[i])));
+      }
+      return;
+    }
+    const a = c.type === "INT32" ? scratch.int : scratch.double;
+    for (let i = 0; i < n; i++) a[i] = c.value(scratch.index[i]) as number;
+    duck.copy_data_to_vector(vector, 0, a.buffer, 0, n * a.BYTES_PER_ELEMENT);
+  });
+}
+
 /**
  * Writes Parquet files from score sources with one in-memory DuckDB; files
  * written at the same time (one connection each) are encoded in parallel.
@@ -80,10 +182,10 @@ export class ParquetWriterDuckDB {
     const duck = (await import("@duckdb/node-bindings")).default;
     const instance = await api.DuckDBInstance.create(":memory:");
     const streamOf = (id: unknown) => writer.#streams.get(Number(id))!;
-    const scratch = {
-      index: new Int32Array(2048),
-      int: new Int32Array(2048),
-      double: new Float64Array(2048),
+    const scratch: Scratch = {
+      index: new Int32Array(CHUNK_ROWS),
+      int: new Int32Array(CHUNK_ROWS),
+      double: new Float64Array(CHUNK_ROWS),
     };
     const fn = api.DuckDBTableFunction.create({
       name: "memo_scores",
@@ -91,72 +193,14 @@ export class ParquetWriterDuckDB {
       bindFunction: (bind) => {
         const id = Number(bind.getParameter(0));
         bind.setBindData({ id });
-        const s = streamOf(id);
-        bind.addResultColumn("row", api.UINTEGER);
-        bind.addResultColumn("matches", api.UTINYINT);
-        if (s.prefix) bind.addResultColumn("prefix", api.UTINYINT);
-        if (s.nll) bind.addResultColumn("nll", api.FLOAT);
-        for (const c of s.features?.columns ?? []) {
-          bind.addResultColumn(
-            c.name,
-            c.type === "INT32" ? api.INTEGER : c.type === "DOUBLE" ? api.DOUBLE : api.VARCHAR,
-          );
-        }
+        bindColumns(api, bind, streamOf(id));
       },
       // One scanning thread: the rows stay in order.
       initFunction: (init) => init.setMaxThreads(1),
       mainFunction: (info, output) => {
         const s = streamOf((info.bindData as { id: number }).id);
         try {
-          const next = s.written < s.rows ? s.cursor.peek() : null;
-          if (!next) {
-            output.rowCount = 0;
-            return;
-          }
-          const { chunk, at } = next;
-          // Chunks end at row-group boundaries, so that groups hold exactly rowGroup rows.
-          const n = Math.min(
-            2048,
-            chunk.rows.length - at,
-            s.rows - s.written,
-            s.rowGroup - s.written % s.rowGroup,
-          );
-          duck.data_chunk_set_size(output.chunk, n);
-          const columns: (Uint32Array | Uint8Array | Float32Array)[] = [chunk.rows, chunk.matches];
-          if (s.prefix) columns.push(chunk.prefix!);
-          if (s.nll) columns.push(chunk.nll!);
-          columns.forEach((a, i) => {
-            const size = a.BYTES_PER_ELEMENT;
-            duck.copy_data_to_vector(
-              duck.data_chunk_get_vector(output.chunk, i),
-              0,
-              a.buffer as ArrayBuffer,
-              a.byteOffset + at * size,
-              n * size,
-            );
-          });
-          if (s.features) {
-            const { features, columns: feats } = s.features;
-            const at0 = columns.length;
-            for (let i = 0; i < n; i++) {
-              scratch.index[i] = featureIndex(features, chunk.rows[at + i]);
-            }
-            feats.forEach((c, j) => {
-              const vector = duck.data_chunk_get_vector(output.chunk, at0 + j);
-              if (c.type === "BYTE_ARRAY") {
-                for (let i = 0; i < n; i++) {
-                  duck.vector_assign_string_element(vector, i, String(c.value(scratch.index[i])));
-                }
-                return;
-              }
-              const a = c.type === "INT32" ? scratch.int : scratch.double;
-              for (let i = 0; i < n; i++) a[i] = c.value(scratch.index[i]) as number;
-              duck.copy_data_to_vector(vector, 0, a.buffer, 0, n * a.BYTES_PER_ELEMENT);
-            });
-          }
-          s.cursor.advance(n);
-          s.written += n;
-          s.progress?.add(n);
+          fillChunk(duck, s, output, scratch);
         } catch (e) {
           s.error = e;
           info.setError((e as Error).message ?? String(e));
