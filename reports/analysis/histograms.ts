@@ -110,14 +110,7 @@ function chunkBins(signal: Signal, c: ScoreChunk, l: number, out: Uint16Array): 
     return;
   }
   const nll = c.nll!;
-  const last = NLL_BINS - 1;
-  for (let i = 0; i < n; i++) {
-    const v = nll[i];
-    if (v - v === 0) { // finite
-      const b = Math.floor(v / NLL_BIN);
-      out[i] = b < 0 ? 0 : b > last ? last : b;
-    } else out[i] = last;
-  }
+  for (let i = 0; i < n; i++) out[i] = nllBin(nll[i]);
 }
 
 /**
@@ -230,7 +223,6 @@ function countAll(
 ): number {
   const matches = c.matches, prefix = c.prefix!, nll = c.nll!;
   const hs = counts[0], hp = counts[1], hn = counts[2];
-  const last = NLL_BINS - 1;
   let max = 0;
   for (let i = 0; i < n; i++) {
     const x = code[i];
@@ -238,34 +230,30 @@ function countAll(
     hs[x * width + lut[matches[i]]]++;
     hp[x * width + lut[prefix[i]]]++;
     const v = nll[i];
-    let b = last;
-    if (v - v === 0) { // finite
-      const f = Math.floor(v / NLL_BIN);
-      b = f < 0 ? 0 : f > last ? last : f;
-      if (v > max) max = v;
-    }
-    hn[x * NLL_BINS + b]++;
+    hn[x * NLL_BINS + nllBin(v)]++;
+    if (v - v === 0 && v > max) max = v; // finite
   }
   return max;
 }
 
 /** Counts NLL rows by code and bin; returns the largest finite NLL counted (0 when none). */
 function countNll(nll: Float32Array, n: number, code: Int32Array, h: Float64Array): number {
-  const last = NLL_BINS - 1;
   let max = 0;
   for (let i = 0; i < n; i++) {
     const x = code[i];
     if (x < 0) continue;
     const v = nll[i];
-    let b = last;
-    if (v - v === 0) { // finite
-      const f = Math.floor(v / NLL_BIN);
-      b = f < 0 ? 0 : f > last ? last : f;
-      if (v > max) max = v;
-    }
-    h[x * NLL_BINS + b]++;
+    h[x * NLL_BINS + nllBin(v)]++;
+    if (v - v === 0 && v > max) max = v; // finite
   }
   return max;
+}
+
+/** Bin of an NLL value: floor(v / NLL_BIN) within 0 … NLL_BINS − 1; the last for NaN and ±∞. */
+function nllBin(v: number): number {
+  if (v - v !== 0) return NLL_BINS - 1; // not finite
+  const f = Math.floor(v / NLL_BIN);
+  return f < 0 ? 0 : f > NLL_BINS - 1 ? NLL_BINS - 1 : f;
 }
 
 /** Bin of each integer value 0..255 (score or prefix): l − min(l, value). */
