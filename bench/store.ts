@@ -144,6 +144,27 @@ async function bytesUnder(dir: string): Promise<number> {
   return n;
 }
 
+/**
+ * The bytes an export wrote under `dir` (then deleted) and the time to write
+ * as many bytes to the same disk (bench/store_io.ts, fsynced, in its own process).
+ */
+async function writeBaseline(
+  store: string,
+  dir: string,
+): Promise<{ written: number; write: Timed }> {
+  const written = await bytesUnder(dir);
+  await Deno.remove(dir, { recursive: true });
+  const write = await timed("write", [
+    "run",
+    "-P=bench",
+    "bench/store_io.ts",
+    "write",
+    join(store, "write-baseline.tmp"),
+    String(written),
+  ]);
+  return { written, write };
+}
+
 const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
 
 /** Runs the benchmark; returns the measurements. */
@@ -201,17 +222,7 @@ export async function runStoreBench(): Promise<Record<string, number>> {
         row(what, t, `${(t.seconds / disk).toFixed(2)}× read`);
         continue;
       }
-      const exports = join(store, "exports");
-      const written = await bytesUnder(exports);
-      await Deno.remove(exports, { recursive: true });
-      const write = await timed("write", [
-        "run",
-        "-P=bench",
-        "bench/store_io.ts",
-        "write",
-        join(store, "write-baseline.tmp"),
-        String(written),
-      ]);
+      const { written, write } = await writeBaseline(store, join(store, "exports"));
       out[key(`${what}Bytes`)] = written;
       out[key(`${what}WriteSeconds`)] = write.seconds;
       out[key(`${what}ReadWriteRatio`)] = t.seconds / (disk + write.seconds);
@@ -236,17 +247,7 @@ export async function runStoreBench(): Promise<Record<string, number>> {
             shape,
             store,
           ]);
-          const dir = join(store, "exports-bench");
-          const written = await bytesUnder(dir);
-          await Deno.remove(dir, { recursive: true });
-          const write = await timed("write", [
-            "run",
-            "-P=bench",
-            "bench/store_io.ts",
-            "write",
-            join(store, "write-baseline.tmp"),
-            String(written),
-          ]);
+          const { written, write } = await writeBaseline(store, join(store, "exports-bench"));
           const key2 = key(`${writer}${shape === "parquet" ? "File" : "Dataset"}`);
           out[`${key2}Seconds`] = t.seconds;
           out[`${key2}PeakMB`] = t.peakMB;
