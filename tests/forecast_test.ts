@@ -81,6 +81,17 @@ function half(s: CheckpointScores, h: number, seed: number): CheckpointScores {
   };
 }
 
+/** Realized precision and recall inside the expected intervals (`where` names the case). */
+function assertInside(
+  got: ReturnType<typeof realized>,
+  expected: ReturnType<typeof predictionIntervals>,
+  where: string,
+): void {
+  assert.ok(got.precision! >= expected.precision.lo, where);
+  assert.ok(got.precision! <= expected.precision.hi, where);
+  assert.ok(got.recall! >= expected.recall.lo, where);
+  assert.ok(got.recall! <= expected.recall.hi, where);
+}
 Deno.test({
   name:
     "forecast on the nano suite: calibrated on one half of the rows, realized precision and recall on the other half fall inside the intervals",
@@ -107,10 +118,7 @@ Deno.test({
       const got = realized(flagged.rows, memorized);
       const where = `budget ${budget}, ${choice.rule}: realized ${JSON.stringify(got)}, ` +
         `expected ${JSON.stringify(expected)}`;
-      assert.ok(got.precision! >= expected.precision.lo, where);
-      assert.ok(got.precision! <= expected.precision.hi, where);
-      assert.ok(got.recall! >= expected.recall.lo, where);
-      assert.ok(got.recall! <= expected.recall.hi, where);
+      assertInside(got, expected, where);
       // The held-out expectation is below the optimistic in-sample value of the rule.
       assert.ok(choice.expected.precision.value < choice.inSample.precision, where);
       // The page's figures: the calibration's histogram of the chosen signal puts the chosen
@@ -416,11 +424,7 @@ Deno.test({
       const got = realized(flagged, memorized);
       const where = `budget ${budget} (${used.map((r) => r.name).join(" + ") || "data only"}): ` +
         `realized ${JSON.stringify(got)}, expected ${JSON.stringify(expected)}`;
-      assert.ok(
-        got.precision! >= expected.precision.lo && got.precision! <= expected.precision.hi,
-        where,
-      );
-      assert.ok(got.recall! >= expected.recall.lo && got.recall! <= expected.recall.hi, where);
+      assertInside(got, expected, where);
       checked++;
     }
     assert.equal(checked, 7);
@@ -689,11 +693,7 @@ Deno.test({
         const got = realized(flagged.rows, memorized);
         const where = `${signal} at budget ${budget}, ${choice.rule}: realized ` +
           `${JSON.stringify(got)}, expected ${JSON.stringify(expected)}`;
-        assert.ok(
-          got.precision! >= expected.precision.lo && got.precision! <= expected.precision.hi,
-          where,
-        );
-        assert.ok(got.recall! >= expected.recall.lo && got.recall! <= expected.recall.hi, where);
+        assertInside(got, expected, where);
         checked++;
       }
     }
