@@ -6,7 +6,10 @@ import { modelFingerprints } from "../engine/model/fingerprint.ts";
 import { archFromConfig } from "../engine/model/hf/config.ts";
 import { decoderGraph } from "../engine/model/hf/decoder.ts";
 import { hubCache, hubSnapshot } from "../engine/model/hf/hub.ts";
-import { encodeModel, floatTensor, type Tensor } from "../engine/model/onnx_proto.ts";
+import { encodeModel, floatTensor, parseModel, type Tensor } from "../engine/model/onnx_proto.ts";
+import { readHfFolder } from "../engine/model/hf/folder.ts";
+import { buildGreedyLoop } from "../engine/model/loop.ts";
+import { inspectModel } from "../engine/model/model_info.ts";
 import { readStateDictPickle } from "../engine/model/hf/pickle.ts";
 import { readCheckpointWeights } from "../engine/model/hf/weights.ts";
 import { loadModel } from "../engine/model/model.ts";
@@ -433,3 +436,29 @@ for (const name of FOLDERS) {
     }
   });
 }
+
+Deno.test("the greedy loop folds a folder's weight Transposes and Casts in its outer graph, not its body", () => {
+  const dir = join(FIXTURES, "neox-bin-f16");
+  const hf = readHfFolder(dir);
+  const model = parseModel(hf.bytes);
+  const info = inspectModel(model, dir, hf.config);
+  const looped = parseModel(buildGreedyLoop(hf.bytes, model, info)).graph;
+  const loop = looped.nodes.find((n) => n.opType === "Loop")!;
+  const body = loop.attributes.find((a) => a.name === "body")!.g!;
+  const weights = new Set(looped.initializers.map((t) => t.name));
+  const widening = (n: { opType: string; inputs: string[] }) =>
+    (n.opType === "Transpose" || n.opType === "Cast") && weights.has(n.inputs[0]);
+  // The float16 folder's 4 linear weights per layer and its unembedding are each transposed,
+  // then widened (a Cast of the Transpose); its norms and biases widened alone.
+  const transposes = (nodes: typeof looped.nodes) =>
+    nodes.filter((n) => n.opType === "Transpose" && weights.has(n.inputs[0])).length;
+  const widened = (nodes: typeof looped.nodes) =>
+    nodes.filter((n) => n.opType === "Cast" && n.inputs[0].endsWith("/transposed")).length;
+  assert.equal(transposes(looped.nodes), 4 * hf.spec.layers + 1);
+  assert.equal(widened(looped.nodes), 4 * hf.spec.layers + 1);
+  assert.ok(looped.nodes.filter(widening).length > 2 * (4 * hf.spec.layers + 1));
+  assert.equal(transposes(body.nodes) + widened(body.nodes), 0);
+  assert.deepEqual(body.nodes.filter(widening).map((n) => n.outputs[0]), []);
+  // The head's weight slices follow them out (their input is the widened unembedding).
+  assert.ok(looped.nodes.some((n) => n.opType === "Slice" && n.outputs[0].includes("weight")));
+});
