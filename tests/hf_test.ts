@@ -17,7 +17,14 @@ import { scoreBatch } from "../engine/run/scoring.ts";
 import type { MemorizationSettings } from "../engine/types.ts";
 
 const FIXTURES = join(import.meta.dirname!, "fixtures", "hf");
-const FOLDERS = ["neox-bin-f16", "neox-f32-safetensors", "neox-f16-sharded", "llama-bf16"];
+const FOLDERS = [
+  "neox-bin-f16",
+  "neox-f32-safetensors",
+  "neox-f16-sharded",
+  "llama-bf16",
+  "gpt2-f32-safetensors",
+  "gpt2-f16-bin",
+];
 
 interface ReferenceFile {
   context: number;
@@ -200,7 +207,7 @@ Deno.test("a compressed entry of pytorch_model.bin is exit 2 naming the file and
 
 Deno.test("config.json values the builders do not implement are exit 2 naming config.json and the field", async () => {
   const cases: [string, (c: Record<string, unknown>) => void, string][] = [
-    ["neox-f32-safetensors", (c) => c.model_type = "gpt2", "model_type"],
+    ["neox-f32-safetensors", (c) => c.model_type = "mistral", "model_type"],
     ["neox-f32-safetensors", (c) => c.hidden_act = "gelu_new", "hidden_act"],
     ["neox-f32-safetensors", (c) => c.rope_scaling = { type: "linear", factor: 2 }, "rope_scaling"],
     [
@@ -210,6 +217,13 @@ Deno.test("config.json values the builders do not implement are exit 2 naming co
     ],
     ["llama-bf16", (c) => c.sliding_window = 4096, "sliding_window"],
     ["llama-bf16", (c) => c.hidden_act = "gelu", "hidden_act"],
+    ["gpt2-f32-safetensors", (c) => c.activation_function = "relu", "activation_function"],
+    [
+      "gpt2-f32-safetensors",
+      (c) => c.scale_attn_by_inverse_layer_idx = true,
+      "scale_attn_by_inverse_layer_idx",
+    ],
+    ["gpt2-f32-safetensors", (c) => c.add_cross_attention = true, "add_cross_attention"],
   ];
   for (const [name, edit, field] of cases) {
     using tmp = copyFixture(name);
@@ -362,7 +376,7 @@ function exportAsOnnx(dir: string, out: string): string {
     const key = `${name}|${use}`;
     if (done.has(key)) return key;
     done.add(key);
-    const t = weights.tensors.get(name)!;
+    const t = weights.tensors.get(name) ?? weights.tensors.get(name.replace(/^transformer\./, ""))!;
     const bytes = new Uint8Array(t.length);
     const fd = Deno.openSync(t.file);
     fd.seekSync(t.offset, Deno.SeekMode.Start);

@@ -99,7 +99,11 @@ export function readHfFolder(dir: string): HfModel {
     const key = `${name}|${use}`;
     const known = made.get(key);
     if (known) return known;
-    const t = weights.tensors.get(name);
+    // GPT-2's own checkpoints name the base model's tensors without `transformer.`.
+    const bare = spec.kind === "gpt2" && !weights.tensors.has(name)
+      ? name.replace(/^transformer\./, "")
+      : name;
+    const t = weights.tensors.get(bare);
     if (!t) {
       throw new UserError(
         `${dir}: tensor ${name} is missing from ${weights.index ?? weights.files.join(", ")}, ` +
@@ -119,8 +123,8 @@ export function readHfFolder(dir: string): HfModel {
       );
     }
     let value = name;
-    if (!used.has(name)) {
-      used.add(name);
+    if (!used.has(bare)) {
+      used.add(bare);
       initializers.push({
         name,
         dims: t.shape,
