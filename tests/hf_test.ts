@@ -22,6 +22,7 @@ const FOLDERS = [
   "neox-f32-safetensors",
   "neox-f16-sharded",
   "llama-bf16",
+  "olmo2-f32-safetensors",
   "gpt2-f32-safetensors",
   "gpt2-f16-bin",
 ];
@@ -217,6 +218,8 @@ Deno.test("config.json values the builders do not implement are exit 2 naming co
     ],
     ["llama-bf16", (c) => c.sliding_window = 4096, "sliding_window"],
     ["llama-bf16", (c) => c.hidden_act = "gelu", "hidden_act"],
+    ["olmo2-f32-safetensors", (c) => c.mlp_bias = true, "mlp_bias"],
+    ["olmo2-f32-safetensors", (c) => c.hidden_act = "gelu", "hidden_act"],
     ["gpt2-f32-safetensors", (c) => c.activation_function = "relu", "activation_function"],
     [
       "gpt2-f32-safetensors",

@@ -11,6 +11,9 @@ safetensors (written here in a few lines: header JSON + raw bytes, as the format
 - neox-f16-sharded:    GPT-NeoX, float16, two safetensors shards + model.safetensors.index.json
 - llama-bf16:          Llama (grouped-query attention, tied embedding, llama3 rope_scaling),
                        bfloat16 `model.safetensors`
+- olmo2-f32-safetensors OLMo 2 (QK-norm over the whole q and k projections, norms after attention
+                       and the MLP, grouped-query attention, untied output), float32
+                       `model.safetensors`
 - gpt2-f32-safetensors GPT-2 as openai-community/gpt2 ships it: float32 `model.safetensors`, the base
                        model's names without `transformer.`, the `attn.bias`/`attn.masked_bias`
                        buffers, no `lm_head.weight` (tied)
@@ -66,6 +69,40 @@ def llama_config():
         "attention_bias": False, "mlp_bias": False, "tie_word_embeddings": True,
         "bos_token_id": 1, "eos_token_id": 0,
     }
+
+
+def olmo2_config():
+    return {
+        "architectures": ["Olmo2ForCausalLM"], "model_type": "olmo2", "vocab_size": 128,
+        "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "intermediate_size": 64, "hidden_act": "silu",
+        "max_position_embeddings": 64, "rms_norm_eps": 1e-6, "rope_theta": 500000.0,
+        "rope_scaling": None, "attention_bias": False, "attention_dropout": 0.0,
+        "tie_word_embeddings": False, "bos_token_id": None, "eos_token_id": 0, "pad_token_id": 1,
+    }
+
+
+def olmo2_shapes(c):
+    d, v, i = c["hidden_size"], c["vocab_size"], c["intermediate_size"]
+    h, kv = c["num_attention_heads"], c["num_key_value_heads"]
+    hd = d // h
+    s = {"model.embed_tokens.weight": [v, d]}
+    for n in range(c["num_hidden_layers"]):
+        p = f"model.layers.{n}."
+        s[p + "self_attn.q_proj.weight"] = [h * hd, d]
+        s[p + "self_attn.k_proj.weight"] = [kv * hd, d]
+        s[p + "self_attn.v_proj.weight"] = [kv * hd, d]
+        s[p + "self_attn.o_proj.weight"] = [d, h * hd]
+        s[p + "self_attn.q_norm.weight"] = [h * hd]
+        s[p + "self_attn.k_norm.weight"] = [kv * hd]
+        s[p + "mlp.gate_proj.weight"] = [i, d]
+        s[p + "mlp.up_proj.weight"] = [i, d]
+        s[p + "mlp.down_proj.weight"] = [d, i]
+        s[p + "post_attention_layernorm.weight"] = [d]
+        s[p + "post_feedforward_layernorm.weight"] = [d]
+    s["model.norm.weight"] = [d]
+    s["lm_head.weight"] = [v, d]
+    return s
 
 
 def gpt2_config(**changes):
@@ -272,6 +309,35 @@ def llama_forward(c, w, ids):
     return x @ (w["lm_head.weight"] if "lm_head.weight" in w else emb).T
 
 
+def olmo2_forward(c, w, ids):
+    """Olmo2ForCausalLM's forward: QK-norm, norms after attention and the MLP."""
+    d, h, kv = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
+    hd = d // h
+    inv = 1.0 / (c["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    s = ids.shape[0]
+    pos = torch.arange(s)
+    x = w["model.embed_tokens.weight"][ids]
+    lin = lambda x, n: x @ w[n + ".weight"].T
+
+    def rms(x, n):
+        var = x.pow(2).mean(-1, keepdim=True)
+        return w[n + ".weight"] * (x * torch.rsqrt(var + c["rms_norm_eps"]))
+
+    for n in range(c["num_hidden_layers"]):
+        p = f"model.layers.{n}."
+        q = rms(lin(x, p + "self_attn.q_proj"), p + "self_attn.q_norm").view(s, h, hd).transpose(0, 1)
+        k = rms(lin(x, p + "self_attn.k_proj"), p + "self_attn.k_norm").view(s, kv, hd).transpose(0, 1)
+        v = lin(x, p + "self_attn.v_proj").view(s, kv, hd).transpose(0, 1)
+        q, k = rope(q, pos, inv, hd), rope(k, pos, inv, hd)
+        k = k.repeat_interleave(h // kv, dim=0)
+        v = v.repeat_interleave(h // kv, dim=0)
+        a = lin(attention(q, k, v, hd).transpose(0, 1).reshape(s, h * hd), p + "self_attn.o_proj")
+        x = x + rms(a, p + "post_attention_layernorm")
+        m = lin(torch.nn.functional.silu(lin(x, p + "mlp.gate_proj")) * lin(x, p + "mlp.up_proj"), p + "mlp.down_proj")
+        x = x + rms(m, p + "post_feedforward_layernorm")
+    return rms(x, "model.norm") @ w["lm_head.weight"].T
+
+
 def gelu_new(x):
     """transformers' NewGELUActivation (gelu_new; gelu_pytorch_tanh is the same function)."""
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
@@ -412,6 +478,8 @@ def main(only):
         neox_f16_sharded()
     if want("llama-bf16"):
         llama_bf16()
+    if want("olmo2-f32-safetensors"):
+        olmo2_f32_safetensors()
     if want("gpt2-f32-safetensors"):
         gpt2_f32_safetensors()
     if want("gpt2-f16-bin"):
@@ -472,6 +540,15 @@ def llama_bf16():
     w = {k: v.bfloat16() for k, v in init(llama_shapes(c), torch.Generator().manual_seed(4)).items()}
     write_safetensors(os.path.join(d, "model.safetensors"), w)
     finish(d, c, w, llama_forward, 4)
+
+
+def olmo2_f32_safetensors():
+    """OLMo 2: QK-norm, norms after attention and the MLP, grouped-query attention, float32."""
+    c = olmo2_config()
+    d = folder("olmo2-f32-safetensors", c)
+    w = init(olmo2_shapes(c), torch.Generator().manual_seed(7))
+    write_safetensors(os.path.join(d, "model.safetensors"), w)
+    finish(d, c, w, olmo2_forward, 7)
 
 
 def gpt2_f32_safetensors():

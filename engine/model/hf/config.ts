@@ -1,6 +1,6 @@
 /**
  * A Hugging Face `config.json` read into the architecture the graph builders
- * implement: GPT-NeoX (Pythia), Llama or GPT-2. A `model_type`, activation or setting
+ * implement: GPT-NeoX (Pythia), Llama, OLMo 2 or GPT-2. A `model_type`, activation or setting
  * the builders do not implement is a UserError naming `config.json` and the
  * field, never a silently different model.
  *
@@ -35,9 +35,13 @@ export interface NeoxSpec extends BaseSpec {
   attentionBias: boolean;
 }
 
-/** Llama: RMSNorm, rotate-half RoPE over the whole head, GQA, SwiGLU. */
+/**
+ * Llama: RMSNorm, rotate-half RoPE over the whole head, GQA, SwiGLU. OLMo 2
+ * (`olmo2`) is Llama with QK-norm (RMSNorm over the whole q and k projections)
+ * and its norms after attention and the MLP instead of before.
+ */
 export interface LlamaSpec extends BaseSpec {
-  kind: "llama";
+  kind: "llama" | "olmo2";
   attentionBias: boolean;
   mlpBias: boolean;
 }
@@ -67,10 +71,15 @@ export function archFromConfig(config: unknown, path: string): ArchSpec {
   if (type === "gpt_neox") return neoxSpec(f);
   if (type === "llama") return llamaSpec(f);
   if (type === "gpt2") return gpt2Spec(f);
+  if (type === "olmo2") {
+    // OLMo 2's MLP has no biases; its attention may (attention_bias), as Llama's.
+    f.only("mlp_bias", [false], false);
+    return { ...llamaSpec(f), kind: "olmo2" };
+  }
   throw f.fail(
     "model_type",
     `is ${JSON.stringify(type)}, which is not implemented (supported: "gpt_neox", "llama", ` +
-      `"gpt2"); ` +
+      `"olmo2", "gpt2"); ` +
       "export the model to ONNX with Optimum instead.",
   );
 }

@@ -13,6 +13,9 @@
  *   grouped-query attention (the query heads of one key/value head attend as one
  *   [G·S, D] block, so the cache is never repeated), SwiGLU, optional biases,
  *   tied or untied unembedding.
+ * - OLMo 2: Llama's attention and MLP with RMSNorm over the whole q and k
+ *   projections (QK-norm) and norms after attention and after the MLP (on
+ *   their outputs, before the residual add) instead of before them.
  * - GPT-2: learned absolute positions added to the embedding, LayerNorm, fused
  *   QKV (`c_attn`: q, k and v one after the other), Conv1D weights used as
  *   stored ([in, out]), the tanh approximation of GELU, tied unembedding.
@@ -180,14 +183,15 @@ export function decoderGraph(
     const y = add("MatMul", [x, weight], `${name}/mm`);
     return bias ? add("Add", [y, w(`${name}.bias`, [nOut], "vector")], `${name}/out`) : y;
   };
-  const norm = (x: string, name: string) => {
-    if (spec.kind !== "llama") {
+  const olmo2 = spec.kind === "olmo2";
+  const norm = (x: string, name: string, width = spec.hidden) => {
+    if (spec.kind === "gpt_neox" || spec.kind === "gpt2") {
       return add(
         "LayerNormalization",
         [
           x,
-          w(`${name}.weight`, [spec.hidden], "vector"),
-          w(`${name}.bias`, [spec.hidden], "vector"),
+          w(`${name}.weight`, [width], "vector"),
+          w(`${name}.bias`, [width], "vector"),
         ],
         `${name}/out`,
         [{ name: "axis", i: -1 }, { name: "epsilon", f: spec.eps }],
@@ -203,7 +207,7 @@ export function decoderGraph(
     const normed = f16
       ? add("Cast", [`${name}/normed32`], `${name}/normed`, to(T))
       : `${name}/normed32`;
-    return add("Mul", [normed, w(`${name}.weight`, [spec.hidden], "vector")], `${name}/out`);
+    return add("Mul", [normed, w(`${name}.weight`, [width], "vector")], `${name}/out`);
   };
   const split = (x: string, sizes: string, outs: string[], axis = 3) => {
     nodes.push(node("Split", [x, sizes], outs, [{ name: "axis", i: axis }]));
@@ -310,7 +314,8 @@ export function decoderGraph(
       x = gpt2Layer(x, p, i);
       continue;
     }
-    const h = norm(x, `${p}.input_layernorm`);
+    // OLMo 2 normalizes after attention and the MLP instead of before.
+    const h = olmo2 ? x : norm(x, `${p}.input_layernorm`);
     let q: string, k: string, v: string;
     if (spec.kind === "gpt_neox") {
       const qkv = linear(
@@ -326,8 +331,15 @@ export function decoderGraph(
       [q, k, v] = split(`${p}/qkvT`, "split_qkv", [`${p}/q`, `${p}/k`, `${p}/v`]);
     } else {
       const a = `${p}.self_attn`, b = spec.attentionBias;
-      q = heads(linear(h, `${a}.q_proj`, spec.hidden, H * D, b), H, `${p}/q_heads`);
-      k = heads(linear(h, `${a}.k_proj`, spec.hidden, KV * D, b), KV, `${p}/k_heads`);
+      // OLMo 2's QK-norm: RMSNorm over the whole q and k projections, before the heads.
+      const qk = (x: string, n: string, width: number) =>
+        olmo2 ? norm(x, `${a}.${n}_norm`, width) : x;
+      q = heads(qk(linear(h, `${a}.q_proj`, spec.hidden, H * D, b), "q", H * D), H, `${p}/q_heads`);
+      k = heads(
+        qk(linear(h, `${a}.k_proj`, spec.hidden, KV * D, b), "k", KV * D),
+        KV,
+        `${p}/k_heads`,
+      );
       v = heads(linear(h, `${a}.v_proj`, spec.hidden, KV * D, b), KV, `${p}/v_heads`);
     }
     attend(i, p, rotary(q, `${p}/q_rot`), rotary(k, `${p}/k_rot`), v);
@@ -338,9 +350,10 @@ export function decoderGraph(
       else mlpIn = add("Add", [x, attn], `${p}/res1`);
     } else {
       attn = linear(`${p}/ctx3`, `${p}.self_attn.o_proj`, H * D, spec.hidden, spec.attentionBias);
+      if (olmo2) attn = norm(attn, `${p}.post_attention_layernorm`);
       mlpIn = add("Add", [x, attn], `${p}/res1`);
     }
-    const h2 = norm(mlpIn, `${p}.post_attention_layernorm`);
+    const h2 = olmo2 ? mlpIn : norm(mlpIn, `${p}.post_attention_layernorm`);
     let mlp: string;
     if (spec.kind === "gpt_neox") {
       const up = linear(h2, `${p}.mlp.dense_h_to_4h`, spec.hidden, spec.intermediate, true);
@@ -361,6 +374,7 @@ export function decoderGraph(
         `${p}/glu`,
       );
       mlp = linear(`${p}/glu`, `${m}.down_proj`, spec.intermediate, spec.hidden, b);
+      if (olmo2) mlp = norm(mlp, `${p}.post_feedforward_layernorm`);
     }
     if (spec.kind === "gpt_neox" && spec.parallelResidual) {
       add("Add", [x, attn], `${p}/res1`);
