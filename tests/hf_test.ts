@@ -479,3 +479,28 @@ Deno.test("the greedy loop folds a folder's weight Transposes and Casts in its o
   // The head's weight slices follow them out (their input is the widened unembedding).
   assert.ok(looped.nodes.some((n) => n.opType === "Slice" && n.outputs[0].includes("weight")));
 });
+
+Deno.test("a GPT-2 window longer than config.json's n_positions is exit 2 naming the field", async () => {
+  const dir = join(FIXTURES, "gpt2-f32-safetensors");
+  const positions = JSON.parse(Deno.readTextFileSync(join(dir, "config.json"))).n_positions;
+  const model = await loadModel(dir, { device: "cpu", threads: 1 });
+  try {
+    const settings = (context: number): MemorizationSettings => ({
+      offset: 0,
+      context,
+      continuation: 8,
+      mode: "full",
+      suppressedTokens: [0],
+    });
+    // k + l − 1 = n_positions: the last position of the table is used, and scores.
+    const fits = positions + 1 - 8;
+    const ok = await scoreBatch(model, new Int32Array(fits + 8).fill(3), 1, settings(fits));
+    assert.equal(ok.prefix.length, 1);
+    await assert.rejects(
+      scoreBatch(model, new Int32Array(fits + 9).fill(3), 1, settings(fits + 1)),
+      (e: Error) => isUserError(e) && e.message.includes("n_positions") && e.message.includes(dir),
+    );
+  } finally {
+    await model.release();
+  }
+});
