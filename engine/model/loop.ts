@@ -8,8 +8,9 @@
  * head (engine/model/graph.ts) on its window, and feeds its last greedy id to
  * the next iteration. The initializers stay in the outer graph, where the body
  * reads them (every weight has one user and one copy; moved into the body they
- * were held twice over: +160 MB at Pythia-70M's shape), and so do the head's
- * weight slices, folded once.
+ * were held twice over: +160 MB at Pythia-70M's shape), and so do the nodes
+ * that only re-lay or re-type them (a model folder's Transposes and Casts of
+ * float16 weights) and the head's weight slices, folded once.
  *
  * Iteration 0 runs over the fed ids with the head from `score_start`;
  * iterations 1… run one token each (the previous greedy id), with the head on
