@@ -6,7 +6,10 @@ import { modelFingerprints } from "../engine/model/fingerprint.ts";
 import { archFromConfig } from "../engine/model/hf/config.ts";
 import { decoderGraph } from "../engine/model/hf/decoder.ts";
 import { hubCache, hubSnapshot } from "../engine/model/hf/hub.ts";
-import { encodeModel, floatTensor, type Tensor } from "../engine/model/onnx_proto.ts";
+import { encodeModel, floatTensor, parseModel, type Tensor } from "../engine/model/onnx_proto.ts";
+import { readHfFolder } from "../engine/model/hf/folder.ts";
+import { buildGreedyLoop } from "../engine/model/loop.ts";
+import { inspectModel } from "../engine/model/model_info.ts";
 import { readStateDictPickle } from "../engine/model/hf/pickle.ts";
 import { readCheckpointWeights } from "../engine/model/hf/weights.ts";
 import { loadModel } from "../engine/model/model.ts";
@@ -14,7 +17,15 @@ import { scoreBatch } from "../engine/run/scoring.ts";
 import type { MemorizationSettings } from "../engine/types.ts";
 
 const FIXTURES = join(import.meta.dirname!, "fixtures", "hf");
-const FOLDERS = ["neox-bin-f16", "neox-f32-safetensors", "neox-f16-sharded", "llama-bf16"];
+const FOLDERS = [
+  "neox-bin-f16",
+  "neox-f32-safetensors",
+  "neox-f16-sharded",
+  "llama-bf16",
+  "olmo2-f32-safetensors",
+  "gpt2-f32-safetensors",
+  "gpt2-f16-bin",
+];
 
 interface ReferenceFile {
   context: number;
@@ -216,7 +227,7 @@ Deno.test("a pytorch_model.bin whose pickle holds a string that is not UTF-8 is 
 
 Deno.test("config.json values the builders do not implement are exit 2 naming config.json and the field", async () => {
   const cases: [string, (c: Record<string, unknown>) => void, string][] = [
-    ["neox-f32-safetensors", (c) => c.model_type = "gpt2", "model_type"],
+    ["neox-f32-safetensors", (c) => c.model_type = "mistral", "model_type"],
     ["neox-f32-safetensors", (c) => c.hidden_act = "gelu_new", "hidden_act"],
     ["neox-f32-safetensors", (c) => c.rope_scaling = { type: "linear", factor: 2 }, "rope_scaling"],
     [
@@ -226,6 +237,15 @@ Deno.test("config.json values the builders do not implement are exit 2 naming co
     ],
     ["llama-bf16", (c) => c.sliding_window = 4096, "sliding_window"],
     ["llama-bf16", (c) => c.hidden_act = "gelu", "hidden_act"],
+    ["olmo2-f32-safetensors", (c) => c.mlp_bias = true, "mlp_bias"],
+    ["olmo2-f32-safetensors", (c) => c.hidden_act = "gelu", "hidden_act"],
+    ["gpt2-f32-safetensors", (c) => c.activation_function = "relu", "activation_function"],
+    [
+      "gpt2-f32-safetensors",
+      (c) => c.scale_attn_by_inverse_layer_idx = true,
+      "scale_attn_by_inverse_layer_idx",
+    ],
+    ["gpt2-f32-safetensors", (c) => c.add_cross_attention = true, "add_cross_attention"],
   ];
   for (const [name, edit, field] of cases) {
     using tmp = copyFixture(name);
@@ -372,7 +392,7 @@ function exportAsOnnx(dir: string, out: string): string {
     const key = `${name}|${use}`;
     if (done.has(key)) return key;
     done.add(key);
-    const t = weights.tensors.get(name)!;
+    const t = weights.tensors.get(name) ?? weights.tensors.get(name.replace(/^transformer\./, ""))!;
     const bytes = new Uint8Array(t.length);
     const fd = Deno.openSync(t.file);
     fd.seekSync(t.offset, Deno.SeekMode.Start);
@@ -440,3 +460,54 @@ for (const name of FOLDERS) {
     }
   });
 }
+
+Deno.test("the greedy loop folds a folder's weight Transposes and Casts in its outer graph, not its body", () => {
+  const dir = join(FIXTURES, "neox-bin-f16");
+  const hf = readHfFolder(dir);
+  const model = parseModel(hf.bytes);
+  const info = inspectModel(model, dir, hf.config);
+  const looped = parseModel(buildGreedyLoop(hf.bytes, model, info)).graph;
+  const loop = looped.nodes.find((n) => n.opType === "Loop")!;
+  const body = loop.attributes.find((a) => a.name === "body")!.g!;
+  const weights = new Set(looped.initializers.map((t) => t.name));
+  const widening = (n: { opType: string; inputs: string[] }) =>
+    (n.opType === "Transpose" || n.opType === "Cast") && weights.has(n.inputs[0]);
+  // The float16 folder's 4 linear weights per layer and its unembedding are each transposed,
+  // then widened (a Cast of the Transpose); its norms and biases widened alone.
+  const transposes = (nodes: typeof looped.nodes) =>
+    nodes.filter((n) => n.opType === "Transpose" && weights.has(n.inputs[0])).length;
+  const widened = (nodes: typeof looped.nodes) =>
+    nodes.filter((n) => n.opType === "Cast" && n.inputs[0].endsWith("/transposed")).length;
+  assert.equal(transposes(looped.nodes), 4 * hf.spec.layers + 1);
+  assert.equal(widened(looped.nodes), 4 * hf.spec.layers + 1);
+  assert.ok(looped.nodes.filter(widening).length > 2 * (4 * hf.spec.layers + 1));
+  assert.equal(transposes(body.nodes) + widened(body.nodes), 0);
+  assert.deepEqual(body.nodes.filter(widening).map((n) => n.outputs[0]), []);
+  // The head's weight slices follow them out (their input is the widened unembedding).
+  assert.ok(looped.nodes.some((n) => n.opType === "Slice" && n.outputs[0].includes("weight")));
+});
+
+Deno.test("a GPT-2 window longer than config.json's n_positions is exit 2 naming the field", async () => {
+  const dir = join(FIXTURES, "gpt2-f32-safetensors");
+  const positions = JSON.parse(Deno.readTextFileSync(join(dir, "config.json"))).n_positions;
+  const model = await loadModel(dir, { device: "cpu", threads: 1 });
+  try {
+    const settings = (context: number): MemorizationSettings => ({
+      offset: 0,
+      context,
+      continuation: 8,
+      mode: "full",
+      suppressedTokens: [0],
+    });
+    // k + l − 1 = n_positions: the last position of the table is used, and scores.
+    const fits = positions + 1 - 8;
+    const ok = await scoreBatch(model, new Int32Array(fits + 8).fill(3), 1, settings(fits));
+    assert.equal(ok.prefix.length, 1);
+    await assert.rejects(
+      scoreBatch(model, new Int32Array(fits + 9).fill(3), 1, settings(fits + 1)),
+      (e: Error) => isUserError(e) && e.message.includes("n_positions") && e.message.includes(dir),
+    );
+  } finally {
+    await model.release();
+  }
+});

@@ -8,8 +8,9 @@
  * head (engine/model/graph.ts) on its window, and feeds its last greedy id to
  * the next iteration. The initializers stay in the outer graph, where the body
  * reads them (every weight has one user and one copy; moved into the body they
- * were held twice over: +160 MB at Pythia-70M's shape), and so do the head's
- * weight slices, folded once.
+ * were held twice over: +160 MB at Pythia-70M's shape), and so do the nodes
+ * that only re-lay or re-type them (a model folder's Transposes and Casts of
+ * float16 weights) and the head's weight slices, folded once.
  *
  * Iteration 0 runs over the fed ids with the head from `score_start`;
  * iterations 1… run one token each (the previous greedy id), with the head on
@@ -159,11 +160,14 @@ export function buildGreedyLoop(
     nodes[unembed.index] = concatBytes(...empty.nodes.map((n) => encodeField(1, encodeNode(n))));
     outerInits.push(...empty.initializers);
   }
-  // The weight slices (and the suppression count) are folded once in the outer graph,
-  // unless the weight is computed by the model's nodes (then they follow those).
-  const weightIsInitializer = !unembed ||
-    g.initializers.some((t) => t.name === unembed.node.inputs[1]);
-  if (weightIsInitializer) outer.push(...headPre);
+  // The model's nodes that only prepare weights (a Transpose or Cast of an initializer)
+  // move to the outer graph, where ONNX Runtime folds them once, as it does the head's
+  // weight slices (and the suppression count), unless the weight is computed from the
+  // model's inputs (then they follow it in the body).
+  const hoisted = weightPreparation(g);
+  const hoistedBytes = nodes.filter((_, i) => hoisted.nodes.has(i));
+  nodes = nodes.filter((_, i) => !hoisted.nodes.has(i));
+  if (!unembed || hoisted.constants.has(unembed.node.inputs[1])) outer.push(...headPre);
   else post.push(...headPre);
   post.push(...head.nodes!);
   // The next iteration's ids: the last position's greedy id.
@@ -246,6 +250,7 @@ export function buildGreedyLoop(
   const outerGraph = concatBytes(
     ...split.name,
     ...split.initializers,
+    ...hoistedBytes,
     encodeGraph({
       nodes: outer,
       initializers: outerInits,
@@ -261,6 +266,32 @@ export function buildGreedyLoop(
     }),
   );
   return concatBytes(...split.model, encodeField(7, outerGraph));
+}
+
+/** Ops that only re-lay or re-type a constant (folded when the session is created). */
+const WEIGHT_OPS = new Set(["Transpose", "Cast", "Identity", "Reshape", "Unsqueeze", "Squeeze"]);
+
+/**
+ * The model's nodes (indices, in order) whose inputs are all initializers or
+ * outputs of such nodes and whose ops only re-lay or re-type them: the
+ * Transpose and Cast of a Hugging Face folder's float16 weights
+ * (engine/model/hf/folder.ts). Left in the Loop's body, ONNX Runtime folds
+ * them there too but holds ~180 MB more for the session's life: Pythia-70M's
+ * float16 `pytorch_model.bin`, measured side by side on loading alone, 386 MB
+ * of anonymous memory after loading with them in the body against 221 moved
+ * out (the float32 ONNX file, which has none: 203–206), peak RSS 567–610 MB
+ * against 472. `constants` also holds their outputs.
+ */
+function weightPreparation(g: Model["graph"]): { nodes: Set<number>; constants: Set<string> } {
+  const constants = new Set(g.initializers.map((t) => t.name));
+  const nodes = new Set<number>();
+  g.nodes.forEach((n, i) => {
+    if (!WEIGHT_OPS.has(n.opType) || n.inputs.length === 0) return;
+    if (!n.inputs.every((x) => x === "" || constants.has(x))) return;
+    nodes.add(i);
+    for (const o of n.outputs) constants.add(o);
+  });
+  return { nodes, constants };
 }
 
 function encodeField(no: number, payload: Uint8Array): Uint8Array {

@@ -75,6 +75,11 @@ export interface LanguageModel {
   readonly hasPositionIds: boolean;
   /** Weight MatMul/Gemm FLOPs per token (2 × weight elements; embeddings excluded). */
   readonly matmulFlopsPerToken: number;
+  /**
+   * Positions the model can take, where its `config.json` bounds them (a GPT-2
+   * folder's learned position table, `n_positions`); undefined otherwise.
+   */
+  readonly maxPositions?: number;
   /** Weight MatMul FLOPs of one row's pass over `length` tokens whose head window is `window`. */
   passFlops(length: number, window: number): number;
   /** Runs one forward pass (blocks the thread while ORT computes). */
@@ -153,7 +158,8 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
     throw new UserError(`${file}: ONNX Runtime cannot load the model (${msg}).`);
   }
   const passTokens = !cpu ? Infinity : half ? CPU_FLOAT16_PASS_TOKENS : CPU_PASS_TOKENS;
-  return makeModel(file, info, session, passTokens, steps);
+  const model = makeModel(file, info, session, passTokens, steps);
+  return hf?.spec.kind === "gpt2" ? { ...model, maxPositions: hf.spec.positions } : model;
 }
 
 /**

@@ -64,6 +64,14 @@ export async function scoreBatch(
       `memorization context ${k} / continuation ${l}: need context ≥ 1 and 1 ≤ continuation ≤ 255.`,
     );
   }
+  // Both modes run the model over positions 0 … k + l − 2.
+  if (model.maxPositions !== undefined && width - 1 > model.maxPositions) {
+    throw new UserError(
+      `${model.path}: memorization context ${k} + continuation ${l} needs ${width - 1} ` +
+        `positions, but config.json's n_positions is ${model.maxPositions} (the model's learned ` +
+        "position table); use a shorter context or continuation.",
+    );
+  }
   if (tokens.length !== batch * width) {
     throw new Error(`scoreBatch: ${tokens.length} tokens for ${batch} rows of ${width}`);
   }

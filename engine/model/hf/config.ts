@@ -1,6 +1,6 @@
 /**
  * A Hugging Face `config.json` read into the architecture the graph builders
- * implement: GPT-NeoX (Pythia) or Llama. A `model_type`, activation or setting
+ * implement: GPT-NeoX (Pythia), Llama, OLMo 2 or GPT-2. A `model_type`, activation or setting
  * the builders do not implement is a UserError naming `config.json` and the
  * field, never a silently different model.
  *
@@ -35,15 +35,31 @@ export interface NeoxSpec extends BaseSpec {
   attentionBias: boolean;
 }
 
-/** Llama: RMSNorm, rotate-half RoPE over the whole head, GQA, SwiGLU. */
+/**
+ * Llama: RMSNorm, rotate-half RoPE over the whole head, GQA, SwiGLU. OLMo 2
+ * (`olmo2`) is Llama with QK-norm (RMSNorm over the whole q and k projections)
+ * and its norms after attention and the MLP instead of before.
+ */
 export interface LlamaSpec extends BaseSpec {
-  kind: "llama";
+  kind: "llama" | "olmo2";
   attentionBias: boolean;
   mlpBias: boolean;
 }
 
+/**
+ * GPT-2: learned absolute positions (no rotary: `rotaryDims` 0), LayerNorm
+ * before attention and MLP, fused QKV `c_attn` (q, k, v one after the other),
+ * Conv1D weights stored [in, out], biases everywhere, the tanh approximation of
+ * GELU, tied unembedding.
+ */
+export interface Gpt2Spec extends BaseSpec {
+  kind: "gpt2";
+  /** Rows of the position table `wpe` (`n_positions`): the longest sequence. */
+  positions: number;
+}
+
 /** An architecture the graph builders implement. */
-export type ArchSpec = NeoxSpec | LlamaSpec;
+export type ArchSpec = NeoxSpec | LlamaSpec | Gpt2Spec;
 
 /** Reads an architecture from a parsed `config.json` (`path` names it in errors). */
 export function archFromConfig(config: unknown, path: string): ArchSpec {
@@ -54,9 +70,16 @@ export function archFromConfig(config: unknown, path: string): ArchSpec {
   const type = f.c.model_type;
   if (type === "gpt_neox") return neoxSpec(f);
   if (type === "llama") return llamaSpec(f);
+  if (type === "gpt2") return gpt2Spec(f);
+  if (type === "olmo2") {
+    // OLMo 2's MLP has no biases; its attention may (attention_bias), as Llama's.
+    f.only("mlp_bias", [false], false);
+    return { ...llamaSpec(f), kind: "olmo2" };
+  }
   throw f.fail(
     "model_type",
-    `is ${JSON.stringify(type)}, which is not implemented (supported: "gpt_neox", "llama"); ` +
+    `is ${JSON.stringify(type)}, which is not implemented (supported: "gpt_neox", "llama", ` +
+      `"olmo2", "gpt2"); ` +
       "export the model to ONNX with Optimum instead.",
   );
 }
@@ -186,6 +209,36 @@ function llamaSpec(f: ConfigFields): LlamaSpec {
     tied: f.bool("tie_word_embeddings", false),
     attentionBias: f.bool("attention_bias", false),
     mlpBias: f.bool("mlp_bias", false),
+  };
+}
+
+/**
+ * GPT-2 (`n_embd`, `n_layer`, `n_head`, `n_inner`, `n_positions`): what
+ * transformers' GPT2LMHeadModel computes in float32. `reorder_and_upcast_attn`
+ * only changes float16 rounding, so either value computes the same here.
+ */
+function gpt2Spec(f: ConfigFields): Gpt2Spec {
+  f.only("activation_function", ["gelu_new", "gelu_pytorch_tanh"], "gelu_new");
+  f.only("scale_attn_weights", [true], true);
+  f.only("scale_attn_by_inverse_layer_idx", [false], false);
+  f.absent("add_cross_attention");
+  const hidden = f.int("n_embd"), heads = f.int("n_head");
+  if (hidden % heads) throw f.fail("n_embd", `${hidden} is not a multiple of ${heads} heads.`);
+  const inner = f.c.n_inner === undefined || f.c.n_inner === null ? 4 * hidden : f.int("n_inner");
+  return {
+    kind: "gpt2",
+    vocab: f.int("vocab_size"),
+    hidden,
+    layers: f.int("n_layer"),
+    heads,
+    kvHeads: heads,
+    headDim: hidden / heads,
+    intermediate: inner,
+    rotaryDims: 0,
+    invFreq: [],
+    eps: f.num("layer_norm_epsilon", 1e-5),
+    tied: f.bool("tie_word_embeddings", true),
+    positions: f.int("n_positions", 1024),
   };
 }
 

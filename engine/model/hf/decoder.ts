@@ -13,6 +13,12 @@
  *   grouped-query attention (the query heads of one key/value head attend as one
  *   [G·S, D] block, so the cache is never repeated), SwiGLU, optional biases,
  *   tied or untied unembedding.
+ * - OLMo 2: Llama's attention and MLP with RMSNorm over the whole q and k
+ *   projections (QK-norm) and norms after attention and after the MLP (on
+ *   their outputs, before the residual add) instead of before them.
+ * - GPT-2: learned absolute positions added to the embedding, LayerNorm, fused
+ *   QKV (`c_attn`: q, k and v one after the other), Conv1D weights used as
+ *   stored ([in, out]), the tanh approximation of GELU, tied unembedding.
  *
  * Weights come from a {@link WeightSource}, asked for each tensor by its
  * Hugging Face name and shape: the model folder's (external-data references
@@ -37,9 +43,11 @@ import type { ArchSpec } from "./config.ts";
 export type WeightUse =
   /** A linear layer's [out, in] matrix, provided as [in, out] (for `MatMul(x, w)`). */
   | "matrix"
+  /** A GPT-2 Conv1D's [in, out] matrix, as stored (for `MatMul(x, w)`). */
+  | "conv1d"
   /** Norm scales and biases, as stored. */
   | "vector"
-  /** The [vocab, hidden] input embedding, as stored. */
+  /** The [vocab, hidden] input embedding (or GPT-2's [positions, hidden] table), as stored. */
   | "embedding"
   /** The [vocab, hidden] output embedding, provided as [hidden, vocab]. */
   | "unembedding";
@@ -114,16 +122,16 @@ export function decoderGraph(
   i64("ax2", [2], []);
   i64("shape_col", [-1, 1]);
   i64("shape_mask", [0, 1, 1, -1]);
-  i64("shape_rot", [0, 1, -1, rot]);
+  if (rot) i64("shape_rot", [0, 1, -1, rot]);
   i64("shape_pos", [0, 0, 1]);
   i64("shape_model", [0, 0, H * D]);
-  i64("split_half", [rot / 2, rot / 2]);
-  if (rot < D) i64("split_rot", [rot, D - rot]);
+  if (rot) i64("split_half", [rot / 2, rot / 2]);
+  if (rot && rot < D) i64("split_rot", [rot, D - rot]);
   scalar("fzero", 0);
   scalar("fneg", f16 ? -65504 : -3.4e38);
   scalar("attn_scale", 1 / Math.sqrt(D));
   scalar("one_f", 1);
-  small.push(floatTensor("inv_freq", [rot / 2], spec.invFreq));
+  if (rot) small.push(floatTensor("inv_freq", [rot / 2], spec.invFreq));
 
   const inputs: ValueInfo[] = [
     { name: "input_ids", elemType: DataType.INT64, dims: ["batch_size", "sequence_length"] },
@@ -154,30 +162,36 @@ export function decoderGraph(
   add("Where", ["allowed", "fzero", "fneg"], "bias1");
   const bias = G > 1 ? add("Tile", ["bias1", i64("tile_groups", [1, 1, G, 1])], "bias") : "bias1";
   // Rotary tables from position_ids, in float32 (cast to the model's type, as HF does).
-  add("Cast", ["position_ids"], "pos_f", to(DataType.FLOAT));
-  add("Reshape", ["pos_f", "shape_pos"], "pos3");
-  add("Mul", ["pos3", "inv_freq"], "freqs");
-  add("Concat", ["freqs", "freqs"], "emb", [{ name: "axis", i: -1 }]);
-  add("Cos", ["emb"], "cos32");
-  add("Sin", ["emb"], "sin32");
-  for (const f of ["cos", "sin"]) {
-    const src = f16 ? add("Cast", [`${f}32`], `${f}_t`, to(T)) : `${f}32`;
-    add("Reshape", [src, "shape_rot"], f);
+  if (rot) {
+    add("Cast", ["position_ids"], "pos_f", to(DataType.FLOAT));
+    add("Reshape", ["pos_f", "shape_pos"], "pos3");
+    add("Mul", ["pos3", "inv_freq"], "freqs");
+    add("Concat", ["freqs", "freqs"], "emb", [{ name: "axis", i: -1 }]);
+    add("Cos", ["emb"], "cos32");
+    add("Sin", ["emb"], "sin32");
+    for (const f of ["cos", "sin"]) {
+      const src = f16 ? add("Cast", [`${f}32`], `${f}_t`, to(T)) : `${f}32`;
+      add("Reshape", [src, "shape_rot"], f);
+    }
   }
 
-  const neox = spec.kind === "gpt_neox";
+  const neox = spec.kind === "gpt_neox", gpt2 = spec.kind === "gpt2";
   const linear = (x: string, name: string, nIn: number, nOut: number, bias: boolean) => {
-    const y = add("MatMul", [x, w(`${name}.weight`, [nOut, nIn], "matrix")], `${name}/mm`);
+    const weight = gpt2
+      ? w(`${name}.weight`, [nIn, nOut], "conv1d")
+      : w(`${name}.weight`, [nOut, nIn], "matrix");
+    const y = add("MatMul", [x, weight], `${name}/mm`);
     return bias ? add("Add", [y, w(`${name}.bias`, [nOut], "vector")], `${name}/out`) : y;
   };
-  const norm = (x: string, name: string) => {
-    if (neox) {
+  const olmo2 = spec.kind === "olmo2";
+  const norm = (x: string, name: string, width = spec.hidden) => {
+    if (spec.kind === "gpt_neox" || spec.kind === "gpt2") {
       return add(
         "LayerNormalization",
         [
           x,
-          w(`${name}.weight`, [spec.hidden], "vector"),
-          w(`${name}.bias`, [spec.hidden], "vector"),
+          w(`${name}.weight`, [width], "vector"),
+          w(`${name}.bias`, [width], "vector"),
         ],
         `${name}/out`,
         [{ name: "axis", i: -1 }, { name: "epsilon", f: spec.eps }],
@@ -193,7 +207,7 @@ export function decoderGraph(
     const normed = f16
       ? add("Cast", [`${name}/normed32`], `${name}/normed`, to(T))
       : `${name}/normed32`;
-    return add("Mul", [normed, w(`${name}.weight`, [spec.hidden], "vector")], `${name}/out`);
+    return add("Mul", [normed, w(`${name}.weight`, [width], "vector")], `${name}/out`);
   };
   const split = (x: string, sizes: string, outs: string[], axis = 3) => {
     nodes.push(node("Split", [x, sizes], outs, [{ name: "axis", i: axis }]));
@@ -215,12 +229,93 @@ export function decoderGraph(
     return add("Transpose", [`${p}4`], `${p}T`, [{ name: "perm", ints: [0, 2, 1, 3] }]);
   };
 
-  const embedName = neox ? "gpt_neox.embed_in.weight" : "model.embed_tokens.weight";
-  const prefix = neox ? "gpt_neox.layers" : "model.layers";
+  /** Attention over [B, heads, S, D] q, k, v: the cache's Concat, scores, softmax, context [B, S, H·D]. */
+  const attend = (i: number, p: string, q: string, k: string, v: string) => {
+    const kAll = `present.${i}.key`, vAll = `present.${i}.value`;
+    for (const kind of ["key", "value"]) {
+      inputs.push({
+        name: `past_key_values.${i}.${kind}`,
+        elemType: T,
+        dims: ["batch_size", KV, "past_sequence_length", D],
+      });
+      outputs.push({
+        name: `present.${i}.${kind}`,
+        elemType: T,
+        dims: ["batch_size", KV, "past_sequence_length + sequence_length", D],
+      });
+    }
+    add("Concat", [`past_key_values.${i}.key`, k], kAll, [{ name: "axis", i: 2 }]);
+    add("Concat", [`past_key_values.${i}.value`, v], vAll, [{ name: "axis", i: 2 }]);
+    let qs = add("Mul", [q, "attn_scale"], `${p}/qs`);
+    // Grouped-query attention: the G query heads of a key/value head as one [G·S, D] block.
+    if (G > 1) qs = add("Reshape", [qs, i64("shape_groups", [0, KV, -1, D])], `${p}/qg`);
+    add("Transpose", [kAll], `${p}/kT`, [{ name: "perm", ints: [0, 1, 3, 2] }]);
+    add("MatMul", [qs, `${p}/kT`], `${p}/scores`);
+    add("Add", [`${p}/scores`, bias], `${p}/biased`);
+    add("Softmax", [`${p}/biased`], `${p}/probs`, [{ name: "axis", i: -1 }]);
+    let ctx = add("MatMul", [`${p}/probs`, vAll], `${p}/ctx`);
+    if (G > 1) ctx = add("Reshape", [ctx, i64("shape_ungroup", [0, H, -1, D])], `${p}/ctx_h`);
+    add("Transpose", [ctx], `${p}/ctxT`, [{ name: "perm", ints: [0, 2, 1, 3] }]);
+    return add("Reshape", [`${p}/ctxT`, "shape_model"], `${p}/ctx3`);
+  };
+  /** The tanh approximation of GELU (GPT-2's `gelu_new`): x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³))). */
+  const geluTanh = (x: string, p: string) => {
+    add("Mul", [x, x], `${p}/x2`);
+    add("Mul", [`${p}/x2`, x], `${p}/x3`);
+    add("Mul", [`${p}/x3`, scalar("gelu_cubic", 0.044715)], `${p}/cx3`);
+    add("Add", [x, `${p}/cx3`], `${p}/inner`);
+    add("Mul", [`${p}/inner`, scalar("gelu_scale", Math.sqrt(2 / Math.PI))], `${p}/scaled`);
+    add("Tanh", [`${p}/scaled`], `${p}/tanh`);
+    add("Add", [`${p}/tanh`, "one_f"], `${p}/one_tanh`);
+    add("Mul", [x, `${p}/one_tanh`], `${p}/x_one_tanh`);
+    return add("Mul", [`${p}/x_one_tanh`, scalar("half", 0.5)], `${p}/gelu`);
+  };
+  /** One GPT-2 block: x + attn(ln_1 x), then + mlp(ln_2 ·). */
+  const gpt2Layer = (x: string, p: string, i: number) => {
+    const h = norm(x, `${p}.ln_1`);
+    const qkv = linear(h, `${p}.attn.c_attn`, spec.hidden, 3 * H * D, true);
+    i64("split_qkv_model", [H * D, H * D, H * D]);
+    const [q, k, v] = split(qkv, "split_qkv_model", [`${p}/q`, `${p}/k`, `${p}/v`], 2);
+    const ctx = attend(
+      i,
+      p,
+      heads(q, H, `${p}/q_heads`),
+      heads(k, H, `${p}/k_heads`),
+      heads(v, H, `${p}/v_heads`),
+    );
+    const attn = linear(ctx, `${p}.attn.c_proj`, H * D, spec.hidden, true);
+    const res = add("Add", [x, attn], `${p}/res1`);
+    const up = linear(
+      norm(res, `${p}.ln_2`),
+      `${p}.mlp.c_fc`,
+      spec.hidden,
+      spec.intermediate,
+      true,
+    );
+    const mlp = linear(geluTanh(up, p), `${p}.mlp.c_proj`, spec.intermediate, spec.hidden, true);
+    return add("Add", [res, mlp], `${p}/out`);
+  };
+
+  const embedName = neox
+    ? "gpt_neox.embed_in.weight"
+    : gpt2
+    ? "transformer.wte.weight"
+    : "model.embed_tokens.weight";
+  const prefix = neox ? "gpt_neox.layers" : gpt2 ? "transformer.h" : "model.layers";
   let x = add("Gather", [w(embedName, [spec.vocab, spec.hidden], "embedding"), "input_ids"], "x0");
+  if (spec.kind === "gpt2") {
+    const wpe = w("transformer.wpe.weight", [spec.positions, spec.hidden], "embedding");
+    add("Gather", [wpe, "position_ids"], "positions");
+    x = add("Add", [x, "positions"], "x0_pos");
+  }
   for (let i = 0; i < spec.layers; i++) {
     const p = `${prefix}.${i}`;
-    const h = norm(x, `${p}.input_layernorm`);
+    if (spec.kind === "gpt2") {
+      x = gpt2Layer(x, p, i);
+      continue;
+    }
+    // OLMo 2 normalizes after attention and the MLP instead of before.
+    const h = olmo2 ? x : norm(x, `${p}.input_layernorm`);
     let q: string, k: string, v: string;
     if (spec.kind === "gpt_neox") {
       const qkv = linear(
@@ -236,39 +331,18 @@ export function decoderGraph(
       [q, k, v] = split(`${p}/qkvT`, "split_qkv", [`${p}/q`, `${p}/k`, `${p}/v`]);
     } else {
       const a = `${p}.self_attn`, b = spec.attentionBias;
-      q = heads(linear(h, `${a}.q_proj`, spec.hidden, H * D, b), H, `${p}/q_heads`);
-      k = heads(linear(h, `${a}.k_proj`, spec.hidden, KV * D, b), KV, `${p}/k_heads`);
+      // OLMo 2's QK-norm: RMSNorm over the whole q and k projections, before the heads.
+      const qk = (x: string, n: string, width: number) =>
+        olmo2 ? norm(x, `${a}.${n}_norm`, width) : x;
+      q = heads(qk(linear(h, `${a}.q_proj`, spec.hidden, H * D, b), "q", H * D), H, `${p}/q_heads`);
+      k = heads(
+        qk(linear(h, `${a}.k_proj`, spec.hidden, KV * D, b), "k", KV * D),
+        KV,
+        `${p}/k_heads`,
+      );
       v = heads(linear(h, `${a}.v_proj`, spec.hidden, KV * D, b), KV, `${p}/v_heads`);
     }
-    const kAll = `present.${i}.key`, vAll = `present.${i}.value`;
-    for (const kind of ["key", "value"]) {
-      inputs.push({
-        name: `past_key_values.${i}.${kind}`,
-        elemType: T,
-        dims: ["batch_size", KV, "past_sequence_length", D],
-      });
-      outputs.push({
-        name: `present.${i}.${kind}`,
-        elemType: T,
-        dims: ["batch_size", KV, "past_sequence_length + sequence_length", D],
-      });
-    }
-    add("Concat", [`past_key_values.${i}.key`, rotary(k, `${p}/k_rot`)], kAll, [{
-      name: "axis",
-      i: 2,
-    }]);
-    add("Concat", [`past_key_values.${i}.value`, v], vAll, [{ name: "axis", i: 2 }]);
-    let qs = add("Mul", [rotary(q, `${p}/q_rot`), "attn_scale"], `${p}/qs`);
-    // Grouped-query attention: the G query heads of a key/value head as one [G·S, D] block.
-    if (G > 1) qs = add("Reshape", [qs, i64("shape_groups", [0, KV, -1, D])], `${p}/qg`);
-    add("Transpose", [kAll], `${p}/kT`, [{ name: "perm", ints: [0, 1, 3, 2] }]);
-    add("MatMul", [qs, `${p}/kT`], `${p}/scores`);
-    add("Add", [`${p}/scores`, bias], `${p}/biased`);
-    add("Softmax", [`${p}/biased`], `${p}/probs`, [{ name: "axis", i: -1 }]);
-    let ctx = add("MatMul", [`${p}/probs`, vAll], `${p}/ctx`);
-    if (G > 1) ctx = add("Reshape", [ctx, i64("shape_ungroup", [0, H, -1, D])], `${p}/ctx_h`);
-    add("Transpose", [ctx], `${p}/ctxT`, [{ name: "perm", ints: [0, 2, 1, 3] }]);
-    add("Reshape", [`${p}/ctxT`, "shape_model"], `${p}/ctx3`);
+    attend(i, p, rotary(q, `${p}/q_rot`), rotary(k, `${p}/k_rot`), v);
     let attn: string, mlpIn: string;
     if (spec.kind === "gpt_neox") {
       attn = linear(`${p}/ctx3`, `${p}.attention.dense`, H * D, spec.hidden, spec.attentionBias);
@@ -276,9 +350,10 @@ export function decoderGraph(
       else mlpIn = add("Add", [x, attn], `${p}/res1`);
     } else {
       attn = linear(`${p}/ctx3`, `${p}.self_attn.o_proj`, H * D, spec.hidden, spec.attentionBias);
+      if (olmo2) attn = norm(attn, `${p}.post_attention_layernorm`);
       mlpIn = add("Add", [x, attn], `${p}/res1`);
     }
-    const h2 = norm(mlpIn, `${p}.post_attention_layernorm`);
+    const h2 = olmo2 ? mlpIn : norm(mlpIn, `${p}.post_attention_layernorm`);
     let mlp: string;
     if (spec.kind === "gpt_neox") {
       const up = linear(h2, `${p}.mlp.dense_h_to_4h`, spec.hidden, spec.intermediate, true);
@@ -299,13 +374,17 @@ export function decoderGraph(
         `${p}/glu`,
       );
       mlp = linear(`${p}/glu`, `${m}.down_proj`, spec.intermediate, spec.hidden, b);
+      if (olmo2) mlp = norm(mlp, `${p}.post_feedforward_layernorm`);
     }
     if (spec.kind === "gpt_neox" && spec.parallelResidual) {
       add("Add", [x, attn], `${p}/res1`);
       x = add("Add", [`${p}/res1`, mlp], `${p}/out`);
     } else x = add("Add", [mlpIn, mlp], `${p}/out`);
   }
-  const final = norm(x, neox ? "gpt_neox.final_layer_norm" : "model.norm");
+  const final = norm(
+    x,
+    neox ? "gpt_neox.final_layer_norm" : gpt2 ? "transformer.ln_f" : "model.norm",
+  );
   const unembedName = spec.tied ? embedName : neox ? "embed_out.weight" : "lm_head.weight";
   add("MatMul", [final, w(unembedName, [spec.vocab, spec.hidden], "unembedding")], "logits");
   // Constants declared more than once (shared shapes) are kept once.

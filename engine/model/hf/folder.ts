@@ -153,17 +153,24 @@ class ExternalWeights {
     const key = `${name}|${use}`;
     const known = this.made.get(key);
     if (known) return known;
-    const t = this.checked(name, shape);
-    this.reference(name, t);
+    const { stored, t } = this.checked(name, shape);
+    this.reference(name, stored, t);
     const value = this.converted(name, t, use, add);
     this.made.set(key, value);
     return value;
   };
 
-  /** The stored tensor `name`: present, of a read dtype, of the shape the graph needs. */
-  private checked(name: string, shape: number[]): TensorRef {
+  /**
+   * The stored tensor for the graph's `name` (GPT-2's own checkpoints name the
+   * base model's tensors without `transformer.`): present, of a read dtype, of
+   * the shape the graph needs.
+   */
+  private checked(name: string, shape: number[]): { stored: string; t: TensorRef } {
     const { dir, weights, spec, configPath } = this;
-    const t = weights.tensors.get(name);
+    const stored = spec.kind === "gpt2" && !weights.tensors.has(name)
+      ? name.replace(/^transformer\./, "")
+      : name;
+    const t = weights.tensors.get(stored);
     if (!t) {
       throw new UserError(
         `${dir}: tensor ${name} is missing from ${weights.index ?? weights.files.join(", ")}, ` +
@@ -182,13 +189,16 @@ class ExternalWeights {
           "the weights and config.json do not belong together.",
       );
     }
-    return t;
+    return { stored, t };
   }
 
-  /** The tensor's external-data reference (its file relative to dataDir, offset, length), once. */
-  private reference(name: string, t: TensorRef): void {
-    if (this.used.has(name)) return;
-    this.used.add(name);
+  /**
+   * The tensor's external-data reference (its file relative to dataDir,
+   * offset, length) under the graph's `name`, once per `stored` tensor.
+   */
+  private reference(name: string, stored: string, t: TensorRef): void {
+    if (this.used.has(stored)) return;
+    this.used.add(stored);
     this.initializers.push({
       name,
       dims: t.shape,

@@ -14,9 +14,12 @@ import { readSafetensors } from "./safetensors.ts";
 import type { TensorRef } from "./tensors.ts";
 import { readTorchZip } from "./torch_zip.ts";
 
-/** Buffers old GPT-NeoX checkpoints carry that are not weights (recomputed by the graph). */
+/**
+ * Buffers old GPT-NeoX and GPT-2 checkpoints carry that are not weights (the
+ * causal mask and rotary frequencies, recomputed by the graph).
+ */
 export const LEGACY_BUFFER =
-  /(^|\.)attention\.(bias|masked_bias|rotary_emb\.inv_freq)$|\.rotary_emb\.inv_freq$/;
+  /(^|\.)attention\.(bias|masked_bias|rotary_emb\.inv_freq)$|\.rotary_emb\.inv_freq$|(^|\.)attn\.(bias|masked_bias)$/;
 
 /** The weight files of a folder and their tensors. */
 export interface CheckpointWeights {
