@@ -37,7 +37,7 @@ import {
   type Tensor,
   type ValueInfo,
 } from "../onnx_proto.ts";
-import type { ArchSpec } from "./config.ts";
+import type { ArchSpec, LlamaSpec, NeoxSpec } from "./config.ts";
 
 /** How the graph uses a weight (the layout the source must provide). */
 export type WeightUse =
@@ -91,49 +91,38 @@ export function decoderGraph(
   weight: WeightSource,
   dtype: "float32" | "float16" = "float32",
 ): DecoderGraph {
-  const f16 = dtype === "float16";
-  const T = f16 ? DataType.FLOAT16 : DataType.FLOAT;
-  const D = spec.headDim, H = spec.heads, KV = spec.kvHeads, G = H / KV;
-  const rot = spec.rotaryDims;
-  const nodes: Node[] = [];
-  const small: Tensor[] = [];
-  const add = (op: string, inputs: string[], out: string, attrs: Attribute[] = []) => {
-    nodes.push(node(op, inputs, [out], attrs));
-    return out;
-  };
-  const push = (n: Node) => nodes.push(n);
-  const i64 = (name: string, v: number[], dims = [v.length]) => {
-    small.push(int64Tensor(name, dims, v));
-    return name;
-  };
-  const scalar = (name: string, v: number, type = T) => {
-    const t = floatTensor(name, [], [v]);
-    small.push(
-      type === DataType.FLOAT16 ? { ...t, dataType: type, raw: halfBytes(Float32Array.of(v)) } : t,
-    );
-    return name;
-  };
-  const to = (t: number): Attribute[] => [{ name: "to", i: t }];
-  const w = (name: string, shape: number[], use: WeightUse) => weight(name, shape, use, push);
+  return new DecoderBuilder(spec, weight, dtype).build();
+}
 
-  i64("zero", [0], []);
-  i64("one", [1], []);
-  i64("ax1", [1], []);
-  i64("ax2", [2], []);
-  i64("shape_col", [-1, 1]);
-  i64("shape_mask", [0, 1, 1, -1]);
-  if (rot) i64("shape_rot", [0, 1, -1, rot]);
-  i64("shape_pos", [0, 0, 1]);
-  i64("shape_model", [0, 0, H * D]);
-  if (rot) i64("split_half", [rot / 2, rot / 2]);
-  if (rot && rot < D) i64("split_rot", [rot, D - rot]);
-  scalar("fzero", 0);
-  scalar("fneg", f16 ? -65504 : -3.4e38);
-  scalar("attn_scale", 1 / Math.sqrt(D));
-  scalar("one_f", 1);
-  if (rot) small.push(floatTensor("inv_freq", [rot / 2], spec.invFreq));
+/** Hugging Face's names of the global tensors of an architecture and the layers' prefix. */
+function namesOf(spec: ArchSpec): { embed: string; layers: string; finalNorm: string } {
+  if (spec.kind === "gpt_neox") {
+    return {
+      embed: "gpt_neox.embed_in.weight",
+      layers: "gpt_neox.layers",
+      finalNorm: "gpt_neox.final_layer_norm",
+    };
+  }
+  if (spec.kind === "gpt2") {
+    return {
+      embed: "transformer.wte.weight",
+      layers: "transformer.h",
+      finalNorm: "transformer.ln_f",
+    };
+  }
+  return { embed: "model.embed_tokens.weight", layers: "model.layers", finalNorm: "model.norm" };
+}
 
-  const inputs: ValueInfo[] = [
+/**
+ * Writes one decoder graph: the nodes in order, the small constants (kept
+ * once each), the inputs and outputs. {@link build} is the outline; each
+ * method adds one part (the mask, the rotary tables, a norm, a layer's
+ * attention or MLP, …).
+ */
+class DecoderBuilder {
+  readonly nodes: Node[] = [];
+  readonly small: Tensor[] = [];
+  readonly inputs: ValueInfo[] = [
     { name: "input_ids", elemType: DataType.INT64, dims: ["batch_size", "sequence_length"] },
     {
       name: "attention_mask",
@@ -142,27 +131,126 @@ export function decoderGraph(
     },
     { name: "position_ids", elemType: DataType.INT64, dims: ["batch_size", "sequence_length"] },
   ];
-  const outputs: ValueInfo[] = [
-    { name: "logits", elemType: T, dims: ["batch_size", "sequence_length", spec.vocab] },
-  ];
-  // Causal + padding mask as an additive bias [B, 1, S, P + S] (tiled to [B, 1, G·S, P + S]).
-  add("Shape", ["input_ids"], "ids_shape");
-  add("Gather", ["ids_shape", "ax1"], "S");
-  add("Shape", ["past_key_values.0.key"], "past_shape");
-  add("Gather", ["past_shape", "ax2"], "P");
-  add("Add", ["P", "S"], "total");
-  add("Range", ["zero", "total", "one"], "key_idx");
-  add("Range", ["P", "total", "one"], "query_idx");
-  add("Reshape", ["query_idx", "shape_col"], "query_col");
-  add("Greater", ["key_idx", "query_col"], "future");
-  add("Not", ["future"], "causal");
-  add("Cast", ["attention_mask"], "mask_bool", to(DataType.BOOL));
-  add("Reshape", ["mask_bool", "shape_mask"], "mask4");
-  add("And", ["causal", "mask4"], "allowed");
-  add("Where", ["allowed", "fzero", "fneg"], "bias1");
-  const bias = G > 1 ? add("Tile", ["bias1", i64("tile_groups", [1, 1, G, 1])], "bias") : "bias1";
-  // Rotary tables from position_ids, in float32 (cast to the model's type, as HF does).
-  if (rot) {
+  readonly outputs: ValueInfo[];
+  readonly f16: boolean;
+  /** The graph's element type. */
+  readonly T: number;
+  /** Head size, query heads, key/value heads, query heads per key/value head, rotary dims. */
+  readonly D: number;
+  readonly H: number;
+  readonly KV: number;
+  readonly G: number;
+  readonly rot: number;
+  /** The additive attention bias (causal and padding), set by {@link mask}. */
+  bias = "";
+
+  constructor(
+    readonly spec: ArchSpec,
+    readonly weight: WeightSource,
+    dtype: "float32" | "float16",
+  ) {
+    this.f16 = dtype === "float16";
+    this.T = this.f16 ? DataType.FLOAT16 : DataType.FLOAT;
+    this.D = spec.headDim, this.H = spec.heads, this.KV = spec.kvHeads;
+    this.G = this.H / this.KV;
+    this.rot = spec.rotaryDims;
+    this.outputs = [
+      { name: "logits", elemType: this.T, dims: ["batch_size", "sequence_length", spec.vocab] },
+    ];
+  }
+
+  build(): DecoderGraph {
+    const spec = this.spec, names = namesOf(spec);
+    this.constants();
+    this.mask();
+    if (this.rot) this.rotaryTables();
+    let x = this.embed(names.embed);
+    for (let i = 0; i < spec.layers; i++) {
+      const p = `${names.layers}.${i}`;
+      x = spec.kind === "gpt2" ? this.gpt2Layer(x, p, i) : this.layer(x, p, i, spec);
+    }
+    const final = this.norm(x, names.finalNorm);
+    const unembedName = spec.tied
+      ? names.embed
+      : spec.kind === "gpt_neox"
+      ? "embed_out.weight"
+      : "lm_head.weight";
+    const unembed = this.w(unembedName, [spec.vocab, spec.hidden], "unembedding");
+    this.add("MatMul", [final, unembed], "logits");
+    // Constants declared more than once (shared shapes) are kept once.
+    const seen = new Set<string>();
+    const initializers = this.small.filter((t) => !seen.has(t.name) && seen.add(t.name));
+    return { nodes: this.nodes, initializers, inputs: this.inputs, outputs: this.outputs };
+  }
+
+  add(op: string, inputs: string[], out: string, attrs: Attribute[] = []): string {
+    this.nodes.push(node(op, inputs, [out], attrs));
+    return out;
+  }
+
+  i64(name: string, v: number[], dims = [v.length]): string {
+    this.small.push(int64Tensor(name, dims, v));
+    return name;
+  }
+
+  scalar(name: string, v: number, type = this.T): string {
+    const t = floatTensor(name, [], [v]);
+    this.small.push(
+      type === DataType.FLOAT16 ? { ...t, dataType: type, raw: halfBytes(Float32Array.of(v)) } : t,
+    );
+    return name;
+  }
+
+  w(name: string, shape: number[], use: WeightUse): string {
+    return this.weight(name, shape, use, (n) => this.nodes.push(n));
+  }
+
+  /** The shapes and scalars every graph uses. */
+  constants(): void {
+    const { H, D, rot, f16 } = this;
+    this.i64("zero", [0], []);
+    this.i64("one", [1], []);
+    this.i64("ax1", [1], []);
+    this.i64("ax2", [2], []);
+    this.i64("shape_col", [-1, 1]);
+    this.i64("shape_mask", [0, 1, 1, -1]);
+    if (rot) this.i64("shape_rot", [0, 1, -1, rot]);
+    this.i64("shape_pos", [0, 0, 1]);
+    this.i64("shape_model", [0, 0, H * D]);
+    if (rot) this.i64("split_half", [rot / 2, rot / 2]);
+    if (rot && rot < D) this.i64("split_rot", [rot, D - rot]);
+    this.scalar("fzero", 0);
+    this.scalar("fneg", f16 ? -65504 : -3.4e38);
+    this.scalar("attn_scale", 1 / Math.sqrt(D));
+    this.scalar("one_f", 1);
+    if (rot) this.small.push(floatTensor("inv_freq", [rot / 2], this.spec.invFreq));
+  }
+
+  /** Causal + padding mask as an additive bias [B, 1, S, P + S] (tiled to [B, 1, G·S, P + S]). */
+  mask(): void {
+    const add = this.add.bind(this);
+    add("Shape", ["input_ids"], "ids_shape");
+    add("Gather", ["ids_shape", "ax1"], "S");
+    add("Shape", ["past_key_values.0.key"], "past_shape");
+    add("Gather", ["past_shape", "ax2"], "P");
+    add("Add", ["P", "S"], "total");
+    add("Range", ["zero", "total", "one"], "key_idx");
+    add("Range", ["P", "total", "one"], "query_idx");
+    add("Reshape", ["query_idx", "shape_col"], "query_col");
+    add("Greater", ["key_idx", "query_col"], "future");
+    add("Not", ["future"], "causal");
+    add("Cast", ["attention_mask"], "mask_bool", to(DataType.BOOL));
+    add("Reshape", ["mask_bool", "shape_mask"], "mask4");
+    add("And", ["causal", "mask4"], "allowed");
+    add("Where", ["allowed", "fzero", "fneg"], "bias1");
+    this.bias = this.G > 1
+      ? add("Tile", ["bias1", this.i64("tile_groups", [1, 1, this.G, 1])], "bias")
+      : "bias1";
+  }
+
+  /** Rotary tables from position_ids, in float32 (cast to the model's type, as HF does). */
+  rotaryTables(): void {
+    const add = this.add.bind(this);
     add("Cast", ["position_ids"], "pos_f", to(DataType.FLOAT));
     add("Reshape", ["pos_f", "shape_pos"], "pos3");
     add("Mul", ["pos3", "inv_freq"], "freqs");
@@ -170,75 +258,97 @@ export function decoderGraph(
     add("Cos", ["emb"], "cos32");
     add("Sin", ["emb"], "sin32");
     for (const f of ["cos", "sin"]) {
-      const src = f16 ? add("Cast", [`${f}32`], `${f}_t`, to(T)) : `${f}32`;
+      const src = this.f16 ? add("Cast", [`${f}32`], `${f}_t`, to(this.T)) : `${f}32`;
       add("Reshape", [src, "shape_rot"], f);
     }
   }
 
-  const neox = spec.kind === "gpt_neox", gpt2 = spec.kind === "gpt2";
-  const linear = (x: string, name: string, nIn: number, nOut: number, bias: boolean) => {
-    const weight = gpt2
-      ? w(`${name}.weight`, [nIn, nOut], "conv1d")
-      : w(`${name}.weight`, [nOut, nIn], "matrix");
-    const y = add("MatMul", [x, weight], `${name}/mm`);
-    return bias ? add("Add", [y, w(`${name}.bias`, [nOut], "vector")], `${name}/out`) : y;
-  };
-  const olmo2 = spec.kind === "olmo2";
-  const norm = (x: string, name: string, width = spec.hidden) => {
+  /** The token embedding (plus GPT-2's learned positions). */
+  embed(name: string): string {
+    const spec = this.spec;
+    const x = this.add("Gather", [
+      this.w(name, [spec.vocab, spec.hidden], "embedding"),
+      "input_ids",
+    ], "x0");
+    if (spec.kind !== "gpt2") return x;
+    const wpe = this.w("transformer.wpe.weight", [spec.positions, spec.hidden], "embedding");
+    this.add("Gather", [wpe, "position_ids"], "positions");
+    return this.add("Add", [x, "positions"], "x0_pos");
+  }
+
+  linear(x: string, name: string, nIn: number, nOut: number, bias: boolean): string {
+    const weight = this.spec.kind === "gpt2"
+      ? this.w(`${name}.weight`, [nIn, nOut], "conv1d")
+      : this.w(`${name}.weight`, [nOut, nIn], "matrix");
+    const y = this.add("MatMul", [x, weight], `${name}/mm`);
+    return bias ? this.add("Add", [y, this.w(`${name}.bias`, [nOut], "vector")], `${name}/out`) : y;
+  }
+
+  /** LayerNorm (GPT-NeoX, GPT-2) or RMSNorm (Llama, OLMo 2) over the last axis. */
+  norm(x: string, name: string, width = this.spec.hidden): string {
+    const spec = this.spec;
     if (spec.kind === "gpt_neox" || spec.kind === "gpt2") {
-      return add(
+      return this.add(
         "LayerNormalization",
         [
           x,
-          w(`${name}.weight`, [width], "vector"),
-          w(`${name}.bias`, [width], "vector"),
+          this.w(`${name}.weight`, [width], "vector"),
+          this.w(`${name}.bias`, [width], "vector"),
         ],
         `${name}/out`,
         [{ name: "axis", i: -1 }, { name: "epsilon", f: spec.eps }],
       );
     }
     // RMSNorm in float32: x · 1/√(mean(x²) + eps), then the weight (in the model's type).
+    const add = this.add.bind(this), f16 = this.f16;
     const x32 = f16 ? add("Cast", [x], `${name}/x32`, to(DataType.FLOAT)) : x;
     add("Mul", [x32, x32], `${name}/sq`);
     add("ReduceMean", [`${name}/sq`], `${name}/var`, [{ name: "axes", ints: [-1] }]);
-    add("Add", [`${name}/var`, scalar(`${name}/eps`, spec.eps, DataType.FLOAT)], `${name}/var_eps`);
+    const eps = this.scalar(`${name}/eps`, spec.eps, DataType.FLOAT);
+    add("Add", [`${name}/var`, eps], `${name}/var_eps`);
     add("Sqrt", [`${name}/var_eps`], `${name}/rms`);
     add("Div", [x32, `${name}/rms`], `${name}/normed32`);
     const normed = f16
-      ? add("Cast", [`${name}/normed32`], `${name}/normed`, to(T))
+      ? add("Cast", [`${name}/normed32`], `${name}/normed`, to(this.T))
       : `${name}/normed32`;
-    return add("Mul", [normed, w(`${name}.weight`, [width], "vector")], `${name}/out`);
-  };
-  const split = (x: string, sizes: string, outs: string[], axis = 3) => {
-    nodes.push(node("Split", [x, sizes], outs, [{ name: "axis", i: axis }]));
+    return add("Mul", [normed, this.w(`${name}.weight`, [width], "vector")], `${name}/out`);
+  }
+
+  split(x: string, sizes: string, outs: string[], axis = 3): string[] {
+    this.nodes.push(node("Split", [x, sizes], outs, [{ name: "axis", i: axis }]));
     return outs;
-  };
-  const rotary = (x: string, p: string) => {
-    const [xr, xp] = rot < D ? split(x, "split_rot", [`${p}_r`, `${p}_p`]) : [x, ""];
-    const [x1, x2] = split(xr, "split_half", [`${p}_1`, `${p}_2`]);
+  }
+
+  /** Rotate-half rotary embedding of the first `rot` dims of each head. */
+  rotary(x: string, p: string): string {
+    const add = this.add.bind(this), { rot, D } = this;
+    const [xr, xp] = rot < D ? this.split(x, "split_rot", [`${p}_r`, `${p}_p`]) : [x, ""];
+    const [x1, x2] = this.split(xr, "split_half", [`${p}_1`, `${p}_2`]);
     add("Neg", [x2], `${p}_n2`);
     add("Concat", [`${p}_n2`, x1], `${p}_rh`, [{ name: "axis", i: 3 }]);
     add("Mul", [xr, "cos"], `${p}_c`);
     add("Mul", [`${p}_rh`, "sin"], `${p}_s`);
     const rotated = add("Add", [`${p}_c`, `${p}_s`], `${p}_rot`);
     return xp ? add("Concat", [rotated, xp], `${p}_out`, [{ name: "axis", i: 3 }]) : rotated;
-  };
+  }
+
   /** [B, S, heads·D] → [B, heads, S, D]. */
-  const heads = (x: string, n: number, p: string) => {
-    add("Reshape", [x, i64(`shape_${n}_heads`, [0, 0, n, D])], `${p}4`);
-    return add("Transpose", [`${p}4`], `${p}T`, [{ name: "perm", ints: [0, 2, 1, 3] }]);
-  };
+  heads(x: string, n: number, p: string): string {
+    this.add("Reshape", [x, this.i64(`shape_${n}_heads`, [0, 0, n, this.D])], `${p}4`);
+    return this.add("Transpose", [`${p}4`], `${p}T`, [{ name: "perm", ints: [0, 2, 1, 3] }]);
+  }
 
   /** Attention over [B, heads, S, D] q, k, v: the cache's Concat, scores, softmax, context [B, S, H·D]. */
-  const attend = (i: number, p: string, q: string, k: string, v: string) => {
+  attend(i: number, p: string, q: string, k: string, v: string): string {
+    const add = this.add.bind(this), { T, KV, D, G, H } = this;
     const kAll = `present.${i}.key`, vAll = `present.${i}.value`;
     for (const kind of ["key", "value"]) {
-      inputs.push({
+      this.inputs.push({
         name: `past_key_values.${i}.${kind}`,
         elemType: T,
         dims: ["batch_size", KV, "past_sequence_length", D],
       });
-      outputs.push({
+      this.outputs.push({
         name: `present.${i}.${kind}`,
         elemType: T,
         dims: ["batch_size", KV, "past_sequence_length + sequence_length", D],
@@ -248,149 +358,183 @@ export function decoderGraph(
     add("Concat", [`past_key_values.${i}.value`, v], vAll, [{ name: "axis", i: 2 }]);
     let qs = add("Mul", [q, "attn_scale"], `${p}/qs`);
     // Grouped-query attention: the G query heads of a key/value head as one [G·S, D] block.
-    if (G > 1) qs = add("Reshape", [qs, i64("shape_groups", [0, KV, -1, D])], `${p}/qg`);
+    if (G > 1) qs = add("Reshape", [qs, this.i64("shape_groups", [0, KV, -1, D])], `${p}/qg`);
     add("Transpose", [kAll], `${p}/kT`, [{ name: "perm", ints: [0, 1, 3, 2] }]);
     add("MatMul", [qs, `${p}/kT`], `${p}/scores`);
-    add("Add", [`${p}/scores`, bias], `${p}/biased`);
+    add("Add", [`${p}/scores`, this.bias], `${p}/biased`);
     add("Softmax", [`${p}/biased`], `${p}/probs`, [{ name: "axis", i: -1 }]);
     let ctx = add("MatMul", [`${p}/probs`, vAll], `${p}/ctx`);
-    if (G > 1) ctx = add("Reshape", [ctx, i64("shape_ungroup", [0, H, -1, D])], `${p}/ctx_h`);
+    if (G > 1) ctx = add("Reshape", [ctx, this.i64("shape_ungroup", [0, H, -1, D])], `${p}/ctx_h`);
     add("Transpose", [ctx], `${p}/ctxT`, [{ name: "perm", ints: [0, 2, 1, 3] }]);
     return add("Reshape", [`${p}/ctxT`, "shape_model"], `${p}/ctx3`);
-  };
+  }
+
   /** The tanh approximation of GELU (GPT-2's `gelu_new`): x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³))). */
-  const geluTanh = (x: string, p: string) => {
+  geluTanh(x: string, p: string): string {
+    const add = this.add.bind(this);
     add("Mul", [x, x], `${p}/x2`);
     add("Mul", [`${p}/x2`, x], `${p}/x3`);
-    add("Mul", [`${p}/x3`, scalar("gelu_cubic", 0.044715)], `${p}/cx3`);
+    add("Mul", [`${p}/x3`, this.scalar("gelu_cubic", 0.044715)], `${p}/cx3`);
     add("Add", [x, `${p}/cx3`], `${p}/inner`);
-    add("Mul", [`${p}/inner`, scalar("gelu_scale", Math.sqrt(2 / Math.PI))], `${p}/scaled`);
+    add("Mul", [`${p}/inner`, this.scalar("gelu_scale", Math.sqrt(2 / Math.PI))], `${p}/scaled`);
     add("Tanh", [`${p}/scaled`], `${p}/tanh`);
     add("Add", [`${p}/tanh`, "one_f"], `${p}/one_tanh`);
     add("Mul", [x, `${p}/one_tanh`], `${p}/x_one_tanh`);
-    return add("Mul", [`${p}/x_one_tanh`, scalar("half", 0.5)], `${p}/gelu`);
-  };
+    return add("Mul", [`${p}/x_one_tanh`, this.scalar("half", 0.5)], `${p}/gelu`);
+  }
+
+  /** Exact GELU (GPT-NeoX): x/2 · (1 + erf(x / √2)). */
+  geluErf(x: string, p: string): string {
+    const add = this.add.bind(this);
+    add("Div", [x, this.scalar("sqrt2", Math.SQRT2)], `${p}/gelu_a`);
+    add("Erf", [`${p}/gelu_a`], `${p}/gelu_b`);
+    add("Add", [`${p}/gelu_b`, "one_f"], `${p}/gelu_c`);
+    add("Mul", [x, `${p}/gelu_c`], `${p}/gelu_d`);
+    return add("Mul", [`${p}/gelu_d`, this.scalar("half", 0.5)], `${p}/gelu`);
+  }
+
   /** One GPT-2 block: x + attn(ln_1 x), then + mlp(ln_2 ·). */
-  const gpt2Layer = (x: string, p: string, i: number) => {
-    const h = norm(x, `${p}.ln_1`);
-    const qkv = linear(h, `${p}.attn.c_attn`, spec.hidden, 3 * H * D, true);
-    i64("split_qkv_model", [H * D, H * D, H * D]);
-    const [q, k, v] = split(qkv, "split_qkv_model", [`${p}/q`, `${p}/k`, `${p}/v`], 2);
-    const ctx = attend(
+  gpt2Layer(x: string, p: string, i: number): string {
+    const { spec, H, D } = this;
+    const h = this.norm(x, `${p}.ln_1`);
+    const qkv = this.linear(h, `${p}.attn.c_attn`, spec.hidden, 3 * H * D, true);
+    this.i64("split_qkv_model", [H * D, H * D, H * D]);
+    const [q, k, v] = this.split(qkv, "split_qkv_model", [`${p}/q`, `${p}/k`, `${p}/v`], 2);
+    const ctx = this.attend(
       i,
       p,
-      heads(q, H, `${p}/q_heads`),
-      heads(k, H, `${p}/k_heads`),
-      heads(v, H, `${p}/v_heads`),
+      this.heads(q, H, `${p}/q_heads`),
+      this.heads(k, H, `${p}/k_heads`),
+      this.heads(v, H, `${p}/v_heads`),
     );
-    const attn = linear(ctx, `${p}.attn.c_proj`, H * D, spec.hidden, true);
-    const res = add("Add", [x, attn], `${p}/res1`);
-    const up = linear(
-      norm(res, `${p}.ln_2`),
+    const attn = this.linear(ctx, `${p}.attn.c_proj`, H * D, spec.hidden, true);
+    const res = this.add("Add", [x, attn], `${p}/res1`);
+    const up = this.linear(
+      this.norm(res, `${p}.ln_2`),
       `${p}.mlp.c_fc`,
       spec.hidden,
       spec.intermediate,
       true,
     );
-    const mlp = linear(geluTanh(up, p), `${p}.mlp.c_proj`, spec.intermediate, spec.hidden, true);
-    return add("Add", [res, mlp], `${p}/out`);
-  };
-
-  const embedName = neox
-    ? "gpt_neox.embed_in.weight"
-    : gpt2
-    ? "transformer.wte.weight"
-    : "model.embed_tokens.weight";
-  const prefix = neox ? "gpt_neox.layers" : gpt2 ? "transformer.h" : "model.layers";
-  let x = add("Gather", [w(embedName, [spec.vocab, spec.hidden], "embedding"), "input_ids"], "x0");
-  if (spec.kind === "gpt2") {
-    const wpe = w("transformer.wpe.weight", [spec.positions, spec.hidden], "embedding");
-    add("Gather", [wpe, "position_ids"], "positions");
-    x = add("Add", [x, "positions"], "x0_pos");
+    const mlp = this.linear(
+      this.geluTanh(up, p),
+      `${p}.mlp.c_proj`,
+      spec.intermediate,
+      spec.hidden,
+      true,
+    );
+    return this.add("Add", [res, mlp], `${p}/out`);
   }
-  for (let i = 0; i < spec.layers; i++) {
-    const p = `${prefix}.${i}`;
-    if (spec.kind === "gpt2") {
-      x = gpt2Layer(x, p, i);
-      continue;
+
+  /**
+   * One GPT-NeoX, Llama or OLMo 2 block: the attention (rotary q and k), its
+   * output projection, the MLP and the residual adds (GPT-NeoX's parallel
+   * residual adds both to x; OLMo 2 normalizes after attention and the MLP
+   * instead of before).
+   */
+  layer(x: string, p: string, i: number, spec: NeoxSpec | LlamaSpec): string {
+    const olmo2 = spec.kind === "olmo2";
+    const h = olmo2 ? x : this.norm(x, `${p}.input_layernorm`);
+    const [q, k, v] = spec.kind === "gpt_neox"
+      ? this.fusedQkv(h, p, spec)
+      : this.projectedQkv(h, p, spec);
+    this.attend(i, p, this.rotary(q, `${p}/q_rot`), this.rotary(k, `${p}/k_rot`), v);
+    const { attn, mlpIn } = this.attentionOut(x, p, spec);
+    const h2 = olmo2 ? mlpIn : this.norm(mlpIn, `${p}.post_attention_layernorm`);
+    const mlp = spec.kind === "gpt_neox" ? this.neoxMlp(h2, p) : this.gatedMlp(h2, p, spec);
+    if (spec.kind === "gpt_neox" && spec.parallelResidual) {
+      this.add("Add", [x, attn], `${p}/res1`);
+      return this.add("Add", [`${p}/res1`, mlp], `${p}/out`);
     }
-    // OLMo 2 normalizes after attention and the MLP instead of before.
-    const h = olmo2 ? x : norm(x, `${p}.input_layernorm`);
-    let q: string, k: string, v: string;
+    return this.add("Add", [mlpIn, mlp], `${p}/out`);
+  }
+
+  /** GPT-NeoX's fused QKV, laid out per head: q, k, v as [B, H, S, D]. */
+  fusedQkv(h: string, p: string, spec: NeoxSpec): string[] {
+    const { H, D } = this;
+    const qkv = this.linear(
+      h,
+      `${p}.attention.query_key_value`,
+      spec.hidden,
+      3 * H * D,
+      spec.attentionBias,
+    );
+    this.add("Reshape", [qkv, this.i64("shape_qkv_heads", [0, 0, H, 3 * D])], `${p}/qkv4`);
+    this.add("Transpose", [`${p}/qkv4`], `${p}/qkvT`, [{ name: "perm", ints: [0, 2, 1, 3] }]);
+    this.i64("split_qkv", [D, D, D]);
+    return this.split(`${p}/qkvT`, "split_qkv", [`${p}/q`, `${p}/k`, `${p}/v`]);
+  }
+
+  /** Llama's (and OLMo 2's, with QK-norm) separate q, k, v projections as heads. */
+  projectedQkv(h: string, p: string, spec: LlamaSpec): string[] {
+    const { H, KV, D } = this;
+    const a = `${p}.self_attn`, b = spec.attentionBias, olmo2 = spec.kind === "olmo2";
+    // OLMo 2's QK-norm: RMSNorm over the whole q and k projections, before the heads.
+    const qk = (x: string, n: string, width: number) =>
+      olmo2 ? this.norm(x, `${a}.${n}_norm`, width) : x;
+    const q = this.heads(
+      qk(this.linear(h, `${a}.q_proj`, spec.hidden, H * D, b), "q", H * D),
+      H,
+      `${p}/q_heads`,
+    );
+    const k = this.heads(
+      qk(this.linear(h, `${a}.k_proj`, spec.hidden, KV * D, b), "k", KV * D),
+      KV,
+      `${p}/k_heads`,
+    );
+    const v = this.heads(this.linear(h, `${a}.v_proj`, spec.hidden, KV * D, b), KV, `${p}/v_heads`);
+    return [q, k, v];
+  }
+
+  /** The attention's output projection and the MLP's input (the first residual add, or x). */
+  attentionOut(x: string, p: string, spec: NeoxSpec | LlamaSpec): { attn: string; mlpIn: string } {
+    const { H, D } = this;
     if (spec.kind === "gpt_neox") {
-      const qkv = linear(
-        h,
-        `${p}.attention.query_key_value`,
+      const attn = this.linear(
+        `${p}/ctx3`,
+        `${p}.attention.dense`,
+        H * D,
         spec.hidden,
-        3 * H * D,
         spec.attentionBias,
       );
-      add("Reshape", [qkv, i64("shape_qkv_heads", [0, 0, H, 3 * D])], `${p}/qkv4`);
-      add("Transpose", [`${p}/qkv4`], `${p}/qkvT`, [{ name: "perm", ints: [0, 2, 1, 3] }]);
-      i64("split_qkv", [D, D, D]);
-      [q, k, v] = split(`${p}/qkvT`, "split_qkv", [`${p}/q`, `${p}/k`, `${p}/v`]);
-    } else {
-      const a = `${p}.self_attn`, b = spec.attentionBias;
-      // OLMo 2's QK-norm: RMSNorm over the whole q and k projections, before the heads.
-      const qk = (x: string, n: string, width: number) =>
-        olmo2 ? norm(x, `${a}.${n}_norm`, width) : x;
-      q = heads(qk(linear(h, `${a}.q_proj`, spec.hidden, H * D, b), "q", H * D), H, `${p}/q_heads`);
-      k = heads(
-        qk(linear(h, `${a}.k_proj`, spec.hidden, KV * D, b), "k", KV * D),
-        KV,
-        `${p}/k_heads`,
-      );
-      v = heads(linear(h, `${a}.v_proj`, spec.hidden, KV * D, b), KV, `${p}/v_heads`);
+      const mlpIn = spec.parallelResidual ? x : this.add("Add", [x, attn], `${p}/res1`);
+      return { attn, mlpIn };
     }
-    attend(i, p, rotary(q, `${p}/q_rot`), rotary(k, `${p}/k_rot`), v);
-    let attn: string, mlpIn: string;
-    if (spec.kind === "gpt_neox") {
-      attn = linear(`${p}/ctx3`, `${p}.attention.dense`, H * D, spec.hidden, spec.attentionBias);
-      if (spec.parallelResidual) mlpIn = x;
-      else mlpIn = add("Add", [x, attn], `${p}/res1`);
-    } else {
-      attn = linear(`${p}/ctx3`, `${p}.self_attn.o_proj`, H * D, spec.hidden, spec.attentionBias);
-      if (olmo2) attn = norm(attn, `${p}.post_attention_layernorm`);
-      mlpIn = add("Add", [x, attn], `${p}/res1`);
-    }
-    const h2 = olmo2 ? mlpIn : norm(mlpIn, `${p}.post_attention_layernorm`);
-    let mlp: string;
-    if (spec.kind === "gpt_neox") {
-      const up = linear(h2, `${p}.mlp.dense_h_to_4h`, spec.hidden, spec.intermediate, true);
-      add("Div", [up, scalar("sqrt2", Math.SQRT2)], `${p}/gelu_a`);
-      add("Erf", [`${p}/gelu_a`], `${p}/gelu_b`);
-      add("Add", [`${p}/gelu_b`, "one_f"], `${p}/gelu_c`);
-      add("Mul", [up, `${p}/gelu_c`], `${p}/gelu_d`);
-      add("Mul", [`${p}/gelu_d`, scalar("half", 0.5)], `${p}/gelu`);
-      mlp = linear(`${p}/gelu`, `${p}.mlp.dense_4h_to_h`, spec.intermediate, spec.hidden, true);
-    } else {
-      const m = `${p}.mlp`, b = spec.mlpBias;
-      const gate = linear(h2, `${m}.gate_proj`, spec.hidden, spec.intermediate, b);
-      add("Sigmoid", [gate], `${p}/gate_sig`);
-      add("Mul", [gate, `${p}/gate_sig`], `${p}/silu`);
-      add(
-        "Mul",
-        [`${p}/silu`, linear(h2, `${m}.up_proj`, spec.hidden, spec.intermediate, b)],
-        `${p}/glu`,
-      );
-      mlp = linear(`${p}/glu`, `${m}.down_proj`, spec.intermediate, spec.hidden, b);
-      if (olmo2) mlp = norm(mlp, `${p}.post_feedforward_layernorm`);
-    }
-    if (spec.kind === "gpt_neox" && spec.parallelResidual) {
-      add("Add", [x, attn], `${p}/res1`);
-      x = add("Add", [`${p}/res1`, mlp], `${p}/out`);
-    } else x = add("Add", [mlpIn, mlp], `${p}/out`);
+    let attn = this.linear(
+      `${p}/ctx3`,
+      `${p}.self_attn.o_proj`,
+      H * D,
+      spec.hidden,
+      spec.attentionBias,
+    );
+    if (spec.kind === "olmo2") attn = this.norm(attn, `${p}.post_attention_layernorm`);
+    return { attn, mlpIn: this.add("Add", [x, attn], `${p}/res1`) };
   }
-  const final = norm(
-    x,
-    neox ? "gpt_neox.final_layer_norm" : gpt2 ? "transformer.ln_f" : "model.norm",
-  );
-  const unembedName = spec.tied ? embedName : neox ? "embed_out.weight" : "lm_head.weight";
-  add("MatMul", [final, w(unembedName, [spec.vocab, spec.hidden], "unembedding")], "logits");
-  // Constants declared more than once (shared shapes) are kept once.
-  const seen = new Set<string>();
-  const initializers = small.filter((t) => !seen.has(t.name) && seen.add(t.name));
-  return { nodes, initializers, inputs, outputs };
+
+  /** GPT-NeoX's MLP: dense_h_to_4h, exact GELU, dense_4h_to_h. */
+  neoxMlp(h: string, p: string): string {
+    const spec = this.spec;
+    const up = this.linear(h, `${p}.mlp.dense_h_to_4h`, spec.hidden, spec.intermediate, true);
+    const gelu = this.geluErf(up, p);
+    return this.linear(gelu, `${p}.mlp.dense_4h_to_h`, spec.intermediate, spec.hidden, true);
+  }
+
+  /** Llama's SwiGLU MLP (OLMo 2: its output normalized). */
+  gatedMlp(h: string, p: string, spec: LlamaSpec): string {
+    const m = `${p}.mlp`, b = spec.mlpBias;
+    const gate = this.linear(h, `${m}.gate_proj`, spec.hidden, spec.intermediate, b);
+    this.add("Sigmoid", [gate], `${p}/gate_sig`);
+    this.add("Mul", [gate, `${p}/gate_sig`], `${p}/silu`);
+    const up = this.linear(h, `${m}.up_proj`, spec.hidden, spec.intermediate, b);
+    this.add("Mul", [`${p}/silu`, up], `${p}/glu`);
+    const mlp = this.linear(`${p}/glu`, `${m}.down_proj`, spec.intermediate, spec.hidden, b);
+    return spec.kind === "olmo2" ? this.norm(mlp, `${p}.post_feedforward_layernorm`) : mlp;
+  }
+}
+
+/** A Cast node's `to` attribute. */
+function to(t: number): Attribute[] {
+  return [{ name: "to", i: t }];
 }
 
 /** float32 values as IEEE half bits (round to nearest even), little-endian bytes. */
