@@ -180,154 +180,27 @@ export function scoreHead(
   io: HeadNames = HEAD,
   outerNodes?: Node[],
 ): Partial<Graph> {
-  const p = (s: string) => `score_head/${s}`;
   const nodes: Node[] = [];
-  (outerNodes ?? nodes).push(
-    node("IsInf", [HEAD.suppress], [p("is_suppressed")], [{ name: "detect_positive", i: 0 }]),
-    node("Cast", [p("is_suppressed")], [p("suppressed01")], [{ name: "to", i: DataType.INT64 }]),
-    node("ReduceSum", [p("suppressed01")], [p("suppressed_count")]),
-    node("Add", [p("suppressed_count"), p("one")], [p("k")]),
-  );
-  const initializers = [
-    int64Tensor(p("end"), [1], [2 ** 40]),
-    int64Tensor(p("zero"), [1], [0]),
-    int64Tensor(p("axis"), [1], [1]),
-    int64Tensor(p("axes1"), [1], [1]),
-    int64Tensor(p("axes2"), [1], [2]),
-    int64Tensor(p("one"), [1], [1]),
-    int64Tensor(p("target_shape"), [3], [0, 0, 1]),
-    int64Tensor(p("argmax_shape2"), [2], [0, 0]),
-  ];
-  const toFloat = (x: string, type: number, into: Node[]) => {
-    if (type === DataType.FLOAT) return x;
-    into.push(node("Cast", [x], [`${x}_f32`], [{ name: "to", i: DataType.FLOAT }]));
-    return `${x}_f32`;
+  const h: HeadParts = {
+    nodes,
+    outer: outerNodes ?? nodes,
+    initializers: [
+      int64Tensor(p("end"), [1], [2 ** 40]),
+      int64Tensor(p("zero"), [1], [0]),
+      int64Tensor(p("axis"), [1], [1]),
+      int64Tensor(p("axes1"), [1], [1]),
+      int64Tensor(p("axes2"), [1], [2]),
+      int64Tensor(p("one"), [1], [1]),
+      int64Tensor(p("target_shape"), [3], [0, 0, 1]),
+      int64Tensor(p("argmax_shape2"), [2], [0, 0]),
+    ],
+    logitsType,
+    opset,
+    io,
   };
-  if (!unembed) {
-    nodes.push(node("Slice", [logits, io.start, p("end"), p("axis")], [p("window")]));
-    const window = toFloat(p("window"), logitsType, nodes);
-    nodes.push(node("Reshape", [io.targets, p("target_shape")], [p("targets3")]));
-    nodes.push(
-      ...logSumExp(window, 2, opset, p("lse"), p),
-      node("GatherElements", [window, p("targets3")], [p("target_logit")], [{
-        name: "axis",
-        i: 2,
-      }]),
-      node("Sub", [p("target_logit"), p("lse")], [io.logprob]),
-      ...suppressedArgMax(window, p("k"), 2, null, { value: p("best"), id: p("best_id") }, p),
-      node("Reshape", [p("best_id"), p("argmax_shape2")], [io.argmax]),
-    );
-  } else {
-    // The hidden window as [B·L, hidden], the targets as [B·L, 1].
-    nodes.push(
-      node("Slice", [
-        unembed.node.inputs[0],
-        io.start,
-        p("end"),
-        p("axis"),
-      ], [HIDDEN_WINDOW]),
-      node("Shape", [HIDDEN_WINDOW], [p("window_shape")]),
-      node("Slice", [p("window_shape"), p("zero"), p("two"), p("zero")], [p("bl")]),
-      node("Gather", [p("window_shape"), p("two")], [p("hidden_size")]),
-      node("Concat", [p("minus_one"), p("hidden_size")], [p("flat_dims")], [
-        { name: "axis", i: 0 },
-      ]),
-      node("Reshape", [HIDDEN_WINDOW, p("flat_dims")], [p("hidden_flat")]),
-      node("Concat", [p("one"), p("hidden_size")], [p("row_dims")], [{ name: "axis", i: 0 }]),
-      node("Reshape", [io.targets, p("col_shape")], [p("targets_col")]),
-      node("Cast", [p("k")], [p("k_f32")], [{ name: "to", i: DataType.FLOAT }]),
-    );
-    initializers.push(
-      int64Tensor(p("two"), [1], [2]),
-      int64Tensor(p("minus_one"), [1], [-1]),
-      int64Tensor(p("col_shape"), [2], [-1, 1]),
-    );
-    const parts = {
-      lse: [] as string[],
-      target: [] as string[],
-      best: [] as string[],
-      id: [] as string[],
-    };
-    const chunks = Math.ceil(unembed.vocab / VOCAB_CHUNK);
-    for (let c = 0; c < chunks; c++) {
-      const q = (s: string) => `score_head/chunk${c}/${s}`;
-      const from = c * VOCAB_CHUNK, size = Math.min(VOCAB_CHUNK, unembed.vocab - from);
-      initializers.push(
-        int64Tensor(q("from"), [1], [from]),
-        int64Tensor(q("to"), [1], [from + size]),
-        int64Tensor(q("size"), [1], [size]),
-        floatScalar(q("size_f32"), size),
-      );
-      // Chunk c's projection waits for chunk c − 1's reductions (a shape taken from
-      // them), so one chunk's logits are alive at a time: ONNX Runtime would
-      // otherwise run every chunk's MatMul first.
-      let hidden = p("hidden_flat");
-      if (c > 0) {
-        const prev = (s: string) => `score_head/chunk${c - 1}/${s}`;
-        nodes.push(
-          node("Add", [prev("lse"), prev("target")], [q("after_a")]),
-          node("Add", [q("after_a"), prev("best")], [q("after")]),
-          node("Shape", [q("after")], [q("after_shape")]),
-          node("Mul", [q("after_shape"), p("row_dims")], [q("hidden_dims")]),
-          node("Reshape", [p("hidden_flat"), q("hidden_dims")], [q("hidden")]),
-        );
-        hidden = q("hidden");
-      }
-      (outerNodes ?? nodes).push(
-        node("Slice", [unembed.node.inputs[1], q("from"), q("to"), p("axis_last")], [q("weight")]),
-      );
-      nodes.push(
-        { ...unembed.node, name: q("unembed"), inputs: [hidden, q("weight")], outputs: [q("mm")] },
-      );
-      let x = q("mm");
-      if (unembed.cast) {
-        nodes.push({ ...unembed.cast, name: q("cast"), inputs: [x], outputs: [q("logits")] });
-        x = q("logits");
-      }
-      x = toFloat(x, logitsType, nodes);
-      nodes.push(
-        ...logSumExp(x, 1, opset, q("lse"), q),
-        // The target's logit where it falls in this chunk, else −∞.
-        node("Sub", [p("targets_col"), q("from")], [q("local")]),
-        node("Less", [q("local"), p("zero")], [q("below")]),
-        node("Less", [q("local"), q("size")], [q("not_above")]),
-        node("Not", [q("below")], [q("not_below")]),
-        node("And", [q("not_below"), q("not_above")], [q("inside")]),
-        node("Where", [q("inside"), q("local"), p("zero")], [q("local_safe")]),
-        node("GatherElements", [x, q("local_safe")], [q("gathered")], [{ name: "axis", i: 1 }]),
-        node("Where", [q("inside"), q("gathered"), p("minus_inf")], [q("target")]),
-        node("Min", [p("k_f32"), q("size_f32")], [q("k_f32")]),
-        node("Cast", [q("k_f32")], [q("k")], [{ name: "to", i: DataType.INT64 }]),
-        ...suppressedArgMax(x, q("k"), 1, q("from"), { value: q("best"), id: q("best_id") }, q),
-      );
-      parts.lse.push(q("lse"));
-      parts.target.push(q("target"));
-      parts.best.push(q("best"));
-      parts.id.push(q("best_id"));
-    }
-    initializers.push(
-      int64Tensor(p("axis_last"), [1], [-1]),
-      floatScalar(p("minus_inf"), -Infinity),
-    );
-    const ax1 = reduceAxes(1, opset, p);
-    const cat = (xs: string[], out: string) => node("Concat", xs, [out], [{ name: "axis", i: 1 }]);
-    nodes.push(
-      cat(parts.lse, p("chunk_lse")),
-      cat(parts.target, p("chunk_target")),
-      cat(parts.best, p("chunk_best")),
-      cat(parts.id, p("chunk_id")),
-      node("ReduceLogSumExp", [p("chunk_lse"), ...ax1.inputs], [p("lse")], ax1.attrs),
-      node("ReduceMax", [p("chunk_target"), ...ax1.inputs], [p("target_logit")], ax1.attrs),
-      node("Sub", [p("target_logit"), p("lse")], [p("logprob_col")]),
-      node("ArgMax", [p("chunk_best")], [p("best_chunk")], [{ name: "axis", i: 1 }]),
-      node("GatherElements", [p("chunk_id"), p("best_chunk")], [p("argmax_col")], [
-        { name: "axis", i: 1 },
-      ]),
-      node("Concat", [p("bl"), p("one")], [p("logprob_shape")], [{ name: "axis", i: 0 }]),
-      node("Reshape", [p("logprob_col"), p("logprob_shape")], [io.logprob]),
-      node("Reshape", [p("argmax_col"), p("bl")], [io.argmax]),
-    );
-  }
+  h.outer.push(...suppressionK());
+  if (!unembed) headOverLogits(h, logits);
+  else headOverHidden(h, unembed);
   const inputs: ValueInfo[] = [
     { name: HEAD.targets, elemType: DataType.INT64, dims: ["score_batch", "score_len"] },
     { name: HEAD.suppress, elemType: DataType.FLOAT, dims: ["score_vocab"] },
@@ -337,7 +210,206 @@ export function scoreHead(
     { name: HEAD.argmax, elemType: DataType.INT64, dims: null },
     { name: HEAD.logprob, elemType: DataType.FLOAT, dims: null },
   ];
-  return { nodes, inputs, outputs, initializers };
+  return { nodes, inputs, outputs, initializers: h.initializers };
+}
+
+/** A score-head value's name. */
+const p = (s: string) => `score_head/${s}`;
+
+/** What the head's parts add to: its nodes, the nodes for the outer graph, constants. */
+interface HeadParts {
+  nodes: Node[];
+  /**
+   * Nodes that depend on no per-pass value: the greedy loop's outer graph
+   * (kept outside its body), else `nodes` itself.
+   */
+  outer: Node[];
+  initializers: Tensor[];
+  logitsType: number;
+  opset: number;
+  io: HeadNames;
+}
+
+/** K of the suppressed ArgMax: 1 + the number of suppressed ids. */
+function suppressionK(): Node[] {
+  return [
+    node("IsInf", [HEAD.suppress], [p("is_suppressed")], [{ name: "detect_positive", i: 0 }]),
+    node("Cast", [p("is_suppressed")], [p("suppressed01")], [{ name: "to", i: DataType.INT64 }]),
+    node("ReduceSum", [p("suppressed01")], [p("suppressed_count")]),
+    node("Add", [p("suppressed_count"), p("one")], [p("k")]),
+  ];
+}
+
+/** `x` as float32 (a Cast added to `into` unless it is float32 already). */
+function toFloat(x: string, type: number, into: Node[]): string {
+  if (type === DataType.FLOAT) return x;
+  into.push(node("Cast", [x], [`${x}_f32`], [{ name: "to", i: DataType.FLOAT }]));
+  return `${x}_f32`;
+}
+
+/** The head over the model's logits: the window cut from them, then the reductions. */
+function headOverLogits(h: HeadParts, logits: string): void {
+  const { nodes, io } = h;
+  nodes.push(node("Slice", [logits, io.start, p("end"), p("axis")], [p("window")]));
+  const window = toFloat(p("window"), h.logitsType, nodes);
+  nodes.push(node("Reshape", [io.targets, p("target_shape")], [p("targets3")]));
+  nodes.push(
+    ...logSumExp(window, 2, h.opset, p("lse"), p),
+    node("GatherElements", [window, p("targets3")], [p("target_logit")], [{
+      name: "axis",
+      i: 2,
+    }]),
+    node("Sub", [p("target_logit"), p("lse")], [io.logprob]),
+    ...suppressedArgMax(window, p("k"), 2, null, { value: p("best"), id: p("best_id") }, p),
+    node("Reshape", [p("best_id"), p("argmax_shape2")], [io.argmax]),
+  );
+}
+
+/**
+ * The head over the hidden state: the window flattened to [B·L, hidden], the
+ * vocabulary projected chunk by chunk (each reduced and freed before the
+ * next), the chunks combined.
+ */
+function headOverHidden(h: HeadParts, unembed: Unembedding & { vocab: number }): void {
+  flattenWindow(h, unembed);
+  const parts = {
+    lse: [] as string[],
+    target: [] as string[],
+    best: [] as string[],
+    id: [] as string[],
+  };
+  const chunks = Math.ceil(unembed.vocab / VOCAB_CHUNK);
+  for (let c = 0; c < chunks; c++) {
+    const q = vocabChunk(h, unembed, c);
+    parts.lse.push(q("lse"));
+    parts.target.push(q("target"));
+    parts.best.push(q("best"));
+    parts.id.push(q("best_id"));
+  }
+  h.initializers.push(
+    int64Tensor(p("axis_last"), [1], [-1]),
+    floatScalar(p("minus_inf"), -Infinity),
+  );
+  combineChunks(h, parts);
+}
+
+/** The hidden window as [B·L, hidden] and the targets as [B·L, 1]. */
+function flattenWindow(h: HeadParts, unembed: Unembedding): void {
+  h.nodes.push(
+    node("Slice", [
+      unembed.node.inputs[0],
+      h.io.start,
+      p("end"),
+      p("axis"),
+    ], [HIDDEN_WINDOW]),
+    node("Shape", [HIDDEN_WINDOW], [p("window_shape")]),
+    node("Slice", [p("window_shape"), p("zero"), p("two"), p("zero")], [p("bl")]),
+    node("Gather", [p("window_shape"), p("two")], [p("hidden_size")]),
+    node("Concat", [p("minus_one"), p("hidden_size")], [p("flat_dims")], [
+      { name: "axis", i: 0 },
+    ]),
+    node("Reshape", [HIDDEN_WINDOW, p("flat_dims")], [p("hidden_flat")]),
+    node("Concat", [p("one"), p("hidden_size")], [p("row_dims")], [{ name: "axis", i: 0 }]),
+    node("Reshape", [h.io.targets, p("col_shape")], [p("targets_col")]),
+    node("Cast", [p("k")], [p("k_f32")], [{ name: "to", i: DataType.FLOAT }]),
+  );
+  h.initializers.push(
+    int64Tensor(p("two"), [1], [2]),
+    int64Tensor(p("minus_one"), [1], [-1]),
+    int64Tensor(p("col_shape"), [2], [-1, 1]),
+  );
+}
+
+/**
+ * Vocabulary chunk `c`: its projection, log-sum-exp, the target's logit where
+ * the target falls in it (else −∞) and its best unsuppressed id. Returns the
+ * chunk's value names.
+ */
+function vocabChunk(
+  h: HeadParts,
+  unembed: Unembedding & { vocab: number },
+  c: number,
+): (s: string) => string {
+  const { nodes } = h;
+  const q = (s: string) => `score_head/chunk${c}/${s}`;
+  const from = c * VOCAB_CHUNK, size = Math.min(VOCAB_CHUNK, unembed.vocab - from);
+  h.initializers.push(
+    int64Tensor(q("from"), [1], [from]),
+    int64Tensor(q("to"), [1], [from + size]),
+    int64Tensor(q("size"), [1], [size]),
+    floatScalar(q("size_f32"), size),
+  );
+  // Chunk c's projection waits for chunk c − 1's reductions (a shape taken from
+  // them), so one chunk's logits are alive at a time: ONNX Runtime would
+  // otherwise run every chunk's MatMul first.
+  let hidden = p("hidden_flat");
+  if (c > 0) {
+    const prev = (s: string) => `score_head/chunk${c - 1}/${s}`;
+    nodes.push(
+      node("Add", [prev("lse"), prev("target")], [q("after_a")]),
+      node("Add", [q("after_a"), prev("best")], [q("after")]),
+      node("Shape", [q("after")], [q("after_shape")]),
+      node("Mul", [q("after_shape"), p("row_dims")], [q("hidden_dims")]),
+      node("Reshape", [p("hidden_flat"), q("hidden_dims")], [q("hidden")]),
+    );
+    hidden = q("hidden");
+  }
+  h.outer.push(
+    node("Slice", [unembed.node.inputs[1], q("from"), q("to"), p("axis_last")], [q("weight")]),
+  );
+  nodes.push(
+    { ...unembed.node, name: q("unembed"), inputs: [hidden, q("weight")], outputs: [q("mm")] },
+  );
+  let x = q("mm");
+  if (unembed.cast) {
+    nodes.push({ ...unembed.cast, name: q("cast"), inputs: [x], outputs: [q("logits")] });
+    x = q("logits");
+  }
+  x = toFloat(x, h.logitsType, nodes);
+  nodes.push(
+    ...logSumExp(x, 1, h.opset, q("lse"), q),
+    // The target's logit where it falls in this chunk, else −∞.
+    node("Sub", [p("targets_col"), q("from")], [q("local")]),
+    node("Less", [q("local"), p("zero")], [q("below")]),
+    node("Less", [q("local"), q("size")], [q("not_above")]),
+    node("Not", [q("below")], [q("not_below")]),
+    node("And", [q("not_below"), q("not_above")], [q("inside")]),
+    node("Where", [q("inside"), q("local"), p("zero")], [q("local_safe")]),
+    node("GatherElements", [x, q("local_safe")], [q("gathered")], [{ name: "axis", i: 1 }]),
+    node("Where", [q("inside"), q("gathered"), p("minus_inf")], [q("target")]),
+    node("Min", [p("k_f32"), q("size_f32")], [q("k_f32")]),
+    node("Cast", [q("k_f32")], [q("k")], [{ name: "to", i: DataType.INT64 }]),
+    ...suppressedArgMax(x, q("k"), 1, q("from"), { value: q("best"), id: q("best_id") }, q),
+  );
+  return q;
+}
+
+/**
+ * The chunks combined: the log-sum-exp of their log-sum-exps, the target's
+ * logit, the first best (ties → the lowest id, as chunks are in id order).
+ */
+function combineChunks(
+  h: HeadParts,
+  parts: { lse: string[]; target: string[]; best: string[]; id: string[] },
+): void {
+  const ax1 = reduceAxes(1, h.opset, p);
+  const cat = (xs: string[], out: string) => node("Concat", xs, [out], [{ name: "axis", i: 1 }]);
+  h.nodes.push(
+    cat(parts.lse, p("chunk_lse")),
+    cat(parts.target, p("chunk_target")),
+    cat(parts.best, p("chunk_best")),
+    cat(parts.id, p("chunk_id")),
+    node("ReduceLogSumExp", [p("chunk_lse"), ...ax1.inputs], [p("lse")], ax1.attrs),
+    node("ReduceMax", [p("chunk_target"), ...ax1.inputs], [p("target_logit")], ax1.attrs),
+    node("Sub", [p("target_logit"), p("lse")], [p("logprob_col")]),
+    node("ArgMax", [p("chunk_best")], [p("best_chunk")], [{ name: "axis", i: 1 }]),
+    node("GatherElements", [p("chunk_id"), p("best_chunk")], [p("argmax_col")], [
+      { name: "axis", i: 1 },
+    ]),
+    node("Concat", [p("bl"), p("one")], [p("logprob_shape")], [{ name: "axis", i: 0 }]),
+    node("Reshape", [p("logprob_col"), p("logprob_shape")], [h.io.logprob]),
+    node("Reshape", [p("argmax_col"), p("bl")], [h.io.argmax]),
+  );
 }
 
 function floatScalar(name: string, value: number): Tensor {
