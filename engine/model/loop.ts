@@ -30,6 +30,7 @@ import {
   encodeGraph,
   encodeNode,
   fieldHeader,
+  type Graph,
   int64Tensor,
   type Model,
   type Node,
@@ -69,34 +70,99 @@ export function buildGreedyLoop(
   if (info.interface === "no-cache") throw new Error("the greedy loop needs a model with a cache");
   const opset = model.opsets.find((o) => o.domain === "" || o.domain === "ai.onnx")?.version ?? 17;
   const split = splitModel(bytes);
-  const g = model.graph;
-  const unembed = findUnembedding(g);
-  const l = (s: string) => `loop/${s}`;
-  const outer: Node[] = [];
-  // The body's nodes in topological order: `body` (inputs prepared), the model's, then `post`.
-  const body: Node[] = [];
-  const post: Node[] = [];
-  // The head's nodes that depend on no window (the suppression count, the weight slices).
-  const headPre: Node[] = [];
-  const outerInits: Tensor[] = [];
-  const idsType = info.idsType;
-  const asIds = (x: string, out: string, into: Node[]) => {
-    into.push(
-      idsType === DataType.INT64
-        ? node("Identity", [x], [out])
-        : node("Cast", [x], [out], [{ name: "to", i: idsType }]),
-    );
-  };
+  const loop: LoopParts = { info, opset, outer: [], outerInits: [] };
+  // The body's nodes in topological order: its inputs prepared, the model's, then the head's.
+  const body = preparedInputs(loop);
+  const { modelNodes, hoistedBytes, post, head } = modelWithHead(loop, model.graph, split.nodes);
+  post.push(
+    // The next iteration's ids: the last position's greedy id.
+    node("Slice", [l("argmax"), l("minus_one"), l("end"), l("one")], [l("next64")]),
+    node("Identity", [l("cond_in")], [l("cond_out")]),
+  );
+  asIds(info, l("next64"), l("next_ids"), post);
+  const bodyGraph = concatBytes(
+    encodeGraph({ nodes: body }),
+    ...modelNodes,
+    encodeGraph({
+      name: "greedy_step",
+      nodes: post,
+      inputs: [
+        { name: l("iter"), elemType: DataType.INT64, dims: [] },
+        { name: l("cond_in"), elemType: DataType.BOOL, dims: [] },
+        { name: "input_ids", elemType: info.idsType, dims: ["batch", null] },
+        ...info.pastNames.map((n) => pastDims(info, n)),
+      ],
+      outputs: [
+        { name: l("cond_out"), elemType: DataType.BOOL, dims: [] },
+        { name: l("next_ids"), elemType: info.idsType, dims: ["batch", null] },
+        ...info.presentNames.map((n) => pastDims(info, n)),
+        { name: l("argmax"), elemType: DataType.INT64, dims: null },
+        { name: l("logprob"), elemType: DataType.FLOAT, dims: null },
+      ],
+    }),
+  );
+  addLoop(loop, bodyGraph);
+  loop.outerInits.push(...head.initializers!);
+  const outerGraph = concatBytes(
+    ...split.name,
+    ...split.initializers,
+    ...hoistedBytes,
+    encodeGraph({
+      nodes: loop.outer,
+      initializers: loop.outerInits,
+      inputs: [
+        { name: LOOP.ids, elemType: DataType.INT64, dims: ["batch", "length"] },
+        { name: LOOP.trips, elemType: DataType.INT64, dims: [] },
+        ...head.inputs!,
+      ],
+      outputs: [
+        { name: HEAD.argmax, elemType: DataType.INT64, dims: null },
+        { name: HEAD.logprob, elemType: DataType.FLOAT, dims: null },
+      ],
+    }),
+  );
+  return concatBytes(...split.model, encodeField(7, outerGraph));
+}
 
-  // ---- the body: prepare the model's inputs from the carried ids and cache
-  body.push(
+/** A loop value's name. */
+const l = (s: string) => `loop/${s}`;
+
+/** The loop being built: the model's interface, its opset, the outer graph's nodes and constants. */
+interface LoopParts {
+  info: ModelInfo;
+  opset: number;
+  outer: Node[];
+  outerInits: Tensor[];
+}
+
+/** `x` (int64) as the model's ids type, into `out`. */
+function asIds(info: ModelInfo, x: string, out: string, into: Node[]): void {
+  into.push(
+    info.idsType === DataType.INT64
+      ? node("Identity", [x], [out])
+      : node("Cast", [x], [out], [{ name: "to", i: info.idsType }]),
+  );
+}
+
+/** A cache tensor's value info. */
+function pastDims(info: ModelInfo, name: string): ValueInfo {
+  return { name, elemType: info.pastType, dims: ["batch", info.heads, null, info.headDim] };
+}
+
+/**
+ * The body's first nodes: the model's inputs prepared from the carried ids
+ * and cache (attention mask, positions, the merged model's branch), and the
+ * head's window and targets for this iteration.
+ */
+function preparedInputs({ info, opset }: LoopParts): Node[] {
+  const body: Node[] = [
     node("Shape", ["input_ids"], [l("ids_shape")]),
     node("Gather", [l("ids_shape"), l("i0")], [l("batch")]),
     node("Gather", [l("ids_shape"), l("i1")], [l("length")]),
     node("Shape", [info.pastNames[0]], [l("past_shape")]),
     node("Gather", [l("past_shape"), l("i2")], [l("past_length")]),
     node("Add", [l("past_length"), l("length")], [l("total")]),
-  );
+  ];
   if (info.hasAttentionMask) {
     body.push(
       node("Concat", [l("batch"), l("total")], [l("mask_dims")], [{ name: "axis", i: 0 }]),
@@ -105,7 +171,7 @@ export function buildGreedyLoop(
         t: int64Tensor(l("one_value"), [1], [1]),
       }]),
     );
-    asIds(l("mask64"), "attention_mask", body);
+    asIds(info, l("mask64"), "attention_mask", body);
   }
   if (info.hasPositionIds) {
     body.push(
@@ -121,12 +187,11 @@ export function buildGreedyLoop(
       node("Concat", [l("batch"), l("one")], [l("expand_dims")], [{ name: "axis", i: 0 }]),
       node("Expand", [l("positions_row"), l("expand_dims")], [l("positions64")]),
     );
-    asIds(l("positions64"), "position_ids", body);
+    asIds(info, l("positions64"), "position_ids", body);
   }
   if (info.interface === "merged") {
     body.push(node("Greater", [l("past_length"), l("zero")], ["use_cache_branch"]));
   }
-  // The head's window and targets for this iteration.
   body.push(
     node("Equal", [l("iter"), l("zero_scalar")], [l("first")]),
     node("Where", [l("first"), HEAD.start, l("zero")], [l("start")]),
@@ -138,8 +203,25 @@ export function buildGreedyLoop(
     node("Add", [l("target_from"), l("window")], [l("target_to")]),
     node("Slice", [HEAD.targets, l("target_from"), l("target_to"), l("one")], [l("targets")]),
   );
-  // The model's unembedding becomes an empty tensor; the head projects its window.
-  let nodes = split.nodes;
+  return body;
+}
+
+/**
+ * The model's nodes in the body with the score head after them: its
+ * unembedding becomes an empty tensor and the head projects its window; the
+ * nodes that only prepare weights leave the body (`hoistedBytes`, for the
+ * outer graph), and so do the head's window-free nodes unless the weight they
+ * slice is computed in the body. `post`: the body's nodes after the model's.
+ */
+function modelWithHead(
+  loop: LoopParts,
+  g: Model["graph"],
+  modelBytes: Uint8Array[],
+): { modelNodes: Uint8Array[]; hoistedBytes: Uint8Array[]; post: Node[]; head: Partial<Graph> } {
+  const { info, opset } = loop;
+  const unembed = findUnembedding(g);
+  // The head's nodes that depend on no window (the suppression count, the weight slices).
+  const headPre: Node[] = [];
   const io = {
     targets: l("targets"),
     start: l("start"),
@@ -154,11 +236,12 @@ export function buildGreedyLoop(
     io,
     headPre,
   );
+  let nodes = modelBytes;
   if (unembed) {
     const empty = emptyUnembedding(unembed, info.vocabSize);
     nodes = nodes.slice();
     nodes[unembed.index] = concatBytes(...empty.nodes.map((n) => encodeField(1, encodeNode(n))));
-    outerInits.push(...empty.initializers);
+    loop.outerInits.push(...empty.initializers);
   }
   // The model's nodes that only prepare weights (a Transpose or Cast of an initializer)
   // move to the outer graph, where ONNX Runtime folds them once, as it does the head's
@@ -166,45 +249,20 @@ export function buildGreedyLoop(
   // model's inputs (then they follow it in the body).
   const hoisted = weightPreparation(g);
   const hoistedBytes = nodes.filter((_, i) => hoisted.nodes.has(i));
-  nodes = nodes.filter((_, i) => !hoisted.nodes.has(i));
-  if (!unembed || hoisted.constants.has(unembed.node.inputs[1])) outer.push(...headPre);
+  const post: Node[] = [];
+  if (!unembed || hoisted.constants.has(unembed.node.inputs[1])) loop.outer.push(...headPre);
   else post.push(...headPre);
   post.push(...head.nodes!);
-  // The next iteration's ids: the last position's greedy id.
-  post.push(
-    node("Slice", [l("argmax"), l("minus_one"), l("end"), l("one")], [l("next64")]),
-    node("Identity", [l("cond_in")], [l("cond_out")]),
-  );
-  asIds(l("next64"), l("next_ids"), post);
+  return {
+    modelNodes: nodes.filter((_, i) => !hoisted.nodes.has(i)),
+    hoistedBytes,
+    post,
+    head,
+  };
+}
 
-  const pastDims = (name: string): ValueInfo => ({
-    name,
-    elemType: info.pastType,
-    dims: ["batch", info.heads, null, info.headDim],
-  });
-  const bodyGraph = concatBytes(
-    encodeGraph({ nodes: body }),
-    ...nodes,
-    encodeGraph({
-      name: "greedy_step",
-      nodes: post,
-      inputs: [
-        { name: l("iter"), elemType: DataType.INT64, dims: [] },
-        { name: l("cond_in"), elemType: DataType.BOOL, dims: [] },
-        { name: "input_ids", elemType: idsType, dims: ["batch", null] },
-        ...info.pastNames.map(pastDims),
-      ],
-      outputs: [
-        { name: l("cond_out"), elemType: DataType.BOOL, dims: [] },
-        { name: l("next_ids"), elemType: idsType, dims: ["batch", null] },
-        ...info.presentNames.map(pastDims),
-        { name: l("argmax"), elemType: DataType.INT64, dims: null },
-        { name: l("logprob"), elemType: DataType.FLOAT, dims: null },
-      ],
-    }),
-  );
-
-  // ---- the outer graph: initial ids and an empty cache, the Loop, the head's outputs
+/** The outer graph's nodes around the body: initial ids and an empty cache, then the Loop. */
+function addLoop({ info, outer, outerInits }: LoopParts, bodyGraph: Uint8Array): void {
   outer.push(
     node("Shape", [LOOP.ids], [l("outer_shape")]),
     node("Gather", [l("outer_shape"), l("i0")], [l("outer_batch")]),
@@ -219,7 +277,7 @@ export function buildGreedyLoop(
       t: { name: l("cache_zero"), dims: [1], dataType: info.pastType, raw: zeroOf(info.pastType) },
     }]),
   );
-  asIds(LOOP.ids, l("ids0"), outer);
+  asIds(info, LOOP.ids, l("ids0"), outer);
   outer.push({
     opType: "Loop",
     name: "greedy_loop",
@@ -246,26 +304,6 @@ export function buildGreedyLoop(
     int64Tensor(l("cache_dims"), [3], [info.heads, 0, info.headDim]),
     scalarTensor(l("cond"), DataType.BOOL, Uint8Array.of(1)),
   );
-  outerInits.push(...head.initializers!);
-  const outerGraph = concatBytes(
-    ...split.name,
-    ...split.initializers,
-    ...hoistedBytes,
-    encodeGraph({
-      nodes: outer,
-      initializers: outerInits,
-      inputs: [
-        { name: LOOP.ids, elemType: DataType.INT64, dims: ["batch", "length"] },
-        { name: LOOP.trips, elemType: DataType.INT64, dims: [] },
-        ...head.inputs!,
-      ],
-      outputs: [
-        { name: HEAD.argmax, elemType: DataType.INT64, dims: null },
-        { name: HEAD.logprob, elemType: DataType.FLOAT, dims: null },
-      ],
-    }),
-  );
-  return concatBytes(...split.model, encodeField(7, outerGraph));
 }
 
 /** Ops that only re-lay or re-type a constant (folded when the session is created). */
