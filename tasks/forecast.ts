@@ -457,8 +457,9 @@ function betterWithFeatures(
   let best: ForecastChoice;
   try {
     best = chooseForecast(cal, available, opts, true);
-  } catch {
-    return null;
+  } catch (e) {
+    if (e instanceof UserError) return null; // no rule qualifies with the features either
+    throw e;
   }
   if (!isFeatureSignal(best.signal)) return null;
   if (!(best.expected.recall.value > choice.expected.recall.value)) return null;

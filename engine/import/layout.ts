@@ -134,7 +134,8 @@ function hfSplit(rel: string): { split: string; layout: InputFile["layout"] } | 
 function decodeSegment(name: string, file: string): string {
   try {
     return decodeURIComponent(name);
-  } catch {
+  } catch (e) {
+    if (!(e instanceof URIError)) throw e;
     throw new UserError(
       `${file}: the model name ${excerpt(name)} in its path has a bad percent escape (% must ` +
         "be followed by two hex digits, as exports write /, %, = and \\ in names)",

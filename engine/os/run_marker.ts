@@ -15,7 +15,7 @@ import { mkdir, readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "../errors.ts";
 import { writeAtomic, writeError } from "./atomic.ts";
-import { fsProblem } from "./fs_errors.ts";
+import { fsProblem, fsReason } from "./fs_errors.ts";
 
 /** The marker file of a folder the harness made (hidden: imports skip it). */
 export const RUN_MARKER = ".memo-harness.json";
@@ -42,9 +42,15 @@ async function markedKind(dir: string): Promise<FolderKind | null> {
     if (text.length > 4096) return null;
     const kind = (JSON.parse(text) as { kind?: unknown })?.kind;
     return kind === "run" || kind === "forecast" ? kind : null;
-  } catch {
-    return null;
+  } catch (e) {
+    if (unreadable(join(dir, RUN_MARKER), e)) return null;
+    throw e;
   }
+}
+
+/** A file that is absent, not readable as the user can fix, or not JSON: no evidence of ours. */
+function unreadable(path: string, e: unknown): boolean {
+  return e instanceof SyntaxError || fsReason(path, e) !== null;
 }
 
 /** Whether `dir` holds a file this harness writes into a folder of `kind` (before markers). */
@@ -58,8 +64,9 @@ async function legacyFolder(dir: string, kind: FolderKind): Promise<boolean> {
       if (value && typeof value === "object" && keys.every((k) => Object.hasOwn(value, k))) {
         return true;
       }
-    } catch {
+    } catch (e) {
       // not there, not readable or not JSON: not evidence of a folder of ours
+      if (!unreadable(path, e)) throw e;
     }
   }
   return false;
