@@ -1,6 +1,7 @@
 /**
  * `deno task experiment` end to end on an experiment whose checkpoints are the
- * Hugging Face model folders of tests/fixtures/hf/ (no ONNX file anywhere):
+ * Hugging Face model folders of tests/fixtures/hf/ (every architecture: GPT-NeoX,
+ * Llama, OLMo 2, GPT-2; no ONNX file anywhere):
  * scored, reported, the example rows decoded by the target folder's
  * tokenizer.json.
  */
@@ -43,6 +44,12 @@ suite:
     - name: llama
       parameters: 10000
       checkpoints: {1: ${folder("llama-bf16")}, 2: ${folder("llama-bf16")}}
+    - name: olmo2
+      parameters: 12000
+      checkpoints: {1: ${folder("olmo2-f32-safetensors")}, 2: ${folder("olmo2-f32-safetensors")}}
+    - name: gpt2
+      parameters: 14000
+      checkpoints: {1: ${folder("gpt2-f32-safetensors")}, 2: ${folder("gpt2-f16-bin")}}
     - name: neox-bin
       parameters: 40000
       checkpoints: {1: ${JSON.stringify(target)}, 2: ${JSON.stringify(target)}}
@@ -62,6 +69,11 @@ output: out
       await Deno.readTextFile(join(dir, "out", "summary.json")),
     ) as Summary;
     assert.equal(summary.target.model, "neox-bin");
+    // Every architecture's folders were scored and analysed (GPT-NeoX, Llama, OLMo 2, GPT-2).
+    assert.deepEqual(
+      [...new Set(summary.predictors.map((p) => p.model))].sort(),
+      ["gpt2", "llama", "neox-bin", "neox-f32", "neox-sharded", "olmo2"],
+    );
     assert.ok(summary.examples.length > 0, "the target memorized some rows");
     const tokenizer = JSON.parse(await Deno.readTextFile(NANO_TOKENIZER));
     const byId = new Map(Object.entries(tokenizer.model.vocab).map(([k, v]) => [v, k]));
