@@ -69,6 +69,20 @@ function nano(): Promise<{ exp: Experiment; scores: CheckpointScores[] }> {
   return scored;
 }
 
+let featured: Promise<RowFeatures> | null = null;
+
+/** The nano suite scored once, with its row features computed once (the features step). */
+async function nanoWithFeatures(): Promise<
+  { exp: Experiment; scores: CheckpointScores[]; features: RowFeatures }
+> {
+  const { exp, scores } = await nano();
+  featured ??= (async () => {
+    await computeFeatures(exp, { log: () => {} });
+    return (await readRowFeatures(exp.output))!;
+  })();
+  return { exp, scores, features: await featured };
+}
+
 /** The rows of a run whose fold (of two, by seeded hash) is `half`. */
 function half(s: CheckpointScores, h: number, seed: number): CheckpointScores {
   const keep = [...s.rows.keys()].filter((i) => foldOf(s.rows[i], seed, 2) === h);
@@ -352,9 +366,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const { exp, scores } = await nano();
-    await computeFeatures(exp, { log: () => {} });
-    const f = (await readRowFeatures(exp.output))!;
+    const { exp, scores, features: f } = await nanoWithFeatures();
     const seed = 2023, l = exp.memorization.continuation;
     const settings = analysisSettings(exp);
     const isTarget = (s: CheckpointScores) =>
@@ -437,9 +449,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const { exp, scores } = await nano();
-    await computeFeatures(exp, { log: () => {} });
-    const f = (await readRowFeatures(exp.output))!;
+    const { exp, scores, features: f } = await nanoWithFeatures();
     const out = join(exp.output, "..", "forecast-combined");
     const lines: string[] = [];
     const r = await runForecast(exp.output, exp.output, {
@@ -524,8 +534,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const { exp } = await nano();
-    await computeFeatures(exp, { log: () => {} });
+    const { exp } = await nanoWithFeatures();
     const dir = await Deno.makeTempDir({ prefix: "forecast_nofeatures" });
     const file = await writeReducedExperiment(dir, {
       models: 2,
@@ -583,9 +592,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const { exp, scores } = await nano();
-    await computeFeatures(exp, { log: () => {} });
-    const features = (await readRowFeatures(exp.output))!;
+    const { exp, scores, features } = await nanoWithFeatures();
     const s = analyze({ experiment: exp, scores, features, run: { seconds: 10 } });
     const p = s.features!.predictors!;
     const isModel = (signal: string) => signal === "combined" || signal === "data-only";
@@ -649,9 +656,7 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const { exp, scores } = await nano();
-    await computeFeatures(exp, { log: () => {} });
-    const f = (await readRowFeatures(exp.output))!;
+    const { exp, scores, features: f } = await nanoWithFeatures();
     const seed = 2023;
     const halfFeatures = (h: number): RowFeatures => {
       const keep = f.rows.map((r, i) => ({ r, i })).filter(({ r }) => foldOf(r, seed, 2) === h)
