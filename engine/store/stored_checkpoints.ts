@@ -104,13 +104,7 @@ export async function readStoredSources(
   runDir: string,
   progress?: ProgressSink,
 ): Promise<StoredSource[]> {
-  const manifest = await readManifest(runDir);
-  if (!manifest) {
-    throw new UserError(
-      `${join(runDir, "manifest.json")} not found: ${runDir} holds no scores; ` +
-        "run the experiment first (deno task experiment <file>)",
-    );
-  }
+  const manifest = requireManifest(runDir, await readManifest(runDir));
   const l = continuationOf(manifest);
   const out: StoredSource[] = [];
   const head = new Uint8Array(SHARD_HEADER_BYTES);
@@ -149,6 +143,15 @@ export async function readStoredSources(
     progress?.add(1);
   }
   return out;
+}
+
+/** The run folder's manifest, or exit 2 saying the folder holds no scores yet. */
+function requireManifest(runDir: string, manifest: Manifest | null): Manifest {
+  if (manifest) return manifest;
+  throw new UserError(
+    `${join(runDir, "manifest.json")} not found: ${runDir} holds no scores; ` +
+      "run the experiment first (deno task experiment <file>)",
+  );
 }
 
 /** The shard files of a checkpoint's folder in shard order (none when there is no folder). */
@@ -195,13 +198,7 @@ export async function readStoredCheckpoints(
   progress?: ProgressSink,
   scan?: StoreScan,
 ): Promise<ScoredCheckpoint[]> {
-  const manifest = known ?? await readManifest(runDir);
-  if (!manifest) {
-    throw new UserError(
-      `${join(runDir, "manifest.json")} not found: ${runDir} holds no scores; ` +
-        "run the experiment first (deno task experiment <file>)",
-    );
-  }
+  const manifest = requireManifest(runDir, known ?? await readManifest(runDir));
   const l = continuationOf(manifest);
   const read = new Map<(typeof manifest.checkpoints)[number], ScoredCheckpoint>();
   const buffer = new FileBuffer();
