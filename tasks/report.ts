@@ -18,7 +18,6 @@ import {
 } from "../engine/plan/run_folder.ts";
 import { duplicateWeights } from "../engine/model/fingerprint.ts";
 import { type Manifest, readManifest } from "../engine/store/store.ts";
-import { readStoredCheckpoints, type StoreScan } from "../engine/store/stored_checkpoints.ts";
 import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import { readImportRecord } from "../engine/import/imported.ts";
 import { loadImportedInput } from "./imported_input.ts";
@@ -32,17 +31,11 @@ import { checkpointKey, type Experiment, type ProgressSink } from "../engine/typ
 import { startWork, type WorkDisplay, type WorkOptions } from "../engine/run/progress.ts";
 import {
   type AnalysisInput,
-  analysisSettings,
   analyze,
   exampleRows,
   inputRuns,
 } from "../reports/analysis/analysis.ts";
-import {
-  type CountedHistograms,
-  HistogramCounter,
-  type Signal,
-  signalsOf,
-} from "../reports/analysis/histograms.ts";
+import { scanStore } from "./report_scan.ts";
 import { noTargetSummary } from "../reports/analysis/no_target_summary.ts";
 import { writeNoTargetReport } from "../reports/page/no_target_page.ts";
 import { type RenderedReport, writeReport } from "../reports/page/report_files.ts";
@@ -176,13 +169,13 @@ export async function loadAnalysisInput(
   log: (line: string) => void = () => {},
   opened?: OpenedRun,
   progress?: ProgressSink,
+  readers?: number,
 ): Promise<AnalysisInput> {
   const experiment = opened?.experiment ?? await readExperimentSnapshot(runDir);
   const record = await readImportRecord(runDir);
   if (record) return await loadImportedInput(runDir, experiment, record, log);
   const manifest = opened?.manifest !== undefined ? opened.manifest : await readManifest(runDir);
-  const counting = histogramScan(experiment);
-  const runs = await readStoredCheckpoints(runDir, manifest, progress, counting?.scan);
+  const { runs, histograms } = await scanStore(runDir, experiment, manifest, progress, readers);
   if (runs.length === 0) {
     throw new UserError(
       `${runDir}: the store holds no finished shard; run \`deno task experiment ${
@@ -204,54 +197,8 @@ export async function loadAnalysisInput(
     exampleTokens,
     decode: await loadDecoder(experiment.suite.tokenizer, log),
     run: await runInfo(runDir, experiment, manifest, missing, log),
-    histograms: counting?.histograms,
+    histograms,
   };
-}
-
-/** The signals of a store's shards (each holds matches, matched prefix and NLL). */
-const STORED_SIGNALS: readonly Signal[] = ["score", "prefix", "nll"];
-
-/**
- * The analysis's signal histograms of every run against the target, counted
- * during the store reader's pass (the target read first), so the analysis
- * makes no pass of its own for them: the report reads the store one time
- * fewer. Null without a trained target (the no-target report has no
- * histograms). A run whose source carries other signals is left to the
- * analysis.
- */
-function histogramScan(
-  exp: Experiment,
-): { scan: StoreScan; histograms: CountedHistograms } | null {
-  const target = exp.target;
-  if (!target) return null;
-  const { folds, seed } = analysisSettings(exp);
-  const histograms: CountedHistograms = { target, folds, seed, bySource: new Map() };
-  const isTarget = (c: { model: string; step: number }) =>
-    c.model === target.model && c.step === target.step;
-  let sets: ScoredCheckpoint | null = null;
-  let counting: { key: string; counter: HistogramCounter } | null = null;
-  const scan: StoreScan = {
-    first: target,
-    visit(id) {
-      // Before the target's row sets (the store lacks it): the analysis will say so.
-      if (!sets || isTarget(id)) return null;
-      const counter = new HistogramCounter(STORED_SIGNALS, sets.continuation, sets, {
-        folds,
-        seed,
-      });
-      counting = { key: checkpointKey(id.model, id.step), counter };
-      return (chunk) => counter.add(chunk);
-    },
-    done(c) {
-      if (isTarget(c)) sets = c;
-      else if (counting?.key === checkpointKey(c.model, c.step) && c.source) {
-        const same = signalsOf(c.source).join() === STORED_SIGNALS.join();
-        if (same) histograms.bySource.set(c.source, counting.counter.histograms());
-      }
-      counting = null;
-    },
-  };
-  return { scan, histograms };
 }
 
 /**

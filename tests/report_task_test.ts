@@ -8,9 +8,10 @@ import type { CheckpointScores, Experiment, Job } from "../engine/types.ts";
 import { loadTokenizer } from "../engine/data/tokenizer.ts";
 import { escapeHtml } from "../reports/page/html.ts";
 import { loadAnalysisInput, renderReport } from "../tasks/report.ts";
+import { scanStore } from "../tasks/report_scan.ts";
 import { analyze } from "../reports/analysis/analysis.ts";
 import { signalHistograms } from "../reports/analysis/histograms.ts";
-import { missingInRuns } from "../engine/plan/run_folder.ts";
+import { missingInRuns, readExperimentSnapshot } from "../engine/plan/run_folder.ts";
 import { type ScoredCheckpoint, scoredFromScores } from "../engine/store/scored_checkpoint.ts";
 import type { Summary } from "../reports/analysis/summary.ts";
 
@@ -242,6 +243,44 @@ Deno.test("the report counts each run's histograms while it reads the store: the
     const chunksPerPass = others.reduce((n, r) => n + r.source!.chunks, 0);
     assert.equal(reads.n - readAhead, chunksPerPass);
     assert.deepEqual(ahead, alone);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the report's pass over the store on reader threads gives the same runs and histograms as on one thread, and a corrupt shard a reader thread meets is exit 2 naming it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "render-test-" });
+  try {
+    await makeRun(dir, null);
+    const one = await loadAnalysisInput(dir, undefined, undefined, undefined, 0);
+    const threads = await loadAnalysisInput(dir, undefined, undefined, undefined, 2);
+    const sets = (input: typeof one) =>
+      input.runs!.map((r) => ({
+        id: `${r.model}@${r.step}`,
+        scored: r.scored,
+        memorized: r.memorized,
+        matchCounts: r.matchCounts,
+        chunks: r.source!.chunks,
+        histograms: input.histograms!.bySource.get(r.source!) ?? null,
+      }));
+    assert.deepEqual(sets(threads), sets(one));
+    // Every checkpoint but the target was read by a reader thread.
+    const exp = await readExperimentSnapshot(dir);
+    assert.equal((await scanStore(dir, exp, undefined, undefined, 2)).offloaded, 3);
+    assert.equal((await scanStore(dir, exp, undefined, undefined, 0)).offloaded, 0);
+    assert.equal(threads.histograms!.bySource.size, 3);
+    assert.deepEqual(analyze(threads), analyze(one));
+    // A flipped byte in the payload of a shard that is not the target's (so read by a reader thread).
+    const path = join(dir, "scores", "small", "step4", "shard00001.bin");
+    const bytes = await readFile(path);
+    bytes[bytes.length - 3] ^= 0xff;
+    await writeFile(path, bytes);
+    await assert.rejects(
+      () => loadAnalysisInput(dir, undefined, undefined, undefined, 2),
+      (e: Error) =>
+        e.name === "UserError" && e.message.includes(path) &&
+        /is corrupt \(checksum/.test(e.message),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

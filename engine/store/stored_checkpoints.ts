@@ -29,7 +29,7 @@ import {
 } from "./store.ts";
 import { UserError } from "../errors.ts";
 import type { ScoreChunk, ScoredCheckpoint, ScoreSource } from "./scored_checkpoint.ts";
-import { listBuilder, rangesBuilder } from "../rowset.ts";
+import { listBuilder, rangesBuilder, type RowList, type RowRanges } from "../rowset.ts";
 import { isNotFound } from "../os/fs_errors.ts";
 import type { ProgressSink } from "../types.ts";
 
@@ -167,6 +167,40 @@ async function shardFiles(dir: string): Promise<string[]> {
   return names.map((n) => join(dir, n));
 }
 
+/** One checkpoint of the store to read: where its shards are and the key they must carry. */
+export interface CheckpointJob {
+  model: string;
+  step: number;
+  /** Its folder (`scores/<model>/step<step>` of the run folder). */
+  dir: string;
+  /** The manifest's shard key for it (shards of another key are ignored). */
+  key: string;
+  /** Continuation length l of the store. */
+  continuation: number;
+}
+
+/** A checkpoint's row sets from one pass over its shards ({@link readCheckpointSets}). */
+export interface CheckpointSets {
+  /** Its shard files of the job's key, in shard order. */
+  paths: string[];
+  /** Rows scored. */
+  scored: RowRanges;
+  /** Rows memorized (prefix = l). */
+  memorized: RowList;
+  /** Rows per matches value 0..l. */
+  matchCounts: number[];
+}
+
+/** A checkpoint read on another thread ({@link StoreScan.offload}). */
+export interface OffloadedCheckpoint {
+  /** Its row sets; null when it has no finished shard. */
+  sets: CheckpointSets | null;
+  /** The shards' verified identities (see {@link shardSource}), so later passes do not hash them again. */
+  verified: [string, string][];
+  /** What the caller counted there (given to {@link StoreScan.done}). */
+  extra?: unknown;
+}
+
 /**
  * What a caller does with the chunks {@link readStoredCheckpoints} reads
  * anyway, so that it needs no pass of its own (the report counts each run's
@@ -180,8 +214,61 @@ export interface StoreScan {
    * chunks in row order (valid only during the call), or null for none.
    */
   visit?(id: { model: string; step: number }): ((chunk: ScoreChunk) => void) | null;
-  /** Called with each checkpoint once read, in reading order (`first` first). */
-  done?(checkpoint: ScoredCheckpoint): void;
+  /**
+   * Reads a checkpoint other than the first on another thread (with
+   * {@link readCheckpointSets} and what `visit` would do): its result, or
+   * null to read it here. Lets the report's pass use every core.
+   */
+  offload?(job: CheckpointJob): Promise<OffloadedCheckpoint> | null;
+  /** Called with each checkpoint once read (`first` first; the others as they finish), and an offloaded one's `extra`. */
+  done?(checkpoint: ScoredCheckpoint, extra?: unknown): void;
+}
+
+/**
+ * One pass over a checkpoint's shard files of its key: its scored rows
+ * (ranges; shards that overlap are an error), memorized rows and matches
+ * counts; `visit` gets each shard's chunk on the way. Null when it has no
+ * finished shard of the key. `verified`: see {@link shardSource}.
+ */
+export async function readCheckpointSets(
+  job: CheckpointJob,
+  buffer: FileBuffer,
+  verified: Map<string, string>,
+  visit: ((chunk: ScoreChunk) => void) | null,
+): Promise<CheckpointSets | null> {
+  const l = job.continuation;
+  const paths: string[] = [];
+  const scored = rangesBuilder(), memorized = listBuilder();
+  const counts = new Float64Array(256);
+  let last = -1;
+  for (const path of await shardFiles(job.dir)) {
+    const shard = readShard(buffer, path, verified);
+    if (shard.key !== job.key) continue;
+    paths.push(path);
+    visit?.(shard);
+    const { rows, matches, prefix } = shard;
+    const n = rows.length;
+    // Scored rows: one range per run of consecutive rows (a shard is usually one).
+    for (let i = 0; i < n;) {
+      const start = rows[i];
+      if (start <= last) {
+        throw new Error(`${path}: row ${start} comes after row ${last}; the shards overlap`);
+      }
+      let j = i + 1;
+      while (j < n && rows[j] === rows[j - 1] + 1) j++;
+      last = rows[j - 1];
+      scored.addRange(start, last + 1);
+      i = j;
+    }
+    for (let i = 0; i < n; i++) {
+      counts[matches[i]]++;
+      if (prefix[i] >= l) memorized.add(rows[i]);
+    }
+  }
+  if (paths.length === 0) return null;
+  const matchCounts = new Array<number>(l + 1).fill(0);
+  counts.forEach((x, m) => (matchCounts[Math.min(m, l)] += x));
+  return { paths, scored: scored.done(), memorized: memorized.done(), matchCounts };
 }
 
 /**
@@ -190,7 +277,8 @@ export interface StoreScan {
  * manifest are ignored. `known`: the
  * folder's manifest as the caller holds it (default: read from the folder);
  * `progress` counts the manifest's checkpoints as they are read; `scan`:
- * what the caller does with the chunks on the way ({@link StoreScan}).
+ * what the caller does with the chunks on the way ({@link StoreScan}),
+ * and which checkpoints it reads on other threads.
  */
 export async function readStoredCheckpoints(
   runDir: string,
@@ -208,55 +296,55 @@ export async function readStoredCheckpoints(
   function isFirst(c: { model: string; step: number }): boolean {
     return !!first && c.model === first.model && c.step === first.step;
   }
-  progress?.phase("reading the store", manifest.checkpoints.length, "checkpoints");
-  for (const c of order) {
-    if (c !== order[0]) progress?.add(1);
-    const dir = join(runDir, "scores", c.model, `step${c.step}`);
-    const key = shardKey(manifest.settingsHash, c.fingerprint);
-    const paths: string[] = [];
-    const scored = rangesBuilder(), memorized = listBuilder();
-    const counts = new Float64Array(256);
-    const visit = scan?.visit?.({ model: c.model, step: c.step }) ?? null;
-    let last = -1;
-    for (const path of await shardFiles(dir)) {
-      const shard = readShard(buffer, path, verified);
-      if (shard.key !== key) continue;
-      paths.push(path);
-      visit?.(shard);
-      const { rows, matches, prefix } = shard;
-      const n = rows.length;
-      // Scored rows: one range per run of consecutive rows (a shard is usually one).
-      for (let i = 0; i < n;) {
-        const start = rows[i];
-        if (start <= last) {
-          throw new Error(`${path}: row ${start} comes after row ${last}; the shards overlap`);
-        }
-        let j = i + 1;
-        while (j < n && rows[j] === rows[j - 1] + 1) j++;
-        last = rows[j - 1];
-        scored.addRange(start, last + 1);
-        i = j;
-      }
-      for (let i = 0; i < n; i++) {
-        counts[matches[i]]++;
-        if (prefix[i] >= l) memorized.add(rows[i]);
-      }
-    }
-    if (paths.length === 0) continue;
-    const matchCounts = new Array<number>(l + 1).fill(0);
-    counts.forEach((x, m) => (matchCounts[Math.min(m, l)] += x));
+  const finish = (c: (typeof order)[number], sets: CheckpointSets | null, extra?: unknown) => {
+    progress?.add(1);
+    if (!sets) return;
+    const { paths, scored, memorized, matchCounts } = sets;
+    const source = shardSource(paths, shardKey(manifest.settingsHash, c.fingerprint), verified);
     const checkpoint: ScoredCheckpoint = {
       model: c.model,
       step: c.step,
       continuation: l,
-      scored: scored.done(),
-      memorized: memorized.done(),
+      scored,
+      memorized,
       matchCounts,
-      source: shardSource(paths, key, verified),
+      source,
     };
     read.set(c, checkpoint);
-    scan?.done?.(checkpoint);
+    scan?.done?.(checkpoint, extra);
+  };
+  progress?.phase("reading the store", manifest.checkpoints.length, "checkpoints");
+  const away: Promise<void>[] = [];
+  try {
+    await readInOrder();
+  } finally {
+    // An error here or there: every offloaded read has settled before the caller hears of it.
+    await Promise.allSettled(away);
   }
-  if (manifest.checkpoints.length > 0) progress?.add(1);
+  await Promise.all(away);
   return manifest.checkpoints.flatMap((c) => read.get(c) ?? []);
+
+  async function readInOrder() {
+    for (const c of order) {
+      const job: CheckpointJob = {
+        model: c.model,
+        step: c.step,
+        dir: join(runDir, "scores", c.model, `step${c.step}`),
+        key: shardKey(manifest.settingsHash, c.fingerprint),
+        continuation: l,
+      };
+      const offloaded = c === order[0] ? null : scan?.offload?.(job) ?? null;
+      if (offloaded) {
+        const done = offloaded.then((r) => {
+          for (const [path, id] of r.verified) verified.set(path, id);
+          finish(c, r.sets, r.extra);
+        });
+        done.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+        away.push(done);
+        continue;
+      }
+      const visit = scan?.visit?.({ model: c.model, step: c.step }) ?? null;
+      finish(c, await readCheckpointSets(job, buffer, verified, visit));
+    }
+  }
 }

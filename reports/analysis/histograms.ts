@@ -25,6 +25,7 @@ import {
   listBuilder,
   ListCursor,
   RangesCursor,
+  rangesOf,
   type RowList,
   type RowRanges,
 } from "../../engine/rowset.ts";
@@ -172,7 +173,8 @@ export function codeTable(
   const key = `${folds}:${seed}:${target.memorized.length}`;
   const known = perTarget.get(key);
   if (known?.memorized === target.memorized) return known.table;
-  const table = new Int8Array(end).fill(-1);
+  // Shared memory: the report's reader threads look it up too (tasks/report_scan.ts).
+  const table = new Int8Array(new SharedArrayBuffer(end)).fill(-1);
   const seen = new RangesCursor(target.scored), mem = new ListCursor(target.memorized);
   const block = 1 << 16, rows = new Uint32Array(block), code = new Int32Array(block);
   for (let k = 0; k < b.length; k += 2) {
@@ -318,10 +320,14 @@ export class HistogramCounter {
   #code = new Int32Array(0);
   #maxNll = 0;
 
+  /**
+   * `target`: the target's row sets, or the {@link codeTable} of them (for
+   * the folds and seed of `opts`) as another thread built it.
+   */
   constructor(
     signals: readonly Signal[],
     l: number,
-    target: { scored: RowRanges; memorized: RowList },
+    target: { scored: RowRanges; memorized: RowList } | { table: Int8Array },
     opts: HistogramOptions,
   ) {
     this.#signals = signals;
@@ -329,9 +335,12 @@ export class HistogramCounter {
     this.#folds = opts.folds ?? FOLDS;
     this.#binsOf = signals.map((signal) => binCount(signal, l));
     this.#counts = this.#binsOf.map((bins) => new Float64Array(this.#folds * 2 * bins));
-    this.#seen = new RangesCursor(target.scored);
-    this.#mem = new ListCursor(target.memorized);
-    this.#table = codeTable(target, this.#folds, opts.seed);
+    const sets = "table" in target
+      ? { scored: rangesOf([]), memorized: new Uint32Array(0) }
+      : target;
+    this.#seen = new RangesCursor(sets.scored);
+    this.#mem = new ListCursor(sets.memorized);
+    this.#table = "table" in target ? target.table : codeTable(target, this.#folds, opts.seed);
     this.#opts = opts;
   }
 
