@@ -35,7 +35,8 @@ import {
   exampleRows,
   inputRuns,
 } from "../reports/analysis/analysis.ts";
-import { scanStore } from "./report_scan.ts";
+import { defaultReaderThreads, scanStore } from "./report_scan.ts";
+import { startCorrelations } from "./report_correlations.ts";
 import { noTargetSummary } from "../reports/analysis/no_target_summary.ts";
 import { writeNoTargetReport } from "../reports/page/no_target_page.ts";
 import { type RenderedReport, writeReport } from "../reports/page/report_files.ts";
@@ -58,6 +59,11 @@ export interface RenderOptions {
    * ETA, engine/run/progress.ts `startWork`); `false`: none. Default: on stderr.
    */
   progress?: WorkOptions | false;
+  /**
+   * Threads besides this one that read the store and compute the score
+   * correlations (default: one per further core, at most 4; 0: this thread alone).
+   */
+  threads?: number;
 }
 
 /** Reads the run folder's store, analyses it and writes the report files. */
@@ -82,7 +88,7 @@ async function render(
   const print = opts.log ?? ((line: string) => console.error(line));
   // Lines go above the progress line; the final one after it.
   const log = display && !opts.log ? (line: string) => display.note(line) : print;
-  const input = await loadAnalysisInput(runDir, log, opts.run, display ?? undefined);
+  const input = await loadAnalysisInput(runDir, log, opts.run, display ?? undefined, opts.threads);
   if (!input.experiment.target) {
     // target: none: report what was scored; forecasts come from `deno task forecast`.
     const out = await writeNoTargetReport(
@@ -93,7 +99,12 @@ async function render(
     return out;
   }
   const t1 = performance.now();
-  const summary = analyze({ ...input, ...(display ? { progress: display } : {}) });
+  // The score correlations on another thread while this one analyses the rest.
+  const threads = opts.threads ?? defaultReaderThreads();
+  const apart = threads > 0 ? startCorrelations(input.experiment, inputRuns(input)) : null;
+  const progress = display ?? undefined;
+  const summary = analyze({ ...input, progress, correlationsApart: !!apart });
+  if (apart) summary.correlations = await apart.result(progress);
   const t2 = performance.now();
   const out = await writeReport(summary, runDir);
   const seconds = (performance.now() - t0) / 1000;

@@ -270,6 +270,14 @@ Deno.test("the report's pass over the store on reader threads gives the same run
     assert.equal((await scanStore(dir, exp, undefined, undefined, 0)).offloaded, 0);
     assert.equal(threads.histograms!.bySource.size, 3);
     assert.deepEqual(analyze(threads), analyze(one));
+    // The whole report: correlations computed on their own thread, the same summary.
+    const summaryWith = async (n: number) => {
+      await renderReport(dir, { threads: n, progress: false, log: () => {} });
+      return JSON.parse(await readFile(join(dir, "summary.json"), "utf8")) as Summary;
+    };
+    const alone = await summaryWith(0), apart = await summaryWith(2);
+    assert.ok(alone.correlations.models.labels.length > 0);
+    assert.deepEqual(apart, alone);
     // A flipped byte in the payload of a shard that is not the target's (so read by a reader thread).
     const path = join(dir, "scores", "small", "step4", "shard00001.bin");
     const bytes = await readFile(path);

@@ -64,6 +64,17 @@ export interface ScoredCheckpoint {
    * them in its own pass (saves the analysis a pass over the source).
    */
   matchCounts?: number[];
+  /**
+   * Where a store run's scores are (its shard files of the manifest's key),
+   * so another thread can open the same source (engine/store/stored_checkpoints.ts
+   * `shardSource`); absent for other runs.
+   */
+  shards?: {
+    paths: readonly string[];
+    key: string;
+    /** The identities of shards verified in this process (`shardSource`'s `verified`). */
+    verified: ReadonlyMap<string, string>;
+  };
 }
 
 /** Whether row i of a chunk is memorized: the matched prefix (or, without one, the matches) reaches l. */

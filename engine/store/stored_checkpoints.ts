@@ -300,7 +300,8 @@ export async function readStoredCheckpoints(
     progress?.add(1);
     if (!sets) return;
     const { paths, scored, memorized, matchCounts } = sets;
-    const source = shardSource(paths, shardKey(manifest.settingsHash, c.fingerprint), verified);
+    const key = shardKey(manifest.settingsHash, c.fingerprint);
+    const source = shardSource(paths, key, verified);
     const checkpoint: ScoredCheckpoint = {
       model: c.model,
       step: c.step,
@@ -309,6 +310,7 @@ export async function readStoredCheckpoints(
       memorized,
       matchCounts,
       source,
+      shards: { paths, key, verified },
     };
     read.set(c, checkpoint);
     scan?.done?.(checkpoint, extra);

@@ -100,6 +100,12 @@ export interface AnalysisInput {
    * were read (the report's store reader); computed here when absent.
    */
   histograms?: CountedHistograms;
+  /**
+   * Whether the score correlations are computed apart (the report computes
+   * {@link correlationGroups}' matrices on another thread meanwhile): the
+   * summary's `correlations` are then left empty for the caller to set.
+   */
+  correlationsApart?: boolean;
 }
 
 /**
@@ -609,9 +615,9 @@ function figuresOf(
   return {
     // Without any per-row score (memorized-row lists only) scores are binary: no distributions
     // or correlations of scores to show.
-    correlations: continuous
-      ? correlations(runs, finalRuns, input.progress)
-      : { models: { labels: [], values: [], rows: 0 }, checkpoints: [] },
+    correlations: continuous && !input.correlationsApart
+      ? correlations(runs, input.progress)
+      : NO_CORRELATIONS,
     distributions: continuous ? runs.map(distribution) : [],
     rateByRow: byRowRuns.map((r) => rateByRow(r, size)),
     rateByDuplicates: input.duplicates
@@ -697,21 +703,51 @@ function examples(
   });
 }
 
+/** `Summary.correlations` when there are none (runs without per-row scores) or not yet. */
+const NO_CORRELATIONS: Summary["correlations"] = {
+  models: { labels: [], values: [], rows: 0 },
+  checkpoints: [],
+};
+
+/**
+ * The runs of each score-correlation matrix, in suite order: the final
+ * models, then each model's checkpoints; null when no run has per-row scores
+ * (the summary then has none). What {@link analyze} computes, for a caller
+ * that computes them apart ({@link AnalysisInput.correlationsApart}) with
+ * figures.ts `correlationMatrix`.
+ */
+export function correlationGroups(
+  exp: Experiment,
+  data: readonly ScoredCheckpoint[],
+):
+  | { models: ScoredCheckpoint[]; checkpoints: { model: string; runs: ScoredCheckpoint[] }[] }
+  | null {
+  return data.some((r) => r.source) ? groupsOf(orderedRuns(exp, data)) : null;
+}
+
+/** {@link correlationGroups} of runs in suite order. */
+function groupsOf<R extends AnalysedCheckpoint>(runs: readonly R[]) {
+  const models = [...new Set(runs.map((r) => r.id.model))];
+  return {
+    models: runs.filter((r) => r.final),
+    checkpoints: models.map((m) => ({ model: m, runs: runs.filter((r) => r.id.model === m) })),
+  };
+}
+
 /**
  * Score correlations between the final models and between each model's
  * checkpoints (one pass over their scores per matrix, counted in `progress`).
  */
 function correlations(
   runs: readonly AnalysedCheckpoint[],
-  finalRuns: readonly AnalysedCheckpoint[],
   progress?: ProgressSink,
 ): Summary["correlations"] {
-  const models = [...new Set(runs.map((r) => r.id.model))];
-  progress?.phase("score correlations", models.length + 1, "matrices");
-  const between = correlationMatrix(finalRuns);
+  const groups = groupsOf(runs);
+  progress?.phase("score correlations", groups.checkpoints.length + 1, "matrices");
+  const between = correlationMatrix(groups.models);
   progress?.add(1);
-  const checkpoints = models.map((m) => {
-    const c = { model: m, ...correlationMatrix(runs.filter((r) => r.id.model === m)) };
+  const checkpoints = groups.checkpoints.map((g) => {
+    const c = { model: g.model, ...correlationMatrix(g.runs) };
     progress?.add(1);
     return c;
   });
