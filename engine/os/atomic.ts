@@ -18,8 +18,15 @@ import { isNotFound } from "./fs_errors.ts";
 
 const HOST = safeHost(hostname());
 
-/** Writes a file atomically: a unique temporary name, fsync, rename; nothing partial on failure. */
-export async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
+/**
+ * Writes a file atomically: a unique temporary name, fsync, rename; nothing
+ * partial on failure. `data` may be streamed as parts (each written in turn,
+ * so memory is one part: a column of 146M rows written in slices).
+ */
+export async function writeAtomic(
+  path: string,
+  data: Uint8Array | string | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+): Promise<void> {
   const tmp = `${path}.${HOST}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
     await mkdir(dirname(path), { recursive: true });
@@ -31,7 +38,14 @@ export async function writeAtomic(path: string, data: Uint8Array | string): Prom
   try {
     const file = await open(tmp, "w");
     try {
-      await file.writeFile(data);
+      if (typeof data === "string" || data instanceof Uint8Array) await file.writeFile(data);
+      else {
+        for await (const part of data) {
+          for (let done = 0; done < part.length;) {
+            done += (await file.write(part, done, part.length - done)).bytesWritten;
+          }
+        }
+      }
       await file.sync();
     } finally {
       await file.close();
