@@ -146,7 +146,7 @@ export async function computeFeatures(
       shards,
       tokens: totalRows * reader.rowLength,
     };
-    await writeRowFeatures(dir, meta, rows.columns, rows.personal);
+    await writeRowFeatures(dir, meta, [rows.columns], rows.personal);
     log(
       `features: ${selection.length} rows, ${shards} data shards ` +
         `(${scan.scanned} scanned now) in ${seconds.toFixed(2)} s → ${rowsPath}`,

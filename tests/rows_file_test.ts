@@ -9,6 +9,7 @@ import {
   type MaskedHit,
   personalKinds,
   readRowFeatures,
+  sliceChunk,
   writeRowFeatures,
 } from "../engine/data/features/rows_file.ts";
 import { UserError } from "../engine/errors.ts";
@@ -44,7 +45,10 @@ async function written(n = 1000): Promise<{ run: string; dir: string }> {
   const run = await Deno.makeTempDir({ prefix: "rows_file" });
   const dir = join(run, "features", "k");
   await Deno.mkdir(dir, { recursive: true });
-  await writeRowFeatures(dir, META, columns(n), PERSONAL);
+  await writeRowFeatures(dir, META, [
+    sliceChunk(columns(n), 0, 400),
+    sliceChunk(columns(n), 400, n),
+  ], PERSONAL);
   return { run, dir };
 }
 

@@ -6,8 +6,8 @@
  *
  * - `<column>.<type>`, one per column of `FEATURE_COLUMNS` (`rows.uint32`,
  *   `window.uint32`, …, `compression.float64`, `distinct.float64`):
- *   little-endian elements, one per selected row, rows ascending; written
- *   atomically in slices of at most 64 MiB.
+ *   little-endian elements, one per selected row, rows ascending; streamed
+ *   from chunks, each file atomic, in parts of at most 64 MiB.
  * - `personal.jsonl`: one line `{"row":R,"hits":[{kind,start,end,masked}]}`
  *   per row with personal data, rows ascending, values **masked only**.
  * - `rows.json`, written last (its presence means the step finished): the
@@ -29,7 +29,7 @@ import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { excerpt, UserError } from "../../errors.ts";
-import { writeAtomic } from "../../os/atomic.ts";
+import { type AtomicFile, openAtomic, writeAtomic } from "../../os/atomic.ts";
 import { ifNotFound } from "../../os/fs_errors.ts";
 import { parseJsonText, schemaProblem } from "../../os/json_file.ts";
 import { lowerBound } from "../../rowset.ts";
@@ -92,12 +92,16 @@ function* slices(a: Uint32Array | Int32Array | Float64Array): Generator<Uint8Arr
   }
 }
 
-/** The personal file's lines, encoded in parts of about 1 MiB. */
-function* personalLines(hits: Iterable<[number, readonly MaskedHit[]]>): Generator<Uint8Array> {
+/** The personal file's lines, encoded in parts of about 1 MiB; `counted.rows`: lines so far. */
+function* personalLines(
+  hits: Iterable<readonly [number, readonly MaskedHit[]]>,
+  counted: { rows: number },
+): Generator<Uint8Array> {
   const enc = new TextEncoder();
   let text = "";
   for (const [row, h] of hits) {
     text += JSON.stringify({ row, hits: h }) + "\n";
+    counted.rows++;
     if (text.length >= 1 << 20) {
       yield enc.encode(text);
       text = "";
@@ -106,32 +110,59 @@ function* personalLines(hits: Iterable<[number, readonly MaskedHit[]]>): Generat
   if (text.length > 0) yield enc.encode(text);
 }
 
+/** Appends chunks to the column files (one open atomic file per column); returns the rows. */
+async function writeColumns(files: AtomicFile[], chunks: Iterable<FeatureChunk>): Promise<number> {
+  let count = 0;
+  for (const c of chunks) {
+    for (const [j, { name }] of FEATURE_COLUMNS.entries()) {
+      if (c[name].length !== c.rows.length) {
+        throw new Error(`column ${name}: ${c[name].length} elements beside ${c.rows.length} rows`);
+      }
+      for (const part of slices(c[name])) await files[j].write(part);
+    }
+    count += c.rows.length;
+  }
+  return count;
+}
+
 /**
- * Writes the record into `dir`: every column file and the personal file
- * atomically, then `rows.json` (last: its presence means the record is
- * whole). `personal` gives the rows with hits in ascending order.
+ * Writes the record into `dir`, streamed: the column files side by side from
+ * `chunks` (rows ascending; each column written in parts of at most
+ * {@link WRITE_SLICE_BYTES}) and the personal file from `personal` (rows with
+ * hits, ascending), each atomically, then `rows.json` (last: its presence
+ * means the record is whole). Memory: one chunk and one part.
  */
 export async function writeRowFeatures(
   dir: string,
   meta: Omit<FeatureMeta, "version" | "count">,
-  columns: FeatureChunk,
-  personal: readonly [number, readonly MaskedHit[]][],
+  chunks: Iterable<FeatureChunk>,
+  personal: Iterable<readonly [number, readonly MaskedHit[]]>,
 ): Promise<string> {
-  const count = columns.rows.length;
-  const files: MetaFile["columns"] = [];
-  for (const { name, type } of FEATURE_COLUMNS) {
-    const file = columnFile(name, type);
-    if (columns[name].length !== count) throw new Error(`column ${name}: not ${count} elements`);
-    await writeAtomic(join(dir, file), slices(columns[name]));
-    files.push({ name, type, file, bytes: count * columnWidth(type) });
+  const files: AtomicFile[] = [];
+  let count: number;
+  try {
+    for (const { name, type } of FEATURE_COLUMNS) {
+      files.push(await openAtomic(join(dir, columnFile(name, type))));
+    }
+    count = await writeColumns(files, chunks);
+  } catch (e) {
+    for (const f of files) await f.abort();
+    throw e;
   }
-  await writeAtomic(join(dir, PERSONAL_FILE), personalLines(personal));
+  for (const f of files) await f.commit();
+  const counted = { rows: 0 };
+  await writeAtomic(join(dir, PERSONAL_FILE), personalLines(personal, counted));
   const record: MetaFile = {
     version: FEATURES_VERSION,
     ...meta,
     count,
-    columns: files,
-    personal: { file: PERSONAL_FILE, rows: personal.length },
+    columns: FEATURE_COLUMNS.map(({ name, type }) => ({
+      name,
+      type,
+      file: columnFile(name, type),
+      bytes: count * columnWidth(type),
+    })),
+    personal: { file: PERSONAL_FILE, rows: counted.rows },
   };
   const path = join(dir, "rows.json");
   await writeAtomic(path, JSON.stringify(record, null, 2) + "\n");
