@@ -112,7 +112,8 @@ function bruteForce(data: Uint16Array, rows: number, q: number, width: number): 
   return n;
 }
 
-interface ChildResult {
+/** What a child measured, with its wall seconds and peak RSS. */
+export interface ChildResult {
   buildS: number;
   scanS: number;
   tokens: number;
@@ -125,9 +126,17 @@ interface ChildResult {
   peakMB: number;
 }
 
-async function spawn(args: string[]): Promise<ChildResult> {
+/**
+ * Runs a bench module's child (`deno run -P=bench MODULE ARGS`) under
+ * `/usr/bin/time -v`: its JSON line on stdout, with its wall seconds and
+ * whole-process peak RSS (MB).
+ */
+export async function spawn(
+  args: string[],
+  module: string = import.meta.url,
+): Promise<ChildResult> {
   const cmd = new Deno.Command("/usr/bin/time", {
-    args: ["-v", Deno.execPath(), "run", "-P=bench", new URL(import.meta.url).pathname, ...args],
+    args: ["-v", Deno.execPath(), "run", "-P=bench", new URL(module).pathname, ...args],
     stdout: "piped",
     stderr: "piped",
   });

@@ -6,8 +6,10 @@
  * `deno task bench scoring pool analysis pythia devices`; `deno task bench
  * import` (import at the published size, bench/import.ts), `deno task bench
  * store` (report and export of a paper-shape store against the disk,
- * bench/store.ts) and `deno task bench features` (exact window counts,
- * bench/features.ts) run only when named.
+ * bench/store.ts), `deno task bench features` (exact window counts,
+ * bench/features.ts, then the row-feature record and its models at 10M rows,
+ * bench/features_record.ts) and `deno task bench features-record` (that second
+ * part alone) run only when named.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import { runPythiaBench } from "./pythia.ts";
 import { runDevicesBench } from "./devices.ts";
 import { runImportBench } from "./import.ts";
 import { runFeaturesBench } from "./features.ts";
+import { runRecordBench } from "./features_record.ts";
 import { runStoreBench } from "./store.ts";
 
 const benches: Record<string, () => Promise<Record<string, number>>> = {
@@ -27,16 +30,17 @@ const benches: Record<string, () => Promise<Record<string, number>>> = {
   pythia: () => runPythiaBench(),
   devices: () => runDevicesBench(),
   import: () => runImportBench(),
-  features: () => runFeaturesBench(),
+  features: async () => ({ ...await runFeaturesBench(), ...await runRecordBench() }),
+  "features-record": () => runRecordBench(),
   store: () => runStoreBench(),
 };
 
-// The import, features and store benchmarks write GBs (import, store) or 80 MB (features) of
-// synthetic data: only when named (`deno task bench import`, `deno task bench features`,
-// `deno task bench store`).
+// The import, features and store benchmarks write GBs of synthetic data: only when named
+// (`deno task bench import`, `deno task bench features`, `features-record`, `store`).
+const NAMED_ONLY = ["import", "features", "features-record", "store"];
 const chosen = Deno.args.length > 0
   ? Deno.args
-  : Object.keys(benches).filter((b) => b !== "import" && b !== "features" && b !== "store");
+  : Object.keys(benches).filter((b) => !NAMED_ONLY.includes(b));
 const unknown = chosen.filter((name) => !Object.hasOwn(benches, name));
 if (unknown.length > 0) {
   console.error(

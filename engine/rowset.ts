@@ -205,3 +205,50 @@ export function rangesCountIn(ranges: RowRanges, start: number, end: number): nu
 export function rangesEnd(ranges: RowRanges): number {
   return ranges.bounds.length > 0 ? ranges.bounds[ranges.bounds.length - 1] : 0;
 }
+
+/**
+ * A walk over chunks of ascending rows (a score source's, a row-feature
+ * record's) for rows asked in ascending order: `seek(row)` positions `chunk`
+ * and `i` on the row (`i` = −1 when no chunk holds it), reading each chunk
+ * once; a row below the last one asked restarts from the first chunk.
+ * Memory: one chunk.
+ */
+export class ChunkWalk<C extends { rows: Uint32Array }> {
+  /** The current chunk (null before the first seek or past the end). */
+  chunk: C | null = null;
+  /** Index of the sought row in `chunk` (−1: absent). */
+  i = -1;
+  #k = -1;
+  #j = 0;
+  #last = -1;
+  constructor(readonly chunks: number, readonly read: (k: number) => C) {}
+
+  /** Positions on `row`; returns whether a chunk holds it. */
+  seek(row: number): boolean {
+    if (row < this.#last) this.release();
+    this.#last = row;
+    for (;;) {
+      const c = this.chunk;
+      if (c && c.rows.length > 0 && row <= c.rows[c.rows.length - 1]) {
+        while (c.rows[this.#j] < row) this.#j++;
+        this.i = c.rows[this.#j] === row ? this.#j : -1;
+        return this.i >= 0;
+      }
+      if (this.#k + 1 >= this.chunks) {
+        this.i = -1;
+        return false;
+      }
+      this.chunk = this.read(++this.#k);
+      this.#j = 0;
+    }
+  }
+
+  /** Lets go of the current chunk; the next seek starts from the first chunk. */
+  release(): void {
+    this.chunk = null;
+    this.i = -1;
+    this.#k = -1;
+    this.#j = 0;
+    this.#last = -1;
+  }
+}

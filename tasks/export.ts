@@ -38,7 +38,7 @@ import { checkpointLabel, type ProgressSink } from "../engine/types.ts";
 import {
   type FeatureColumn,
   featureColumns,
-  featureIndex,
+  FeatureCursor,
   readRowFeatures,
   type RowFeatures,
 } from "../engine/data/features/rows_file.ts";
@@ -138,10 +138,10 @@ export interface ExportFeatures {
   columns: FeatureColumn[];
 }
 
-/** `,v1,v2,…` of the feature columns of `row` (a CSV cell each). */
-function featureCells(x: ExportFeatures, row: number): string {
-  const i = featureIndex(x.features, row);
-  return x.columns.map((c) => `,${c.value(i)}`).join("");
+/** `,v1,v2,…` of the feature columns of `row` (a CSV cell each; rows asked ascending). */
+function featureCells(x: ExportFeatures, at: FeatureCursor, row: number): string {
+  at.seek(row);
+  return x.columns.map((c) => `,${c.value(at.chunk, at.i)}`).join("");
 }
 
 const tmpName = (path: string) => `${path}.${Deno.pid}.tmp`;
@@ -184,6 +184,7 @@ async function writeCsvTo(
   try {
     await file.write(`index,accuracy${x ? x.columns.map((c) => `,${c.name}`).join("") : ""}\n`);
     const lines = x ? null : new CsvLines(run.continuation);
+    const cursor = x ? new FeatureCursor(x.features) : null;
     const out = lines ? new Uint8Array(CSV_LINES * lines.maxLine) : null;
     for (let k = 0; k < run.source.chunks; k++) {
       const c = run.source.chunk(k);
@@ -202,7 +203,7 @@ async function writeCsvTo(
           chunkCsv(
             { rows: c.rows.subarray(at, end), matches: c.matches.subarray(at, end) },
             run.continuation,
-            (row) => featureCells(x!, row),
+            (row) => featureCells(x!, cursor!, row),
           ),
         );
       }

@@ -21,8 +21,9 @@ import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import type { ScoreChunk, ScoreSource } from "../engine/store/scored_checkpoint.ts";
 import type { ProgressSink } from "../engine/types.ts";
 import {
+  type FeatureChunk,
   type FeatureColumn,
-  featureIndex,
+  FeatureCursor,
   type RowFeatures,
 } from "../engine/data/features/rows_file.ts";
 
@@ -56,7 +57,7 @@ interface Stream {
   rowGroup: number;
   written: number;
   error: unknown;
-  features: { features: RowFeatures; columns: FeatureColumn[] } | null;
+  features: { features: RowFeatures; columns: FeatureColumn[]; at: FeatureCursor } | null;
   progress: ProgressSink | null;
 }
 
@@ -70,6 +71,8 @@ const CHUNK_ROWS = 2048;
 
 /** Reused buffers of the feature columns (one chunk's rows). */
 interface Scratch {
+  /** Per row: its features' chunk and element (−1: none). */
+  chunk: (FeatureChunk | null)[];
   index: Int32Array<ArrayBuffer>;
   int: Int32Array<ArrayBuffer>;
   double: Float64Array<ArrayBuffer>;
@@ -140,24 +143,32 @@ function fillChunk(duck: DuckBindings, s: Stream, output: DataChunk, scratch: Sc
 /** The feature columns of a chunk's rows, from vector `first` of the output chunk on. */
 function fillFeatures(
   duck: DuckBindings,
-  { features, columns }: NonNullable<Stream["features"]>,
+  { columns, at }: NonNullable<Stream["features"]>,
   rows: Uint32Array,
   output: DataChunk,
   first: number,
   scratch: Scratch,
 ): void {
   const n = rows.length;
-  for (let i = 0; i < n; i++) scratch.index[i] = featureIndex(features, rows[i]);
+  for (let i = 0; i < n; i++) {
+    at.seek(rows[i]);
+    scratch.chunk[i] = at.chunk;
+    scratch.index[i] = at.i;
+  }
   columns.forEach((c, j) => {
     const vector = duck.data_chunk_get_vector(output.chunk, first + j);
     if (c.type === "BYTE_ARRAY") {
       for (let i = 0; i < n; i++) {
-        duck.vector_assign_string_element(vector, i, String(c.value(scratch.index[i])));
+        duck.vector_assign_string_element(
+          vector,
+          i,
+          String(c.value(scratch.chunk[i], scratch.index[i])),
+        );
       }
       return;
     }
     const a = c.type === "INT32" ? scratch.int : scratch.double;
-    for (let i = 0; i < n; i++) a[i] = c.value(scratch.index[i]) as number;
+    for (let i = 0; i < n; i++) a[i] = c.value(scratch.chunk[i], scratch.index[i]) as number;
     duck.copy_data_to_vector(vector, 0, a.buffer, 0, n * a.BYTES_PER_ELEMENT);
   });
 }
@@ -183,6 +194,7 @@ export class ParquetWriterDuckDB {
     const instance = await api.DuckDBInstance.create(":memory:");
     const streamOf = (id: unknown) => writer.#streams.get(Number(id))!;
     const scratch: Scratch = {
+      chunk: new Array<FeatureChunk | null>(CHUNK_ROWS).fill(null),
       index: new Int32Array(CHUNK_ROWS),
       int: new Int32Array(CHUNK_ROWS),
       double: new Float64Array(CHUNK_ROWS),
@@ -237,7 +249,9 @@ export class ParquetWriterDuckDB {
       rowGroup: opts.rowGroup,
       written: 0,
       error: null,
-      features: opts.features ?? null,
+      features: opts.features
+        ? { ...opts.features, at: new FeatureCursor(opts.features.features) }
+        : null,
       progress: opts.progress ?? null,
     };
     const id = this.#next++;

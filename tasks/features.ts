@@ -11,11 +11,13 @@
  *   (float64 seconds, then uint32 window counts and uint32 context counts per
  *   selected row). Finished shards are skipped on rerun; with a shard group
  *   `I/N` the group scans data shards d ≡ I (mod N).
- * - **Rows** (`rows.json`): once every shard is in, the counts are summed and
- *   the per-row features added: step and the next row with the same window
- *   (seen.ts), compression and distinct share (compress.ts, of the decoded
- *   text when the tokenizer loads), and the personal data found in the decoded
- *   window (personal.ts), kept **masked only** (kind, span, `redact`ed value).
+ * - **Rows**: once every shard is in, the counts are summed and the per-row
+ *   features added: step and the next row with the same window (seen.ts),
+ *   compression and distinct share (compress.ts, of the decoded text when the
+ *   tokenizer loads), and the personal data found in the decoded window
+ *   (personal.ts), kept **masked only** (kind, span, `redact`ed value). They
+ *   are written by rows_file.ts `writeRowFeatures`: one little-endian binary
+ *   file per column, `personal.jsonl`, then `rows.json` (the metadata, last).
  *   `seconds` is the measured cost of the whole step (all shards and the
  *   assembly).
  *
@@ -40,9 +42,10 @@ import { compressFeatures } from "../engine/data/features/compress.ts";
 import { detectPersonal, redactedHits } from "../engine/data/features/personal.ts";
 import { stableJson, writeAtomic } from "../engine/store/store.ts";
 import {
+  type FeatureChunk,
   FEATURES_VERSION,
   type MaskedHit,
-  type RowFeatures,
+  writeRowFeatures,
 } from "../engine/data/features/rows_file.ts";
 import type { Experiment } from "../engine/types.ts";
 
@@ -133,24 +136,20 @@ export async function computeFeatures(
     }
     const sums = await sumShardCounts(dir, shards, selection.length);
     const decode = await loadDecoder(exp.suite.tokenizer, log);
-    const rowFeatures = assembleRows(
-      exp,
-      selection,
-      windows,
-      width,
-      sums.window,
-      sums.context,
-      decode,
-    );
-    rowFeatures.key = dir.split("/").pop()!;
-    rowFeatures.shards = shards;
-    rowFeatures.tokens = totalRows * reader.rowLength;
+    const rows = assembleRows(exp, selection, windows, width, sums, decode);
     // every shard's scan (in whichever call) plus this call's tables and assembly
-    rowFeatures.seconds = round(sums.scanSeconds + secondsSince(t0) - scan.seconds);
-    await writeAtomic(rowsPath, JSON.stringify(rowFeatures));
+    const seconds = round(sums.scanSeconds + secondsSince(t0) - scan.seconds);
+    const meta = {
+      key: dir.split("/").pop()!,
+      of: rows.of,
+      seconds,
+      shards,
+      tokens: totalRows * reader.rowLength,
+    };
+    await writeRowFeatures(dir, meta, [rows.columns], rows.personal);
     log(
       `features: ${selection.length} rows, ${shards} data shards ` +
-        `(${scan.scanned} scanned now) in ${rowFeatures.seconds.toFixed(2)} s → ${rowsPath}`,
+        `(${scan.scanned} scanned now) in ${seconds.toFixed(2)} s → ${rowsPath}`,
     );
     return {
       scanned: scan.scanned,
@@ -255,43 +254,36 @@ function assembleRows(
   selection: Uint32Array,
   windows: Int32Array,
   width: number,
-  window: Uint32Array,
-  context: Uint32Array,
+  counts: { window: Uint32Array; context: Uint32Array },
   decode?: (ids: number[]) => string,
-): RowFeatures {
+): { columns: FeatureChunk; personal: [number, MaskedHit[]][]; of: "text" | "tokens" } {
   const sps = exp.suite.sequencesPerStep;
   const seen = seenFeatures(windows, width, sps);
   const compress = compressFeatures(windows, width, decode);
-  const personal: Record<string, MaskedHit[]> = {};
+  const personal: [number, MaskedHit[]][] = [];
   if (decode) {
     for (let q = 0; q < selection.length; q++) {
       const text = decode(Array.from(windows.subarray(q * width, (q + 1) * width)));
       const hits = detectPersonal(text);
-      if (hits.length > 0) personal[String(selection[q])] = redactedHits(text, hits);
+      if (hits.length > 0) personal.push([selection[q], redactedHits(text, hits)]);
     }
   }
   // seenFeatures numbers rows 0..n−1 of the selection: map its next row back to a step of data rows
-  const nextStep = Array.from(
+  const nextStep = Int32Array.from(
     seen.nextRow,
     (r) => r < 0 ? -1 : Math.floor(selection[r] / sps),
   );
-  return {
-    version: FEATURES_VERSION,
-    key: "",
-    rows: Array.from(selection),
-    window: Array.from(window),
-    context: Array.from(context),
-    step: Array.from(selection, (r) => Math.floor(r / sps)),
+  const columns: FeatureChunk = {
+    rows: selection,
+    window: counts.window,
+    context: counts.context,
+    step: Int32Array.from(selection, (r) => Math.floor(r / sps)),
     nextStep,
-    rowCopies: Array.from(seen.rowCopies),
-    compression: Array.from(compress.compression, round),
-    distinct: Array.from(compress.distinct, round),
-    of: compress.of,
-    personal,
-    seconds: 0,
-    shards: 0,
-    tokens: 0,
+    rowCopies: Uint32Array.from(seen.rowCopies),
+    compression: Float64Array.from(compress.compression, round),
+    distinct: Float64Array.from(compress.distinct, round),
   };
+  return { columns, personal, of: compress.of };
 }
 
 function secondsSince(t0: number): number {

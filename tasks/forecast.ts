@@ -620,6 +620,6 @@ function forecastFile(
  * model rule the rows with row features.
  */
 function rowsScored(inputs: ForecastInputs, choice: ForecastChoice): number {
-  if (isFeatureSignal(choice.signal)) return inputs.runFeatures?.rows.length ?? 0;
+  if (isFeatureSignal(choice.signal)) return inputs.runFeatures?.count ?? 0;
   return inputs.runOf(choice.predictor).scored.size;
 }

@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
 import {
+  allFeatures,
+  type FeatureChunk,
+  featuresInMemory,
+  type MaskedHit,
+  personalIndex,
   personalKinds,
   readRowFeatures,
   type RowFeatures,
@@ -29,12 +34,11 @@ import {
   runForecast,
 } from "../tasks/forecast.ts";
 import { calibrationFigures, mostConfident } from "../reports/analysis/forecast_figures.ts";
-import { intersectRanges } from "../engine/rowset.ts";
+import { intersectRanges, lowerBound } from "../engine/rowset.ts";
 import { writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { parse, stringify } from "yaml";
 import { UserError } from "../engine/errors.ts";
 import { computeFeatures } from "../tasks/features.ts";
-import { featureIndex } from "../engine/data/features/rows_file.ts";
 import { analysisSettings, analyze } from "../reports/analysis/analysis.ts";
 import { analysedFrom } from "../reports/analysis/checkpoints.ts";
 import { crossFit } from "../reports/analysis/crossfit.ts";
@@ -366,7 +370,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const { exp, scores, features: f } = await nanoWithFeatures();
+    const { exp, scores, features } = await nanoWithFeatures();
+    const f = allFeatures(features);
     const seed = 2023, l = exp.memorization.continuation;
     const settings = analysisSettings(exp);
     const isTarget = (s: CheckpointScores) =>
@@ -375,7 +380,8 @@ Deno.test({
     const targetCompute = analysedFrom(scoredFromScores(targetScores), exp).compute;
     const rows = Array.from(targetScores.rows);
     const y = rows.map((_, i) => (targetScores.prefix![i] >= l ? 1 : 0));
-    const at = rows.map((r) => featureIndex(f, r));
+    const at = rows.map((r) => lowerBound(f.rows, r));
+    assert.ok(at.every((j, i) => f.rows[j] === rows[i]));
     const data = featureColumns(f, at);
     const index = new Map(rows.map((r, i) => [r, i]));
     const cheap = scores.filter((s) => !isTarget(s)).map((s) => {
@@ -449,7 +455,8 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    const { exp, scores, features: f } = await nanoWithFeatures();
+    const { exp, scores, features } = await nanoWithFeatures();
+    const f = allFeatures(features);
     const out = join(exp.output, "..", "forecast-combined");
     const lines: string[] = [];
     const r = await runForecast(exp.output, exp.output, {
@@ -476,7 +483,7 @@ Deno.test({
     }
     // Rebuilt here from the scores and features, independently of flagRows: a row of fold k is
     // flagged when its probability under fold k's model falls in a bin ≤ fold k's bin.
-    const index = new Map(f.rows.map((row, i) => [row, i]));
+    const index = new Map(Array.from(f.rows, (row, i) => [row, i]));
     const col = (s: CheckpointScores, v: ArrayLike<number>) => {
       const c = new Float64Array(f.rows.length).fill(NaN);
       for (let i = 0; i < s.rows.length; i++) {
@@ -485,7 +492,7 @@ Deno.test({
       }
       return c;
     };
-    const columns: Columns = featureColumns(f, f.rows.map((_, i) => i));
+    const columns: Columns = featureColumns(f);
     for (const s of scores) {
       columns[`${s.model}@${s.step}.prefix`] = col(s, s.prefix!);
       columns[`${s.model}@${s.step}.matches`] = col(s, s.matches);
@@ -658,21 +665,23 @@ Deno.test({
   async fn() {
     const { exp, scores, features: f } = await nanoWithFeatures();
     const seed = 2023;
+    const all = allFeatures(f);
     const halfFeatures = (h: number): RowFeatures => {
-      const keep = f.rows.map((r, i) => ({ r, i })).filter(({ r }) => foldOf(r, seed, 2) === h)
-        .map(({ i }) => i);
-      const pick = <T>(a: T[]) => keep.map((i) => a[i]);
-      return {
-        ...f,
-        rows: pick(f.rows),
-        window: pick(f.window),
-        context: pick(f.context),
-        step: pick(f.step),
-        nextStep: pick(f.nextStep),
-        rowCopies: pick(f.rowCopies),
-        compression: pick(f.compression),
-        distinct: pick(f.distinct),
-      };
+      const keep = Array.from(all.rows, (r, i) => ({ r, i })).filter(({ r }) =>
+        foldOf(r, seed, 2) === h
+      ).map(({ i }) => i);
+      const pick = {} as Record<keyof FeatureChunk, unknown>;
+      for (const [name, a] of Object.entries(all)) {
+        const c = a.slice(0, keep.length);
+        keep.forEach((i, j) => (c[j] = a[i]));
+        pick[name as keyof FeatureChunk] = c;
+      }
+      const hits = new Map<number, MaskedHit[]>();
+      for (const r of f.personal.rows) {
+        if (foldOf(r, seed, 2) === h) hits.set(r, f.personal.hits(r));
+      }
+      // small chunks: the forecast's walk crosses chunk boundaries
+      return featuresInMemory(f, pick as FeatureChunk, personalIndex(hits), 97);
     };
     const calibration = scores.map((s) => scoredFromScores(half(s, 0, seed)));
     const applied = scores.map((s) => scoredFromScores(half(s, 1, seed)));

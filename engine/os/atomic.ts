@@ -18,8 +18,24 @@ import { isNotFound } from "./fs_errors.ts";
 
 const HOST = safeHost(hostname());
 
-/** Writes a file atomically: a unique temporary name, fsync, rename; nothing partial on failure. */
-export async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
+/** A file being written atomically: parts appended in turn, then committed (renamed) or aborted. */
+export interface AtomicFile {
+  /** The file's final path. */
+  readonly path: string;
+  /** Appends a part (on failure the temporary file is removed and the error names `path`). */
+  write(part: Uint8Array | string): Promise<void>;
+  /** fsync, close and rename over `path`. */
+  commit(): Promise<void>;
+  /** Closes and removes the temporary file (nothing is left behind). */
+  abort(): Promise<void>;
+}
+
+/**
+ * Opens `path` for an atomic write under a unique temporary name beside it:
+ * memory is one part at a time (several files of a record can be written
+ * side by side, each committed when whole).
+ */
+export async function openAtomic(path: string): Promise<AtomicFile> {
   const tmp = `${path}.${HOST}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
   try {
     await mkdir(dirname(path), { recursive: true });
@@ -28,19 +44,61 @@ export async function writeAtomic(path: string, data: Uint8Array | string): Prom
     const code = (e as { code?: string }).code;
     throw writeError(path, code === "EEXIST" ? Object.assign(e as Error, { code: "ENOTDIR" }) : e);
   }
-  try {
-    const file = await open(tmp, "w");
-    try {
-      await file.writeFile(data);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => {});
+  const file = await open(tmp, "w").catch((e) => {
     throw writeError(path, e);
+  });
+  const abort = async () => {
+    await file.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+  };
+  const failed = async (e: unknown) => {
+    await abort();
+    return writeError(path, e);
+  };
+  const enc = new TextEncoder();
+  return {
+    path,
+    async write(data) {
+      const part = typeof data === "string" ? enc.encode(data) : data;
+      try {
+        for (let done = 0; done < part.length;) {
+          done += (await file.write(part, done, part.length - done)).bytesWritten;
+        }
+      } catch (e) {
+        throw await failed(e);
+      }
+    },
+    async commit() {
+      try {
+        await file.sync();
+        await file.close();
+        await rename(tmp, path);
+      } catch (e) {
+        throw await failed(e);
+      }
+    },
+    abort,
+  };
+}
+
+/**
+ * Writes a file atomically: a unique temporary name, fsync, rename; nothing
+ * partial on failure. `data` may be streamed as parts (each written in turn,
+ * so memory is one part: a column of 146M rows written in slices).
+ */
+export async function writeAtomic(
+  path: string,
+  data: Uint8Array | string | Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+): Promise<void> {
+  const file = await openAtomic(path);
+  try {
+    if (typeof data === "string" || data instanceof Uint8Array) await file.write(data);
+    else for await (const part of data) await file.write(part);
+  } catch (e) {
+    await file.abort();
+    throw e;
   }
+  await file.commit();
 }
 
 /** Appends one line to a file; on failure the file is cut back to its old length. */

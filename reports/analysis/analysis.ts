@@ -642,7 +642,7 @@ function featureSummary(
   const target = runs.find((r) => sameId(r.id, trainedTarget(exp)))!;
   return {
     seconds: features.seconds,
-    rows: features.rows.length,
+    rows: features.count,
     shards: features.shards,
     tokens: features.tokens,
     duplicates: input.duplicatesFrom ?? "data.duplicates",

@@ -18,11 +18,17 @@
  *
  * The fit is ridge-penalized IRLS (Newton's method on the penalized
  * log-likelihood; the intercept is not penalized), solved with mathjs
- * `lusolve` as the scaling-law fits are.
+ * `lusolve` as the scaling-law fits are. Rows may carry weights (a sample's
+ * inverse inclusion probabilities, {@link sampleRates}): the weighted
+ * log-likelihood, means, deviations and penalty (1e-3 × the summed weight)
+ * are unbiased estimates of the full rows' ones, so a model fitted on a
+ * bounded sample of the Pile's rows stays calibrated; with unit weights every
+ * sum is the unweighted one, bit for bit.
  *
  * @module
  */
 import { lusolve } from "mathjs";
+import { hash32 } from "../../engine/random.ts";
 import { foldOf } from "./histograms.ts";
 import type { FoldedSignal } from "./crossfit.ts";
 
@@ -48,6 +54,8 @@ export interface LogisticOptions {
   l2?: number;
   /** Newton iterations at most (default 50). */
   maxIterations?: number;
+  /** Weight of each element of the columns (default 1 each). */
+  weights?: ArrayLike<number>;
 }
 
 const sigmoid = (z: number) => (z >= 0 ? 1 / (1 + Math.exp(-z)) : Math.exp(z) / (1 + Math.exp(z)));
@@ -71,23 +79,11 @@ export function fitLogistic(
   const d = names.length;
   const rows = use ?? Array.from({ length: y.length }, (_, i) => i);
   const n = rows.length;
-  const mean = new Array<number>(d).fill(0), sd = new Array<number>(d).fill(1);
-  names.forEach((name, j) => {
-    const c = columns[name];
-    let s = 0, m = 0;
-    for (let i = 0; i < n; i++) {
-      const v = c[rows[i]];
-      if (Number.isFinite(v)) {
-        s += v;
-        m++;
-      }
-    }
-    mean[j] = m > 0 ? s / m : 0;
-    let ss = 0;
-    for (let i = 0; i < n; i++) ss += (value(c[rows[i]], mean[j]) - mean[j]) ** 2;
-    const v = Math.sqrt(ss / Math.max(1, n - 1));
-    sd[j] = v > 0 ? v : 1;
-  });
+  const wt = options.weights;
+  const w = wt ? Float64Array.from({ length: n }, (_, i) => wt[rows[i]]) : null;
+  let total = n;
+  if (w) total = w.reduce((a, v) => a + v, 0);
+  const { mean, sd } = standardization(names.map((name) => columns[name]), rows, w, total);
   const z = names.map((name, j) => {
     const c = columns[name];
     return Float64Array.from(
@@ -95,38 +91,13 @@ export function fitLogistic(
       (_, i) => (value(c[rows[i]], mean[j]) - mean[j]) / sd[j],
     );
   });
-  const l2 = options.l2 ?? 1e-3 * n;
+  const label = Float64Array.from({ length: n }, (_, i) => Number(y[rows[i]]));
+  const l2 = options.l2 ?? 1e-3 * total;
   const beta = new Array<number>(d + 1).fill(0);
   const maxIter = options.maxIterations ?? 50;
   let it = 0;
   for (; it < maxIter; it++) {
-    const grad = new Array<number>(d + 1).fill(0);
-    const hess = Array.from({ length: d + 1 }, () => new Array<number>(d + 1).fill(0));
-    const x = new Float64Array(d + 1);
-    x[0] = 1;
-    for (let i = 0; i < n; i++) {
-      let eta = beta[0];
-      for (let j = 0; j < d; j++) {
-        x[j + 1] = z[j][i];
-        eta += beta[j + 1] * x[j + 1];
-      }
-      const p = sigmoid(eta);
-      const w = Math.max(p * (1 - p), 1e-12);
-      const r = Number(y[rows[i]]) - p;
-      for (let a = 0; a <= d; a++) {
-        grad[a] += r * x[a];
-        for (let b = 0; b <= a; b++) hess[a][b] += w * x[a] * x[b];
-      }
-    }
-    for (let a = 0; a <= d; a++) {
-      for (let b = 0; b < a; b++) hess[b][a] = hess[a][b];
-      if (a > 0) {
-        grad[a] -= l2 * beta[a];
-        hess[a][a] += l2;
-      }
-    }
-    hess[0][0] += 1e-9 * n; // an all-one or all-zero label keeps the intercept finite
-    const step = (lusolve(hess, grad.map((g) => [g])) as number[][]).map((r) => r[0]);
+    const step = newtonStep(z, label, w, beta, l2, total);
     let change = 0;
     for (let a = 0; a <= d; a++) {
       beta[a] += step[a];
@@ -138,6 +109,96 @@ export function fitLogistic(
     }
   }
   return { names, mean, sd, beta, iterations: it };
+}
+
+/** Weighted mean and standard deviation of each column over `rows` (sd 1 for a constant column). */
+function standardization(
+  cols: ArrayLike<number>[],
+  rows: ArrayLike<number>,
+  w: Float64Array | null,
+  total: number,
+): { mean: number[]; sd: number[] } {
+  const n = rows.length;
+  const mean = new Array<number>(cols.length).fill(0), sd = new Array<number>(cols.length).fill(1);
+  cols.forEach((c, j) => {
+    let s = 0, m = 0;
+    for (let i = 0; i < n; i++) {
+      const v = c[rows[i]];
+      if (Number.isFinite(v)) {
+        s += w ? w[i] * v : v;
+        m += w ? w[i] : 1;
+      }
+    }
+    mean[j] = m > 0 ? s / m : 0;
+    let ss = 0;
+    for (let i = 0; i < n; i++) {
+      const dv = (value(c[rows[i]], mean[j]) - mean[j]) ** 2;
+      ss += w ? w[i] * dv : dv;
+    }
+    const v = Math.sqrt(ss / Math.max(1, total - 1));
+    sd[j] = v > 0 ? v : 1;
+  });
+  return { mean, sd };
+}
+
+/** One Newton step of the penalized, weighted log-likelihood at `beta`. */
+function newtonStep(
+  z: Float64Array[],
+  label: Float64Array,
+  w: Float64Array | null,
+  beta: number[],
+  l2: number,
+  total: number,
+): number[] {
+  const d = z.length, n = label.length;
+  const grad = new Array<number>(d + 1).fill(0);
+  const hess = Array.from({ length: d + 1 }, () => new Array<number>(d + 1).fill(0));
+  const x = new Float64Array(d + 1);
+  x[0] = 1;
+  for (let i = 0; i < n; i++) {
+    let eta = beta[0];
+    for (let j = 0; j < d; j++) {
+      x[j + 1] = z[j][i];
+      eta += beta[j + 1] * x[j + 1];
+    }
+    const p = sigmoid(eta);
+    let h = Math.max(p * (1 - p), 1e-12);
+    let r = label[i] - p;
+    if (w) {
+      h *= w[i];
+      r *= w[i];
+    }
+    for (let a = 0; a <= d; a++) {
+      grad[a] += r * x[a];
+      for (let b = 0; b <= a; b++) hess[a][b] += h * x[a] * x[b];
+    }
+  }
+  for (let a = 0; a <= d; a++) {
+    for (let b = 0; b < a; b++) hess[b][a] = hess[a][b];
+    if (a > 0) {
+      grad[a] -= l2 * beta[a];
+      hess[a][a] += l2;
+    }
+  }
+  hess[0][0] += 1e-9 * total; // an all-one or all-zero label keeps the intercept finite
+  return (lusolve(hess, grad.map((g) => [g])) as number[][]).map((r) => r[0]);
+}
+
+/**
+ * The model's probability as a function of an element index of `columns`
+ * (the columns looked up once: the application to every row of a chunk).
+ * Equal to {@link predictRow}, operation for operation.
+ */
+export function predictor(model: LogisticModel, columns: Columns): (i: number) => number {
+  const cols = model.names.map((name) => columns[name]);
+  const { beta, mean, sd } = model;
+  return (i) => {
+    let eta = beta[0];
+    for (let j = 0; j < cols.length; j++) {
+      eta += beta[j + 1] * (value(cols[j][i], mean[j]) - mean[j]) / sd[j];
+    }
+    return sigmoid(eta);
+  };
 }
 
 /** The model's probability for row `i` of the columns. */
@@ -180,24 +241,78 @@ export function crossFitLogistic(
   options: LogisticOptions = {},
 ): CrossFitted {
   const n = y.length;
-  const fold = Uint8Array.from(
-    { length: n },
+  const fold = foldsOf(s);
+  const probability = new Float64Array(n);
+  const models = crossFitModels(columns, y, s, options);
+  for (let i = 0; i < n; i++) probability[i] = predictRow(models[fold[i]], columns, i);
+  return { probability, models, fold };
+}
+
+/** The fold of each element of the columns (0 with one fold). */
+function foldsOf(s: CombinedSettings): Uint8Array {
+  return Uint8Array.from(
+    { length: s.rows.length },
     (_, i) => (s.folds > 1 ? foldOf(s.rows[i], s.seed, s.folds) : 0),
   );
-  const probability = new Float64Array(n);
+}
+
+/**
+ * The model of each fold, fitted (standardization included) on the elements
+ * of the other folds (with one fold: on all of them).
+ */
+export function crossFitModels(
+  columns: Columns,
+  y: ArrayLike<boolean | number>,
+  s: CombinedSettings,
+  options: LogisticOptions = {},
+): LogisticModel[] {
+  const fold = foldsOf(s);
   const models: LogisticModel[] = [];
   for (let f = 0; f < s.folds; f++) {
     const train: number[] = [];
-    for (let i = 0; i < n; i++) if (s.folds === 1 || fold[i] !== f) train.push(i);
-    const model = fitLogistic(columns, y, train, options);
-    models.push(model);
-    for (let i = 0; i < n; i++) if (fold[i] === f) probability[i] = predictRow(model, columns, i);
+    for (let i = 0; i < fold.length; i++) if (s.folds === 1 || fold[i] !== f) train.push(i);
+    models.push(fitLogistic(columns, y, train, options));
   }
-  return { probability, models, fold };
+  return models;
 }
 
 /** Bins of a probability signal (bin b holds probabilities in ((B − b − 1)/B, (B − b)/B]). */
 export const PROBABILITY_BINS = 1000;
+
+/** Probability bin of p (bin 0 the most probable). */
+export function probabilityBin(p: number): number {
+  const B = PROBABILITY_BINS;
+  return Math.min(B - 1, Math.max(0, Math.floor((1 - p) * B)));
+}
+
+/**
+ * Out-of-fold probabilities counted row by row into per-fold histograms of
+ * memorized and other rows: what {@link probabilityFolded} returns, without
+ * holding a probability per row (the application over all rows, chunk by chunk).
+ */
+export class FoldedCounter {
+  readonly pos: Float64Array[];
+  readonly neg: Float64Array[];
+  constructor(readonly folds: number) {
+    this.pos = Array.from({ length: folds }, () => new Float64Array(PROBABILITY_BINS));
+    this.neg = Array.from({ length: folds }, () => new Float64Array(PROBABILITY_BINS));
+  }
+  /** Counts a row of fold `fold` with probability p and label y. */
+  add(fold: number, p: number, y: boolean | number): void {
+    (Number(y) ? this.pos : this.neg)[fold][probabilityBin(p)]++;
+  }
+  /** The histograms as a signal; `positives`: recall's denominator per fold (default: counted). */
+  folded(positives?: readonly number[]): FoldedSignal {
+    const B = PROBABILITY_BINS;
+    return {
+      pos: this.pos,
+      neg: this.neg,
+      positives: positives ? [...positives] : this.pos.map((p) => p.reduce((a, v) => a + v, 0)),
+      thresholds: Array.from({ length: B }, (_, b) => (B - b - 1) / B),
+      fixed: false,
+    };
+  }
+}
 
 /**
  * Out-of-fold probabilities as a {@link FoldedSignal} for crossfit.ts: bin 0
@@ -212,20 +327,9 @@ export function probabilityFolded(
   folds: number,
   positives?: readonly number[],
 ): FoldedSignal {
-  const B = PROBABILITY_BINS;
-  const pos = Array.from({ length: folds }, () => new Float64Array(B));
-  const neg = Array.from({ length: folds }, () => new Float64Array(B));
-  for (let i = 0; i < y.length; i++) {
-    const b = Math.min(B - 1, Math.max(0, Math.floor((1 - cf.probability[i]) * B)));
-    (Number(y[i]) ? pos : neg)[cf.fold[i]][b]++;
-  }
-  return {
-    pos,
-    neg,
-    positives: positives ? [...positives] : pos.map((p) => p.reduce((a, v) => a + v, 0)),
-    thresholds: Array.from({ length: B }, (_, b) => (B - b - 1) / B),
-    fixed: false,
-  };
+  const counter = new FoldedCounter(folds);
+  for (let i = 0; i < y.length; i++) counter.add(cf.fold[i], cf.probability[i], y[i]);
+  return counter.folded(positives);
 }
 
 /** The deployed rule: the model fitted on all rows. */
@@ -287,6 +391,40 @@ export function runColumns(runs: readonly RunSignals[]): Columns {
     if (r.nll) out[`${r.name}.nll`] = r.nll;
   }
   return out;
+}
+
+/** Rows a combined or data-only model is fitted on at most (the Pile has 146M per checkpoint). */
+export const FEATURE_SAMPLE_ROWS = 1_000_000;
+
+/** Inclusion probabilities of the fitting sample: of the memorized rows, and of the others. */
+export interface SampleRates {
+  memorized: number;
+  other: number;
+}
+
+/**
+ * The rates of a sample of at most `cap` of `rows` rows (`memorized` of them
+ * memorized by the target): every row when they fit; otherwise the memorized
+ * rows (the rare class) kept whole up to half the cap, the others filling
+ * the rest. A row in the sample weighs 1 / its class's rate.
+ */
+export function sampleRates(rows: number, memorized: number, cap: number): SampleRates {
+  if (rows <= cap) return { memorized: 1, other: 1 };
+  const pos = Math.min(1, cap / 2 / Math.max(1, memorized));
+  const other = Math.min(1, (cap - pos * memorized) / Math.max(1, rows - memorized));
+  return { memorized: pos, other };
+}
+
+/** Seed offset of the sample's row hash (independent of the folds' hash of the same seed). */
+const SAMPLE_SALT = 0x5a3d1;
+
+/**
+ * Whether a row is in the fitting sample: a seeded hash of its index (the
+ * folds' hash under another key) below its class's rate; deterministic.
+ */
+export function inSample(row: number, memorized: boolean, rates: SampleRates, seed: number) {
+  const q = memorized ? rates.memorized : rates.other;
+  return q >= 1 || hash32(row, seed + SAMPLE_SALT) < q * 4294967296;
 }
 
 /**

@@ -20,6 +20,7 @@
 import type { AnalysisSettings } from "../../engine/types.ts";
 import type { RowFeatures } from "../../engine/data/features/row_features.ts";
 import { PERSONAL_KINDS } from "../../engine/data/features/personal.ts";
+import { ListCursor, RangesCursor } from "../../engine/rowset.ts";
 import type { AnalysedCheckpoint } from "./checkpoints.ts";
 import type { FeatureFits } from "./feature_candidates.ts";
 import { type Counts, crossFit, selectHeldOut } from "./crossfit.ts";
@@ -84,13 +85,13 @@ export function featurePredictors(input: FeatureTableInput): FeaturePredictors {
   }));
   const single = input.candidates.filter((c) => !isFeatureSignal(c.signal));
   const scoringShare = scoringShares(input);
-  const predictedBy: { name: string; predicted: Uint8Array }[] = [
-    { name: "data-only", predicted: fits.dataOnly.predicted },
+  const caughtBy: { name: string; caught: number[] }[] = [
+    { name: "data-only", caught: fits.dataOnly.caught },
   ];
   const budgets = input.recommendations.map((rec, i) => {
     const combined = fits.byBudget[i];
     if (combined !== fits.dataOnly) {
-      predictedBy.push({ name: `combined@${rec.budgetFraction}`, predicted: combined.predicted });
+      caughtBy.push({ name: `combined@${rec.budgetFraction}`, caught: combined.caught });
     }
     const sel = selectHeldOut(binaries, rec.budget, settings.minPrecision, positives);
     const binary = sel.pick === null ? null : {
@@ -137,10 +138,11 @@ export function featurePredictors(input: FeatureTableInput): FeaturePredictors {
     };
   });
   return {
-    rows: fits.rows.length,
-    memorized: fits.y.reduce((a, v) => a + v, 0),
+    rows: fits.rows,
+    memorized: fits.memorized,
+    sample: { rows: fits.sample.rows, ...fits.sample.rates },
     budgets,
-    personal: personalRows(input.fits.at, fits, predictedBy, input),
+    personal: personalRows(input.features, target, caughtBy),
   };
 }
 
@@ -160,38 +162,47 @@ function scoringShares(
   };
 }
 
-/** Per kind with rows: rows, memorized by the target, and held-out catches of each predictor. */
+/**
+ * Per kind with rows: rows with it the target scored, how many it memorized,
+ * the held-out catches of each predictor and up to three masked examples
+ * (from the compact personal index: nothing per row of the whole record).
+ */
 function personalRows(
-  at: number[],
-  { rows, y }: FeatureFits,
-  predictedBy: { name: string; predicted: Uint8Array }[],
-  { features: f }: { features: RowFeatures },
+  f: RowFeatures,
+  target: AnalysedCheckpoint,
+  caughtBy: { name: string; caught: number[] }[],
 ): PersonalKindRow[] {
-  const out: PersonalKindRow[] = [];
-  for (const kind of PERSONAL_KINDS) {
-    const members: number[] = [];
-    for (let i = 0; i < rows.length; i++) {
-      if ((f.personal[String(f.rows[at[i]])] ?? []).some((h) => h.kind === kind)) members.push(i);
+  const K = PERSONAL_KINDS.length;
+  const scored = new RangesCursor(target.scored), memo = new ListCursor(target.memorized);
+  const rows = new Array<number>(K).fill(0), memorized = new Array<number>(K).fill(0);
+  const first: number[][] = Array.from({ length: K }, () => []);
+  const p = f.personal;
+  for (let j = 0; j < p.rows.length; j++) {
+    const r = p.rows[j];
+    if (!scored.has(r)) continue;
+    const y = memo.has(r);
+    for (let k = 0; k < K; k++) {
+      if (!((p.kinds[j] >> k) & 1)) continue;
+      rows[k]++;
+      if (y) memorized[k]++;
+      if (first[k].length < 3) first[k].push(r);
     }
-    if (members.length === 0) continue;
-    const memorized = members.filter((i) => y[i] === 1);
-    const examples = members.slice(0, 3).flatMap((i) =>
-      (f.personal[String(rows[i])] ?? []).filter((h) => h.kind === kind).slice(0, 1).map((h) => ({
-        row: rows[i],
-        masked: h.masked,
-      }))
+  }
+  return PERSONAL_KINDS.flatMap((kind, k) => {
+    if (rows[k] === 0) return [];
+    const examples = first[k].flatMap((row) =>
+      p.hits(row).filter((h) => h.kind === kind).slice(0, 1).map((h) => ({ row, masked: h.masked }))
     );
-    out.push({
+    return [{
       kind,
-      rows: members.length,
-      memorized: memorized.length,
-      caught: predictedBy.map((p) => {
-        const tp = memorized.filter((i) => p.predicted[i] === 1).length;
-        const r = rates(tp, 0, memorized.length - tp);
-        return { predictor: p.name, caught: tp, recall: r.recall, recallCI: r.recallCI };
+      rows: rows[k],
+      memorized: memorized[k],
+      caught: caughtBy.map((c) => {
+        const tp = c.caught[k];
+        const r = rates(tp, 0, memorized[k] - tp);
+        return { predictor: c.name, caught: tp, recall: r.recall, recallCI: r.recallCI };
       }),
       examples,
-    });
-  }
-  return out;
+    }];
+  });
 }

@@ -25,8 +25,8 @@ import { wilson } from "./stats.ts";
 import type { Counts } from "./crossfit.ts";
 import { binOf, foldOf, type Signal } from "./histograms.ts";
 import type { RowFeatures } from "../../engine/data/features/row_features.ts";
-import { type Columns, type LogisticModel, predictRow, runColumns } from "./combined.ts";
-import { featureColumns, probabilityBin, signalsOf } from "./feature_candidates.ts";
+import { type Columns, type LogisticModel, predictor, probabilityBin } from "./combined.ts";
+import { modelBlocks, type SignalRun } from "./feature_rows.ts";
 import { checkpointLabel } from "../../engine/types.ts";
 
 /** What to forecast with (all optional: the best held-out choice the other run allows). */
@@ -309,12 +309,12 @@ export function flagRows(
   const k = choice.folds;
   const fold = (r: number) => (k > 1 ? foldOf(r, choice.seed, k) : 0);
   const out: Flag[] = [];
-  const columns = modelColumns(runOf, features ?? null);
+  if (choice.foldRules.some((rule) => rule?.model)) {
+    out.push(...flagByModels(runOf, choice.foldRules, fold, features ?? null));
+  }
   choice.foldRules.forEach((rule, f) => {
-    if (rule === null) return;
-    const inFold = (r: number) => fold(r) === f;
-    if (rule.model) out.push(...flagByModel(rule, columns(rule), inFold));
-    else out.push(...flagBySignal(runOf(rule.predictor), rule, inFold));
+    if (rule === null || rule.model) return;
+    out.push(...flagBySignal(runOf(rule.predictor), rule, (r) => fold(r) === f));
   });
   out.sort((a, b) => a.row - b.row);
   return { rows: out.map((o) => o.row), values: out.map((o) => o.value) };
@@ -348,50 +348,57 @@ function flagBySignal(run: ScoredCheckpoint, rule: FoldRule, inFold: (r: number)
   return out;
 }
 
-/** The forecast run's model columns (row features and the rule's runs' signals), per set of runs. */
-function modelColumns(
+/**
+ * The model rules (combined, data-only) over the forecast run's row
+ * features, in one pass chunk by chunk: a row of fold f is flagged when its
+ * probability under fold f's model falls in a bin ≤ the rule's. The runs
+ * every rule reads are walked beside the features (feature_rows.ts).
+ */
+function flagByModels(
   runOf: (id: PredictorId) => ScoredCheckpoint,
+  rules: readonly (FoldRule | null)[],
+  fold: (row: number) => number,
   features: RowFeatures | null,
-): (rule: FoldRule) => { rows: number[]; columns: Columns } {
-  const cache = new Map<string, { rows: number[]; columns: Columns }>();
-  return (rule) => {
-    if (!features) {
+): Flag[] {
+  const signal = rules.find((r) => r?.model)!.signal;
+  if (!features) {
+    throw new UserError(
+      `the ${signal} rule needs the forecast run's row features, and it has none`,
+    );
+  }
+  const ids = new Map<string, PredictorId>();
+  for (const r of rules) {
+    for (const id of r?.model ? r.runs ?? [] : []) ids.set(checkpointLabel(id), id);
+  }
+  const runs: SignalRun[] = [...ids.values()].map((id) => {
+    const run = runOf(id);
+    if (!run.source) {
       throw new UserError(
-        `the ${rule.signal} rule needs the forecast run's row features, and it has none`,
+        `the forecast run's scores of ${checkpointLabel(id)} carry no per-row scores ` +
+          "(imported memorized-row lists): the combined rule reads its prefix, matches and " +
+          "NLL; score it with this harness or give --signal binary",
       );
     }
-    const runs = rule.runs ?? [];
-    const key = runs.map(checkpointLabel).join(" ");
-    if (!cache.has(key)) {
-      const rows = features.rows;
-      const index = new Map(rows.map((r, i) => [r, i]));
-      const signals = runs.map((id) => {
-        const run = runOf(id);
-        if (!run.source) {
-          throw new UserError(
-            `the forecast run's scores of ${checkpointLabel(id)} carry no per-row scores ` +
-              "(imported memorized-row lists): the combined rule reads its prefix, matches and " +
-              "NLL; score it with this harness or give --signal binary",
-          );
-        }
-        return signalsOf({ ...run, compute: 0 }, index, rows.length);
-      });
-      const columns = {
-        ...runColumns(signals),
-        ...featureColumns(features, rows.map((_, i) => i)),
-      };
-      cache.set(key, { rows, columns });
+    return { name: `${run.model}@${run.step}`, source: run.source };
+  });
+  const out: Flag[] = [];
+  for (const b of modelBlocks(features, runs)) {
+    const predict = rules.map((
+      r,
+    ) => (r?.model ? predictor(checkColumns(r, b.columns), b.columns) : null));
+    for (let i = 0; i < b.rows.length; i++) {
+      const f = fold(b.rows[i]);
+      const p = predict[f]?.(i);
+      if (p !== undefined && probabilityBin(p) <= rules[f]!.bin) {
+        out.push({ row: b.rows[i], value: p });
+      }
     }
-    return cache.get(key)!;
-  };
+  }
+  return out;
 }
 
-/** A model rule: the rows whose probability under the fold's model is in a bin ≤ the rule's. */
-function flagByModel(
-  rule: FoldRule,
-  { rows, columns }: { rows: number[]; columns: Columns },
-  inFold: (r: number) => boolean,
-): Flag[] {
+/** The rule's model, when the forecast run has every column it reads. */
+function checkColumns(rule: FoldRule, columns: Columns): LogisticModel {
   const model = rule.model!;
   const missing = model.names.filter((n) => !(n in columns));
   if (missing.length > 0) {
@@ -400,13 +407,7 @@ function flagByModel(
         "(a run scored without that signal); give --signal binary|score|prefix|nll",
     );
   }
-  const out: Flag[] = [];
-  rows.forEach((r, i) => {
-    if (!inFold(r)) return;
-    const p = predictRow(model, columns, i);
-    if (probabilityBin(p) <= rule.bin) out.push({ row: r, value: p });
-  });
-  return out;
+  return model;
 }
 
 /**

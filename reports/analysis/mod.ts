@@ -81,7 +81,13 @@ export type { PredictorKind } from "./summary.ts";
 export type { PredictorRow } from "./summary.ts";
 export type { RecallOver } from "./summary.ts";
 export type { Recommendation } from "./summary.ts";
-export type { MaskedHit, RowFeatures } from "../../engine/data/features/row_features.ts";
+export type {
+  FeatureChunk,
+  FeatureMeta,
+  MaskedHit,
+  PersonalIndex,
+  RowFeatures,
+} from "../../engine/data/features/row_features.ts";
 export type { PersonalKind } from "../../engine/data/features/personal.ts";
 export type { RowList } from "../../engine/rowset.ts";
 export type { RowRanges } from "../../engine/rowset.ts";

@@ -60,10 +60,17 @@ export interface FeaturePredictor {
 
 /** The combined and data-only predictors per budget, and personal data per kind. */
 export interface FeaturePredictors {
-  /** Rows the models are fitted on (rows with features the target scored). */
+  /** Model rows: rows with features the target scored (each model is applied to all of them). */
   rows: number;
   /** Of them, rows the target memorized. */
   memorized: number;
+  /**
+   * The rows the models are fitted on: every model row up to the cap
+   * (reports/analysis/combined.ts `FEATURE_SAMPLE_ROWS`), otherwise a
+   * deterministic sample by row hash, each row weighted by 1 / its class's
+   * rate (`memorized`, `other`: inclusion probabilities, 1 = every row).
+   */
+  sample: { rows: number; memorized: number; other: number };
   /** One per recommendation (budget). */
   budgets: {
     /** Budget as a fraction of the target's compute. */
