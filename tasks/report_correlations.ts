@@ -35,6 +35,7 @@ export interface CorrelationJob {
 
 /** The thread's messages: a matrix done, the result, or an error. */
 export type CorrelationReply =
+  | { ready: true }
   | { matrix: number }
   | { result: Summary["correlations"] }
   | { error: { message: string; user: boolean } };
@@ -89,7 +90,8 @@ export function startCorrelations(
   const result = new Promise<Summary["correlations"]>((resolve, reject) => {
     worker.onmessage = (e: MessageEvent<CorrelationReply>) => {
       const m = e.data;
-      if ("matrix" in m) {
+      if ("ready" in m) worker.postMessage(job);
+      else if ("matrix" in m) {
         done++;
         sink?.add(1);
       } else if ("result" in m) resolve(m.result);
@@ -101,7 +103,6 @@ export function startCorrelations(
     };
   }).finally(() => worker.terminate());
   result.catch(() => {}); // awaited by `result()`; not an unhandled rejection meanwhile
-  worker.postMessage(job);
   return {
     result(progress) {
       sink = progress;

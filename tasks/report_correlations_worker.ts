@@ -2,7 +2,8 @@
  * The thread of tasks/report_correlations.ts: opens each run's shards
  * (engine/store/stored_checkpoints.ts `shardSource`), computes the score
  * correlation matrices (reports/analysis/figures.ts `correlationMatrix`),
- * posts one message per matrix done, then the matrices.
+ * posts one message per matrix done, then the matrices. It says it is ready
+ * (`{ ready: true }`) once it listens: the job is sent after.
  *
  * @module
  */
@@ -41,3 +42,6 @@ self.onmessage = (e: MessageEvent<CorrelationJob>) => {
     });
   }
 };
+// Ready only now: a message sent while the modules above were still evaluating (one has a
+// top-level await) would have found no handler.
+post({ ready: true });

@@ -55,6 +55,7 @@ export interface ReaderInit {
 
 /** A reader thread's answer to a job. */
 export type ReaderReply =
+  | { ready: true }
   | { id: number; result: OffloadedCheckpoint & { extra: LabelHistogram[] } }
   | { id: number; error: { message: string; user: boolean } };
 
@@ -62,6 +63,8 @@ export type ReaderReply =
 interface Slot {
   worker: Worker;
   jobs: number;
+  /** Messages held until the thread says it is ready (null once it has). */
+  held: unknown[] | null;
 }
 
 /** Reader threads, each given at most two checkpoints at a time (one read, one waiting). */
@@ -75,8 +78,13 @@ class ReaderPool {
       const worker = new Worker(new URL("./report_scan_worker.ts", import.meta.url), {
         type: "module",
       });
-      const slot: Slot = { worker, jobs: 0 };
+      const slot: Slot = { worker, jobs: 0, held: [{ init }] };
       worker.onmessage = (e: MessageEvent<ReaderReply>) => {
+        if ("ready" in e.data) {
+          for (const m of slot.held ?? []) worker.postMessage(m);
+          slot.held = null;
+          return;
+        }
         slot.jobs--;
         const w = this.#waiting.get(e.data.id)!;
         this.#waiting.delete(e.data.id);
@@ -92,7 +100,6 @@ class ReaderPool {
         for (const w of this.#waiting.values()) w.reject(failed);
         this.#waiting.clear();
       };
-      worker.postMessage({ init });
       this.#workers.push(slot);
     }
   }
@@ -108,7 +115,8 @@ class ReaderPool {
     const waiting = Promise.withResolvers<OffloadedCheckpoint>();
     this.#waiting.set(id, waiting);
     slot.jobs++;
-    slot.worker.postMessage({ id, job });
+    if (slot.held) slot.held.push({ id, job });
+    else slot.worker.postMessage({ id, job });
     return waiting.promise;
   }
 

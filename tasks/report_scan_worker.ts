@@ -5,7 +5,8 @@
  * `readCheckpointSets`), counts its histograms against the target on the way
  * and posts back the row sets, the histograms and the shards' verified
  * identities. Jobs are done in the order given, one after the other (they
- * share one shard buffer).
+ * share one shard buffer). It says it is ready (`{ ready: true }`) once it
+ * listens: the pool sends nothing before.
  *
  * @module
  */
@@ -47,3 +48,6 @@ self.onmessage = (e: MessageEvent<{ init: ReaderInit } | { id: number; job: Chec
     self.postMessage(reply, { transfer: transfer as ArrayBuffer[] });
   });
 };
+// Ready only now: messages sent while the modules above were still evaluating (one has a
+// top-level await) would have found no handler.
+self.postMessage({ ready: true });
