@@ -8,8 +8,10 @@
  * store` (report and export of a paper-shape store against the disk,
  * bench/store.ts), `deno task bench features` (exact window counts,
  * bench/features.ts, then the row-feature record and its models at 10M rows,
- * bench/features_record.ts) and `deno task bench features-record` (that second
- * part alone) run only when named.
+ * bench/features_record.ts, then the features step itself on a few million
+ * selected rows, bench/features_step.ts), `deno task bench features-record`
+ * and `deno task bench features-step` (the second or third part alone) run
+ * only when named.
  *
  * @module
  */
@@ -21,6 +23,7 @@ import { runDevicesBench } from "./devices.ts";
 import { runImportBench } from "./import.ts";
 import { runFeaturesBench } from "./features.ts";
 import { runRecordBench } from "./features_record.ts";
+import { runStepBench } from "./features_step.ts";
 import { runStoreBench } from "./store.ts";
 
 const benches: Record<string, () => Promise<Record<string, number>>> = {
@@ -30,14 +33,20 @@ const benches: Record<string, () => Promise<Record<string, number>>> = {
   pythia: () => runPythiaBench(),
   devices: () => runDevicesBench(),
   import: () => runImportBench(),
-  features: async () => ({ ...await runFeaturesBench(), ...await runRecordBench() }),
+  features: async () => ({
+    ...await runFeaturesBench(),
+    ...await runRecordBench(),
+    ...await runStepBench(),
+  }),
   "features-record": () => runRecordBench(),
+  "features-step": () => runStepBench(),
   store: () => runStoreBench(),
 };
 
 // The import, features and store benchmarks write GBs of synthetic data: only when named
-// (`deno task bench import`, `deno task bench features`, `features-record`, `store`).
-const NAMED_ONLY = ["import", "features", "features-record", "store"];
+// (`deno task bench import`, `deno task bench features`, `features-record`, `features-step`,
+// `store`).
+const NAMED_ONLY = ["import", "features", "features-record", "features-step", "store"];
 const chosen = Deno.args.length > 0
   ? Deno.args
   : Object.keys(benches).filter((b) => !NAMED_ONLY.includes(b));

@@ -5,18 +5,31 @@
  * settings, the data's row count and fingerprint (the one the store's manifest
  * records), so changed settings or changed data start afresh).
  *
- * - **Counts** (engine/data/features/window_counts.ts): the data is scanned
- *   in data shards of `shard_size` rows (every token position of every row; a
- *   row is a segment); each shard writes one atomic file `counts-NNNNN.bin`
+ * Streamed, in bounded memory: the selected rows' windows are read
+ * `chunkRows` rows at a time ({@link FEATURE_READ_ROWS}), never all at once.
+ *
+ * - **Tables**: each chunk's windows and contexts are hashed into the window
+ *   and the context table (engine/data/features/window_counts.ts
+ *   `emptyWindowTable`, `addWindows`): 64-bit hashes, no query tokens kept, so
+ *   no verification (expected wrong counts N · n / 2^64: 2.4 over the whole
+ *   deduplicated Pile). What spans all rows is the tables (per width: 16-byte
+ *   slots at load ≤ 0.7, a bit filter of 16 bits per row, the slot of each
+ *   row) and the selection.
+ * - **Counts**: the data is scanned in data shards of `shard_size` rows
+ *   (every token position of every row; a row is a segment; read a block of
+ *   rows at a time); each shard writes one atomic file `counts-NNNNN.bin`
  *   (float64 seconds, then uint32 window counts and uint32 context counts per
- *   selected row). Finished shards are skipped on rerun; with a shard group
- *   `I/N` the group scans data shards d ≡ I (mod N).
- * - **Rows**: once every shard is in, the counts are summed and the per-row
- *   features added: step and the next row with the same window (seen.ts),
- *   compression and distinct share (compress.ts, of the decoded text when the
- *   tokenizer loads), and the personal data found in the decoded window
- *   (personal.ts), kept **masked only** (kind, span, `redact`ed value). They
- *   are written by rows_file.ts `writeRowFeatures`: one little-endian binary
+ *   selected row, streamed). Finished shards are skipped on rerun; with a
+ *   shard group `I/N` the group scans data shards d ≡ I (mod N).
+ * - **Rows**: once every shard is in, the window table's slots give each row
+ *   its next row with the same window and the rows holding it (seen.ts
+ *   `sameWindowLinks`; the tables are let go first), and the record is
+ *   written chunk by chunk as each chunk is computed: its windows read again,
+ *   its counts summed over the shard files, its compression and distinct
+ *   share (compress.ts, of the decoded text when the tokenizer loads, each
+ *   window decoded once) and the personal data found in the decoded window
+ *   (personal.ts), kept **masked only** (kind, span, `redact`ed value).
+ *   rows_file.ts `writeRowFeatures` streams them: one little-endian binary
  *   file per column, `personal.jsonl`, then `rows.json` (the metadata, last).
  *   `seconds` is the measured cost of the whole step (all shards and the
  *   assembly).
@@ -24,30 +37,43 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { closeSync, existsSync, fstatSync, openSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { openTokenReader, type TokenReader } from "../engine/data/datasets.ts";
+import { readAt } from "../engine/data/token_file.ts";
 import { selectRows } from "../engine/data/rows.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
 import {
   addCounts,
-  buildWindowTable,
-  queryCounts,
+  addWindows,
+  emptyWindowTable,
   scanAll,
   type WindowTable,
 } from "../engine/data/features/window_counts.ts";
-import { seenFeatures } from "../engine/data/features/seen.ts";
+import { sameWindowLinks, type WindowLinks } from "../engine/data/features/seen.ts";
 import { compressFeatures } from "../engine/data/features/compress.ts";
 import { detectPersonal, redactedHits } from "../engine/data/features/personal.ts";
 import { stableJson, writeAtomic } from "../engine/store/store.ts";
 import {
-  type FeatureChunk,
   FEATURES_VERSION,
   type MaskedHit,
+  type RecordPart,
   writeRowFeatures,
 } from "../engine/data/features/rows_file.ts";
+import { UserError } from "../engine/errors.ts";
 import type { Experiment } from "../engine/types.ts";
+
+/**
+ * Selected rows read, hashed and assembled at a time: 16 MiB of tokens for
+ * 64-token windows, and the chunk's decoded texts (2^18 rows peaked 300 MB
+ * higher at 2M rows, bench/features_step.ts, for the same speed).
+ */
+export const FEATURE_READ_ROWS = 1 << 16;
+/** Bytes of a data shard's tokens (as Int32) read at a time while it is scanned. */
+const SCAN_BLOCK_BYTES = 32 << 20;
+/** Selected rows per part of a data shard's counts file. */
+const COUNT_PART_ROWS = 1 << 20;
 
 /** Options of {@link computeFeatures}. */
 export interface FeatureOptions {
@@ -55,6 +81,12 @@ export interface FeatureOptions {
   shardGroup?: { index: number; count: number };
   log?: (line: string) => void;
   signal?: AbortSignal;
+  /**
+   * Selected rows read at a time (default {@link FEATURE_READ_ROWS}); also
+   * the most rows of a data shard read at a time. The record does not
+   * depend on it (tests force several chunks).
+   */
+  chunkRows?: number;
 }
 
 /** What {@link computeFeatures} did. */
@@ -95,6 +127,19 @@ async function featureFolder(
 
 const shardFile = (dir: string, d: number) => join(dir, `counts-${String(d).padStart(5, "0")}.bin`);
 
+/** One call of the step: the experiment, its data, selection, folder and chunking. */
+interface FeatureJob {
+  exp: Experiment;
+  reader: TokenReader;
+  selection: Uint32Array;
+  dir: string;
+  /** Data shards. */
+  shards: number;
+  /** Scored window width (context + continuation). */
+  width: number;
+  chunkRows: number;
+}
+
 /**
  * Computes (or resumes) the row features of the experiment's selected rows
  * into its run folder. Returns what it did; `rows` is null while a shard
@@ -108,182 +153,289 @@ export async function computeFeatures(
   const log = opts.log ?? ((line: string) => console.error(line));
   const reader = await openTokenReader(exp.data);
   try {
-    const totalRows = reader.rows;
-    const selection = selectRows(exp, totalRows);
-    const dir = await featureFolder(exp, totalRows, await reader.fingerprint(), selection);
+    const selection = selectRows(exp, reader.rows);
+    const dir = await featureFolder(exp, reader.rows, await reader.fingerprint(), selection);
     const rowsPath = join(dir, "rows.json");
     const m = exp.memorization;
-    const width = m.context + m.continuation;
-    const shards = Math.ceil(totalRows / exp.shardSize);
+    const job: FeatureJob = {
+      exp,
+      reader,
+      selection,
+      dir,
+      shards: Math.ceil(reader.rows / exp.shardSize),
+      width: m.context + m.continuation,
+      chunkRows: checkChunkRows(opts.chunkRows ?? FEATURE_READ_ROWS),
+    };
     if (existsSync(rowsPath)) {
-      return { scanned: 0, skipped: shards, rows: rowsPath, seconds: secondsSince(t0) };
+      return { scanned: 0, skipped: job.shards, rows: rowsPath, seconds: secondsSince(t0) };
     }
-    const windows = await reader.readWindow(selection, m.offset, width);
-    const tables = {
-      window: buildWindowTable(windows, width, width),
-      context: buildWindowTable(windows, width, m.context, {}),
-    };
-    const scan = await scanShards(reader, tables, dir, shards, exp.shardSize, opts);
-    const done = Array.from({ length: shards }, (_, d) => existsSync(shardFile(dir, d)));
-    if (!done.every(Boolean)) {
-      log(`features: ${done.filter(Boolean).length} of ${shards} data shards scanned`);
-      return {
-        scanned: scan.scanned,
-        skipped: scan.skipped,
-        rows: null,
-        seconds: secondsSince(t0),
-      };
+    const plan = shardsToScan(job, opts.shardGroup);
+    const outcome = (rows: string | null, scanned = 0) => ({
+      scanned,
+      skipped: plan.skipped,
+      rows,
+      seconds: secondsSince(t0),
+    });
+    // nothing to scan here and shards of other groups missing: no table to build
+    if (plan.todo.length === 0 && plan.elsewhere > 0) return outcome(null);
+    const tables = await buildTables(job, plan.todo.length > 0);
+    const scan = await scanShards(job, tables, plan.todo, opts.signal);
+    const missing = Array.from({ length: job.shards }, (_, d) => d)
+      .filter((d) => !existsSync(shardFile(dir, d))).length;
+    if (missing > 0) {
+      log(`features: ${job.shards - missing} of ${job.shards} data shards scanned`);
+      return outcome(null, scan.scanned);
     }
-    const sums = await sumShardCounts(dir, shards, selection.length);
-    const decode = await loadDecoder(exp.suite.tokenizer, log);
-    const rows = assembleRows(exp, selection, windows, width, sums, decode);
-    // every shard's scan (in whichever call) plus this call's tables and assembly
-    const seconds = round(sums.scanSeconds + secondsSince(t0) - scan.seconds);
-    const meta = {
-      key: dir.split("/").pop()!,
-      of: rows.of,
-      seconds,
-      shards,
-      tokens: totalRows * reader.rowLength,
-    };
-    await writeRowFeatures(dir, meta, [rows.columns], rows.personal);
+    const seconds = await writeRecord(job, tables, { t0, scanSeconds: scan.seconds, log });
     log(
-      `features: ${selection.length} rows, ${shards} data shards ` +
+      `features: ${selection.length} rows, ${job.shards} data shards ` +
         `(${scan.scanned} scanned now) in ${seconds.toFixed(2)} s → ${rowsPath}`,
     );
-    return {
-      scanned: scan.scanned,
-      skipped: scan.skipped,
-      rows: rowsPath,
-      seconds: secondsSince(t0),
-    };
+    return outcome(rowsPath, scan.scanned);
   } finally {
     await reader.close();
   }
 }
 
-/** The window table and the context table of the selected rows. */
-interface CountTables {
-  window: WindowTable;
-  context: WindowTable;
+function checkChunkRows(n: number): number {
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`chunkRows ${n} is not a positive integer`);
+  }
+  return n;
 }
 
 /**
- * Scans this call's data shards (those of the shard group, not yet on disk)
- * until done or aborted; returns how many were scanned and skipped, and the
- * seconds the scans took.
+ * The data shards this call scans (those of the shard group not yet on disk),
+ * how many of the group's are done, and how many of other groups are missing.
+ */
+function shardsToScan(
+  job: FeatureJob,
+  g: FeatureOptions["shardGroup"],
+): { todo: number[]; skipped: number; elsewhere: number } {
+  const todo: number[] = [];
+  let skipped = 0, elsewhere = 0;
+  for (let d = 0; d < job.shards; d++) {
+    const done = existsSync(shardFile(job.dir, d));
+    if (g && d % g.count !== g.index) elsewhere += done ? 0 : 1;
+    else if (done) skipped++;
+    else todo.push(d);
+  }
+  return { todo, skipped, elsewhere };
+}
+
+/** The window table and the context table of the selected rows (null once let go, or not built). */
+interface CountTables {
+  window: WindowTable | null;
+  context: WindowTable | null;
+}
+
+/**
+ * The tables of the selected rows (the context table only when shards are to
+ * be scanned), their windows read and hashed `chunkRows` rows at a time: the
+ * tables keep 64-bit hashes, never tokens.
+ */
+async function buildTables(job: FeatureJob, withContext: boolean): Promise<CountTables> {
+  const m = job.exp.memorization, n = job.selection.length;
+  const window = emptyWindowTable(job.width, n);
+  const context = withContext ? emptyWindowTable(m.context, n) : null;
+  for (let a = 0; a < n; a += job.chunkRows) {
+    const rows = job.selection.subarray(a, Math.min(n, a + job.chunkRows));
+    const windows = await job.reader.readWindow(rows, m.offset, job.width);
+    addWindows(window, windows, job.width, a);
+    if (context) addWindows(context, windows, job.width, a);
+  }
+  return { window, context };
+}
+
+/**
+ * Scans the data shards `todo` until done or aborted; returns how many were
+ * scanned and the seconds the scans took.
  */
 async function scanShards(
-  reader: TokenReader,
+  job: FeatureJob,
   tables: CountTables,
-  dir: string,
-  shards: number,
-  size: number,
-  opts: FeatureOptions,
-): Promise<{ scanned: number; skipped: number; seconds: number }> {
-  const g = opts.shardGroup;
-  let scanned = 0, skipped = 0, seconds = 0;
-  for (let d = 0; d < shards; d++) {
-    if (g && d % g.count !== g.index) continue;
-    if (existsSync(shardFile(dir, d))) {
-      skipped++;
-      continue;
-    }
-    if (opts.signal?.aborted) break;
-    seconds += await scanShard(reader, tables, dir, d, size);
+  todo: readonly number[],
+  signal?: AbortSignal,
+): Promise<{ scanned: number; seconds: number }> {
+  let scanned = 0, seconds = 0;
+  for (const d of todo) {
+    if (signal?.aborted) break;
+    seconds += await scanShard(job, [tables.window!, tables.context!], d);
     scanned++;
   }
-  return { scanned, skipped, seconds };
+  return { scanned, seconds };
 }
 
 /**
  * Counts the windows of data shard `d` (rows `[d · size, (d + 1) · size)`,
- * each row a segment) and writes its file: the seconds taken, then the
- * window and the context count of every selected row. Returns the seconds.
+ * each row a segment, read a block of rows at a time) and writes its file:
+ * the seconds taken, then the window and the context count of every
+ * selected row (streamed). Returns the seconds.
  */
 async function scanShard(
-  reader: TokenReader,
-  tables: CountTables,
-  dir: string,
+  job: FeatureJob,
+  tables: [WindowTable, WindowTable],
   d: number,
-  size: number,
 ): Promise<number> {
   const s0 = performance.now();
-  const { window: wTable, context: cTable } = tables;
+  const { reader } = job, len = reader.rowLength, size = job.exp.shardSize;
   const first = d * size, n = Math.min(size, reader.rows - first);
-  const rows = Uint32Array.from({ length: n }, (_, i) => first + i);
-  const tokens = await reader.readWindow(rows, 0, reader.rowLength);
-  const wc = wTable.newCounts(), cc = cTable.newCounts();
-  for (let r = 0; r < n; r++) {
-    const a = r * reader.rowLength;
-    scanAll([wTable, cTable], tokens, a, a + reader.rowLength, [wc, cc]);
+  const block = Math.max(1, Math.min(job.chunkRows, Math.floor(SCAN_BLOCK_BYTES / (4 * len))));
+  const counts: [Uint32Array, Uint32Array] = [tables[0].newCounts(), tables[1].newCounts()];
+  for (let b = 0; b < n; b += block) {
+    const rows = Uint32Array.from({ length: Math.min(block, n - b) }, (_, i) => first + b + i);
+    const tokens = await reader.readWindow(rows, 0, len);
+    for (let r = 0; r < rows.length; r++) scanAll(tables, tokens, r * len, (r + 1) * len, counts);
   }
-  const selected = wTable.queries;
-  const out = new Uint8Array(8 + 8 * selected);
-  const q = new Uint32Array(out.buffer, 8, 2 * selected);
-  queryCounts(wTable, wc, q.subarray(0, selected));
-  queryCounts(cTable, cc, q.subarray(selected));
   const took = secondsSince(s0);
-  new Float64Array(out.buffer, 0, 1)[0] = took;
-  await writeAtomic(shardFile(dir, d), out);
+  await writeAtomic(shardFile(job.dir, d), countParts(took, tables, counts));
   return took;
 }
 
-/** Every shard file's counts summed per selected row, and the seconds their scans took. */
-async function sumShardCounts(
-  dir: string,
-  shards: number,
-  selected: number,
-): Promise<{ window: Uint32Array; context: Uint32Array; scanSeconds: number }> {
-  const window = new Uint32Array(selected), context = new Uint32Array(selected);
-  let scanSeconds = 0;
-  for (let d = 0; d < shards; d++) {
-    const bytes = await readFile(shardFile(dir, d));
-    const buf = new Uint8Array(bytes).buffer;
-    scanSeconds += new Float64Array(buf, 0, 1)[0];
-    const q = new Uint32Array(buf, 8, 2 * selected);
-    addCounts(window, q.subarray(0, selected));
-    addCounts(context, q.subarray(selected));
-  }
-  return { window, context, scanSeconds };
-}
-
-/** The per-row features from the summed counts and the selected rows' windows. */
-function assembleRows(
-  exp: Experiment,
-  selection: Uint32Array,
-  windows: Int32Array,
-  width: number,
-  counts: { window: Uint32Array; context: Uint32Array },
-  decode?: (ids: number[]) => string,
-): { columns: FeatureChunk; personal: [number, MaskedHit[]][]; of: "text" | "tokens" } {
-  const sps = exp.suite.sequencesPerStep;
-  const seen = seenFeatures(windows, width, sps);
-  const compress = compressFeatures(windows, width, decode);
-  const personal: [number, MaskedHit[]][] = [];
-  if (decode) {
-    for (let q = 0; q < selection.length; q++) {
-      const text = decode(Array.from(windows.subarray(q * width, (q + 1) * width)));
-      const hits = detectPersonal(text);
-      if (hits.length > 0) personal.push([selection[q], redactedHits(text, hits)]);
+/** A counts file's parts: the seconds (float64), then each table's count per query (uint32). */
+function* countParts(
+  seconds: number,
+  tables: readonly WindowTable[],
+  counts: readonly Uint32Array[],
+): Generator<Uint8Array> {
+  yield new Uint8Array(Float64Array.of(seconds).buffer);
+  for (const [j, t] of tables.entries()) {
+    for (let a = 0; a < t.queries; a += COUNT_PART_ROWS) {
+      const out = new Uint32Array(Math.min(COUNT_PART_ROWS, t.queries - a));
+      for (let i = 0; i < out.length; i++) {
+        const s = t.slot[a + i];
+        if (s >= 0) out[i] = counts[j][s];
+      }
+      yield new Uint8Array(out.buffer);
     }
   }
-  // seenFeatures numbers rows 0..n−1 of the selection: map its next row back to a step of data rows
-  const nextStep = Int32Array.from(
-    seen.nextRow,
-    (r) => r < 0 ? -1 : Math.floor(selection[r] / sps),
-  );
-  const columns: FeatureChunk = {
-    rows: selection,
-    window: counts.window,
-    context: counts.context,
-    step: Int32Array.from(selection, (r) => Math.floor(r / sps)),
-    nextStep,
-    rowCopies: Uint32Array.from(seen.rowCopies),
-    compression: Float64Array.from(compress.compression, round),
-    distinct: Float64Array.from(compress.distinct, round),
+}
+
+/**
+ * Each data shard's counts file checked (8 + 8 bytes per selected row) and
+ * the seconds its scan took, summed.
+ */
+function shardSeconds(job: FeatureJob): number {
+  const want = 8 + 8 * job.selection.length;
+  let seconds = 0;
+  for (let d = 0; d < job.shards; d++) {
+    const path = shardFile(job.dir, d);
+    const fd = openSync(path, "r");
+    try {
+      const size = fstatSync(fd).size;
+      if (size !== want) {
+        throw new UserError(
+          `${path}: ${size} bytes, expected ${want} (the scan's seconds and a window and a ` +
+            `context count per selected row): the counts file is damaged; delete it and rerun ` +
+            "deno task experiment to scan its data shard again",
+        );
+      }
+      seconds += new Float64Array(readAt({ fd, size }, 0, 8).slice().buffer)[0];
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return seconds;
+}
+
+/** The window and context counts of selected rows `[a, b)`, summed over every shard's file. */
+function summedCounts(
+  job: FeatureJob,
+  a: number,
+  b: number,
+): { window: Uint32Array; context: Uint32Array } {
+  const window = new Uint32Array(b - a), context = new Uint32Array(b - a);
+  const part = new Uint32Array(b - a), bytes = new Uint8Array(part.buffer);
+  const selected = job.selection.length;
+  for (let d = 0; d < job.shards; d++) {
+    const fd = openSync(shardFile(job.dir, d), "r");
+    try {
+      for (const [at, into] of [[a, window], [selected + a, context]] as const) {
+        readAt({ fd, size: 0 }, 8 + 4 * at, bytes.length, bytes);
+        addCounts(into, part);
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { window, context };
+}
+
+/**
+ * Writes the record: the seen-when links from the window table's slots (the
+ * tables are let go first), then chunk by chunk the summed counts and the
+ * per-row features of the chunk's windows, streamed to the column files.
+ * Returns the measured seconds of the step (every shard's scan, this call's
+ * tables and assembly).
+ */
+async function writeRecord(
+  job: FeatureJob,
+  tables: CountTables,
+  time: { t0: number; scanSeconds: number; log: (line: string) => void },
+): Promise<number> {
+  const table = tables.window!;
+  const slot = table.slot, links = sameWindowLinks(slot, table.mask + 1);
+  tables.window = tables.context = null;
+  const scanned = shardSeconds(job);
+  const decode = await loadDecoder(job.exp.suite.tokenizer, time.log);
+  let seconds = 0;
+  const meta = () => {
+    // every shard's scan (in whichever call) plus this call's tables and assembly
+    seconds = round(scanned + secondsSince(time.t0) - time.scanSeconds);
+    return {
+      key: job.dir.split("/").pop()!,
+      of: decode ? "text" as const : "tokens" as const,
+      seconds,
+      shards: job.shards,
+      tokens: job.reader.rows * job.reader.rowLength,
+    };
   };
-  return { columns, personal, of: compress.of };
+  await writeRowFeatures(job.dir, meta, recordParts(job, slot, links, decode));
+  return seconds;
+}
+
+/** The record's parts, `chunkRows` selected rows at a time (their windows read again). */
+async function* recordParts(
+  job: FeatureJob,
+  slot: Int32Array,
+  links: WindowLinks,
+  decode?: (ids: number[]) => string,
+): AsyncGenerator<RecordPart> {
+  const { selection, width } = job, n = selection.length;
+  const sps = job.exp.suite.sequencesPerStep;
+  for (let a = 0; a < n; a += job.chunkRows) {
+    const b = Math.min(n, a + job.chunkRows);
+    const rows = selection.subarray(a, b);
+    const windows = await job.reader.readWindow(rows, job.exp.memorization.offset, width);
+    const texts = decode
+      ? Array.from(rows, (_, i) => decode(Array.from(windows.subarray(i * width, (i + 1) * width))))
+      : undefined;
+    const compress = compressFeatures(windows, width, decode, texts);
+    const next = (i: number) => links.next[a + i];
+    yield {
+      rows,
+      ...summedCounts(job, a, b),
+      step: Int32Array.from(rows, (r) => Math.floor(r / sps)),
+      nextStep: Int32Array.from(
+        rows,
+        (_, i) => next(i) < 0 ? -1 : Math.floor(selection[next(i)] / sps),
+      ),
+      rowCopies: Uint32Array.from(rows, (_, i) => links.copies[slot[a + i]]),
+      compression: Float64Array.from(compress.compression, round),
+      distinct: Float64Array.from(compress.distinct, round),
+      personal: texts ? personalRows(rows, texts) : [],
+    };
+  }
+}
+
+/** The rows of a chunk whose decoded window holds personal data, with their masked hits. */
+function personalRows(rows: Uint32Array, texts: readonly string[]): [number, MaskedHit[]][] {
+  const out: [number, MaskedHit[]][] = [];
+  for (const [i, text] of texts.entries()) {
+    const hits = detectPersonal(text);
+    if (hits.length > 0) out.push([rows[i], redactedHits(text, hits)]);
+  }
+  return out;
 }
 
 function secondsSince(t0: number): number {

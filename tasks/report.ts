@@ -22,7 +22,7 @@ import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import { readImportRecord } from "../engine/import/imported.ts";
 import { loadImportedInput } from "./imported_input.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
-import { computedDuplicates, readRowFeatures } from "../engine/data/features/rows_file.ts";
+import { readRowFeatures } from "../engine/data/features/rows_file.ts";
 import { UserError } from "../engine/errors.ts";
 import { boundedLines } from "../engine/os/lines.ts";
 import { fsProblem, isNotFound } from "../engine/os/fs_errors.ts";
@@ -196,13 +196,13 @@ export async function loadAnalysisInput(
   }
   const { missing, exampleTokens } = await readFromData(experiment, runs, log, opened);
   const features = await readRowFeatures(runDir);
-  // a data.duplicates file given by the user wins over the computed window counts
+  // a data.duplicates file given by the user wins over the computed window counts, which the
+  // analysis walks chunk by chunk (figures.ts rateByComputedDuplicates)
   const given = await readDuplicates(experiment, log);
-  const duplicates = given ?? (features ? computedDuplicates(features) : null);
   return {
     experiment,
     runs,
-    duplicates,
+    duplicates: given,
     features,
     duplicatesFrom: given ? "data.duplicates" : "computed",
     exampleTokens,

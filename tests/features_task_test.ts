@@ -11,6 +11,7 @@ import {
   type RowFeatures,
 } from "../engine/data/features/rows_file.ts";
 import { countWindows } from "../engine/data/features/window_counts.ts";
+import { UserError } from "../engine/errors.ts";
 import { NANO_YAML, writeReducedExperiment } from "./fixtures/reduced_experiment.ts";
 import { scoreAndReport } from "../tasks/experiment.ts";
 import type { Summary } from "../reports/analysis/summary.ts";
@@ -93,6 +94,45 @@ Deno.test("features step on the nano suite: exact counts, resumable by data shar
     const fresh = await computeFeatures(changed, quiet);
     assert.deepEqual([fresh.scanned, fresh.skipped], [5, 0]);
     assert.equal((await readdir(join(dir, "features"))).length, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("features step in small chunks: the record equals the one-chunk record; a damaged counts file is exit 2 naming it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "features_chunks" });
+  try {
+    const base = await loadExperiment(NANO_YAML);
+    const one = { ...base, output: join(dir, "one") };
+    const small = { ...base, output: join(dir, "small") };
+    await computeFeatures(one, quiet);
+    // 300 rows at a time: 8 chunks of the 2,288 selected rows, shards of 512 rows read in two blocks
+    await computeFeatures(small, { ...quiet, chunkRows: 300 });
+    const a = (await readRowFeatures(one.output))!, b = (await readRowFeatures(small.output))!;
+    assert.equal(b.count, 2288);
+    assert.deepEqual(allFeatures(b), allFeatures(a));
+    assert.deepEqual(personalOf(b), personalOf(a));
+    assert.ok(b.personal.rows.length > 50);
+    const { seconds: _a, ...metaA } = a, { seconds: _b, ...metaB } = b;
+    assert.deepEqual(
+      { ...metaB, chunk: null, personal: null },
+      { ...metaA, chunk: null, personal: null },
+    );
+    const folder = (f: RowFeatures, out: string) => join(out, "features", f.key);
+    for (let d = 0; d < 5; d++) {
+      const name = `counts-0000${d}.bin`;
+      const x = await readFile(join(folder(a, one.output), name));
+      const y = await readFile(join(folder(b, small.output), name));
+      assert.deepEqual(y.subarray(8), x.subarray(8), name);
+    }
+    // a counts file cut short: the assembly refuses it, naming the file
+    const cut = join(folder(b, small.output), "counts-00003.bin");
+    await rm(join(folder(b, small.output), "rows.json"));
+    await writeFile(cut, (await readFile(cut)).subarray(0, 100));
+    await assert.rejects(
+      computeFeatures(small, quiet),
+      (e: Error) => e instanceof UserError && e.message.startsWith(`${cut}: 100 bytes, expected`),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -13,6 +13,8 @@ import {
   writeRowFeatures,
 } from "../engine/data/features/rows_file.ts";
 import { UserError } from "../engine/errors.ts";
+import { scoredFromScores } from "../engine/store/scored_checkpoint.ts";
+import { rateByComputedDuplicates, rateByDuplicates } from "../reports/analysis/figures.ts";
 
 /** A record of n rows (rows 3i + 1) with values that make every column distinct. */
 function columns(n: number): FeatureChunk {
@@ -90,6 +92,26 @@ Deno.test("row features file: typed columns and personal.jsonl read back equal, 
     const dup = computedDuplicates(f);
     assert.equal(dup.length, 2999);
     assert.equal(dup[4], 2);
+    // the report's rate by duplicates walks the chunks: the same bins as against the array, for
+    // rows with and without features, past the last one, and a run with gaps
+    const scored = (model: string, rows: number[]) =>
+      scoredFromScores({
+        model,
+        step: 1,
+        continuation: 4,
+        rows: Uint32Array.from(rows),
+        matches: Uint8Array.from(rows, (r) => (r * 7919) % 5),
+      });
+    const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+    const runs = [
+      scored("all", range(0, 3100)),
+      scored("gaps", [...range(100, 200), ...range(2990, 3050)]),
+      scored("none", []),
+    ];
+    const walked = rateByComputedDuplicates(runs, f);
+    assert.deepEqual(walked, runs.map((r) => rateByDuplicates(r, dup)));
+    assert.ok(walked[0].bins.length >= 4);
+    assert.equal(walked[0].bins.reduce((a, b) => a + b.rows, 0), 2999);
   } finally {
     await rm(run, { recursive: true });
   }

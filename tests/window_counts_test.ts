@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import {
   addCounts,
+  addWindows,
   buildWindowTable,
   countWindows,
+  emptyWindowTable,
   hashWindow,
   queryCounts,
   scanAll,
@@ -139,6 +141,29 @@ Deno.test("planted duplicates: exact counts, in partitions and shards, equal bru
   for (const s of shards) scanAll([tw, tc], s);
   assert.deepEqual(queryCounts(tw), bruteForce(windows, 64, 64, shards));
   assert.deepEqual(queryCounts(tc), bruteForce(windows, 64, 32, shards));
+});
+
+Deno.test("a table filled in pieces (the features step's chunks) counts as one built whole", () => {
+  const { stream } = plantedStream(40000, 3);
+  const n = 300;
+  const windows = new Uint16Array(n * 64);
+  for (let q = 0; q < n; q++) windows.set(stream.subarray(q * 64, q * 64 + 64), q * 64);
+  // a copied window: two queries share a slot
+  windows.copyWithin(64 * 7, 64 * 3, 64 * 4);
+  for (const width of [64, 32]) {
+    const whole = buildWindowTable(windows, 64, width, { verify: false });
+    const pieces = emptyWindowTable(width, n);
+    for (const [a, b] of [[0, 1], [1, 128], [128, 300]]) {
+      addWindows(pieces, windows.subarray(a * 64, b * 64), 64, a);
+    }
+    assert.deepEqual(pieces.slot, whole.slot);
+    assert.equal(pieces.distinct, n - 1);
+    assert.equal(pieces.slot[7], pieces.slot[3]);
+    scanTokens(pieces, stream);
+    assert.deepEqual(queryCounts(pieces), bruteForce(windows, 64, width, [stream]));
+    assert.equal(pieces.tokens, null);
+  }
+  assert.throws(() => addWindows(emptyWindowTable(64, 2), windows.subarray(0, 3 * 64), 64, 0));
 });
 
 Deno.test("a partition holds only its share of the queries, and the passes cover them all", () => {

@@ -61,6 +61,7 @@ import {
   correlationMatrix,
   distribution,
   pairMatrix,
+  rateByComputedDuplicates,
   rateByDuplicates,
   rateByRow,
 } from "./figures.ts";
@@ -77,11 +78,15 @@ export interface AnalysisInput {
    * instead of `scores` when given.
    */
   runs?: ScoredCheckpoint[];
-  /** Duplicate count per dataset row (index = row), when the data carries it. */
+  /** Duplicate count per dataset row (index = row), when the data carries it (wins when given). */
   duplicates?: Uint32Array | null;
   /** Row features of the run folder (the `features` step), when computed. */
   features?: RowFeatures | null;
-  /** Where `duplicates` came from (default `data.duplicates`). */
+  /**
+   * Where the duplicate counts come from (default `data.duplicates`):
+   * `computed` without `duplicates` takes the window counts of `features`,
+   * walked chunk by chunk beside each run's rows (nothing per data row held).
+   */
   duplicatesFrom?: "data.duplicates" | "computed";
   /**
    * Tokens of the example rows chosen by {@link exampleRows} (row → the
@@ -622,6 +627,8 @@ function figuresOf(
     rateByRow: byRowRuns.map((r) => rateByRow(r, size)),
     rateByDuplicates: input.duplicates
       ? byRowRuns.map((s) => rateByDuplicates(s, input.duplicates!))
+      : input.duplicatesFrom === "computed" && input.features
+      ? rateByComputedDuplicates(byRowRuns, input.features)
       : null,
     examples: examples(input, runs, target),
   };

@@ -24,6 +24,7 @@ import {
   restrictList,
 } from "../../engine/rowset.ts";
 import { checkpointLabel } from "../../engine/types.ts";
+import type { RowFeatures } from "../../engine/data/features/row_features.ts";
 
 /** Matches of rows asked in ascending order, read chunk by chunk from a source. */
 class MatchCursor {
@@ -168,28 +169,79 @@ function dupBin(d: number): number {
   return d <= 2 ? d : 1 + Math.ceil(Math.log2(d));
 }
 
+/** Rows and memorized rows per duplicate bin of one run, counted row by row. */
+class DuplicateBins {
+  readonly rows: number[] = [];
+  readonly mem: number[] = [];
+  readonly memorized: ListCursor;
+  constructor(readonly run: ScoredCheckpoint) {
+    this.memorized = new ListCursor(run.memorized);
+  }
+  /** Counts row `r` (rows ascending) with `d` duplicates. */
+  add(r: number, d: number): void {
+    const b = dupBin(d);
+    this.rows[b] = (this.rows[b] ?? 0) + 1;
+    this.mem[b] = (this.mem[b] ?? 0) + (this.memorized.has(r) ? 1 : 0);
+  }
+  /** The chart's bins: each non-empty bin's duplicate range, rows and rate. */
+  result(): PredictorId & { bins: { min: number; max: number; rows: number; rate: number }[] } {
+    const bins = [];
+    for (let b = 0; b < this.rows.length; b++) {
+      if (!this.rows[b]) continue;
+      const min = b <= 2 ? b : 2 ** (b - 2) + 1;
+      const max = b <= 2 ? b : 2 ** (b - 1);
+      bins.push({ min, max, rows: this.rows[b], rate: this.mem[b] / this.rows[b] });
+    }
+    return { model: this.run.model, step: this.run.step, bins };
+  }
+}
+
 /** Memorization rate of a run against each row's duplicate count, in powers-of-two bins. */
 export function rateByDuplicates(
   run: ScoredCheckpoint,
   duplicates: Uint32Array,
 ): PredictorId & { bins: { min: number; max: number; rows: number; rate: number }[] } {
-  const rows: number[] = [];
-  const mem: number[] = [];
-  const memorized = new ListCursor(run.memorized);
+  const bins = new DuplicateBins(run);
   forEachRow(run.scored, (r) => {
-    if (r >= duplicates.length) return;
-    const b = dupBin(duplicates[r]);
-    rows[b] = (rows[b] ?? 0) + 1;
-    mem[b] = (mem[b] ?? 0) + (memorized.has(r) ? 1 : 0);
+    if (r < duplicates.length) bins.add(r, duplicates[r]);
   });
-  const bins = [];
-  for (let b = 0; b < rows.length; b++) {
-    if (!rows[b]) continue;
-    const min = b <= 2 ? b : 2 ** (b - 2) + 1;
-    const max = b <= 2 ? b : 2 ** (b - 1);
-    bins.push({ min, max, rows: rows[b], rate: mem[b] / rows[b] });
+  return bins.result();
+}
+
+/**
+ * {@link rateByDuplicates} of each run against the computed window counts of
+ * the row features, in one walk over the record's chunks beside each run's
+ * scored rows (memory: one chunk, nothing per row). The same bins as against
+ * `computedDuplicates(features)` (one count per data row up to the last row
+ * with features, 0 for a row without): a scored row without features counts
+ * 0 duplicates, and rows past the last row with features are left out.
+ */
+export function rateByComputedDuplicates(
+  runs: readonly ScoredCheckpoint[],
+  features: RowFeatures,
+): (PredictorId & { bins: { min: number; max: number; rows: number; rate: number }[] })[] {
+  const walks = runs.map((run) => ({ bins: new DuplicateBins(run), j: 0, r: 0 }));
+  for (let k = 0; k < features.chunks; k++) {
+    const c = features.chunk(k);
+    if (c.rows.length === 0) continue;
+    const end = c.rows[c.rows.length - 1];
+    for (const w of walks) {
+      const b = w.bins.run.scored.bounds;
+      // the run's scored rows up to the chunk's last row, each looked up in the chunk
+      for (let i = 0; w.j < b.length;) {
+        if (w.r < b[w.j]) w.r = b[w.j];
+        if (w.r >= b[w.j + 1]) {
+          w.j += 2;
+          continue;
+        }
+        if (w.r > end) break;
+        while (i < c.rows.length && c.rows[i] < w.r) i++;
+        w.bins.add(w.r, i < c.rows.length && c.rows[i] === w.r ? c.window[i] : 0);
+        w.r++;
+      }
+    }
   }
-  return { model: run.model, step: run.step, bins };
+  return walks.map((w) => w.bins.result());
 }
 
 /** Precision and recall of run i predicting run j, for every pair. */

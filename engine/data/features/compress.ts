@@ -53,20 +53,26 @@ export interface CompressFeatures {
   of: "text" | "tokens";
 }
 
-/** The compressibility features of windows; `decode` (ids → text) compresses the text. */
+/**
+ * The compressibility features of windows; `decode` (ids → text) compresses
+ * the text. `texts`, when given, are the windows' decoded texts (the features
+ * step decodes each window once for this and for personal data).
+ */
 export function compressFeatures(
   windows: Tokens,
   width: number,
   decode?: (ids: number[]) => string,
+  texts?: readonly string[],
 ): CompressFeatures {
   const n = windows.length / width;
   const compression = new Float64Array(n), distinct = new Float64Array(n);
   const enc = new TextEncoder();
   for (let q = 0; q < n; q++) {
     const w = windows.subarray(q * width, (q + 1) * width);
-    const bytes = decode ? enc.encode(decode(Array.from(w))) : tokenBytes(w);
+    const text = texts ? texts[q] : decode ? decode(Array.from(w)) : null;
+    const bytes = text !== null ? enc.encode(text) : tokenBytes(w);
     compression[q] = compressionRatio(bytes);
     distinct[q] = distinctShare(w);
   }
-  return { compression, distinct, of: decode ? "text" : "tokens" };
+  return { compression, distinct, of: texts || decode ? "text" : "tokens" };
 }

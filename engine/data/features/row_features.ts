@@ -193,7 +193,12 @@ export class FeatureCursor extends ChunkWalk<FeatureChunk> {
   }
 }
 
-/** Per row of the data (index = row; 0 for rows not selected): the computed window count. */
+/**
+ * Per row of the data (index = row; 0 for rows not selected): the computed
+ * window count. One element per data row (584 MB at the Pile): for small
+ * records and tests; the report walks the chunks instead
+ * (reports/analysis/figures.ts `rateByComputedDuplicates`).
+ */
 export function computedDuplicates(f: RowFeatures): Uint32Array {
   const last = f.chunks > 0 ? f.chunk(f.chunks - 1).rows : new Uint32Array(0);
   const out = new Uint32Array(last.length > 0 ? last[last.length - 1] + 1 : 0);

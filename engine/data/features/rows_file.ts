@@ -7,7 +7,8 @@
  * - `<column>.<type>`, one per column of `FEATURE_COLUMNS` (`rows.uint32`,
  *   `window.uint32`, …, `compression.float64`, `distinct.float64`):
  *   little-endian elements, one per selected row, rows ascending; streamed
- *   from chunks, each file atomic, in parts of at most 64 MiB.
+ *   from chunks (sync or async: the features step computes each chunk as it
+ *   is written), each file atomic, in parts of at most 64 MiB.
  * - `personal.jsonl`: one line `{"row":R,"hits":[{kind,start,end,masked}]}`
  *   per row with personal data, rows ascending, values **masked only**.
  * - `rows.json`, written last (its presence means the step finished): the
@@ -92,7 +93,7 @@ function* slices(a: Uint32Array | Int32Array | Float64Array): Generator<Uint8Arr
   }
 }
 
-/** The personal file's lines, encoded in parts of about 1 MiB; `counted.rows`: lines so far. */
+/** The personal file's lines of `hits`, encoded in parts of about 1 MiB; counts them in `counted`. */
 function* personalLines(
   hits: Iterable<readonly [number, readonly MaskedHit[]]>,
   counted: { rows: number },
@@ -110,51 +111,80 @@ function* personalLines(
   if (text.length > 0) yield enc.encode(text);
 }
 
-/** Appends chunks to the column files (one open atomic file per column); returns the rows. */
-async function writeColumns(files: AtomicFile[], chunks: Iterable<FeatureChunk>): Promise<number> {
+/** The rows with personal data of a chunk of the record, ascending: row and masked hits. */
+export type PersonalRows = Iterable<readonly [number, readonly MaskedHit[]]>;
+
+/** A chunk of the record as written: its columns and, optionally, its rows' personal data. */
+export type RecordPart = FeatureChunk & { personal?: PersonalRows };
+
+/** The files of a record being written: one per column, then the personal file. */
+interface RecordFiles {
+  columns: AtomicFile[];
+  personal: AtomicFile;
+}
+
+/**
+ * Appends the parts to the column files and each part's personal rows to the
+ * personal file; returns the rows written.
+ */
+async function writeParts(
+  files: RecordFiles,
+  parts: Iterable<RecordPart> | AsyncIterable<RecordPart>,
+  counted: { rows: number },
+): Promise<number> {
   let count = 0;
-  for (const c of chunks) {
+  for await (const c of parts) {
     for (const [j, { name }] of FEATURE_COLUMNS.entries()) {
       if (c[name].length !== c.rows.length) {
         throw new Error(`column ${name}: ${c[name].length} elements beside ${c.rows.length} rows`);
       }
-      for (const part of slices(c[name])) await files[j].write(part);
+      for (const part of slices(c[name])) await files.columns[j].write(part);
     }
+    for (const part of personalLines(c.personal ?? [], counted)) await files.personal.write(part);
     count += c.rows.length;
   }
   return count;
 }
 
+/** The record's metadata as given to {@link writeRowFeatures}. */
+export type RecordMeta = Omit<FeatureMeta, "version" | "count">;
+
 /**
  * Writes the record into `dir`, streamed: the column files side by side from
- * `chunks` (rows ascending; each column written in parts of at most
- * {@link WRITE_SLICE_BYTES}) and the personal file from `personal` (rows with
- * hits, ascending), each atomically, then `rows.json` (last: its presence
- * means the record is whole). Memory: one chunk and one part.
+ * `parts` (rows ascending, sync or async: the features step computes each
+ * chunk as it is written; each column written in parts of at most
+ * {@link WRITE_SLICE_BYTES}) and the personal file from each part's
+ * `personal` rows, then from `personal` (rows with hits, ascending, after
+ * every part's), each file atomic, then `rows.json` (last: its presence means
+ * the record is whole). `meta` may be a function, called once the parts are
+ * written (the step's measured seconds include the assembly). Memory: one
+ * part and one slice.
  */
 export async function writeRowFeatures(
   dir: string,
-  meta: Omit<FeatureMeta, "version" | "count">,
-  chunks: Iterable<FeatureChunk>,
-  personal: Iterable<readonly [number, readonly MaskedHit[]]>,
+  meta: RecordMeta | (() => RecordMeta),
+  parts: Iterable<RecordPart> | AsyncIterable<RecordPart>,
+  personal: PersonalRows = [],
 ): Promise<string> {
-  const files: AtomicFile[] = [];
+  const opened: AtomicFile[] = [];
+  const counted = { rows: 0 };
   let count: number;
   try {
     for (const { name, type } of FEATURE_COLUMNS) {
-      files.push(await openAtomic(join(dir, columnFile(name, type))));
+      opened.push(await openAtomic(join(dir, columnFile(name, type))));
     }
-    count = await writeColumns(files, chunks);
+    opened.push(await openAtomic(join(dir, PERSONAL_FILE)));
+    const files = { columns: opened.slice(0, -1), personal: opened[opened.length - 1] };
+    count = await writeParts(files, parts, counted);
+    for (const part of personalLines(personal, counted)) await files.personal.write(part);
   } catch (e) {
-    for (const f of files) await f.abort();
+    for (const f of opened) await f.abort();
     throw e;
   }
-  for (const f of files) await f.commit();
-  const counted = { rows: 0 };
-  await writeAtomic(join(dir, PERSONAL_FILE), personalLines(personal, counted));
+  for (const f of opened) await f.commit();
   const record: MetaFile = {
     version: FEATURES_VERSION,
-    ...meta,
+    ...(typeof meta === "function" ? meta() : meta),
     count,
     columns: FEATURE_COLUMNS.map(({ name, type }) => ({
       name,

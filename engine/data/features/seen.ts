@@ -5,7 +5,8 @@
  * Pythia data passes ~1.5), whether the identical scored window comes back as
  * another row and when. Rows with the same window are grouped by the exact
  * window table of window_counts.ts (hash, then tokens compared), in one pass
- * backwards over the rows: time and memory linear in the rows.
+ * backwards over the rows ({@link sameWindowLinks}, which needs only the
+ * table's slot of each row): time and memory linear in the rows.
  *
  * @module
  */
@@ -41,27 +42,52 @@ export function seenFeatures(
   }
   const table = buildWindowTable(windows, width, width);
   const n = table.queries;
+  const links = sameWindowLinks(table.slot, table.mask + 1);
   const step = new Uint32Array(n);
   const nextRow = new Float64Array(n).fill(-1);
   const nextStep = new Float64Array(n).fill(-1);
   const firstRow = new Uint32Array(n);
   const rowCopies = new Uint32Array(n);
-  const seenAt = new Float64Array(table.mask + 1).fill(-1);
-  const copies = new Uint32Array(table.mask + 1);
-  for (let q = n - 1; q >= 0; q--) {
-    const s = table.slot[q];
-    step[q] = Math.floor((first + q) / sequencesPerStep);
-    if (seenAt[s] >= 0) {
-      nextRow[q] = first + seenAt[s];
-      nextStep[q] = Math.floor(nextRow[q] / sequencesPerStep);
-    }
-    seenAt[s] = q;
-    copies[s]++;
-  }
   for (let q = 0; q < n; q++) {
     const s = table.slot[q];
-    firstRow[q] = first + seenAt[s];
-    rowCopies[q] = copies[s];
+    step[q] = Math.floor((first + q) / sequencesPerStep);
+    if (links.next[q] >= 0) {
+      nextRow[q] = first + links.next[q];
+      nextStep[q] = Math.floor(nextRow[q] / sequencesPerStep);
+    }
+    firstRow[q] = first + links.first[s];
+    rowCopies[q] = links.copies[s];
   }
   return { step, nextRow, nextStep, firstRow, rowCopies };
+}
+
+/** Rows grouped by their window: each row's next row with it, and per window its first row and rows. */
+export interface WindowLinks {
+  /** Per row: the next row with the identical window (−1: none). */
+  next: Int32Array;
+  /** Per slot: the first row with its window (−1: an empty slot). */
+  first: Int32Array;
+  /** Per slot: the rows with its window. */
+  copies: Uint32Array;
+}
+
+/**
+ * The links between rows of the same window from a window table's `slot`
+ * (rows 0 … n − 1 in order; `slots`: the table's capacity), in one pass
+ * backwards: 4 bytes per row (`next`) and 8 per slot. The features step
+ * computes the seen-when columns from it, so only the table's slots, never
+ * the rows' tokens, span all rows.
+ */
+export function sameWindowLinks(slot: Int32Array, slots: number): WindowLinks {
+  const next = new Int32Array(slot.length);
+  const first = new Int32Array(slots).fill(-1);
+  const copies = new Uint32Array(slots);
+  for (let q = slot.length - 1; q >= 0; q--) {
+    const s = slot[q];
+    if (s < 0) throw new RangeError(`sameWindowLinks: row ${q} is in no slot`);
+    next[q] = first[s];
+    first[s] = q;
+    copies[s]++;
+  }
+  return { next, first, copies };
 }

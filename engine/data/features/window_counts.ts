@@ -26,7 +26,11 @@
  * `{ index, of }` (`of` a power of two): only the queries whose hash's top
  * bits equal `index` go into the table, and a scan probes only positions of
  * that partition; `of` passes over the data then cover every query with
- * 1/`of` of the memory each.
+ * 1/`of` of the memory each. {@link emptyWindowTable} and
+ * {@link addWindows} build a table a chunk of queries at a time without
+ * keeping their tokens (the features step: 64-bit hashes only, so nothing of
+ * the queries but the table spans all rows); a table's own `counts` are
+ * allocated only when used (per-shard counts come from `newCounts`).
  *
  * **Parallel by data shard.** A table's keys are read-only during a scan;
  * each shard can be scanned into its own counts array
@@ -112,7 +116,7 @@ export interface WindowTable {
   /** Queries (all, including those outside the partition). */
   readonly queries: number;
   /** Distinct windows in the table. */
-  readonly distinct: number;
+  distinct: number;
   /** Slot mask (capacity − 1). */
   readonly mask: number;
   /** Per slot, 4 words: low lane, high lane, representative query + 1 (0: empty), unused. */
@@ -122,7 +126,7 @@ export interface WindowTable {
   readonly filterMask: number;
   /** Per query: its slot (−1: the query is outside this table's partition). */
   readonly slot: Int32Array;
-  /** Per slot: positions counted so far. */
+  /** Per slot: positions counted so far (allocated when first used). */
   readonly counts: Uint32Array;
   /** Query tokens (stride `stride`), kept when verifying. */
   readonly tokens: Tokens | null;
@@ -165,41 +169,86 @@ export function buildWindowTable(
   checkQueryShape(windows, stride, width);
   const hash = windowHash(width, options.seed ?? 0);
   const verify = options.verify ?? true;
-  const { shift, index } = tablePartition(options.partition);
+  const part = tablePartition(options.partition);
   const n = windows.length / stride;
-  const { qLo, qHi, inPart } = hashQueries(hash, windows, stride, n, shift, index);
+  const { qLo, qHi, inPart } = hashQueries(hash, windows, stride, n, part.shift, part.index);
+  const table = newTable(hash, n, inPart, part, verify ? windows : null, stride);
+  insertQueries(table, qLo, qHi, 0);
+  return table;
+}
+
+/**
+ * An empty table for `queries` query windows of `width` tokens, filled in
+ * pieces by {@link addWindows} (the features step reads the selected rows'
+ * windows a chunk at a time): one partition, no verification, so the table
+ * keeps 64-bit hashes only, never query tokens (the expected number of wrong
+ * counts is the module's N · n / 2^64; two distinct query windows share a
+ * slot with probability about n² / 2^65).
+ */
+export function emptyWindowTable(
+  width: number,
+  queries: number,
+  options: { seed?: number } = {},
+): WindowTable {
+  const hash = windowHash(width, options.seed ?? 0);
+  return newTable(hash, queries, queries, { shift: 32, index: 0 }, null, width);
+}
+
+/**
+ * Inserts queries `first, first + 1, …` of an {@link emptyWindowTable}:
+ * query `first + i` is `windows[i · stride, i · stride + width)`.
+ */
+export function addWindows(
+  table: WindowTable,
+  windows: Tokens,
+  stride: number,
+  first: number,
+): void {
+  if (table.tokens !== null) throw new Error("addWindows: a verifying table is built whole");
+  checkQueryShape(windows, stride, table.hash.width);
+  const n = windows.length / stride;
+  if (!Number.isInteger(first) || first < 0 || first + n > table.queries) {
+    throw new RangeError(`addWindows: queries ${first}…${first + n} of ${table.queries}`);
+  }
+  const { qLo, qHi } = hashQueries(table.hash, windows, stride, n, table.shift, table.index);
+  insertQueries(table, qLo, qHi, first);
+}
+
+/**
+ * A table of `queries` queries, `inPart` of them in its partition, with no
+ * query inserted yet. Its `counts` are allocated when first used (a scan
+ * into per-shard {@link WindowTable.newCounts} never needs them).
+ */
+function newTable(
+  hash: WindowHash,
+  queries: number,
+  inPart: number,
+  part: { shift: number; index: number },
+  tokens: Tokens | null,
+  stride: number,
+): WindowTable {
   const { cap, bits } = tableSizes(inPart);
-  const mask = cap - 1;
-  const filterMask = bits - 1;
   const filter = new Uint32Array(bits / 32);
-  const keys = new Uint32Array(cap * 4);
-  const slot = new Int32Array(n).fill(-1);
-  const distinct = insertQueries(
-    { keys, filter, filterMask, mask, slot, shift, index },
-    qLo,
-    qHi,
-    verify ? windows : null,
-    stride,
-    width,
-  );
-  const tokens = verify ? windows : null;
+  let counts: Uint32Array | null = null;
   return {
     hash,
-    queries: n,
-    distinct,
-    mask,
-    keys,
+    queries,
+    distinct: 0,
+    mask: cap - 1,
+    keys: new Uint32Array(cap * 4),
     filter,
-    filterMask,
-    slot,
-    counts: new Uint32Array(cap),
+    filterMask: bits - 1,
+    slot: new Int32Array(queries).fill(-1),
+    get counts() {
+      return counts ??= new Uint32Array(cap);
+    },
     tokens,
     stride,
-    shift,
-    index,
+    shift: part.shift,
+    index: part.index,
     rejected: 0,
     newCounts: () => new Uint32Array(cap),
-    bytes: cap * 20 + filter.byteLength + n * 4,
+    bytes: cap * 20 + filter.byteLength + queries * 4,
   };
 }
 
@@ -259,22 +308,16 @@ function tableSizes(inPart: number): { cap: number; bits: number } {
 }
 
 /**
- * Inserts every query of the partition: sets its filter bit, finds or claims
- * the slot of its distinct window (equal lanes, and equal tokens when `tokens`
- * is given) and records it in `slot`. Returns the number of distinct windows.
+ * Inserts queries `first + q` (lanes `qLo[q]`, `qHi[q]`) of the table's
+ * partition: sets each one's filter bit, finds or claims the slot of its
+ * distinct window (equal lanes, and equal tokens when the table keeps them)
+ * and records it in `slot`; counts the new distinct windows.
  */
-function insertQueries(
-  t: Pick<WindowTable, "keys" | "filter" | "filterMask" | "mask" | "slot" | "shift" | "index">,
-  qLo: Uint32Array,
-  qHi: Uint32Array,
-  tokens: Tokens | null,
-  stride: number,
-  width: number,
-): number {
-  const { keys, filter, filterMask, mask, slot, shift, index } = t;
-  let distinct = 0;
-  for (let q = 0; q < qLo.length; q++) {
-    const lo = qLo[q], hi = qHi[q];
+function insertQueries(t: WindowTable, qLo: Uint32Array, qHi: Uint32Array, first: number): void {
+  const { keys, filter, filterMask, mask, slot, shift, index, tokens, stride } = t;
+  const width = t.hash.width;
+  for (let i = 0; i < qLo.length; i++) {
+    const q = first + i, lo = qLo[i], hi = qHi[i];
     if (shift !== 32 && hi >>> shift !== index) continue;
     const bit = (hi & filterMask) >>> 0;
     filter[bit >>> 5] |= 1 << (bit & 31);
@@ -282,10 +325,11 @@ function insertQueries(
     for (;;) {
       const r = keys[4 * s + 2] - 1;
       if (r < 0) {
+        if (t.distinct >= mask) throw new RangeError("insertQueries: the table is full");
         keys[4 * s] = lo;
         keys[4 * s + 1] = hi;
         keys[4 * s + 2] = q + 1;
-        distinct++;
+        t.distinct++;
         break;
       }
       if (
@@ -296,7 +340,6 @@ function insertQueries(
     }
     slot[q] = s;
   }
-  return distinct;
 }
 
 function sameTokens(a: Tokens, i: number, b: Tokens, j: number, width: number): boolean {

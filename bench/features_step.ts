@@ -1,0 +1,202 @@
+/**
+ * `deno task bench features-step` (also the third part of `deno task bench
+ * features`): the experiment's `features` step itself (tasks/features.ts
+ * `computeFeatures`: tables, shard scans, assembly, the record written) on a
+ * generated token stream of `BENCH_FEATURES_STEP_ROWS` selected rows (default
+ * 2,000,000) and, for the growth with the rows, a quarter of them; each in
+ * its own process under `/usr/bin/time -v` (wall time, whole-process peak
+ * RSS), the load average (`Deno.loadavg()`, /proc/loadavg's) before and after
+ * each.
+ *
+ * The stream is a raw row file of rows of 65 uint16 tokens (the nano suite's
+ * shape: the scored window is context 32 + continuation 32 at offset 0, so
+ * the cost measured is the step's per-selected-row work, not the scanning of
+ * long rows, which `deno task bench features` measures per token): tokens
+ * uniform in [1, 512) (the nano tokenizer's ids, so every window is decoded
+ * to text, compressed and searched for personal data as in a run), then 2%
+ * of the rows overwritten by a copy of another row (window counts ≥ 2, a
+ * next step with the same window). The nano experiment is the template
+ * (tokenizer, window), with `rows: all`, 1024 sequences per step and data
+ * shards of 500,000 rows (`BENCH_FEATURES_STEP_CHUNK`: the step's rows per
+ * chunk, default its own). Checked: the record's window counts of sampled
+ * copied and random rows equal a brute-force count over the stream.
+ *
+ * @module
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadExperiment } from "../engine/config/config.ts";
+import { allFeatures, readRowFeatures } from "../engine/data/features/rows_file.ts";
+import { xoshiro128 } from "../engine/random.ts";
+import { computeFeatures } from "../tasks/features.ts";
+import { spawn } from "./features.ts";
+
+const ROW = 65, W = 64, SHARD = 500_000;
+const PILE_ROWS = 146_432_000, PILE_ROW = 2049;
+const NANO_YAML = fileURLToPath(new URL("../experiments/nano.yaml", import.meta.url));
+
+/** The stream: random tokens, 2% of the rows a copy of another row; the copied rows. */
+function generate(path: string, rows: number): number[] {
+  const rnd = xoshiro128(33);
+  const data = new Uint16Array(rows * ROW);
+  for (let i = 0; i < data.length; i++) data[i] = 1 + (rnd() % 511);
+  const copied: number[] = [];
+  for (let j = 0; j < Math.floor(rows * 0.02); j++) {
+    const from = rnd() % rows, to = rnd() % rows;
+    data.copyWithin(to * ROW, from * ROW, from * ROW + ROW);
+    copied.push(to);
+  }
+  writeFileSync(path, new Uint8Array(data.buffer));
+  return copied;
+}
+
+/** The child: the features step over the stream, its record's phases and a few window counts. */
+async function child(path: string, out: string, sample: number[]): Promise<void> {
+  const nano = await loadExperiment(NANO_YAML);
+  const exp = {
+    ...nano,
+    data: { format: "raw" as const, path, rowLength: ROW, dtype: "uint16" as const },
+    rows: { kind: "all" as const },
+    suite: { ...nano.suite, sequencesPerStep: 1024 },
+    shardSize: SHARD,
+    output: out,
+  };
+  const t = performance.now();
+  const chunk = Deno.env.get("BENCH_FEATURES_STEP_CHUNK");
+  const done = await computeFeatures(exp, {
+    log: () => {},
+    ...(chunk ? { chunkRows: Number(chunk) } : {}),
+  });
+  const wallS = (performance.now() - t) / 1000;
+  const f = (await readRowFeatures(out))!;
+  const dir = join(out, "features", f.key);
+  let scanS = 0;
+  for (let d = 0; d < f.shards; d++) {
+    const head = await Deno.readFile(join(dir, `counts-${String(d).padStart(5, "0")}.bin`));
+    scanS += new Float64Array(head.buffer, 0, 1)[0];
+  }
+  const window = allFeatures(f).window;
+  console.log(JSON.stringify({
+    stepS: wallS,
+    scanS,
+    rows: f.count,
+    scanned: done.scanned,
+    personalRows: f.personal.rows.length,
+    window: sample.map((r) => window[r]),
+  }));
+}
+
+/** Occurrences of row q's window at any position of any row (brute force). */
+function bruteForce(data: Uint16Array, rows: number, q: number): number {
+  let n = 0;
+  const base = q * ROW;
+  for (let r = 0; r < rows; r++) {
+    for (let p = r * ROW, end = r * ROW + ROW - W; p <= end; p++) {
+      if (data[p] !== data[base]) continue;
+      let t = 1;
+      while (t < W && data[p + t] === data[base + t]) t++;
+      if (t === W) n++;
+    }
+  }
+  return n;
+}
+
+/** One size: the stream written, the step run in a timed child, its counts checked. */
+async function measure(dir: string, rows: number) {
+  const path = join(dir, `step-${rows}.bin`), out = join(dir, `step-run-${rows}`);
+  await Deno.remove(out, { recursive: true }).catch(() => {});
+  const copied = generate(path, rows);
+  const rnd = xoshiro128(5);
+  const sample = [...copied.slice(0, 3), ...Array.from({ length: 3 }, () => rnd() % rows)];
+  const loadBefore = loadavg();
+  const r = await spawn(
+    ["--child", path, out, sample.join(",")],
+    import.meta.url,
+  ) as unknown as StepResult;
+  const loadAfter = loadavg();
+  const data = new Uint16Array(Deno.readFileSync(path).buffer);
+  sample.forEach((q, i) => {
+    const want = bruteForce(data, rows, q);
+    if (r.window[i] !== want) throw new Error(`row ${q}: counted ${r.window[i]}, brute ${want}`);
+  });
+  await Deno.remove(out, { recursive: true });
+  await Deno.remove(path);
+  return { ...r, loadBefore, loadAfter, copies: sample.slice(0, 3).map((_, i) => r.window[i]) };
+}
+
+interface StepResult {
+  stepS: number;
+  scanS: number;
+  rows: number;
+  scanned: number;
+  personalRows: number;
+  window: number[];
+  wallS: number;
+  peakMB: number;
+}
+
+/** The load average (1, 5, 15 minutes: /proc/loadavg's first three fields). */
+function loadavg(): string {
+  return Deno.loadavg().map((x) => x.toFixed(2)).join(" ");
+}
+
+/**
+ * The table bytes per selected row at the Pile (window_counts.ts layout, per
+ * width: 16-byte slots at load ≤ 0.7, a bit filter of 16 bits per query up to
+ * 2^32 bits, 4 bytes per query's slot, 4 bytes per slot of a shard's counts).
+ */
+function pileTableBytes(n: number): number {
+  let cap = 16;
+  while (cap * 0.7 < n) cap *= 2;
+  let bits = 1024;
+  while (bits < 16 * n && bits < 2 ** 32) bits *= 2;
+  return 2 * (cap * 16 + bits / 8 + n * 4 + cap * 4);
+}
+
+/** Runs the step benchmark at `BENCH_FEATURES_STEP_ROWS` rows and a quarter of them. */
+export async function runStepBench(): Promise<Record<string, number>> {
+  const dir = join(Deno.env.get("BENCH_DIR") ?? "/tmp/bench-features", "step");
+  const n = Number(Deno.env.get("BENCH_FEATURES_STEP_ROWS") ?? 2_000_000);
+  mkdirSync(dir, { recursive: true });
+  const small = await measure(dir, Math.round(n / 4));
+  const big = await measure(dir, n);
+  const perRowS = (big.stepS - big.scanS) / big.rows;
+  const scanRate = (big.rows * ROW) / big.scanS;
+  const growMB = (big.peakMB - small.peakMB) / (big.rows - small.rows);
+  const pileTables = pileTableBytes(PILE_ROWS) + 4 * PILE_ROWS;
+  const line = (r: typeof big) =>
+    `${r.rows} rows: step ${r.stepS.toFixed(1)} s (scan ${r.scanS.toFixed(1)} s), process wall ` +
+    `${r.wallS.toFixed(1)} s, peak RSS ${r.peakMB.toFixed(0)} MB, load ${r.loadBefore} → ` +
+    `${r.loadAfter}, ${r.personalRows} rows with personal data`;
+  console.error(
+    `features step (rows of ${ROW} tokens, window ${W}):\n  ${line(small)}\n  ${line(big)}\n` +
+      `  brute force agrees on 6 sampled rows (copied rows' windows occur ` +
+      `${big.copies.join(", ")} times)\n` +
+      `  per selected row: ${(perRowS * 1e6).toFixed(1)} µs of tables + assembly; scan ` +
+      `${(scanRate / 1e6).toFixed(1)}M tokens/s; peak RSS grows ${(growMB * 1e6).toFixed(0)} B ` +
+      `per row\n  Pile (${PILE_ROWS} rows): tables + assembly ${
+        (perRowS * PILE_ROWS / 3600).toFixed(2)
+      } core-hours (once, in the last shard group); scan of ${PILE_ROW}-token rows: deno task ` +
+      `bench features' rate; memory while scanning ${(pileTables / 2 ** 30).toFixed(1)} GiB ` +
+      `(${(pileTables / PILE_ROWS).toFixed(0)} B per selected row: both tables, a shard's counts ` +
+      "and the selection), the windows a chunk at a time",
+  );
+  return {
+    stepRows: big.rows,
+    stepSeconds: big.stepS,
+    stepScanSeconds: big.scanS,
+    stepProcessSeconds: big.wallS,
+    stepPeakRssMB: Math.round(big.peakMB),
+    stepSmallRows: small.rows,
+    stepSmallPeakRssMB: Math.round(small.peakMB),
+    stepMicrosecondsPerRow: Number((perRowS * 1e6).toFixed(2)),
+    stepPileAssemblyCoreHours: Number((perRowS * PILE_ROWS / 3600).toFixed(2)),
+    stepPileScanMemoryGiB: Number((pileTables / 2 ** 30).toFixed(1)),
+  };
+}
+
+if (import.meta.main && Deno.args[0] === "--child") {
+  const [, path, out, sample] = Deno.args;
+  await child(path, out, sample.split(",").map(Number));
+}
