@@ -18,7 +18,6 @@ import { basename, dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { addScoreHead, HEAD } from "./graph.ts";
 import { buildGreedyLoop, LOOP } from "./loop.ts";
-import { JS_CACHE, withJsCache } from "./js_cache.ts";
 import {
   externalLocations,
   inspectModel,
@@ -138,17 +137,8 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   const device = parseDevice(opts.device);
   const cpu = device.name === "cpu";
   const half = info.pastType === DataType.FLOAT16 || info.logitsType === DataType.FLOAT16;
-  let steps: StepMode = info.interface === "no-cache" ? "none" : cpu && half ? "stepped" : "loop";
-  let withHead: Uint8Array | null = null;
-  // Experimental (MEMO_JS_CACHE=1): the cache held once in JavaScript (engine/model/js_cache.ts).
-  if (steps === "loop" && cpu && Deno.env.get("MEMO_JS_CACHE") === "1") {
-    const cached = withJsCache(bytes, info);
-    if (cached) {
-      withHead = addScoreHead(cached, parseModel(cached), info.logitsType, info.vocabSize, cpu);
-      steps = "cache";
-    }
-  }
-  withHead ??= steps === "loop"
+  const steps: StepMode = info.interface === "no-cache" ? "none" : cpu && half ? "stepped" : "loop";
+  const withHead = steps === "loop"
     ? buildGreedyLoop(bytes, parsed, info)
     : addScoreHead(bytes, parsed, info.logitsType, info.vocabSize, cpu);
   let session: ort.InferenceSession;
@@ -200,7 +190,7 @@ export const CPU_FLOAT16_PASS_TOKENS = 512;
  * can move a near-tie. In float32 the loop changes no score measured (every
  * agreement test, 1024 bench rows); on GPUs float16 runs natively.
  */
-type StepMode = "loop" | "cache" | "stepped" | "none";
+type StepMode = "loop" | "stepped" | "none";
 
 /** A loaded session with what {@link forward} needs to know of it. */
 interface Loaded {
@@ -210,8 +200,6 @@ interface Loaded {
   /** Tokens per pass at most (see {@link CPU_PASS_TOKENS}). */
   passTokens: number;
   stepMode: StepMode;
-  /** The cache buffers of `cache` models, kept for the next batch (see {@link cacheBuffers}). */
-  cache?: Float32Array[];
 }
 
 function makeModel(
@@ -253,7 +241,6 @@ async function forward(m: Loaded, req: ForwardRequest): Promise<ForwardResult> {
   if (req.batch > perPass && (!steps || m.stepMode === "stepped")) {
     return await forwardInParts(m, req, perPass);
   }
-  if (m.stepMode === "cache") return await forwardCached(m, req);
   if (m.stepMode !== "loop") return await forwardStepped(m, req);
   return await forwardLoop(m, req);
 }
@@ -319,85 +306,6 @@ async function forwardStepped(m: Loaded, req: ForwardRequest): Promise<ForwardRe
     parts.push(r);
   }
   return byRow(parts, batch);
-}
-
-/**
- * The pass, then one session run per greedy step, the cache in JavaScript
- * buffers written in place (engine/model/js_cache.ts).
- */
-async function forwardCached(m: Loaded, req: ForwardRequest): Promise<ForwardResult> {
-  const { batch, length, start } = req;
-  const steps = req.steps ?? 0;
-  const n = length - start + steps;
-  const cache = cacheBuffers(m, batch * (length + steps));
-  // With steps the window is the last position: step j's target is column j of it.
-  const column = (j: number) => {
-    const t = new BigInt64Array(batch);
-    for (let b = 0; b < batch; b++) t[b] = req.targets[b * n + n - 1 - steps + j];
-    return t;
-  };
-  const parts: ForwardResult[] = [];
-  let ids = req.ids, len = length, past = 0;
-  for (let j = 0; j <= steps; j++) {
-    const r = await cachedPass(m, cache, past, j < steps, {
-      ...req,
-      ids,
-      length: len,
-      start: j ? 0 : start,
-      targets: steps ? column(j) : req.targets,
-    });
-    parts.push(r);
-    past += len;
-    ids = BigInt64Array.from(r.argmax);
-    len = 1;
-  }
-  return steps ? byRow(parts, batch) : parts[0];
-}
-
-/** The cache buffers of {@link forwardCached}: reused while they hold `positions` × batch rows. */
-function cacheBuffers(m: Loaded, rows: number): Float32Array[] {
-  const size = rows * m.info.heads * m.info.headDim;
-  if (!m.cache || m.cache[0].length < size) {
-    m.cache = undefined;
-    m.cache = m.info.pastNames.map(() => new Float32Array(size));
-  }
-  return m.cache;
-}
-
-/** One run of a `cache` model over `p.ids` after `past` cached positions; `keep`: cache the ids'. */
-async function cachedPass(
-  m: Loaded,
-  cache: Float32Array[],
-  past: number,
-  keep: boolean,
-  p: Omit<ForwardRequest, "steps">,
-): Promise<ForwardResult> {
-  const { info } = m;
-  const row = p.batch * info.heads * info.headDim;
-  const dims = [past, p.batch, info.heads, info.headDim];
-  const tensors = cache.map((c) => new ort.Tensor("float32", c.subarray(0, past * row), dims));
-  const feeds = modelFeeds(info, p.ids, p.batch, p.length, { length: past, tensors });
-  info.pastNames.forEach((name, i) => {
-    feeds[JS_CACHE.past(i)] = feeds[name];
-    delete feeds[name];
-  });
-  feeds[HEAD.targets] = new ort.Tensor("int64", p.targets, [p.batch, p.length - p.start]);
-  feeds[HEAD.suppress] = new ort.Tensor("float32", p.suppress, [info.vocabSize]);
-  feeds[HEAD.start] = new ort.Tensor("int64", BigInt64Array.of(BigInt(p.start)), [1]);
-  // The new positions' keys and values are written by the binding straight into the buffers.
-  const fetches: Record<string, ort.Tensor | null> = { [HEAD.argmax]: null, [HEAD.logprob]: null };
-  if (keep) {
-    const at = past * row, end = (past + p.length) * row;
-    const freshDims = [p.length, p.batch, info.heads, info.headDim];
-    cache.forEach((c, i) => {
-      fetches[JS_CACHE.fresh(i)] = new ort.Tensor("float32", c.subarray(at, end), freshDims);
-    });
-  }
-  const out = await m.session.run(feeds, fetches as ort.InferenceSession.FetchesType);
-  return {
-    argmax: out[HEAD.argmax].data as BigInt64Array,
-    logprob: out[HEAD.logprob].data as Float32Array,
-  };
 }
 
 /** The pass and every greedy step in one session run of the loop graph (engine/model/loop.ts). */
