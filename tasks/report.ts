@@ -103,7 +103,13 @@ async function render(
   const threads = opts.threads ?? defaultReaderThreads();
   const apart = threads > 0 ? startCorrelations(input.experiment, inputRuns(input)) : null;
   const progress = display ?? undefined;
-  const summary = analyze({ ...input, progress, correlationsApart: !!apart });
+  let summary;
+  try {
+    summary = analyze({ ...input, progress, correlationsApart: !!apart });
+  } catch (e) {
+    apart?.cancel();
+    throw e;
+  }
   if (apart) summary.correlations = await apart.result(progress);
   const t2 = performance.now();
   const out = await writeReport(summary, runDir);

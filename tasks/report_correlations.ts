@@ -65,6 +65,8 @@ function refOf(r: ScoredCheckpoint): RunRef {
 export interface CorrelationsApart {
   /** The matrices, once computed; counted in `progress` from the call on. */
   result(progress?: ProgressSink): Promise<Summary["correlations"]>;
+  /** Ends the thread (the caller failed before it needed the result). */
+  cancel(): void;
 }
 
 /**
@@ -110,5 +112,6 @@ export function startCorrelations(
       progress?.add(done);
       return result;
     },
+    cancel: () => worker.terminate(),
   };
 }
