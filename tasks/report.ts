@@ -36,7 +36,7 @@ import {
   inputRuns,
 } from "../reports/analysis/analysis.ts";
 import { defaultReaderThreads, scanStore } from "./report_scan.ts";
-import { startCorrelations } from "./report_correlations.ts";
+import { CorrelationThread } from "./report_correlations.ts";
 import { noTargetSummary } from "../reports/analysis/no_target_summary.ts";
 import { writeNoTargetReport } from "../reports/page/no_target_page.ts";
 import { type RenderedReport, writeReport } from "../reports/page/report_files.ts";
@@ -60,8 +60,9 @@ export interface RenderOptions {
    */
   progress?: WorkOptions | false;
   /**
-   * Threads besides this one that read the store and compute the score
-   * correlations (default: one per further core, at most 4; 0: this thread alone).
+   * Threads that read the store besides this one, which then only waits,
+   * and (any but 0) the thread of the score correlations (default: one per
+   * core, at most 4, none on one core; 0: this thread does everything).
    */
   threads?: number;
 }
@@ -72,17 +73,22 @@ export async function renderReport(
   opts: RenderOptions = {},
 ): Promise<RenderedReport> {
   const display = opts.progress === false ? null : startWork("report", opts.progress);
+  const threads = opts.threads ?? defaultReaderThreads();
+  // Listening by the time the store is read (see CorrelationThread).
+  const correlating = threads > 0 ? new CorrelationThread() : null;
   try {
-    return await render(runDir, opts, display);
+    return await render(runDir, { ...opts, threads }, display, correlating);
   } finally {
     display?.stop();
+    correlating?.close();
   }
 }
 
 async function render(
   runDir: string,
-  opts: RenderOptions,
+  opts: RenderOptions & { threads: number },
   display: WorkDisplay | null,
+  correlating: CorrelationThread | null,
 ): Promise<RenderedReport> {
   const t0 = performance.now();
   const print = opts.log ?? ((line: string) => console.error(line));
@@ -100,16 +106,9 @@ async function render(
   }
   const t1 = performance.now();
   // The score correlations on another thread while this one analyses the rest.
-  const threads = opts.threads ?? defaultReaderThreads();
-  const apart = threads > 0 ? startCorrelations(input.experiment, inputRuns(input)) : null;
+  const apart = await correlating?.start(input.experiment, inputRuns(input)) ?? null;
   const progress = display ?? undefined;
-  let summary;
-  try {
-    summary = analyze({ ...input, progress, correlationsApart: !!apart });
-  } catch (e) {
-    apart?.cancel();
-    throw e;
-  }
+  const summary = analyze({ ...input, progress, correlationsApart: !!apart });
   if (apart) summary.correlations = await apart.result(progress);
   const t2 = performance.now();
   const out = await writeReport(summary, runDir);

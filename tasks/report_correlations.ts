@@ -61,57 +61,86 @@ function refOf(r: ScoredCheckpoint): RunRef {
   };
 }
 
-/** Correlations being computed on another thread. */
+/** Correlations being computed on another thread ({@link CorrelationThread}). */
 export interface CorrelationsApart {
   /** The matrices, once computed; counted in `progress` from the call on. */
   result(progress?: ProgressSink): Promise<Summary["correlations"]>;
-  /** Ends the thread (the caller failed before it needed the result). */
-  cancel(): void;
 }
 
 /**
- * Starts the correlations of the runs on another thread; null when there
- * are none to compute (no run has per-row scores, or one lacks its shards:
- * then the analysis computes them itself).
+ * The thread of the score correlations. Started before the store is read,
+ * so that it listens by the time the runs are known: it says so with a
+ * message this thread only sees when it waits, and an analysis that ran
+ * meanwhile would leave it idle until the end.
  */
-export function startCorrelations(
-  exp: Experiment,
-  runs: readonly ScoredCheckpoint[],
-): CorrelationsApart | null {
-  const groups = correlationGroups(exp, runs);
-  if (!groups || runs.some((r) => r.source && !r.shards)) return null;
-  const job: CorrelationJob = {
-    models: groups.models.map(refOf),
-    checkpoints: groups.checkpoints.map((g) => ({ model: g.model, runs: g.runs.map(refOf) })),
-  };
-  const total = job.checkpoints.length + 1;
-  let done = 0, sink: ProgressSink | undefined;
-  const worker = new Worker(new URL("./report_correlations_worker.ts", import.meta.url), {
-    type: "module",
-  });
-  const result = new Promise<Summary["correlations"]>((resolve, reject) => {
-    worker.onmessage = (e: MessageEvent<CorrelationReply>) => {
+export class CorrelationThread {
+  readonly #worker: Worker;
+  readonly #ready: Promise<void>;
+  #done = 0;
+  #sink: ProgressSink | undefined;
+  #settle: { resolve(c: Summary["correlations"]): void; reject(e: Error): void } | null = null;
+
+  constructor() {
+    this.#worker = new Worker(new URL("./report_correlations_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    const ready = Promise.withResolvers<void>();
+    this.#ready = ready.promise;
+    this.#worker.onmessage = (e: MessageEvent<CorrelationReply>) => {
       const m = e.data;
-      if ("ready" in m) worker.postMessage(job);
+      if ("ready" in m) ready.resolve();
       else if ("matrix" in m) {
-        done++;
-        sink?.add(1);
-      } else if ("result" in m) resolve(m.result);
-      else reject(m.error.user ? new UserError(m.error.message) : new Error(m.error.message));
+        this.#done++;
+        this.#sink?.add(1);
+      } else if ("result" in m) this.#settle?.resolve(m.result);
+      else {
+        const { message, user } = m.error;
+        this.#settle?.reject(user ? new UserError(message) : new Error(message));
+      }
     };
-    worker.onerror = (e: ErrorEvent) => {
+    this.#worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      reject(new Error(`the report's correlation thread failed: ${e.message}`));
+      const failed = new Error(`the report's correlation thread failed: ${e.message}`);
+      ready.reject(failed);
+      this.#settle?.reject(failed);
     };
-  }).finally(() => worker.terminate());
-  result.catch(() => {}); // awaited by `result()`; not an unhandled rejection meanwhile
-  return {
-    result(progress) {
-      sink = progress;
-      progress?.phase("score correlations", total, "matrices");
-      progress?.add(done);
-      return result;
-    },
-    cancel: () => worker.terminate(),
-  };
+    this.#ready.catch(() => {}); // awaited by `start`; not an unhandled rejection meanwhile
+  }
+
+  /**
+   * Gives the thread the correlations of the runs, once it listens; null when
+   * there are none to compute (no run has per-row scores, or one lacks its
+   * shards: then the analysis computes them itself).
+   */
+  async start(
+    exp: Experiment,
+    runs: readonly ScoredCheckpoint[],
+  ): Promise<CorrelationsApart | null> {
+    const groups = correlationGroups(exp, runs);
+    if (!groups || runs.some((r) => r.source && !r.shards)) return null;
+    const job: CorrelationJob = {
+      models: groups.models.map(refOf),
+      checkpoints: groups.checkpoints.map((g) => ({ model: g.model, runs: g.runs.map(refOf) })),
+    };
+    const total = job.checkpoints.length + 1;
+    const result = new Promise<Summary["correlations"]>((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
+    result.catch(() => {}); // awaited by `result()`; not an unhandled rejection meanwhile
+    await this.#ready;
+    this.#worker.postMessage(job);
+    return {
+      result: (progress) => {
+        this.#sink = progress;
+        progress?.phase("score correlations", total, "matrices");
+        progress?.add(this.#done);
+        return result;
+      },
+    };
+  }
+
+  /** Ends the thread (done, or no longer needed). */
+  close(): void {
+    this.#worker.terminate();
+  }
 }

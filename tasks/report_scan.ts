@@ -4,11 +4,12 @@
  * target counted on the way (reports/analysis/histograms.ts
  * `HistogramCounter`), so the analysis needs no pass of its own for them, on
  * every core: the target is read first on this thread (its row sets make
- * the code table, in shared memory), then the other checkpoints are read
- * here and by reader threads (tasks/report_scan_worker.ts), each reading
- * whole checkpoints: its shards, row sets, matches counts and histograms.
- * Each thread holds one shard buffer and its own histograms; the row sets
- * come back to this thread.
+ * the code table, in shared memory), then the other checkpoints, the larger
+ * first, by reader threads (tasks/report_scan_worker.ts) fed from one queue,
+ * each reading whole checkpoints: their shards, row sets, matches counts and
+ * histograms; this thread only hands them out (it would answer the threads
+ * late while reading a checkpoint of its own). Each thread holds one shard
+ * buffer and its own histograms; the row sets come back to this thread.
  *
  * @module
  */
@@ -35,12 +36,16 @@ import {
 /** The signals of a store's shards (each holds matches, matched prefix and NLL). */
 export const STORED_SIGNALS: readonly Signal[] = ["score", "prefix", "nll"];
 
-/** Reader threads at most, besides the main one (the disk, not the cores, is the limit beyond). */
+/** Reader threads at most (the disk, not the cores, is the limit beyond). */
 export const MAX_READER_THREADS = 4;
 
-/** The default reader threads besides the main one: one per further core, at most {@link MAX_READER_THREADS}. */
+/**
+ * The default reader threads: one per core, at most {@link MAX_READER_THREADS};
+ * none on one core (the main thread reads alone).
+ */
 export function defaultReaderThreads(): number {
-  return Math.max(0, Math.min(MAX_READER_THREADS, (navigator.hardwareConcurrency ?? 1) - 1));
+  const cores = navigator.hardwareConcurrency ?? 1;
+  return cores < 2 ? 0 : Math.min(MAX_READER_THREADS, cores);
 }
 
 /** What a reader thread is told first ({@link ReaderPool}). */
@@ -59,77 +64,106 @@ export type ReaderReply =
   | { id: number; result: OffloadedCheckpoint & { extra: LabelHistogram[] } }
   | { id: number; error: { message: string; user: boolean } };
 
+/**
+ * Checkpoints a reader thread holds at most: the one it reads and the next,
+ * so it never waits for this thread's answer to start another.
+ */
+const HELD = 2;
+
 /** A reader thread and the jobs it holds. */
 interface Slot {
   worker: Worker;
   jobs: number;
-  /** Messages held until the thread says it is ready (null once it has). */
-  held: unknown[] | null;
+  /** Whether it has said it listens (nothing is sent to it before). */
+  ready: boolean;
 }
 
-/** Reader threads, each given at most two checkpoints at a time (one read, one waiting). */
+/** A checkpoint to read and who waits for it. */
+interface Queued {
+  id: number;
+  job: CheckpointJob;
+  waiting: PromiseWithResolvers<OffloadedCheckpoint>;
+}
+
+/**
+ * Reader threads fed from one queue, each holding at most {@link HELD}
+ * checkpoints: a thread that answers is given the next at once, so the
+ * threads run out of work together.
+ */
 class ReaderPool {
-  readonly #workers: Slot[] = [];
+  readonly #slots: Slot[] = [];
+  readonly #queue: Queued[] = [];
   readonly #waiting = new Map<number, PromiseWithResolvers<OffloadedCheckpoint>>();
   #next = 0;
 
-  constructor(threads: number, init: ReaderInit) {
+  constructor(threads: number, readonly init: ReaderInit) {
     for (let i = 0; i < threads; i++) {
       const worker = new Worker(new URL("./report_scan_worker.ts", import.meta.url), {
         type: "module",
       });
-      const slot: Slot = { worker, jobs: 0, held: [{ init }] };
-      worker.onmessage = (e: MessageEvent<ReaderReply>) => {
-        if ("ready" in e.data) {
-          for (const m of slot.held ?? []) worker.postMessage(m);
-          slot.held = null;
-          return;
-        }
-        slot.jobs--;
-        const w = this.#waiting.get(e.data.id)!;
-        this.#waiting.delete(e.data.id);
-        if ("result" in e.data) w.resolve(e.data.result);
-        else {
-          const { message, user } = e.data.error;
-          w.reject(user ? new UserError(message) : new Error(message));
-        }
-      };
+      const slot: Slot = { worker, jobs: 0, ready: false };
+      worker.onmessage = (e: MessageEvent<ReaderReply>) => this.#answer(slot, e.data);
       worker.onerror = (e: ErrorEvent) => {
         e.preventDefault();
-        const failed = new Error(`a report reader thread failed: ${e.message}`);
-        for (const w of this.#waiting.values()) w.reject(failed);
-        this.#waiting.clear();
+        this.#fail(new Error(`a report reader thread failed: ${e.message}`));
       };
-      this.#workers.push(slot);
+      this.#slots.push(slot);
     }
   }
 
-  /** The job given to the least busy thread, or null when each has two. */
-  submit(job: CheckpointJob): Promise<OffloadedCheckpoint> | null {
-    const slot = this.#workers.reduce<Slot | null>(
-      (best, s) => (s.jobs < 2 && (!best || s.jobs < best.jobs) ? s : best),
-      null,
-    );
-    if (!slot) return null;
-    const id = this.#next++;
+  /** Reads the checkpoint on a reader thread (queued until one has room). */
+  submit(job: CheckpointJob): Promise<OffloadedCheckpoint> {
     const waiting = Promise.withResolvers<OffloadedCheckpoint>();
-    this.#waiting.set(id, waiting);
-    slot.jobs++;
-    if (slot.held) slot.held.push({ id, job });
-    else slot.worker.postMessage({ id, job });
+    this.#queue.push({ id: this.#next++, job, waiting });
+    this.#dispatch();
     return waiting.promise;
   }
 
+  #dispatch(): void {
+    for (const slot of this.#slots) {
+      while (slot.ready && slot.jobs < HELD && this.#queue.length > 0) {
+        const { id, job, waiting } = this.#queue.shift()!;
+        this.#waiting.set(id, waiting);
+        slot.jobs++;
+        slot.worker.postMessage({ id, job });
+      }
+    }
+  }
+
+  #answer(slot: Slot, reply: ReaderReply): void {
+    if ("ready" in reply) {
+      slot.ready = true;
+      slot.worker.postMessage({ init: this.init });
+    } else {
+      slot.jobs--;
+      const w = this.#waiting.get(reply.id)!;
+      this.#waiting.delete(reply.id);
+      if ("result" in reply) w.resolve(reply.result);
+      else {
+        const { message, user } = reply.error;
+        w.reject(user ? new UserError(message) : new Error(message));
+      }
+    }
+    this.#dispatch();
+  }
+
+  #fail(error: Error): void {
+    for (const w of this.#waiting.values()) w.reject(error);
+    for (const q of this.#queue) q.waiting.reject(error);
+    this.#waiting.clear();
+    this.#queue.length = 0;
+  }
+
   close(): void {
-    for (const { worker } of this.#workers) worker.terminate();
+    for (const { worker } of this.#slots) worker.terminate();
   }
 }
 
 /**
  * Reads the run folder's store (`readStoredCheckpoints`) and, with a trained
  * target, counts each run's histograms against it on the way; `threads`:
- * reader threads besides this one (default {@link defaultReaderThreads}; 0
- * reads on this thread alone). The histograms are absent without a target
+ * reader threads (default {@link defaultReaderThreads}; 0 reads on this
+ * thread alone). The histograms are absent without a target
  * (the no-target report has none); `offloaded`: checkpoints read by reader threads.
  */
 export async function scanStore(
@@ -193,9 +227,8 @@ function histogramScan(
         const signals = STORED_SIGNALS, continuation = sets.continuation;
         pool = new ReaderPool(threads, { table, continuation, folds, seed, signals });
       }
-      const reading = pool.submit(job);
-      if (reading) offloaded++;
-      return reading;
+      offloaded++;
+      return pool.submit(job);
     },
     done(c, extra) {
       if (isTarget(c)) sets = c;

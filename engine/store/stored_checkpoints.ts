@@ -292,7 +292,11 @@ export async function readStoredCheckpoints(
   const buffer = new FileBuffer();
   const verified = new Map<string, string>();
   const first = scan?.first;
-  const order = [...manifest.checkpoints].sort((a, b) => Number(isFirst(b)) - Number(isFirst(a)));
+  // `first` first, then the larger checkpoints (rows grow with the step) before the smaller, so
+  // threads reading them at once (`offload`) run out of work together.
+  const order = [...manifest.checkpoints].sort((a, b) =>
+    Number(isFirst(b)) - Number(isFirst(a)) || b.step - a.step
+  );
   function isFirst(c: { model: string; step: number }): boolean {
     return !!first && c.model === first.model && c.step === first.step;
   }
