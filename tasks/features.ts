@@ -130,7 +130,35 @@ export interface FeatureOutcome {
   rows: string | null;
   /** Seconds this call took. */
   seconds: number;
+  /** Wall seconds of this call's phases, and the thread-seconds of the parts it computed. */
+  timing: StepTiming;
 }
+
+/** Where a call's time went (wall seconds; `partSeconds`: summed over threads). */
+export interface StepTiming {
+  /** Computing parts (and their chunks' hashes), and hashes alone for the tables. */
+  parts: number;
+  hashes: number;
+  /** Building the tables from the hashes files. */
+  tables: number;
+  /** Scanning data shards (their counts files written). */
+  scan: number;
+  /** The links and the record written, and of it the counts summed over the shard files. */
+  record: number;
+  sums: number;
+  /** Seconds of the parts computed, each as measured on its thread. */
+  partSeconds: number;
+}
+
+const noTiming = (): StepTiming => ({
+  parts: 0,
+  hashes: 0,
+  tables: 0,
+  scan: 0,
+  record: 0,
+  sums: 0,
+  partSeconds: 0,
+});
 
 /** The folder of the features of an experiment's current settings. */
 async function featureFolder(
@@ -217,12 +245,21 @@ export async function computeFeatures(
         parts: 0,
         rows: rowsPath,
         seconds: secondsSince(t0),
+        timing: noTiming(),
       };
     }
     const plan = planWork(job);
     // nothing to do here and shards of other groups missing: no table to build
     if (plan.todo.length === 0 && plan.elsewhere > 0 && plan.parts.length === 0) {
-      return { scanned: 0, skipped: plan.skipped, parts: 0, rows: null, seconds: secondsSince(t0) };
+      const seconds = secondsSince(t0);
+      return {
+        scanned: 0,
+        skipped: plan.skipped,
+        parts: 0,
+        rows: null,
+        seconds,
+        timing: noTiming(),
+      };
     }
     const runner = await openRunner(job, opts.threads ?? autoThreads(job, plan), log);
     try {
@@ -304,30 +341,39 @@ async function runGroup(
   time: { t0: number; log: (line: string) => void; signal?: AbortSignal },
 ): Promise<FeatureOutcome> {
   const stopped = () => time.signal?.aborted ?? false;
-  const done = { parts: 0, partsWall: 0, scanned: 0, scanWall: 0 };
+  const timing = noTiming(), done = { parts: 0, scanned: 0 };
   const outcome = (rows: string | null) => ({
     scanned: done.scanned,
     skipped: plan.skipped,
     parts: done.parts,
     rows,
     seconds: secondsSince(time.t0),
+    timing,
   });
-  const parts = async (chunks: number[]) => {
+  const timed = async <T>(phase: Exclude<keyof StepTiming, "partSeconds" | "sums">, f: () => T) => {
     const p0 = performance.now();
-    done.parts += await computePieces(job, runner, chunks, true, stopped);
-    done.partsWall += secondsSince(p0);
+    const out = await f();
+    timing[phase] += secondsSince(p0);
+    return out;
   };
+  const parts = (chunks: number[]) =>
+    timed("parts", async () => {
+      const computed = await computePieces(job, runner, chunks, true, stopped);
+      done.parts += computed.parts;
+      timing.partSeconds += computed.seconds;
+    });
   await parts(plan.parts);
   if (stopped() || (plan.todo.length === 0 && plan.elsewhere > 0)) return outcome(null);
   const missingHashes = rotated(job).filter((c) =>
     !existsSync(hashesFile(job.dir, job.chunkRows, c))
   );
-  await computePieces(job, runner, missingHashes, false, stopped);
+  await timed("hashes", () => computePieces(job, runner, missingHashes, false, stopped));
   if (stopped()) return outcome(null);
-  const tables = buildTables(job, plan.todo.length > 0, runner.threads > 1);
-  const s0 = performance.now();
-  done.scanned = await scanShards(job, tables, plan.todo, runner, stopped);
-  done.scanWall = secondsSince(s0);
+  const tables = await timed(
+    "tables",
+    () => buildTables(job, plan.todo.length > 0, runner.threads > 1),
+  );
+  done.scanned = await timed("scan", () => scanShards(job, tables, plan.todo, runner, stopped));
   const missing = Array.from({ length: job.shards }, (_, d) => d)
     .filter((d) => !existsSync(shardFile(job.dir, d))).length;
   if (missing > 0) {
@@ -337,8 +383,11 @@ async function runGroup(
   // parts of other groups still missing (a group stopped, or none scans): computed here
   await parts(rotated(job).filter((c) => !existsSync(partFile(job.dir, job.chunkRows, c))));
   if (stopped()) return outcome(null);
-  const excluded = () => done.partsWall + done.scanWall;
-  const seconds = await writeRecord(job, tables, { t0: time.t0, excluded, log: time.log });
+  const excluded = () => timing.parts + timing.scan;
+  const seconds = await timed(
+    "record",
+    () => writeRecord(job, tables, { t0: time.t0, excluded, log: time.log, timing }),
+  );
   time.log(
     `features: ${job.selection.length} rows, ${job.shards} data shards (${done.scanned} ` +
       `scanned now, ${done.parts} parts computed now, ${runner.threads} thread(s)) in ` +
@@ -356,7 +405,7 @@ function rotated(job: FeatureJob): number[] {
 /**
  * Computes the pieces of `chunks` (`part`: the part, and the hashes when
  * missing; else the hashes only), `2 · threads` in flight, until done or
- * stopped; returns the parts computed.
+ * stopped; returns the parts computed and their seconds (each on its thread).
  */
 async function computePieces(
   job: FeatureJob,
@@ -364,8 +413,8 @@ async function computePieces(
   chunks: readonly number[],
   part: boolean,
   stopped: () => boolean,
-): Promise<number> {
-  let parts = 0;
+): Promise<{ parts: number; seconds: number }> {
+  let parts = 0, seconds = 0;
   await runLimited(chunks, 2 * runner.threads, async (c) => {
     const [a, b] = chunkRange(job, c);
     const hashes = !existsSync(hashesFile(job.dir, job.chunkRows, c));
@@ -373,10 +422,13 @@ async function computePieces(
     // a copy: a view of the selection would post the whole selection to a thread
     const rows = job.selection.slice(a, b);
     const piece = { dir: job.dir, chunkRows: job.chunkRows, c, first: a, rows, hashes, part };
-    await runner.run({ piece });
-    if (part) parts++;
+    const took = await runner.run({ piece });
+    if (part) {
+      parts++;
+      seconds += took;
+    }
   }, stopped);
-  return parts;
+  return { parts, seconds };
 }
 
 /** The window table and the context table of the selected rows (null once let go, or not built). */
@@ -509,13 +561,13 @@ function summedCounts(
 async function writeRecord(
   job: FeatureJob,
   tables: CountTables,
-  time: { t0: number; excluded: () => number; log: (line: string) => void },
+  time: { t0: number; excluded: () => number; log: (line: string) => void; timing: StepTiming },
 ): Promise<number> {
   const table = tables.window!;
   const slot = table.slot, links = sameWindowLinks(slot, table.mask + 1);
   tables.window = tables.context = null;
   const scanned = shardSeconds(job);
-  const pieces = { seconds: 0, text: 0 };
+  const pieces = { seconds: 0, text: 0, sums: 0 };
   let seconds = 0;
   const meta = () => {
     seconds = round(scanned + pieces.seconds + secondsSince(time.t0) - time.excluded());
@@ -534,6 +586,7 @@ async function writeRecord(
     };
   };
   await writeRowFeatures(job.dir, meta, recordParts(job, slot, links, pieces));
+  time.timing.sums = pieces.sums;
   return seconds;
 }
 
@@ -542,7 +595,7 @@ function* recordParts(
   job: FeatureJob,
   slot: Int32Array,
   links: WindowLinks,
-  pieces: { seconds: number; text: number },
+  pieces: { seconds: number; text: number; sums: number },
 ): Generator<RecordPart> {
   const { selection } = job;
   const sps = job.exp.suite.sequencesPerStep;
@@ -553,9 +606,12 @@ function* recordParts(
     pieces.seconds += part.seconds;
     if (part.text) pieces.text++;
     const next = (i: number) => links.next[a + i];
+    const s0 = performance.now();
+    const counts = summedCounts(job, a, b);
+    pieces.sums += secondsSince(s0);
     yield {
       rows,
-      ...summedCounts(job, a, b),
+      ...counts,
       step: Int32Array.from(rows, (r) => Math.floor(r / sps)),
       nextStep: Int32Array.from(
         rows,

@@ -267,6 +267,9 @@ Deno.test("features step in 3 shard groups, one on 2 threads: each group compute
     await computeFeatures(one, small);
     const g = (index: number, extra = {}) =>
       computeFeatures(three, { ...small, ...extra, shardGroup: { index, count: 3 } });
+    // stopped before it starts: nothing computed, nothing lost
+    const stopped = await g(0, { signal: AbortSignal.abort() });
+    assert.deepEqual([stopped.parts, stopped.scanned, stopped.rows], [0, 0, null]);
     const g0 = await g(0);
     const g1 = await g(1, { threads: 2 });
     const g2 = await g(2);
