@@ -6,6 +6,7 @@ import { loadExperiment } from "../engine/config/config.ts";
 import { computeFeatures } from "../tasks/features.ts";
 import {
   allFeatures,
+  FEATURE_COLUMNS,
   type MaskedHit,
   readRowFeatures,
   type RowFeatures,
@@ -20,6 +21,9 @@ import { parquetReadObjects } from "hyparquet";
 import { NANO_K, NANO_L, nanoRows } from "./fixtures/nano_data.ts";
 
 const quiet = { log: () => {} };
+
+/** The record's column files. */
+const FEATURE_FILES = FEATURE_COLUMNS.map(({ name, type }) => `${name}.${type}`);
 
 /** The record's personal hits as an object (row → masked hits). */
 function personalOf(f: RowFeatures): Record<string, MaskedHit[]> {
@@ -247,6 +251,66 @@ Deno.test("deno task experiment computes the features; summary.json gives their 
     );
     assert.ok(personalRows.length > 0);
     for (const r of personalRows) assert.match(String(r.personal_kinds), /^[a-z0-9;]+$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("features step in 3 shard groups, one on 2 threads: each group computes the parts of its chunks, the record equals the one-group record, a rerun skips finished parts, damaged pieces are exit 2 naming them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "features_groups" });
+  try {
+    const base = await loadExperiment(NANO_YAML);
+    const one = { ...base, output: join(dir, "one") };
+    const three = { ...base, output: join(dir, "three") };
+    // 300 rows a chunk: 8 chunks of the 2,288 selected rows; 5 data shards
+    const small = { ...quiet, chunkRows: 300 };
+    await computeFeatures(one, small);
+    const g = (index: number, extra = {}) =>
+      computeFeatures(three, { ...small, ...extra, shardGroup: { index, count: 3 } });
+    // stopped before it starts: nothing computed, nothing lost
+    const stopped = await g(0, { signal: AbortSignal.abort() });
+    assert.deepEqual([stopped.parts, stopped.scanned, stopped.rows], [0, 0, null]);
+    const g0 = await g(0);
+    const g1 = await g(1, { threads: 2 });
+    const g2 = await g(2);
+    // group I: the parts of chunks c ≡ I (mod 3), the data shards d ≡ I (mod 3); the last assembles
+    assert.deepEqual([g0.parts, g0.scanned, g0.rows], [3, 2, null]);
+    assert.deepEqual([g1.parts, g1.scanned, g1.rows], [3, 2, null]);
+    assert.deepEqual([g2.parts, g2.scanned], [2, 1]);
+    assert.ok(g2.rows);
+    const a = (await readRowFeatures(one.output))!, b = (await readRowFeatures(three.output))!;
+    assert.equal(b.count, 2288);
+    assert.deepEqual(allFeatures(b), allFeatures(a));
+    assert.deepEqual(personalOf(b), personalOf(a));
+    const { seconds: _a, ...metaA } = a, { seconds: _b, ...metaB } = b;
+    assert.deepEqual(
+      { ...metaB, chunk: null, personal: null },
+      { ...metaA, chunk: null, personal: null },
+    );
+    const folder = join(three.output, "features", b.key);
+    for (const name of [...FEATURE_FILES, "personal.jsonl"]) {
+      const x = await readFile(join(one.output, "features", a.key, name));
+      assert.deepEqual(await readFile(join(folder, name)), x, name);
+    }
+    // a rerun without a group: only the lost part is computed again, nothing scanned
+    const pieces = join(folder, "rows-300");
+    await rm(join(folder, "rows.json"));
+    await rm(join(pieces, "part-00004.bin"));
+    const again = await computeFeatures(three, small);
+    assert.deepEqual([again.parts, again.scanned], [1, 0]);
+    assert.deepEqual(allFeatures((await readRowFeatures(three.output))!), allFeatures(a));
+    // a hashes file or a part cut short: exit 2 naming it
+    for (const name of ["hashes-00002.bin", "part-00005.bin"]) {
+      const path = join(pieces, name), bytes = await readFile(path);
+      await rm(join(folder, "rows.json"));
+      await writeFile(path, bytes.subarray(0, 100));
+      await assert.rejects(
+        computeFeatures(three, small),
+        (e: Error) => e instanceof UserError && e.message.startsWith(`${path}: `),
+      );
+      await writeFile(path, bytes);
+      assert.ok((await computeFeatures(three, small)).rows);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,14 +1,19 @@
 import assert from "node:assert/strict";
 import {
   addCounts,
+  addHashes,
   addWindows,
   buildWindowTable,
   countWindows,
   emptyWindowTable,
+  hashLanes,
   hashWindow,
   queryCounts,
   scanAll,
   scanTokens,
+  sharedArray,
+  tableFromView,
+  tableView,
   type Tokens,
   windowHash,
 } from "../engine/data/features/window_counts.ts";
@@ -164,6 +169,35 @@ Deno.test("a table filled in pieces (the features step's chunks) counts as one b
     assert.equal(pieces.tokens, null);
   }
   assert.throws(() => addWindows(emptyWindowTable(64, 2), windows.subarray(0, 3 * 64), 64, 0));
+});
+
+Deno.test("a shared table filled from kept hash lanes, scanned over its view into shared counts, counts as one built from windows", () => {
+  const { stream } = plantedStream(40000, 5);
+  const n = 300;
+  const windows = stream.slice(0, n * 64);
+  windows.copyWithin(64 * 9, 64 * 2, 64 * 3);
+  for (const width of [64, 32]) {
+    const direct = emptyWindowTable(width, n);
+    addWindows(direct, windows, 64, 0);
+    const shared = emptyWindowTable(width, n, { shared: true });
+    assert.ok(shared.keys.buffer instanceof SharedArrayBuffer);
+    for (const [a, b] of [[0, 100], [100, 300]]) {
+      const { lo, hi } = hashLanes(shared.hash, windows.subarray(a * 64, b * 64), 64);
+      addHashes(shared, lo, hi, a);
+    }
+    assert.deepEqual(Array.from(shared.slot), Array.from(direct.slot));
+    const counts = sharedArray(Uint32Array, shared.mask + 1, true);
+    // two "threads": the two halves of the stream, atomically into one array
+    const view = tableFromView(tableView(shared));
+    for (const half of [stream.subarray(0, 20000), stream.subarray(20000)]) {
+      scanAll([view], half, 0, half.length, [counts]);
+    }
+    const want = bruteForce(windows, 64, width, [
+      stream.subarray(0, 20000),
+      stream.subarray(20000),
+    ]);
+    assert.deepEqual(queryCounts(shared, counts), want);
+  }
 });
 
 Deno.test("a partition holds only its share of the queries, and the passes cover them all", () => {

@@ -35,7 +35,11 @@
  * **Parallel by data shard.** A table's keys are read-only during a scan;
  * each shard can be scanned into its own counts array
  * ({@link WindowTable.newCounts}) and the arrays summed
- * ({@link addCounts}), or worker threads can share the table's buffers.
+ * ({@link addCounts}), or worker threads can share the table's buffers: a
+ * table made `shared` keeps its arrays in shared memory, {@link tableView}
+ * posts them to a thread and {@link tableFromView} scans over them there;
+ * counts in shared memory are added with `Atomics.add` (several threads
+ * scanning blocks of one shard into one array).
  *
  * Windows never cross segment boundaries: each call of {@link scanTokens}
  * is one contiguous piece of text (for pre-shuffled training data, one row:
@@ -188,10 +192,10 @@ export function buildWindowTable(
 export function emptyWindowTable(
   width: number,
   queries: number,
-  options: { seed?: number } = {},
+  options: { seed?: number; shared?: boolean } = {},
 ): WindowTable {
   const hash = windowHash(width, options.seed ?? 0);
-  return newTable(hash, queries, queries, { shift: 32, index: 0 }, null, width);
+  return newTable(hash, queries, queries, { shift: 32, index: 0 }, null, width, options.shared);
 }
 
 /**
@@ -215,6 +219,81 @@ export function addWindows(
 }
 
 /**
+ * The two hash lanes of each of `n` query windows (`windows[q · stride, q ·
+ * stride + h.width)`): what {@link addWindows} inserts, computed apart so
+ * that they can be kept (the features step writes them per chunk of rows and
+ * builds its tables from them, {@link addHashes}, without reading the windows
+ * again).
+ */
+export function hashLanes(
+  h: WindowHash,
+  windows: Tokens,
+  stride: number,
+): { lo: Uint32Array; hi: Uint32Array } {
+  checkQueryShape(windows, stride, h.width);
+  const { qLo, qHi } = hashQueries(h, windows, stride, windows.length / stride, 32, 0);
+  return { lo: qLo, hi: qHi };
+}
+
+/**
+ * Inserts queries `first, first + 1, …` of an {@link emptyWindowTable} from
+ * their lanes ({@link hashLanes} of the table's hash): the same table as
+ * {@link addWindows} of their windows.
+ */
+export function addHashes(
+  table: WindowTable,
+  lo: Uint32Array,
+  hi: Uint32Array,
+  first: number,
+): void {
+  if (table.tokens !== null) throw new Error("addHashes: a verifying table is built whole");
+  if (lo.length !== hi.length || first < 0 || first + lo.length > table.queries) {
+    throw new RangeError(`addHashes: queries ${first}…${first + lo.length} of ${table.queries}`);
+  }
+  insertQueries(table, lo, hi, first);
+}
+
+/**
+ * What a scan needs of a table, as plain values that can be posted to a
+ * worker thread (its arrays shared when the table was made `shared`).
+ */
+export interface TableView {
+  hash: WindowHash;
+  queries: number;
+  mask: number;
+  keys: Uint32Array;
+  filter: Uint32Array;
+  filterMask: number;
+  slot: Int32Array;
+  stride: number;
+}
+
+/** The view of a one-partition table without query tokens (the features step's). */
+export function tableView(t: WindowTable): TableView {
+  if (t.tokens !== null || t.shift !== 32) throw new Error("tableView: a hash-only table only");
+  const { hash, queries, mask, keys, filter, filterMask, slot, stride } = t;
+  return { hash, queries, mask, keys, filter, filterMask, slot, stride };
+}
+
+/** A table over a view's arrays (a worker thread's scan reads them; nothing is copied). */
+export function tableFromView(v: TableView): WindowTable {
+  const cap = v.mask + 1;
+  return {
+    ...v,
+    distinct: 0,
+    get counts(): Uint32Array {
+      throw new Error("tableFromView: count into newCounts() or given arrays");
+    },
+    tokens: null,
+    shift: 32,
+    index: 0,
+    rejected: 0,
+    newCounts: () => new Uint32Array(cap),
+    bytes: cap * 20 + v.filter.byteLength + v.queries * 4,
+  };
+}
+
+/**
  * A table of `queries` queries, `inPart` of them in its partition, with no
  * query inserted yet. Its `counts` are allocated when first used (a scan
  * into per-shard {@link WindowTable.newCounts} never needs them).
@@ -226,19 +305,20 @@ function newTable(
   part: { shift: number; index: number },
   tokens: Tokens | null,
   stride: number,
+  shared = false,
 ): WindowTable {
   const { cap, bits } = tableSizes(inPart);
-  const filter = new Uint32Array(bits / 32);
+  const filter = sharedArray(Uint32Array, bits / 32, shared);
   let counts: Uint32Array | null = null;
   return {
     hash,
     queries,
     distinct: 0,
     mask: cap - 1,
-    keys: new Uint32Array(cap * 4),
+    keys: sharedArray(Uint32Array, cap * 4, shared),
     filter,
     filterMask: bits - 1,
-    slot: new Int32Array(queries).fill(-1),
+    slot: sharedArray(Int32Array, queries, shared).fill(-1),
     get counts() {
       return counts ??= new Uint32Array(cap);
     },
@@ -250,6 +330,20 @@ function newTable(
     newCounts: () => new Uint32Array(cap),
     bytes: cap * 20 + filter.byteLength + queries * 4,
   };
+}
+
+/**
+ * A zeroed typed array of `n` elements, in shared memory when `shared`
+ * (worker threads read it without a copy; per-shard counts of several
+ * threads are added into one with `Atomics.add`).
+ */
+export function sharedArray<T extends Uint32Array | Int32Array>(
+  type: { new (b: ArrayBufferLike, at: number, n: number): T; BYTES_PER_ELEMENT: number },
+  n: number,
+  shared: boolean,
+): T {
+  const bytes = n * type.BYTES_PER_ELEMENT;
+  return new type(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes), 0, n);
 }
 
 /** The query tokens are whole windows of `stride` tokens, each holding the `width` counted. */
@@ -406,6 +500,8 @@ function scanMapped(
   const { width, b1, b2, p1, p2 } = table.hash;
   const { keys, filter, filterMask, mask, shift, index, stride } = table;
   const qt = table.tokens;
+  // counts shared by several threads scanning blocks of one shard: added atomically
+  const atomic = counts.buffer instanceof SharedArrayBuffer;
   let x1 = 0, x2 = 0, hits = 0;
   for (let i = 0; i < n; i++) {
     x1 = (Math.imul(x1, b1) + m1[i]) | 0;
@@ -425,7 +521,8 @@ function scanMapped(
       if (r < 0) break;
       if (keys[4 * s] === lo && keys[4 * s + 1] === hi) {
         if (qt === null || sameTokens(qt, r * stride, tokens, start + first, width)) {
-          counts[s]++;
+          if (atomic) Atomics.add(counts, s, 1);
+          else counts[s]++;
           hits++;
           break;
         }
