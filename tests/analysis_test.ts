@@ -18,6 +18,7 @@ import {
 } from "../reports/analysis/figures.ts";
 import { analysedFrom } from "../reports/analysis/checkpoints.ts";
 import { scoredFromScores } from "../engine/store/scored_checkpoint.ts";
+import { splitmix32 } from "../engine/random.ts";
 
 /** An experiment for tests (through the real parser): the paper's settings unless overridden. */
 function experiment(
@@ -417,4 +418,58 @@ Deno.test("figures: rate by row buckets and the pairwise matrix", () => {
   assert.deepEqual(m.labels, ["p@1", "t@1"]);
   assert.deepEqual(m.precision, [[1, 0.5], [1, 1]]);
   assert.deepEqual(m.recall, [[1, 1], [0.5, 1]]);
+});
+
+Deno.test("figures: correlations read from sources of many chunks with gaps equal the sums over the common rows", () => {
+  const next = splitmix32(7);
+  const l = 8;
+  // Each run: rows 0..4999 with random gaps, cut into chunks of random sizes (runs of
+  // consecutive rows and single rows alike).
+  const runs = ["a", "b", "c"].map((model) => {
+    const rows: number[] = [];
+    for (let r = 0; r < 5000; r++) if (next() % 10 !== 0) rows.push(r);
+    const matches = rows.map(() => next() % (l + 1));
+    const cuts = [0];
+    while (cuts[cuts.length - 1] < rows.length) {
+      cuts.push(Math.min(rows.length, cuts[cuts.length - 1] + 1 + (next() % 700)));
+    }
+    const chunks = cuts.slice(1).map((end, k) => ({
+      rows: Uint32Array.from(rows.slice(cuts[k], end)),
+      matches: Uint8Array.from(matches.slice(cuts[k], end)),
+    }));
+    const source = {
+      prefix: false,
+      nll: false,
+      chunks: chunks.length,
+      chunk: (k: number) => chunks[k],
+    };
+    const scored = scoredFromScores({
+      model,
+      step: 1,
+      continuation: l,
+      rows: Uint32Array.from(rows),
+      matches: Uint8Array.from(matches),
+    });
+    return { run: { ...scored, source }, byRow: new Map(rows.map((r, i) => [r, matches[i]])) };
+  });
+  const m = correlationMatrix(runs.map((r) => r.run));
+  const common = [...runs[0].byRow.keys()].filter((r) => runs.every((x) => x.byRow.has(r)));
+  assert.equal(m.rows, common.length);
+  const pearson = (x: number[], y: number[]) => {
+    const n = x.length,
+      mx = x.reduce((s, v) => s + v, 0) / n,
+      my = y.reduce((s, v) => s + v, 0) / n;
+    let sxy = 0, sxx = 0, syy = 0;
+    for (let i = 0; i < n; i++) {
+      sxy += (x[i] - mx) * (y[i] - my), sxx += (x[i] - mx) ** 2, syy += (y[i] - my) ** 2;
+    }
+    return sxy / Math.sqrt(sxx * syy);
+  };
+  for (let i = 0; i < 3; i++) {
+    for (let j = 0; j < 3; j++) {
+      const x = common.map((r) => runs[i].byRow.get(r)!),
+        y = common.map((r) => runs[j].byRow.get(r)!);
+      assert.ok(Math.abs(m.values[i][j]! - pearson(x, y)) < 1e-9, `${i},${j}`);
+    }
+  }
 });

@@ -43,11 +43,19 @@ class MatchCursor {
       if (c) {
         const rows = c.rows, matches = c.matches, len = rows.length;
         let i = this.#i;
-        for (; t < n; t++) {
+        while (t < n) {
           const row = start + t;
           while (i < len && rows[i] < row) i++;
           if (i === len) break;
-          out[t] = rows[i] === row ? matches[i] : NaN;
+          // A run of consecutive rows (a shard is usually one): rows ascend strictly, so the
+          // span is consecutive when its ends are; copied in one typed conversion.
+          const k = Math.min(n - t, len - i);
+          if (rows[i] === row && rows[i + k - 1] === row + k - 1) {
+            out.set(matches.subarray(i, i + k), t);
+            t += k, i += k;
+            continue;
+          }
+          out[t++] = rows[i] === row ? matches[i] : NaN;
         }
         this.#i = i;
         if (t === n) return;
