@@ -42,3 +42,22 @@ export function excerpt(text: string, max: number = EXCERPT_CHARS): string {
   );
   return text.length > max ? `${quoted}… (${text.length - max} more characters)` : quoted;
 }
+
+/** An error as a worker thread posts it: its message and whether it is the user's. */
+export interface ThreadError {
+  message: string;
+  user: boolean;
+}
+
+/** `error` as a worker thread posts it (rebuilt by {@link fromThread}). */
+export function toThread(error: unknown): ThreadError {
+  return {
+    message: error instanceof Error ? error.message : String(error),
+    user: isUserError(error),
+  };
+}
+
+/** The error a worker thread posted ({@link toThread}), as this thread throws it: a UserError when it was one. */
+export function fromThread(error: ThreadError): Error {
+  return error.user ? new UserError(error.message) : new Error(error.message);
+}

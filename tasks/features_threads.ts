@@ -4,15 +4,13 @@
  * ({@link threadRunner}, tasks/features_worker.ts), each with its own reader
  * of the data and its own tokenizer; the tables and the shard's counts are
  * shared memory, so a thread holds one chunk of windows and their decoded
- * texts, or one block of a shard's tokens, at a time. A thread says it is
- * ready (`{ ready: true }`) once it listens; nothing is sent to it before
- * (a message sent while its modules were still evaluating would be lost).
+ * texts, or one block of a shard's tokens, at a time.
  *
  * @module
  */
 import { openTokenReader } from "../engine/data/datasets.ts";
 import { loadDecoder } from "../engine/data/tokenizer.ts";
-import { UserError } from "../engine/errors.ts";
+import { ThreadPool } from "../engine/os/threads.ts";
 import type { Experiment } from "../engine/types.ts";
 import {
   computePiece,
@@ -47,12 +45,6 @@ export interface FeatureInit {
   tokenizer?: string;
 }
 
-/** A thread's answer. */
-export type FeatureReply =
-  | { ready: true }
-  | { id: number; seconds: number }
-  | { id: number; error: { message: string; user: boolean } };
-
 /** Runs the step's tasks; `threads` of them at a time. */
 export interface Runner {
   readonly threads: number;
@@ -79,66 +71,18 @@ export function localRunner(ctx: PieceContext): Runner {
   return { threads: 1, run: (task) => runTask(ctx, task), close: () => {} };
 }
 
-/** A worker thread: its jobs in flight and the messages held until it is ready. */
-interface Slot {
-  worker: Worker;
-  jobs: number;
-  held: unknown[] | null;
-}
-
 /**
- * `threads` worker threads; a task goes to the least busy one (each runs its
- * tasks in turn). A failed task rejects with its error (a UserError stays
- * one); a thread that dies rejects every task it holds.
+ * `threads` worker threads (an engine/os/threads.ts `ThreadPool`, each holding
+ * at most two tasks). A failed task rejects with its error (a UserError stays
+ * one) and stops the queue; a thread that dies rejects every task.
  */
 export function threadRunner(threads: number, init: FeatureInit): Runner {
-  const waiting = new Map<number, { slot: Slot; done: PromiseWithResolvers<number> }>();
-  const slots: Slot[] = [];
-  let next = 0;
-  for (let i = 0; i < threads; i++) {
-    const worker = new Worker(new URL("./features_worker.ts", import.meta.url), { type: "module" });
-    const slot: Slot = { worker, jobs: 0, held: [{ init }] };
-    worker.onmessage = (e: MessageEvent<FeatureReply>) => {
-      if ("ready" in e.data) {
-        for (const m of slot.held ?? []) worker.postMessage(m);
-        slot.held = null;
-        return;
-      }
-      const w = waiting.get(e.data.id)!;
-      waiting.delete(e.data.id);
-      slot.jobs--;
-      if ("seconds" in e.data) w.done.resolve(e.data.seconds);
-      else {
-        const { message, user } = e.data.error;
-        w.done.reject(user ? new UserError(message) : new Error(message));
-      }
-    };
-    worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      for (const [id, w] of waiting) {
-        if (w.slot !== slot) continue;
-        w.done.reject(new Error(`a features thread failed: ${e.message}`));
-        waiting.delete(id);
-      }
-    };
-    slots.push(slot);
-  }
-  return {
+  const pool = new ThreadPool<FeatureTask, number>(
+    new URL("./features_worker.ts", import.meta.url),
     threads,
-    run(task) {
-      const slot = slots.reduce((a, b) => (b.jobs < a.jobs ? b : a));
-      const id = next++;
-      const done = Promise.withResolvers<number>();
-      waiting.set(id, { slot, done });
-      slot.jobs++;
-      if (slot.held) slot.held.push({ id, task });
-      else slot.worker.postMessage({ id, task });
-      return done.promise;
-    },
-    close() {
-      for (const { worker } of slots) worker.terminate();
-    },
-  };
+    init,
+  );
+  return { threads, run: (task) => pool.submit(task), close: () => pool.close() };
 }
 
 /**

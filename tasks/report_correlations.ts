@@ -11,10 +11,10 @@
  */
 import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import type { RowList, RowRanges } from "../engine/rowset.ts";
-import { UserError } from "../engine/errors.ts";
+import { ThreadPool } from "../engine/os/threads.ts";
 import type { Experiment, ProgressSink } from "../engine/types.ts";
 import { correlationGroups } from "../reports/analysis/analysis.ts";
-import type { Summary } from "../reports/analysis/summary.ts";
+import type { Matrix, Summary } from "../reports/analysis/summary.ts";
 
 /** A run as sent to the thread: its row sets, and its shards when it has them. */
 export interface RunRef {
@@ -26,19 +26,6 @@ export interface RunRef {
   memorized: RowList;
   shards: { paths: readonly string[]; key: string; verified: [string, string][] } | null;
 }
-
-/** The matrices' runs as sent to the thread. */
-export interface CorrelationJob {
-  models: RunRef[];
-  checkpoints: { model: string; runs: RunRef[] }[];
-}
-
-/** The thread's messages: a matrix done, the result, or an error. */
-export type CorrelationReply =
-  | { ready: true }
-  | { matrix: number }
-  | { result: Summary["correlations"] }
-  | { error: { message: string; user: boolean } };
 
 function refOf(r: ScoredCheckpoint): RunRef {
   const s = r.shards;
@@ -68,47 +55,21 @@ export interface CorrelationsApart {
 }
 
 /**
- * The thread of the score correlations. Started before the store is read,
- * so that it listens by the time the runs are known: it says so with a
- * message this thread only sees when it waits, and an analysis that ran
- * meanwhile would leave it idle until the end.
+ * The thread of the score correlations (an engine/os/threads.ts `ThreadPool`
+ * of one, given every matrix at once: this thread analyses meanwhile and
+ * answers nothing). Started before the store is read, so that it listens by
+ * the time the runs are known.
  */
 export class CorrelationThread {
-  readonly #worker: Worker;
-  readonly #ready: Promise<void>;
-  #done = 0;
-  #sink: ProgressSink | undefined;
-  #settle: { resolve(c: Summary["correlations"]): void; reject(e: Error): void } | null = null;
-
-  constructor() {
-    this.#worker = new Worker(new URL("./report_correlations_worker.ts", import.meta.url), {
-      type: "module",
-    });
-    const ready = Promise.withResolvers<void>();
-    this.#ready = ready.promise;
-    this.#worker.onmessage = (e: MessageEvent<CorrelationReply>) => {
-      const m = e.data;
-      if ("ready" in m) ready.resolve();
-      else if ("matrix" in m) {
-        this.#done++;
-        this.#sink?.add(1);
-      } else if ("result" in m) this.#settle?.resolve(m.result);
-      else {
-        const { message, user } = m.error;
-        this.#settle?.reject(user ? new UserError(message) : new Error(message));
-      }
-    };
-    this.#worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      const failed = new Error(`the report's correlation thread failed: ${e.message}`);
-      ready.reject(failed);
-      this.#settle?.reject(failed);
-    };
-    this.#ready.catch(() => {}); // awaited by `start`; not an unhandled rejection meanwhile
-  }
+  readonly #pool = new ThreadPool<RunRef[], Matrix>(
+    new URL("./report_correlations_worker.ts", import.meta.url),
+    1,
+    null,
+    { held: Infinity },
+  );
 
   /**
-   * Gives the thread the correlations of the runs, once it listens; null when
+   * Gives the thread the matrices of the runs, once it listens; null when
    * there are none to compute (no run has per-row scores, or one lacks its
    * shards: then the analysis computes them itself).
    */
@@ -118,22 +79,22 @@ export class CorrelationThread {
   ): Promise<CorrelationsApart | null> {
     const groups = correlationGroups(exp, runs);
     if (!groups || runs.some((r) => r.source && !r.shards)) return null;
-    const job: CorrelationJob = {
-      models: groups.models.map(refOf),
-      checkpoints: groups.checkpoints.map((g) => ({ model: g.model, runs: g.runs.map(refOf) })),
-    };
-    const total = job.checkpoints.length + 1;
-    const result = new Promise<Summary["correlations"]>((resolve, reject) => {
-      this.#settle = { resolve, reject };
-    });
+    await this.#pool.ready();
+    let done = 0, sink: ProgressSink | undefined;
+    const matrix = (group: ScoredCheckpoint[]) =>
+      this.#pool.submit(group.map(refOf)).then((m) => (done++, sink?.add(1), m));
+    const models = matrix(groups.models);
+    const checkpoints = groups.checkpoints.map((g) => matrix(g.runs));
+    const result = Promise.all([models, ...checkpoints]).then(([between, ...each]) => ({
+      models: between,
+      checkpoints: each.map((m, i) => ({ model: groups.checkpoints[i].model, ...m })),
+    }));
     result.catch(() => {}); // awaited by `result()`; not an unhandled rejection meanwhile
-    await this.#ready;
-    this.#worker.postMessage(job);
     return {
-      result: (progress) => {
-        this.#sink = progress;
-        progress?.phase("score correlations", total, "matrices");
-        progress?.add(this.#done);
+      result(progress) {
+        sink = progress;
+        progress?.phase("score correlations", checkpoints.length + 1, "matrices");
+        progress?.add(done);
         return result;
       },
     };
@@ -141,6 +102,6 @@ export class CorrelationThread {
 
   /** Ends the thread (done, or no longer needed). */
   close(): void {
-    this.#worker.terminate();
+    this.#pool.close();
   }
 }

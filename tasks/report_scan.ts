@@ -10,6 +10,8 @@
  * histograms; this thread only hands them out (it would answer the threads
  * late while reading a checkpoint of its own). Each thread holds one shard
  * buffer and its own histograms; the row sets come back to this thread.
+ * The threads are an engine/os/threads.ts `ThreadPool`: the first failed
+ * checkpoint stops the queue, so its error is heard without the rest read.
  *
  * @module
  */
@@ -21,7 +23,7 @@ import {
 } from "../engine/store/stored_checkpoints.ts";
 import type { ScoredCheckpoint } from "../engine/store/scored_checkpoint.ts";
 import type { Manifest } from "../engine/store/store.ts";
-import { UserError } from "../engine/errors.ts";
+import { ThreadPool } from "../engine/os/threads.ts";
 import { checkpointKey, type Experiment, type ProgressSink } from "../engine/types.ts";
 import { analysisSettings } from "../reports/analysis/analysis.ts";
 import {
@@ -48,7 +50,7 @@ export function defaultReaderThreads(): number {
   return cores < 2 ? 0 : Math.min(MAX_READER_THREADS, cores);
 }
 
-/** What a reader thread is told first ({@link ReaderPool}). */
+/** What a reader thread is told first. */
 export interface ReaderInit {
   /** The target's code table (shared memory). */
   table: Int8Array;
@@ -59,105 +61,7 @@ export interface ReaderInit {
 }
 
 /** A reader thread's answer to a job. */
-export type ReaderReply =
-  | { ready: true }
-  | { id: number; result: OffloadedCheckpoint & { extra: LabelHistogram[] } }
-  | { id: number; error: { message: string; user: boolean } };
-
-/**
- * Checkpoints a reader thread holds at most: the one it reads and the next,
- * so it never waits for this thread's answer to start another.
- */
-const HELD = 2;
-
-/** A reader thread and the jobs it holds. */
-interface Slot {
-  worker: Worker;
-  jobs: number;
-  /** Whether it has said it listens (nothing is sent to it before). */
-  ready: boolean;
-}
-
-/** A checkpoint to read and who waits for it. */
-interface Queued {
-  id: number;
-  job: CheckpointJob;
-  waiting: PromiseWithResolvers<OffloadedCheckpoint>;
-}
-
-/**
- * Reader threads fed from one queue, each holding at most {@link HELD}
- * checkpoints: a thread that answers is given the next at once, so the
- * threads run out of work together.
- */
-class ReaderPool {
-  readonly #slots: Slot[] = [];
-  readonly #queue: Queued[] = [];
-  readonly #waiting = new Map<number, PromiseWithResolvers<OffloadedCheckpoint>>();
-  #next = 0;
-
-  constructor(threads: number, readonly init: ReaderInit) {
-    for (let i = 0; i < threads; i++) {
-      const worker = new Worker(new URL("./report_scan_worker.ts", import.meta.url), {
-        type: "module",
-      });
-      const slot: Slot = { worker, jobs: 0, ready: false };
-      worker.onmessage = (e: MessageEvent<ReaderReply>) => this.#answer(slot, e.data);
-      worker.onerror = (e: ErrorEvent) => {
-        e.preventDefault();
-        this.#fail(new Error(`a report reader thread failed: ${e.message}`));
-      };
-      this.#slots.push(slot);
-    }
-  }
-
-  /** Reads the checkpoint on a reader thread (queued until one has room). */
-  submit(job: CheckpointJob): Promise<OffloadedCheckpoint> {
-    const waiting = Promise.withResolvers<OffloadedCheckpoint>();
-    this.#queue.push({ id: this.#next++, job, waiting });
-    this.#dispatch();
-    return waiting.promise;
-  }
-
-  #dispatch(): void {
-    for (const slot of this.#slots) {
-      while (slot.ready && slot.jobs < HELD && this.#queue.length > 0) {
-        const { id, job, waiting } = this.#queue.shift()!;
-        this.#waiting.set(id, waiting);
-        slot.jobs++;
-        slot.worker.postMessage({ id, job });
-      }
-    }
-  }
-
-  #answer(slot: Slot, reply: ReaderReply): void {
-    if ("ready" in reply) {
-      slot.ready = true;
-      slot.worker.postMessage({ init: this.init });
-    } else {
-      slot.jobs--;
-      const w = this.#waiting.get(reply.id)!;
-      this.#waiting.delete(reply.id);
-      if ("result" in reply) w.resolve(reply.result);
-      else {
-        const { message, user } = reply.error;
-        w.reject(user ? new UserError(message) : new Error(message));
-      }
-    }
-    this.#dispatch();
-  }
-
-  #fail(error: Error): void {
-    for (const w of this.#waiting.values()) w.reject(error);
-    for (const q of this.#queue) q.waiting.reject(error);
-    this.#waiting.clear();
-    this.#queue.length = 0;
-  }
-
-  close(): void {
-    for (const { worker } of this.#slots) worker.terminate();
-  }
-}
+export type ReaderResult = OffloadedCheckpoint & { extra: LabelHistogram[] };
 
 /**
  * Reads the run folder's store (`readStoredCheckpoints`) and, with a trained
@@ -204,7 +108,7 @@ function histogramScan(
   const isTarget = (c: { model: string; step: number }) =>
     c.model === target.model && c.step === target.step;
   let sets: ScoredCheckpoint | null = null;
-  let pool: ReaderPool | null = null;
+  let pool: ThreadPool<CheckpointJob, ReaderResult> | null = null;
   let offloaded = 0;
   let counting: { key: string; counter: HistogramCounter } | null = null;
   const scan: StoreScan = {
@@ -225,7 +129,8 @@ function histogramScan(
         const table = codeTable(sets, folds, seed);
         if (!table) return null; // beyond the table's rows: counted here, from the row sets
         const signals = STORED_SIGNALS, continuation = sets.continuation;
-        pool = new ReaderPool(threads, { table, continuation, folds, seed, signals });
+        const init: ReaderInit = { table, continuation, folds, seed, signals };
+        pool = new ThreadPool(new URL("./report_scan_worker.ts", import.meta.url), threads, init);
       }
       offloaded++;
       return pool.submit(job);

@@ -288,7 +288,7 @@ export async function readStoredCheckpoints(
 ): Promise<ScoredCheckpoint[]> {
   const manifest = requireManifest(runDir, known ?? await readManifest(runDir));
   const l = continuationOf(manifest);
-  const read = new Map<(typeof manifest.checkpoints)[number], ScoredCheckpoint>();
+  const read = new Map<string, ScoredCheckpoint>();
   const buffer = new FileBuffer();
   const verified = new Map<string, string>();
   const first = scan?.first;
@@ -300,15 +300,15 @@ export async function readStoredCheckpoints(
   function isFirst(c: { model: string; step: number }): boolean {
     return !!first && c.model === first.model && c.step === first.step;
   }
-  const finish = (c: (typeof order)[number], sets: CheckpointSets | null, extra?: unknown) => {
+  const finish = (job: CheckpointJob, sets: CheckpointSets | null, extra?: unknown) => {
     progress?.add(1);
     if (!sets) return;
     const { paths, scored, memorized, matchCounts } = sets;
-    const key = shardKey(manifest.settingsHash, c.fingerprint);
+    const key = job.key;
     const source = shardSource(paths, key, verified);
     const checkpoint: ScoredCheckpoint = {
-      model: c.model,
-      step: c.step,
+      model: job.model,
+      step: job.step,
       continuation: l,
       scored,
       memorized,
@@ -316,7 +316,7 @@ export async function readStoredCheckpoints(
       source,
       shards: { paths, key, verified },
     };
-    read.set(c, checkpoint);
+    read.set(job.dir, checkpoint);
     scan?.done?.(checkpoint, extra);
   };
   progress?.phase("reading the store", manifest.checkpoints.length, "checkpoints");
@@ -328,29 +328,33 @@ export async function readStoredCheckpoints(
     await Promise.allSettled(away);
   }
   await Promise.all(away);
-  return manifest.checkpoints.flatMap((c) => read.get(c) ?? []);
+  return manifest.checkpoints.flatMap((c) => read.get(jobOf(c).dir) ?? []);
+
+  function jobOf(c: (typeof order)[number]): CheckpointJob {
+    return {
+      model: c.model,
+      step: c.step,
+      dir: join(runDir, "scores", c.model, `step${c.step}`),
+      key: shardKey(manifest.settingsHash, c.fingerprint),
+      continuation: l,
+    };
+  }
 
   async function readInOrder() {
     for (const c of order) {
-      const job: CheckpointJob = {
-        model: c.model,
-        step: c.step,
-        dir: join(runDir, "scores", c.model, `step${c.step}`),
-        key: shardKey(manifest.settingsHash, c.fingerprint),
-        continuation: l,
-      };
+      const job = jobOf(c);
       const offloaded = c === order[0] ? null : scan?.offload?.(job) ?? null;
       if (offloaded) {
         const done = offloaded.then((r) => {
           for (const [path, id] of r.verified) verified.set(path, id);
-          finish(c, r.sets, r.extra);
+          finish(job, r.sets, r.extra);
         });
         done.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
         away.push(done);
         continue;
       }
       const visit = scan?.visit?.({ model: c.model, step: c.step }) ?? null;
-      finish(c, await readCheckpointSets(job, buffer, verified, visit));
+      finish(job, await readCheckpointSets(job, buffer, verified, visit));
     }
   }
 }
