@@ -70,7 +70,9 @@ async function project(
 > {
   const device = Deno.env.get("BENCH_DEVICE") ?? "cpu";
   const t0 = performance.now();
-  const model = await loadModel(path, { device, threads: o.threads });
+  // BENCH_LOOP=1: greedy steps in the Loop instead of over the cache held in JavaScript.
+  const loop = Deno.env.get("BENCH_LOOP") === "1";
+  const model = await loadModel(path, { device, threads: o.threads, loop });
   const loadSeconds = (performance.now() - t0) / 1000, loadPeakRssMb = peakRssMb();
   const matches: number[] = [], prefix: number[] = [];
   for (let s = 0; s < o.rows; s += o.batch) {

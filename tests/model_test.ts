@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { loadModel } from "../engine/model/model.ts";
+import { CPU_HELD_PROMPT_TOKENS, loadModel } from "../engine/model/model.ts";
 import { readModelFile } from "../engine/model/model_file.ts";
 import { DataType, encodeModel, parseModel } from "../engine/model/onnx_proto.ts";
 import { parseDevice } from "../engine/model/providers.ts";
 import { scoreBatch } from "../engine/run/scoring.ts";
-import { buildTinyLM, tempDir, writeTinyLM } from "./tiny_lm.ts";
+import { buildTinyLM, rng, tempDir, writeTinyLM } from "./tiny_lm.ts";
 import { referenceScores } from "./reference.ts";
 
 const cpu = { device: "cpu", threads: 1 };
@@ -48,13 +48,15 @@ Deno.test("onnx_proto round-trips a model's interface, nodes and initializers", 
 Deno.test("the adapter detects each interface and reads the model's shape", async () => {
   await using tmp = await tempDir();
   const dir = tmp.path;
+  // How greedy steps run on the CPU: the cache held once in JavaScript where the model takes
+  // its positions and mask (engine/model/held_cache.ts), else the Loop (engine/model/loop.ts).
   const cases = [
-    ["with-past", "with-past", true],
-    ["with-past-no-positions", "with-past", false],
-    ["merged", "merged", true],
-    ["no-cache", "no-cache", false],
+    ["with-past", "with-past", true, "held"],
+    ["with-past-no-positions", "with-past", false, "loop"],
+    ["merged", "merged", true, "loop"],
+    ["no-cache", "no-cache", false, "none"],
   ] as const;
-  for (const [variant, iface, positions] of cases) {
+  for (const [variant, iface, positions, stepMode] of cases) {
     const path = await writeTinyLM(`${dir}/${variant}`, "m.onnx", {
       variant,
       layers: 3,
@@ -66,6 +68,7 @@ Deno.test("the adapter detects each interface and reads the model's shape", asyn
     assert.equal(m.interface, iface);
     assert.equal(m.vocabSize, 41);
     assert.equal(m.hasPositionIds, positions);
+    assert.equal(m.stepMode, stepMode);
     assert.equal(m.dtype, "float32");
     // 3 layers × (4 d² + 2·4 d²) + d·V, d = 10, times 2
     assert.equal(m.matmulFlopsPerToken, 2 * (3 * 12 * 100 + 10 * 41));
@@ -105,6 +108,47 @@ Deno.test("float16, external data and a biased unembedding score exactly like th
     );
     await m.release();
   }
+});
+
+Deno.test("full mode with the cache held once scores as the greedy Loop, batch after batch", async () => {
+  await using tmp = await tempDir();
+  const path = await writeTinyLM(tmp.path, "m.onnx", {
+    variant: "with-past",
+    layers: 3,
+    heads: 2,
+    headDim: 5,
+    vocab: 41,
+    seed: 11,
+  });
+  const held = await loadModel(path, cpu);
+  const loop = await loadModel(path, { ...cpu, loop: true });
+  assert.deepEqual([held.stepMode, loop.stepMode], ["held", "loop"]);
+  const steps = 7, k = 9, n = 1 + steps;
+  const random = rng(5);
+  const suppress = new Float32Array(41);
+  suppress[0] = -Infinity;
+  // A large batch, a smaller one (its buffers are a prefix of the first's, refilled), a large one
+  // again, and prompts of 200 tokens, two rows per part of the prompt pass (CPU_HELD_PROMPT_TOKENS).
+  assert.equal(Math.floor(CPU_HELD_PROMPT_TOKENS / 200), 2);
+  for (const [batch, length] of [[40, k], [7, k], [40, k], [3, 200]]) {
+    const ids = BigInt64Array.from(
+      { length: batch * length },
+      () => BigInt(1 + (random() + 1) * 20 | 0),
+    );
+    const targets = BigInt64Array.from(
+      { length: batch * n },
+      () => BigInt((random() + 1) * 20 | 0),
+    );
+    const req = { ids, batch, length, start: length - 1, targets, suppress, steps };
+    const [a, b] = [await held.forward(req), await loop.forward(req)];
+    assert.deepEqual(a.argmax, b.argmax, `greedy ids, batch ${batch}, ${length} tokens`);
+    for (let i = 0; i < a.logprob.length; i++) {
+      assert.ok(Math.abs(a.logprob[i] - b.logprob[i]) < 1e-5, `${a.logprob[i]} ${b.logprob[i]}`);
+    }
+    assert.ok(new Set(a.argmax).size > 3, "the steps generate more than one token");
+  }
+  await held.release();
+  await loop.release();
 });
 
 Deno.test("bad models fail with a message naming the file and what was expected", async () => {

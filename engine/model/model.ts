@@ -18,6 +18,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { addScoreHead, HEAD } from "./graph.ts";
 import { buildGreedyLoop, LOOP } from "./loop.ts";
+import { HELD, withHeldCache } from "./held_cache.ts";
 import {
   externalLocations,
   inspectModel,
@@ -73,6 +74,8 @@ export interface LanguageModel {
   readonly dtype: "float32" | "float16";
   /** Whether positions are fed explicitly. */
   readonly hasPositionIds: boolean;
+  /** How greedy steps run (see {@link StepMode}). */
+  readonly stepMode: StepMode;
   /** Weight MatMul/Gemm FLOPs per token (2 × weight elements; embeddings excluded). */
   readonly matmulFlopsPerToken: number;
   /**
@@ -95,6 +98,11 @@ export interface LoadOptions {
   threads: number;
   /** Declared vocabulary size; must match the graph's. */
   vocabSize?: number;
+  /**
+   * Run greedy steps in the Loop (engine/model/loop.ts) even where the cache
+   * could be held in JavaScript (tests and the bench compare the two).
+   */
+  loop?: boolean;
 }
 
 /** Loads an ONNX causal LM with the score head on a device (throws UserError on a bad model). */
@@ -137,10 +145,15 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   const device = parseDevice(opts.device);
   const cpu = device.name === "cpu";
   const half = info.pastType === DataType.FLOAT16 || info.logitsType === DataType.FLOAT16;
-  const steps: StepMode = info.interface === "no-cache" ? "none" : cpu && half ? "stepped" : "loop";
+  let steps: StepMode = info.interface === "no-cache" ? "none" : cpu && half ? "stepped" : "loop";
+  // On the CPU the cache is held once in JavaScript where the model allows it (./held_cache.ts).
+  const held = steps === "loop" && cpu && !opts.loop
+    ? withHeldCache(bytes, parsed.graph, info)
+    : null;
+  if (held) steps = "held";
   const withHead = steps === "loop"
     ? buildGreedyLoop(bytes, parsed, info)
-    : addScoreHead(bytes, parsed, info.logitsType, info.vocabSize, cpu);
+    : addScoreHead(held ?? bytes, parsed, info.logitsType, info.vocabSize, cpu);
   let session: ort.InferenceSession;
   try {
     const options = sessionOptions(device, opts.threads);
@@ -169,9 +182,12 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
  * GFLOP/s: the larger output leaves the cache), and `extractable` at
  * Pythia-70M's shape ran 73 rows/s at batch 64 against 79–82 at batch 8, 16 and
  * 32. `forward` splits larger batches into passes of this many tokens at
- * most, so a larger batch is never slower; the activations stay bounded too.
+ * most, so a larger batch is never slower; the activations stay bounded too:
+ * at 1024 tokens (16 rows of 63) against 2048, `extractable` at batch 64
+ * peaked 431–432 against 496–497 MB for the whole process, at 1.19× the rows/s
+ * (three runs each, side by side, 2026-12-03).
  */
-export const CPU_PASS_TOKENS = 2048;
+export const CPU_PASS_TOKENS = 1024;
 
 /**
  * Tokens per pass for float16 models on the CPU, whose head cuts its window
@@ -181,16 +197,27 @@ export const CPU_PASS_TOKENS = 2048;
 export const CPU_FLOAT16_PASS_TOKENS = 512;
 
 /**
+ * Tokens per part of `full`'s prompt pass when the cache is held in JavaScript
+ * (engine/model/held_cache.ts): rows are independent until the greedy steps, so
+ * the prompt pass runs over parts of the batch, each writing its rows' slots of
+ * the cache, and its activations are those of this many tokens (~30 MB at
+ * Pythia-70M's shape) instead of the whole batch's (~126 MB at batch 64).
+ */
+export const CPU_HELD_PROMPT_TOKENS = 512;
+
+/**
  * How a model runs greedy steps: `loop` in one session run (engine/model/loop.ts),
- * `stepped` one session run per step with the cache through JavaScript, `none`
- * (no cache: scoring re-runs the prefix). `stepped` is for float16 models on the
- * CPU, which keep their own graph around the unembedding (engine/model/graph.ts,
+ * `held` one session run per step over a cache held once in JavaScript
+ * (engine/model/held_cache.ts: float32 with-past models on the CPU), `stepped`
+ * one session run per step with the cache fetched and fed back through
+ * JavaScript, `none` (no cache: scoring re-runs the prefix). `stepped` is for
+ * float16 models on the CPU, which keep their own graph around the unembedding (engine/model/graph.ts,
  * the comment on addScoreHead): ONNX Runtime also optimizes a Loop's body less than a graph
  * (no cast of a float16 weight folded, no scaled MatMul fused), which in float16
  * can move a near-tie. In float32 the loop changes no score measured (every
  * agreement test, 1024 bench rows); on GPUs float16 runs natively.
  */
-type StepMode = "loop" | "stepped" | "none";
+export type StepMode = "loop" | "held" | "stepped" | "none";
 
 /** A loaded session with what {@link forward} needs to know of it. */
 interface Loaded {
@@ -200,6 +227,8 @@ interface Loaded {
   /** Tokens per pass at most (see {@link CPU_PASS_TOKENS}). */
   passTokens: number;
   stepMode: StepMode;
+  /** `held` models: the cache buffers, kept for the next batch (see {@link heldBuffers}). */
+  held?: Float32Array[];
 }
 
 function makeModel(
@@ -219,6 +248,7 @@ function makeModel(
     interface: info.interface,
     dtype: info.logitsType === DataType.FLOAT16 ? "float16" : "float32",
     hasPositionIds: info.hasPositionIds,
+    stepMode,
     matmulFlopsPerToken: info.matmulFlopsPerToken,
     passFlops: (length, window) =>
       (info.matmulFlopsPerToken - info.unembeddingFlopsPerToken) * length +
@@ -241,6 +271,7 @@ async function forward(m: Loaded, req: ForwardRequest): Promise<ForwardResult> {
   if (req.batch > perPass && (!steps || m.stepMode === "stepped")) {
     return await forwardInParts(m, req, perPass);
   }
+  if (steps && m.stepMode === "held") return await forwardHeld(m, req);
   if (m.stepMode !== "loop") return await forwardStepped(m, req);
   return await forwardLoop(m, req);
 }
@@ -306,6 +337,111 @@ async function forwardStepped(m: Loaded, req: ForwardRequest): Promise<ForwardRe
     parts.push(r);
   }
   return byRow(parts, batch);
+}
+
+/**
+ * The prompt pass in parts of rows, then one session run per greedy step, the
+ * cache held once in JavaScript buffers (engine/model/held_cache.ts).
+ */
+async function forwardHeld(m: Loaded, req: ForwardRequest): Promise<ForwardResult> {
+  const { info } = m;
+  const { batch, length, suppress } = req;
+  const steps = req.steps!;
+  const H = info.heads, D = info.headDim, slot = D;
+  // Slots for the prompt and every step's token but the last's (its keys are never read).
+  const capacity = length + steps - 1;
+  const cache = heldBuffers(m, batch * H * capacity * D);
+  const n = 1 + steps;
+  const column = (j: number, from = 0, rows = batch) => {
+    const t = new BigInt64Array(rows);
+    for (let b = 0; b < rows; b++) t[b] = req.targets[(from + b) * n + j];
+    return t;
+  };
+  const headFeeds = (targets: BigInt64Array, rows: number, start: number) => ({
+    [HEAD.targets]: new ort.Tensor("int64", targets, [rows, 1]),
+    [HEAD.suppress]: new ort.Tensor("float32", suppress, [info.vocabSize]),
+    [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(start)), [1]),
+  });
+  const freshNames = info.pastNames.map((_, i) => HELD.fresh(i));
+  // The prompt pass, by parts of rows: each part's keys and values go to its rows' first slots.
+  const first: ForwardResult = {
+    argmax: new BigInt64Array(batch),
+    logprob: new Float32Array(batch),
+  };
+  const perPart = Math.max(1, Math.floor(CPU_HELD_PROMPT_TOKENS / length));
+  for (let from = 0; from < batch; from += perPart) {
+    const rows = Math.min(perPart, batch - from);
+    const ids = req.ids.subarray(from * length, (from + rows) * length);
+    const feeds = {
+      ...modelFeeds(info, ids, rows, length),
+      ...headFeeds(column(0, from, rows), rows, req.start),
+    };
+    const out = await m.session.run(feeds, [HEAD.argmax, HEAD.logprob, ...freshNames]);
+    first.argmax.set(out[HEAD.argmax].data as BigInt64Array, from);
+    first.logprob.set(out[HEAD.logprob].data as Float32Array, from);
+    freshNames.forEach((name, i) => {
+      const fresh = out[name].data as Float32Array;
+      for (let r = 0; r < rows * H; r++) {
+        const src = fresh.subarray(r * length * slot, (r + 1) * length * slot);
+        cache[i].set(src, (from * H + r) * capacity * slot);
+      }
+    });
+  }
+  // The greedy steps over the whole batch, fed the buffers as they are.
+  const past = cache.map((c) => new ort.Tensor("float32", c, [batch, H, capacity, D]));
+  const mask = new BigInt64Array(batch * (capacity + 1));
+  for (let b = 0; b < batch; b++) {
+    const row = b * (capacity + 1);
+    mask.fill(1n, row, row + length);
+    mask[row + capacity] = 1n;
+  }
+  const parts: ForwardResult[] = [first];
+  let previous: BigInt64Array = first.argmax;
+  for (let j = 1; j <= steps; j++) {
+    const position = length + j - 1;
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: idsTensor(info, BigInt64Array.from(previous), [batch, 1]),
+      attention_mask: idsTensor(info, mask, [batch, capacity + 1]),
+      position_ids: idsTensor(info, new BigInt64Array(batch).fill(BigInt(position)), [batch, 1]),
+      ...headFeeds(column(j), batch, 0),
+    };
+    info.pastNames.forEach((name, i) => feeds[name] = past[i]);
+    const keep = j < steps;
+    const out = await m.session.run(
+      feeds,
+      [HEAD.argmax, HEAD.logprob, ...(keep ? freshNames : [])],
+    );
+    const r = {
+      argmax: out[HEAD.argmax].data as BigInt64Array,
+      logprob: out[HEAD.logprob].data as Float32Array,
+    };
+    parts.push(r);
+    previous = r.argmax;
+    if (!keep) break;
+    freshNames.forEach((name, i) => {
+      const fresh = out[name].data as Float32Array;
+      for (let r = 0; r < batch * H; r++) {
+        cache[i].set(fresh.subarray(r * slot, (r + 1) * slot), (r * capacity + position) * slot);
+      }
+    });
+    for (let b = 0; b < batch; b++) mask[b * (capacity + 1) + position] = 1n;
+  }
+  return byRow(parts, batch);
+}
+
+/**
+ * The cache buffers of {@link forwardHeld}, `size` elements each, zeroed (a
+ * masked slot's softmax weight is 0, and 0 × a stale finite value is 0, but
+ * not 0 × ∞): kept on the model and reused while large enough, so a worker
+ * holds one set.
+ */
+function heldBuffers(m: Loaded, size: number): Float32Array[] {
+  if (!m.held || m.held[0].length < size) {
+    m.held = undefined;
+    m.held = m.info.pastNames.map(() => new Float32Array(size));
+    return m.held;
+  }
+  return m.held.map((c) => c.subarray(0, size).fill(0));
 }
 
 /** The pass and every greedy step in one session run of the loop graph (engine/model/loop.ts). */
@@ -385,20 +521,19 @@ export function modelFeeds(
   length: number,
   past: Past | null = null,
 ): Record<string, ort.Tensor> {
-  const idsTensor = (data: BigInt64Array, dims: number[]) =>
-    info.idsType === DataType.INT32
-      ? new ort.Tensor("int32", Int32Array.from(data, Number), dims)
-      : new ort.Tensor("int64", data, dims);
   const pastLen = past?.length ?? 0;
-  const feeds: Record<string, ort.Tensor> = { input_ids: idsTensor(ids, [batch, length]) };
+  const feeds: Record<string, ort.Tensor> = { input_ids: idsTensor(info, ids, [batch, length]) };
   if (info.hasAttentionMask) {
     const total = pastLen + length;
-    feeds.attention_mask = idsTensor(new BigInt64Array(batch * total).fill(1n), [batch, total]);
+    feeds.attention_mask = idsTensor(info, new BigInt64Array(batch * total).fill(1n), [
+      batch,
+      total,
+    ]);
   }
   if (info.hasPositionIds) {
     const pos = new BigInt64Array(batch * length);
     for (let i = 0; i < pos.length; i++) pos[i] = BigInt(pastLen + (i % length));
-    feeds.position_ids = idsTensor(pos, [batch, length]);
+    feeds.position_ids = idsTensor(info, pos, [batch, length]);
   }
   if (info.interface !== "no-cache") {
     const cacheType = info.pastType === DataType.FLOAT16 ? "float16" : "float32";
@@ -415,6 +550,13 @@ export function modelFeeds(
     }
   }
   return feeds;
+}
+
+/** Token ids, masks or positions as the model's ids type. */
+function idsTensor(info: ModelInfo, data: BigInt64Array, dims: number[]): ort.Tensor {
+  return info.idsType === DataType.INT32
+    ? new ort.Tensor("int32", Int32Array.from(data, Number), dims)
+    : new ort.Tensor("int64", data, dims);
 }
 
 /** Rows of per-step outputs ([steps][batch]) as batch × steps, row-major. */
