@@ -151,6 +151,24 @@ Deno.test("full mode with the cache held once scores as the greedy Loop, batch a
   await loop.release();
 });
 
+Deno.test("a model that ignores its attention mask over the cache runs with the Loop, scoring exactly", async () => {
+  await using tmp = await tempDir();
+  const path = await writeTinyLM(tmp.path, "m.onnx", {
+    variant: "with-past",
+    ignoreMask: true,
+    seed: 3,
+  });
+  const m = await loadModel(path, cpu);
+  // Held in JavaScript, the unwritten slots would be attended to: the probe at load sees it.
+  assert.equal(m.stepMode, "loop");
+  const tokens = Int32Array.from({ length: 16 * 12 }, (_, i) => (i * 5 + 2) % 37);
+  const got = await scoreBatch(m, tokens, 16, settings);
+  const ref = await referenceScores(path, tokens, 16, 6, 6, [0]);
+  assert.deepEqual(Array.from(got.matches), ref.map((r) => r.matches));
+  assert.deepEqual(Array.from(got.prefix), ref.map((r) => r.prefix));
+  await m.release();
+});
+
 Deno.test("bad models fail with a message naming the file and what was expected", async () => {
   await using tmp = await tempDir();
   const dir = tmp.path;

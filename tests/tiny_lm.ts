@@ -35,6 +35,11 @@ export interface TinyOptions {
   unembedBias?: boolean;
   /** Store weights as external data files (returned in `files`). */
   external?: boolean;
+  /**
+   * Take `attention_mask` but apply only the causal mask (as an export that
+   * assumes no padding would): masked cache slots are then attended to.
+   */
+  ignoreMask?: boolean;
   /** Scale of the random weights. */
   scale?: number;
 }
@@ -116,7 +121,7 @@ export function buildTinyLM(o: TinyOptions): TinyModel {
   add("Not", ["future"], "causal");
   add("Cast", ["attention_mask"], "mask_bool", [{ name: "to", i: DataType.BOOL }]);
   add("Reshape", ["mask_bool", "shape_mask"], "mask4");
-  add("And", ["causal", "mask4"], "allowed");
+  add("And", ["causal", o.ignoreMask ? "causal" : "mask4"], "allowed");
   add("Where", ["allowed", "fzero", "fneg"], "bias");
 
   weight("emb", [V, d], 1);

@@ -30,7 +30,10 @@
  * slot's position and visibility are the feeds', not the buffer's length) and
  * each `present.*` is the Concat of its `past_key_values.*` and the new
  * positions on the positions axis, as Optimum's exports and the engine's own
- * graphs (./hf/decoder.ts) are; otherwise the Loop is used.
+ * graphs (./hf/decoder.ts) are; otherwise the Loop is used. Whether the model
+ * honours the mask over the slots is checked at load by a probe (model.ts
+ * `masksUnwrittenSlots`): an export that applies only the causal mask runs
+ * with the Loop too.
  *
  * @module
  */

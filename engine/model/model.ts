@@ -154,25 +154,67 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   const withHead = steps === "loop"
     ? buildGreedyLoop(bytes, parsed, info)
     : addScoreHead(held ?? bytes, parsed, info.logitsType, info.vocabSize, cpu);
-  let session: ort.InferenceSession;
-  try {
-    const options = sessionOptions(device, opts.threads);
-    // Loaded from bytes, ORT resolves external data (the weights read in place from
-    // the model file itself, and any external data files) against this folder.
-    options.extra = { session: { model_external_initializers_file_folder_path: folder } };
-    session = await ort.InferenceSession.create(withHead, options);
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (device.name !== "cpu" && /provider|backend|EP|cuda|webgpu/i.test(msg)) {
-      throw new UserError(
-        `${file}: the ${opts.device} execution provider is unavailable (${msg}). ${device.howToEnable}`,
-      );
+  const open = async (graph: Uint8Array): Promise<ort.InferenceSession> => {
+    try {
+      const options = sessionOptions(device, opts.threads);
+      // Loaded from bytes, ORT resolves external data (the weights read in place from
+      // the model file itself, and any external data files) against this folder.
+      options.extra = { session: { model_external_initializers_file_folder_path: folder } };
+      return await ort.InferenceSession.create(graph, options);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (device.name !== "cpu" && /provider|backend|EP|cuda|webgpu/i.test(msg)) {
+        throw new UserError(
+          `${file}: the ${opts.device} execution provider is unavailable (${msg}). ${device.howToEnable}`,
+        );
+      }
+      throw new UserError(`${file}: ONNX Runtime cannot load the model (${msg}).`);
     }
-    throw new UserError(`${file}: ONNX Runtime cannot load the model (${msg}).`);
-  }
+  };
   const passTokens = !cpu ? Infinity : half ? CPU_FLOAT16_PASS_TOKENS : CPU_PASS_TOKENS;
-  const model = makeModel(file, info, session, passTokens, steps);
+  const m: Loaded = {
+    path: file,
+    info,
+    session: await open(withHead),
+    passTokens,
+    stepMode: steps,
+  };
+  if (m.stepMode === "held" && !(await masksUnwrittenSlots(m))) {
+    await m.session.release();
+    m.stepMode = "loop";
+    m.session = await open(buildGreedyLoop(bytes, parsed, info));
+  }
+  const model = makeModel(m);
   return hf?.spec.kind === "gpt2" ? { ...model, maxPositions: hf.spec.positions } : model;
+}
+
+/**
+ * Whether a `held` model masks the cache's unwritten slots as its attention
+ * mask says (engine/model/held_cache.ts): one row's prompt and greedy steps,
+ * run with those slots zero and then filled with 3s, must give the same bits
+ * (a masked slot's softmax weight is exactly 0, and 0 × 3 is 0). An export
+ * that applies only the causal mask attends to them; it runs with the Loop
+ * instead, never as a silently different model.
+ */
+async function masksUnwrittenSlots(m: Loaded): Promise<boolean> {
+  // Two steps: the first has one unwritten slot (the last step's token is never cached).
+  const length = 2, steps = 2, vocab = m.info.vocabSize;
+  const req: ForwardRequest = {
+    ids: BigInt64Array.from({ length }, (_, i) => BigInt((7 * i + 1) % vocab)),
+    batch: 1,
+    length,
+    start: length - 1,
+    targets: new BigInt64Array(1 + steps),
+    suppress: new Float32Array(vocab),
+    steps,
+  };
+  try {
+    const zero = await forwardHeld(m, req), filled = await forwardHeld(m, req, 3);
+    return zero.argmax.every((x, i) => x === filled.argmax[i]) &&
+      zero.logprob.every((x, i) => Object.is(x, filled.logprob[i]));
+  } finally {
+    m.held = undefined;
+  }
 }
 
 /**
@@ -231,14 +273,8 @@ interface Loaded {
   held?: Float32Array[];
 }
 
-function makeModel(
-  path: string,
-  info: ModelInfo,
-  session: ort.InferenceSession,
-  passTokens: number,
-  stepMode: StepMode,
-): LanguageModel {
-  const m: Loaded = { path, info, session, passTokens, stepMode };
+function makeModel(m: Loaded): LanguageModel {
+  const { path, info } = m;
   return {
     path,
     vocabSize: info.vocabSize,
@@ -248,13 +284,13 @@ function makeModel(
     interface: info.interface,
     dtype: info.logitsType === DataType.FLOAT16 ? "float16" : "float32",
     hasPositionIds: info.hasPositionIds,
-    stepMode,
+    stepMode: m.stepMode,
     matmulFlopsPerToken: info.matmulFlopsPerToken,
     passFlops: (length, window) =>
       (info.matmulFlopsPerToken - info.unembeddingFlopsPerToken) * length +
       info.unembeddingFlopsPerToken * window,
     forward: (req) => forward(m, req),
-    release: () => session.release(),
+    release: () => m.session.release(),
   };
 }
 
@@ -343,14 +379,14 @@ async function forwardStepped(m: Loaded, req: ForwardRequest): Promise<ForwardRe
  * The prompt pass in parts of rows, then one session run per greedy step, the
  * cache held once in JavaScript buffers (engine/model/held_cache.ts).
  */
-async function forwardHeld(m: Loaded, req: ForwardRequest): Promise<ForwardResult> {
+async function forwardHeld(m: Loaded, req: ForwardRequest, fill = 0): Promise<ForwardResult> {
   const { info } = m;
   const { batch, length, suppress } = req;
   const steps = req.steps!;
   const H = info.heads, D = info.headDim, slot = D;
   // Slots for the prompt and every step's token but the last's (its keys are never read).
   const capacity = length + steps - 1;
-  const cache = heldBuffers(m, batch * H * capacity * D);
+  const cache = heldBuffers(m, batch * H * capacity * D, fill);
   const n = 1 + steps;
   const column = (j: number, from = 0, rows = batch) => {
     const t = new BigInt64Array(rows);
@@ -430,18 +466,17 @@ async function forwardHeld(m: Loaded, req: ForwardRequest): Promise<ForwardResul
 }
 
 /**
- * The cache buffers of {@link forwardHeld}, `size` elements each, zeroed (a
- * masked slot's softmax weight is 0, and 0 × a stale finite value is 0, but
- * not 0 × ∞): kept on the model and reused while large enough, so a worker
- * holds one set.
+ * The cache buffers of {@link forwardHeld}, `size` elements each, filled with
+ * `fill` (0; a masked slot's softmax weight is 0, and 0 × a stale finite value
+ * is 0, but not 0 × ∞): kept on the model and reused while large enough, so a
+ * worker holds one set.
  */
-function heldBuffers(m: Loaded, size: number): Float32Array[] {
+function heldBuffers(m: Loaded, size: number, fill = 0): Float32Array[] {
   if (!m.held || m.held[0].length < size) {
     m.held = undefined;
     m.held = m.info.pastNames.map(() => new Float32Array(size));
-    return m.held;
   }
-  return m.held.map((c) => c.subarray(0, size).fill(0));
+  return m.held.map((c) => c.subarray(0, size).fill(fill));
 }
 
 /** The pass and every greedy step in one session run of the loop graph (engine/model/loop.ts). */
