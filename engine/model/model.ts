@@ -145,15 +145,7 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   const device = parseDevice(opts.device);
   const cpu = device.name === "cpu";
   const half = info.pastType === DataType.FLOAT16 || info.logitsType === DataType.FLOAT16;
-  let steps: StepMode = info.interface === "no-cache" ? "none" : cpu && half ? "stepped" : "loop";
-  // On the CPU the cache is held once in JavaScript where the model allows it (./held_cache.ts).
-  const held = steps === "loop" && cpu && !opts.loop
-    ? withHeldCache(bytes, parsed.graph, info)
-    : null;
-  if (held) steps = "held";
-  const withHead = steps === "loop"
-    ? buildGreedyLoop(bytes, parsed, info)
-    : addScoreHead(held ?? bytes, parsed, info.logitsType, info.vocabSize, cpu);
+  const { steps, graph: withHead } = headedGraph(bytes, parsed, info, cpu, !!opts.loop);
   const open = async (graph: Uint8Array): Promise<ort.InferenceSession> => {
     try {
       const options = sessionOptions(device, opts.threads);
@@ -186,6 +178,27 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   }
   const model = makeModel(m);
   return hf?.spec.kind === "gpt2" ? { ...model, maxPositions: hf.spec.positions } : model;
+}
+
+/**
+ * How a model runs greedy steps (see {@link StepMode}) and the graph loaded for
+ * it: the model with the score head, rewritten to hold the cache in JavaScript
+ * on the CPU where it allows that (./held_cache.ts) unless `loop`, or wrapped
+ * in the greedy Loop (./loop.ts).
+ */
+function headedGraph(
+  bytes: Uint8Array,
+  parsed: Model,
+  info: ModelInfo,
+  cpu: boolean,
+  loop: boolean,
+): { steps: StepMode; graph: Uint8Array } {
+  const half = info.pastType === DataType.FLOAT16 || info.logitsType === DataType.FLOAT16;
+  const steps: StepMode = info.interface === "no-cache" ? "none" : cpu && half ? "stepped" : "loop";
+  const held = steps === "loop" && cpu && !loop ? withHeldCache(bytes, parsed.graph, info) : null;
+  const head = (b: Uint8Array) => addScoreHead(b, parsed, info.logitsType, info.vocabSize, cpu);
+  if (held) return { steps: "held", graph: head(held) };
+  return { steps, graph: steps === "loop" ? buildGreedyLoop(bytes, parsed, info) : head(bytes) };
 }
 
 /**
@@ -377,29 +390,33 @@ async function forwardStepped(m: Loaded, req: ForwardRequest): Promise<ForwardRe
 
 /**
  * The prompt pass in parts of rows, then one session run per greedy step, the
- * cache held once in JavaScript buffers (engine/model/held_cache.ts).
+ * cache held once in JavaScript buffers (engine/model/held_cache.ts);
+ * `fill`: the value of the slots not yet written (0; see {@link masksUnwrittenSlots}).
  */
 async function forwardHeld(m: Loaded, req: ForwardRequest, fill = 0): Promise<ForwardResult> {
   const { info } = m;
-  const { batch, length, suppress } = req;
   const steps = req.steps!;
-  const H = info.heads, D = info.headDim, slot = D;
   // Slots for the prompt and every step's token but the last's (its keys are never read).
-  const capacity = length + steps - 1;
-  const cache = heldBuffers(m, batch * H * capacity * D, fill);
-  const n = 1 + steps;
-  const column = (j: number, from = 0, rows = batch) => {
-    const t = new BigInt64Array(rows);
-    for (let b = 0; b < rows; b++) t[b] = req.targets[(from + b) * n + j];
-    return t;
-  };
-  const headFeeds = (targets: BigInt64Array, rows: number, start: number) => ({
-    [HEAD.targets]: new ort.Tensor("int64", targets, [rows, 1]),
-    [HEAD.suppress]: new ort.Tensor("float32", suppress, [info.vocabSize]),
-    [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(start)), [1]),
-  });
-  const freshNames = info.pastNames.map((_, i) => HELD.fresh(i));
-  // The prompt pass, by parts of rows: each part's keys and values go to its rows' first slots.
+  const capacity = req.length + steps - 1;
+  const cache = heldBuffers(m, req.batch * info.heads * capacity * info.headDim, fill);
+  const first = await heldPrompt(m, req, cache, capacity);
+  return byRow([first, ...await heldSteps(m, req, cache, capacity, first.argmax)], req.batch);
+}
+
+/**
+ * {@link forwardHeld}'s prompt pass, by parts of rows ({@link CPU_HELD_PROMPT_TOKENS}):
+ * each part's keys and values go to its rows' first slots.
+ */
+async function heldPrompt(
+  m: Loaded,
+  req: ForwardRequest,
+  cache: Float32Array[],
+  capacity: number,
+): Promise<ForwardResult> {
+  const { info } = m;
+  const { batch, length } = req;
+  const slot = info.headDim, H = info.heads;
+  const fresh = info.pastNames.map((_, i) => HELD.fresh(i));
   const first: ForwardResult = {
     argmax: new BigInt64Array(batch),
     logprob: new Float32Array(batch),
@@ -407,46 +424,60 @@ async function forwardHeld(m: Loaded, req: ForwardRequest, fill = 0): Promise<Fo
   const perPart = Math.max(1, Math.floor(CPU_HELD_PROMPT_TOKENS / length));
   for (let from = 0; from < batch; from += perPart) {
     const rows = Math.min(perPart, batch - from);
-    const ids = req.ids.subarray(from * length, (from + rows) * length);
     const feeds = {
-      ...modelFeeds(info, ids, rows, length),
-      ...headFeeds(column(0, from, rows), rows, req.start),
+      ...modelFeeds(info, req.ids.subarray(from * length, (from + rows) * length), rows, length),
+      ...stepHeadFeeds(m, req, 0, from, rows, req.start),
     };
-    const out = await m.session.run(feeds, [HEAD.argmax, HEAD.logprob, ...freshNames]);
+    const out = await m.session.run(feeds, [HEAD.argmax, HEAD.logprob, ...fresh]);
     first.argmax.set(out[HEAD.argmax].data as BigInt64Array, from);
     first.logprob.set(out[HEAD.logprob].data as Float32Array, from);
-    freshNames.forEach((name, i) => {
-      const fresh = out[name].data as Float32Array;
+    fresh.forEach((name, i) => {
+      const keys = out[name].data as Float32Array;
       for (let r = 0; r < rows * H; r++) {
-        const src = fresh.subarray(r * length * slot, (r + 1) * length * slot);
+        const src = keys.subarray(r * length * slot, (r + 1) * length * slot);
         cache[i].set(src, (from * H + r) * capacity * slot);
       }
     });
   }
-  // The greedy steps over the whole batch, fed the buffers as they are.
-  const past = cache.map((c) => new ort.Tensor("float32", c, [batch, H, capacity, D]));
+  return first;
+}
+
+/**
+ * {@link forwardHeld}'s greedy steps over the whole batch, each fed the
+ * buffers as they are with the slots written so far allowed by the mask, and
+ * writing its token's keys and values to the next slot.
+ */
+async function heldSteps(
+  m: Loaded,
+  req: ForwardRequest,
+  cache: Float32Array[],
+  capacity: number,
+  firstIds: BigInt64Array,
+): Promise<ForwardResult[]> {
+  const { info } = m;
+  const { batch, length } = req;
+  const steps = req.steps!, slot = info.headDim, H = info.heads;
+  const fresh = info.pastNames.map((_, i) => HELD.fresh(i));
+  const past = cache.map((c) => new ort.Tensor("float32", c, [batch, H, capacity, slot]));
   const mask = new BigInt64Array(batch * (capacity + 1));
   for (let b = 0; b < batch; b++) {
     const row = b * (capacity + 1);
     mask.fill(1n, row, row + length);
     mask[row + capacity] = 1n;
   }
-  const parts: ForwardResult[] = [first];
-  let previous: BigInt64Array = first.argmax;
+  const parts: ForwardResult[] = [];
+  let previous = firstIds;
   for (let j = 1; j <= steps; j++) {
     const position = length + j - 1;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: idsTensor(info, BigInt64Array.from(previous), [batch, 1]),
       attention_mask: idsTensor(info, mask, [batch, capacity + 1]),
       position_ids: idsTensor(info, new BigInt64Array(batch).fill(BigInt(position)), [batch, 1]),
-      ...headFeeds(column(j), batch, 0),
+      ...stepHeadFeeds(m, req, j, 0, batch, 0),
     };
     info.pastNames.forEach((name, i) => feeds[name] = past[i]);
     const keep = j < steps;
-    const out = await m.session.run(
-      feeds,
-      [HEAD.argmax, HEAD.logprob, ...(keep ? freshNames : [])],
-    );
+    const out = await m.session.run(feeds, [HEAD.argmax, HEAD.logprob, ...(keep ? fresh : [])]);
     const r = {
       argmax: out[HEAD.argmax].data as BigInt64Array,
       logprob: out[HEAD.logprob].data as Float32Array,
@@ -454,15 +485,37 @@ async function forwardHeld(m: Loaded, req: ForwardRequest, fill = 0): Promise<Fo
     parts.push(r);
     previous = r.argmax;
     if (!keep) break;
-    freshNames.forEach((name, i) => {
-      const fresh = out[name].data as Float32Array;
+    fresh.forEach((name, i) => {
+      const keys = out[name].data as Float32Array;
       for (let r = 0; r < batch * H; r++) {
-        cache[i].set(fresh.subarray(r * slot, (r + 1) * slot), (r * capacity + position) * slot);
+        cache[i].set(keys.subarray(r * slot, (r + 1) * slot), (r * capacity + position) * slot);
       }
     });
     for (let b = 0; b < batch; b++) mask[b * (capacity + 1) + position] = 1n;
   }
-  return byRow(parts, batch);
+  return parts;
+}
+
+/**
+ * The score head's feeds for step `j` (0: the prompt pass) of rows `from` …
+ * `from + rows` of a request with greedy steps: each row's target of that step.
+ */
+function stepHeadFeeds(
+  m: Loaded,
+  req: ForwardRequest,
+  j: number,
+  from: number,
+  rows: number,
+  start: number,
+): Record<string, ort.Tensor> {
+  const n = 1 + req.steps!;
+  const targets = new BigInt64Array(rows);
+  for (let b = 0; b < rows; b++) targets[b] = req.targets[(from + b) * n + j];
+  return {
+    [HEAD.targets]: new ort.Tensor("int64", targets, [rows, 1]),
+    [HEAD.suppress]: new ort.Tensor("float32", req.suppress, [m.info.vocabSize]),
+    [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(start)), [1]),
+  };
 }
 
 /**
