@@ -128,9 +128,9 @@ Deno.test("full mode with the cache held once scores as the greedy Loop, batch a
   const suppress = new Float32Array(41);
   suppress[0] = -Infinity;
   // A large batch, a smaller one (its buffers are a prefix of the first's, refilled), a large one
-  // again, and prompts of 200 tokens, two rows per part of the prompt pass (CPU_HELD_PROMPT_TOKENS).
-  assert.equal(Math.floor(CPU_HELD_PROMPT_TOKENS / 200), 2);
-  for (const [batch, length] of [[40, k], [7, k], [40, k], [3, 200]]) {
+  // again, and prompts of 100 tokens, two rows per part of the prompt pass (CPU_HELD_PROMPT_TOKENS).
+  assert.equal(Math.floor(CPU_HELD_PROMPT_TOKENS / 100), 2);
+  for (const [batch, length] of [[40, k], [7, k], [40, k], [3, 100]]) {
     const ids = BigInt64Array.from(
       { length: batch * length },
       () => BigInt(1 + (random() + 1) * 20 | 0),
