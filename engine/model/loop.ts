@@ -22,6 +22,10 @@
  * step, each step paid a copy of the whole cache out of ONNX Runtime (~12 ms
  * per step at Pythia-70M's shape, batch 64: a fifth of `full`'s time).
  *
+ * Used on GPUs and for models that do not qualify for ./held_cache.ts; on the
+ * CPU that module holds the cache once in JavaScript, fetching only each
+ * step's new positions, where the Loop holds it three times (see there).
+ *
  * @module
  */
 import {
