@@ -412,6 +412,18 @@ export async function runPythiaBench(): Promise<Record<string, number>> {
     }
   }
   console.log(`agreement: ${notes.join("; ")}; ${memorized} rows memorized`);
+  // Issue 23's memory goal: each scorer's whole process within the float32 weights + 300 MB.
+  const budget = weightsMb + 300;
+  out.peak_rss_goal_mb = budget;
+  const scorers = Object.entries(r).filter(([n]) =>
+    /^(run_|folder_)?(extractable|full)\d+$/.test(n)
+  );
+  console.log(
+    `peak RSS, goal ≤ ${budget.toFixed(0)} MB (float32 weights + 300 MB): ` +
+      scorers.map(([n, x]) =>
+        `${n} ${x.peakRssMb.toFixed(0)}${x.peakRssMb > budget ? " (over)" : ""}`
+      ).join(", "),
+  );
   for (const [name, x] of Object.entries(r)) {
     out[`${name}_rows_per_s`] = x.rowsPerS;
     out[`${name}_rows_per_cpu_s`] = x.rows / x.cpuSeconds;
