@@ -98,11 +98,21 @@ function child(path: string, rows: number, queries: number, from: number, to: nu
   }));
 }
 
-function bruteForce(data: Uint16Array, rows: number, q: number, width: number): number {
+/**
+ * Occurrences of the first `width` tokens of row q at any position of any of
+ * `rows` rows of `row` tokens (brute force, for checking the counts).
+ */
+export function bruteForce(
+  data: Uint16Array,
+  row: number,
+  rows: number,
+  q: number,
+  width: number,
+): number {
   let n = 0;
-  const base = q * ROW;
+  const base = q * row;
   for (let r = 0; r < rows; r++) {
-    for (let p = r * ROW, end = r * ROW + ROW - width; p <= end; p++) {
+    for (let p = r * row, end = r * row + row - width; p <= end; p++) {
       if (data[p] !== data[base]) continue;
       let t = 1;
       while (t < width && data[p + t] === data[base + t]) t++;
@@ -181,7 +191,7 @@ export async function runFeaturesBench(): Promise<Record<string, number>> {
   for (const [name, width] of [["window", W], ["context", K]] as const) {
     sample.forEach((q, i) => {
       const got = results.reduce((s, r) => s + r[name][i], 0);
-      const want = bruteForce(data, rows, q, width);
+      const want = bruteForce(data, ROW, rows, q, width);
       if (got !== want) throw new Error(`row ${q} ${name}: counted ${got}, brute force ${want}`);
     });
   }

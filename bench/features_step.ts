@@ -35,7 +35,7 @@ import { allFeatures, readRowFeatures } from "../engine/data/features/rows_file.
 import { xoshiro128 } from "../engine/random.ts";
 import { computeFeatures, type StepTiming } from "../tasks/features.ts";
 import { featureThreads } from "../tasks/features_threads.ts";
-import { spawn } from "./features.ts";
+import { bruteForce, spawn } from "./features.ts";
 
 const ROW = 65, W = 64, SHARD = 125_000;
 const PILE_ROWS = 146_432_000, PILE_ROW = 2049;
@@ -101,21 +101,6 @@ async function child(
   }));
 }
 
-/** Occurrences of row q's window at any position of any row (brute force). */
-function bruteForce(data: Uint16Array, rows: number, q: number): number {
-  let n = 0;
-  const base = q * ROW;
-  for (let r = 0; r < rows; r++) {
-    for (let p = r * ROW, end = r * ROW + ROW - W; p <= end; p++) {
-      if (data[p] !== data[base]) continue;
-      let t = 1;
-      while (t < W && data[p + t] === data[base + t]) t++;
-      if (t === W) n++;
-    }
-  }
-  return n;
-}
-
 /** One size: the stream written, the step run in a timed child, its counts checked. */
 async function measure(dir: string, rows: number, threads: number) {
   const path = join(dir, `step-${rows}.bin`), out = join(dir, `step-run-${rows}`);
@@ -131,7 +116,7 @@ async function measure(dir: string, rows: number, threads: number) {
   const loadAfter = loadavg();
   const data = new Uint16Array(Deno.readFileSync(path).buffer);
   sample.forEach((q, i) => {
-    const want = bruteForce(data, rows, q);
+    const want = bruteForce(data, ROW, rows, q, W);
     if (r.window[i] !== want) throw new Error(`row ${q}: counted ${r.window[i]}, brute ${want}`);
   });
   await Deno.remove(out, { recursive: true });

@@ -145,7 +145,7 @@ export async function loadModel(path: string, opts: LoadOptions): Promise<Langua
   const device = parseDevice(opts.device);
   const cpu = device.name === "cpu";
   const half = info.pastType === DataType.FLOAT16 || info.logitsType === DataType.FLOAT16;
-  const { steps, graph: withHead } = headedGraph(bytes, parsed, info, cpu, !!opts.loop);
+  const { steps, graph: withHead } = headedGraph(bytes, parsed, info, cpu, half, !!opts.loop);
   const open = async (graph: Uint8Array): Promise<ort.InferenceSession> => {
     try {
       const options = sessionOptions(device, opts.threads);
@@ -191,9 +191,9 @@ function headedGraph(
   parsed: Model,
   info: ModelInfo,
   cpu: boolean,
+  half: boolean,
   loop: boolean,
 ): { steps: StepMode; graph: Uint8Array } {
-  const half = info.pastType === DataType.FLOAT16 || info.logitsType === DataType.FLOAT16;
   const steps: StepMode = info.interface === "no-cache" ? "none" : cpu && half ? "stepped" : "loop";
   const held = steps === "loop" && cpu && !loop ? withHeldCache(bytes, parsed.graph, info) : null;
   const head = (b: Uint8Array) => addScoreHead(b, parsed, info.logitsType, info.vocabSize, cpu);
@@ -354,22 +354,16 @@ async function forwardInParts(
 async function forwardStepped(m: Loaded, req: ForwardRequest): Promise<ForwardResult> {
   const { batch, length, start, suppress } = req;
   const steps = req.steps ?? 0;
-  const window = length - start;
   if (!steps) {
     const r = await pass(m, { ids: req.ids, batch, length, start, targets: req.targets, suppress });
     return { argmax: r.argmax, logprob: r.logprob };
   }
-  const column = (j: number) => {
-    const t = new BigInt64Array(batch);
-    for (let b = 0; b < batch; b++) t[b] = req.targets[b * (window + steps) + window - 1 + j];
-    return t;
-  };
   let r = await pass(m, {
     ids: req.ids,
     batch,
     length,
     start,
-    targets: column(0),
+    targets: stepTargets(req, 0),
     suppress,
     wantPresent: true,
   });
@@ -380,7 +374,7 @@ async function forwardStepped(m: Loaded, req: ForwardRequest): Promise<ForwardRe
       batch,
       length: 1,
       start: 0,
-      targets: column(j),
+      targets: stepTargets(req, j),
       suppress,
       past: r.present,
       wantPresent: j < steps,
@@ -428,7 +422,7 @@ async function heldPrompt(
     const rows = Math.min(perPart, batch - from);
     const feeds = {
       ...modelFeeds(info, req.ids.subarray(from * length, (from + rows) * length), rows, length),
-      ...stepHeadFeeds(m, req, 0, from, rows, req.start),
+      ...headFeeds(info, stepTargets(req, 0, from, rows), [rows, 1], req.suppress, req.start),
     };
     const out = await m.session.run(feeds, [HEAD.argmax, HEAD.logprob, ...fresh]);
     first.argmax.set(out[HEAD.argmax].data as BigInt64Array, from);
@@ -475,7 +469,7 @@ async function heldSteps(
       input_ids: idsTensor(info, BigInt64Array.from(previous), [batch, 1]),
       attention_mask: idsTensor(info, mask, [batch, capacity + 1]),
       position_ids: idsTensor(info, new BigInt64Array(batch).fill(BigInt(position)), [batch, 1]),
-      ...stepHeadFeeds(m, req, j, 0, batch, 0),
+      ...headFeeds(info, stepTargets(req, j), [batch, 1], req.suppress, 0),
     };
     info.pastNames.forEach((name, i) => feeds[name] = past[i]);
     const keep = j < steps;
@@ -499,23 +493,27 @@ async function heldSteps(
 }
 
 /**
- * The score head's feeds for step `j` (0: the prompt pass) of rows `from` …
- * `from + rows` of a request with greedy steps: each row's target of that step.
+ * Each row's target of greedy step `j` (0: the pass) for rows `from` … `from +
+ * rows` of a request with steps, whose window is its last position.
  */
-function stepHeadFeeds(
-  m: Loaded,
-  req: ForwardRequest,
-  j: number,
-  from: number,
-  rows: number,
-  start: number,
-): Record<string, ort.Tensor> {
+function stepTargets(req: ForwardRequest, j: number, from = 0, rows = req.batch): BigInt64Array {
   const n = 1 + req.steps!;
   const targets = new BigInt64Array(rows);
   for (let b = 0; b < rows; b++) targets[b] = req.targets[(from + b) * n + j];
+  return targets;
+}
+
+/** The score head's feeds: the targets (of shape `dims`), the suppressed ids, the window's start. */
+function headFeeds(
+  info: ModelInfo,
+  targets: BigInt64Array,
+  dims: number[],
+  suppress: Float32Array,
+  start: number,
+): Record<string, ort.Tensor> {
   return {
-    [HEAD.targets]: new ort.Tensor("int64", targets, [rows, 1]),
-    [HEAD.suppress]: new ort.Tensor("float32", req.suppress, [m.info.vocabSize]),
+    [HEAD.targets]: new ort.Tensor("int64", targets, dims),
+    [HEAD.suppress]: new ort.Tensor("float32", suppress, [info.vocabSize]),
     [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(start)), [1]),
   };
 }
@@ -539,9 +537,7 @@ async function forwardLoop(m: Loaded, req: ForwardRequest): Promise<ForwardResul
   const { batch, length } = req;
   const steps = req.steps ?? 0;
   const feeds: Record<string, ort.Tensor> = {
-    [HEAD.targets]: new ort.Tensor("int64", req.targets, [batch, length - req.start + steps]),
-    [HEAD.suppress]: new ort.Tensor("float32", req.suppress, [m.info.vocabSize]),
-    [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(req.start)), [1]),
+    ...headFeeds(m.info, req.targets, [batch, length - req.start + steps], req.suppress, req.start),
     [LOOP.ids]: new ort.Tensor("int64", req.ids, [batch, length]),
     [LOOP.trips]: new ort.Tensor("int64", BigInt64Array.of(BigInt(1 + steps)), []),
   };
@@ -580,9 +576,7 @@ async function pass(
   const past = p.past ?? null;
   const feeds: Record<string, ort.Tensor> = {
     ...modelFeeds(info, p.ids, p.batch, p.length, past),
-    [HEAD.targets]: new ort.Tensor("int64", p.targets, [p.batch, p.length - p.start]),
-    [HEAD.suppress]: new ort.Tensor("float32", p.suppress, [info.vocabSize]),
-    [HEAD.start]: new ort.Tensor("int64", BigInt64Array.of(BigInt(p.start)), [1]),
+    ...headFeeds(info, p.targets, [p.batch, p.length - p.start], p.suppress, p.start),
   };
   for (const t of Object.values(feeds)) nativeFloat16(t);
   const fetch = [HEAD.argmax, HEAD.logprob, ...(p.wantPresent ? info.presentNames : [])];
