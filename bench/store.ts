@@ -17,7 +17,8 @@
  *
  * With BENCH_WRITERS=1 it also runs the Parquet writers side by side on the
  * same shapes (bench/parquet_writers.ts: the previous hyparquet-writer code
- * and DuckDB, per-checkpoint files and the Hive dataset), each in its own process.
+ * and DuckDB, the export's two writers before this one, per-checkpoint files and the
+ * Hive dataset), each in its own process.
  *
  * Settings (environment): BENCH_STORE_SCALES (default 32; e.g. `32,8`),
  * BENCH_SKIP (any of report,csv,parquet,dataset), BENCH_COLD (1: evict the

@@ -7,7 +7,8 @@
  *   `index,accuracy` (accuracy = matches / l, as in the memorization CSVs
  *   published with the paper), written in chunks;
  * - `parquet`: `exports/<model>/step<step>.parquet` with index, accuracy,
- *   matches, prefix, nll, memorized, in row groups of {@link ROW_GROUP} rows;
+ *   matches, prefix, nll, memorized, in row groups of {@link ROW_GROUP} rows
+ *   (tasks/export_parquet.ts);
  * - `dataset`: a Hive-partitioned Parquet dataset
  *   `exports/dataset/model=<model>/step=<step>/part-<n>.parquet` (columns
  *   index, matches, prefix, nll, memorized; {@link PART_ROWS} rows per part)
@@ -28,8 +29,7 @@
  */
 import { mkdir, open, rename, rm, unlink } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { availableParallelism } from "node:os";
-import { ChunkCursor, ParquetWriterDuckDB } from "./export_parquet.ts";
+import { ChunkCursor, writeParquetFile } from "./export_parquet.ts";
 import { writeError } from "../engine/os/atomic.ts";
 import { readStoredSources, type StoredSource } from "../engine/store/stored_checkpoints.ts";
 import { readImportedCheckpoints, readImportRecord } from "../engine/import/imported.ts";
@@ -286,8 +286,6 @@ async function exportRuns(
   if (format === "dataset") {
     await rm(join(runDir, "exports", "dataset"), { recursive: true, force: true });
   }
-  let writer: Promise<ParquetWriterDuckDB> | null = null;
-  const parquet = () => (writer ??= ParquetWriterDuckDB.open());
   const exportRun = async (run: ExportRun) => {
     const t = performance.now();
     const files = format === "csv"
@@ -299,7 +297,7 @@ async function exportRuns(
           x,
         ),
       ]
-      : await writeParquet(run, runDir, format === "dataset", await parquet(), opts, display, x);
+      : await writeParquet(run, runDir, format === "dataset", opts, display, x);
     const rows = files.reduce((a, f) => a + f.rows, 0);
     const s = (performance.now() - t) / 1000;
     log?.(
@@ -308,30 +306,8 @@ async function exportRuns(
     );
     return files.map((f) => f.path);
   };
-  // Parquet: one run per core at a time (DuckDB encodes each file on one thread); CSV: one.
-  const parallel = format === "csv" ? 1 : Math.max(1, Math.min(availableParallelism(), 4));
-  const files: string[][] = new Array(runs.length);
-  let next = 0;
-  try {
-    // Every writer finishes (or fails) before DuckDB closes; after a failure none starts a run.
-    const done = await Promise.allSettled(
-      Array.from({ length: Math.min(parallel, runs.length) }, async () => {
-        while (next < runs.length) {
-          const i = next++;
-          try {
-            files[i] = await exportRun(runs[i]);
-          } catch (e) {
-            next = runs.length;
-            throw e;
-          }
-        }
-      }),
-    );
-    const failed = done.find((d) => d.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-  } finally {
-    if (writer) (await (writer as Promise<ParquetWriterDuckDB>)).close();
-  }
+  const files: string[][] = [];
+  for (const run of runs) files.push(await exportRun(run));
   written.push(...files.flat());
   return written;
 }
@@ -341,7 +317,6 @@ async function writeParquet(
   run: ExportRun,
   runDir: string,
   dataset: boolean,
-  writer: ParquetWriterDuckDB,
   opts: ExportOptions,
   progress: ProgressSink | null,
   x: ExportFeatures | null,
@@ -361,7 +336,7 @@ async function writeParquet(
     const tmp = tmpName(path);
     try {
       await mkdir(dirname(path), { recursive: true });
-      const rows = await writer.write(cursor, {
+      const rows = writeParquetFile(cursor, {
         path: tmp,
         rows: dataset ? opts.partRows ?? PART_ROWS : Infinity,
         l: run.continuation,

@@ -145,7 +145,7 @@ Deno.test("DuckDB reads the exports back: the file's schema, and the Hive datase
     sql.closeSync();
     db.closeSync();
   }
-  // A corrupt shard met while DuckDB writes: the store's error, and no temporary file left.
+  // A corrupt shard met while a Parquet file is written: the store's error, and no temporary file left.
   const shard = join(dir, "scores", "m-1.4b", "step2", "shard00000.bin");
   const bytes = await readFile(shard);
   bytes[70] ^= 1;
