@@ -36,7 +36,7 @@ import {
   FeatureCursor,
   type RowFeatures,
 } from "../engine/data/features/rows_file.ts";
-import { ChunkCursor } from "../tasks/export_parquet.ts";
+import { ChunkCursor, type ParquetFileOptions } from "../tasks/export_parquet.ts";
 
 /** One file to write: up to `rows` rows from the cursor. */
 interface Stream {
@@ -220,15 +220,7 @@ class ParquetWriterDuckDB {
    */
   async write(
     cursor: ChunkCursor,
-    opts: {
-      path: string;
-      rows: number;
-      l: number;
-      accuracy: boolean;
-      rowGroup: number;
-      features?: { features: RowFeatures; columns: FeatureColumn[] } | null;
-      progress?: ProgressSink | null;
-    },
+    opts: ParquetFileOptions,
   ): Promise<number> {
     const src = cursor.source;
     const s: Stream = {

@@ -266,24 +266,34 @@ export async function runStoreBench(): Promise<Record<string, number>> {
     reads.sort((a, b) => a - b);
     const median = reads[reads.length >> 1];
     out[key("readSecondsMedian")] = median;
-    // The first cold read of a run is often slower (0.4–0.7 GB/s against 1.4–2.7 after), which
-    // flatters the command after it: each ratio again against the median read, goal ≤ 3.
-    const against = commands.flatMap(([what]) => {
-      const seconds = out[key(`${what}Seconds`)];
-      if (seconds === undefined) return [];
-      const ratio = seconds / (median + (out[key(`${what}WriteSeconds`)] ?? 0));
-      out[key(`${what}MedianRatio`)] = ratio;
-      return [`${what} ${ratio.toFixed(2)}×${ratio > 3 ? " (over)" : ""}`];
-    });
-    if (against.length) {
-      console.log(
-        `against the median read (${median.toFixed(1)} s, + each export's write), goal ≤ 3: ` +
-          against.join(", "),
-      );
-    }
+    printMedianRatios(out, key, commands.map(([what]) => what), median);
     out[key("shardBytes")] = shardBytes;
     out[key("rows")] = rows;
     if (Deno.env.get("BENCH_CLEAN") === "1") await Deno.remove(store, { recursive: true });
   }
   return out;
+}
+
+/**
+ * Each command's ratio against the median read (+ its write), goal ≤ 3: the first cold read of a
+ * run is often slower (0.4–0.7 GB/s against 1.4–2.7 after), which flatters the command after it.
+ */
+function printMedianRatios(
+  out: Record<string, number>,
+  key: (what: string) => string,
+  commands: string[],
+  median: number,
+): void {
+  const against = commands.flatMap((what) => {
+    const seconds = out[key(`${what}Seconds`)];
+    if (seconds === undefined) return [];
+    const ratio = seconds / (median + (out[key(`${what}WriteSeconds`)] ?? 0));
+    out[key(`${what}MedianRatio`)] = ratio;
+    return [`${what} ${ratio.toFixed(2)}×${ratio > 3 ? " (over)" : ""}`];
+  });
+  if (!against.length) return;
+  console.log(
+    `against the median read (${median.toFixed(1)} s, + each export's write), goal ≤ 3: ` +
+      against.join(", "),
+  );
 }
